@@ -1,0 +1,281 @@
+// @ts-check
+// A local stand-in for Autopilot's REST API v1, built from ../shared/reference/autopilot-api.md.
+// It is deliberately independent of src/: the tests use it as the judge of what
+// the Worker sends. It runs anywhere `Request`/`Response` exist: inside workerd
+// (tests, via a fetch spy), in Node (the `npm start` sandbox server) and as
+// Miniflare's outboundService (benchmarks, fuzzing).
+
+export const STANDARD_FIELDS = new Set([
+  'Email', 'FirstName', 'LastName', 'Salutation', 'Company', 'NumberOfEmployees', 'Title',
+  'Industry', 'Phone', 'MobilePhone', 'Fax', 'Website', 'MailingStreet', 'MailingCity',
+  'MailingState', 'MailingPostalCode', 'MailingCountry', 'owner_name', 'LeadSource',
+  'Status', 'LinkedIn', 'Twitter',
+])
+const BOOLEAN_FIELDS = new Set(['unsubscribed', 'notify'])
+const SPECIAL_STRING_FIELDS = new Set(['_NewEmail', '_autopilot_list', '_autopilot_session_id'])
+const CUSTOM_KEY = /^(string|integer|float|boolean|date)--(.+)$/s
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
+// Stricter than the Worker's own check on purpose: a domain needs a dot. This is
+// how the tests produce a contact that Autopilot refuses inside a bulk call.
+const AUTOPILOT_EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}.]+(?:\.[^\s@\p{Cc}.]+)+$/u
+
+/** @param {unknown} value */
+const isPlainObject = (value) =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) &&
+  (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
+
+/** A custom field key is well-formed when its name is non-empty and has no whitespace or control characters.
+ * @param {string} key */
+export function isWellFormedCustomKey(key) {
+  const match = CUSTOM_KEY.exec(key)
+  if (!match) return false
+  const name = match[2]
+  return name.length > 0 && name.length <= 200 && !/[\s\p{Cc}]/u.test(name) &&
+    name.isWellFormed() && !['__proto__', 'constructor', 'prototype'].includes(name)
+}
+
+/**
+ * Checks a contact the way Autopilot does. Returns the reason it is refused, or undefined.
+ * @param {unknown} contact
+ * @param {Map<string, string>} [fieldTypes] the account's existing custom field types (name -> type)
+ * @returns {string | undefined}
+ */
+export function contactProblem(contact, fieldTypes = new Map()) {
+  if (!isPlainObject(contact)) return 'contact must be an object'
+  const c = /** @type {Record<string, unknown>} */ (contact)
+  if (typeof c.Email !== 'string' || !AUTOPILOT_EMAIL.test(c.Email) || !c.Email.isWellFormed()) {
+    return 'Invalid contact_id_or_email value provided.'
+  }
+  for (const [key, value] of Object.entries(c)) {
+    if (key === 'custom') continue
+    if (STANDARD_FIELDS.has(key) || SPECIAL_STRING_FIELDS.has(key)) {
+      if (typeof value !== 'string') return `Field ${key} must be a string.`
+      if (!value.isWellFormed()) return `Field ${key} is not valid text.`
+    } else if (BOOLEAN_FIELDS.has(key)) {
+      if (typeof value !== 'boolean') return `Field ${key} must be a boolean.`
+    } else {
+      return `Unknown contact field ${JSON.stringify(key)}.`
+    }
+  }
+  if (c._NewEmail !== undefined && !AUTOPILOT_EMAIL.test(/** @type {string} */ (c._NewEmail))) {
+    return 'Invalid _NewEmail value provided.'
+  }
+  if (c.custom === undefined) return undefined
+  if (!isPlainObject(c.custom)) return 'custom must be an object of typed fields.'
+  for (const [key, value] of Object.entries(/** @type {object} */ (c.custom))) {
+    if (!isWellFormedCustomKey(key)) return `Custom field ${JSON.stringify(key)} must be named <type>--<Name>.`
+    const [, type, name] = /** @type {RegExpExecArray} */ (CUSTOM_KEY.exec(key))
+    if (!fits(type, value)) return `Custom field ${key} does not hold a ${type}.`
+    const known = fieldTypes.get(name)
+    if (known && known !== type) return `Custom field ${name} already exists with type ${known}.`
+  }
+  return undefined
+}
+
+/** @param {string} type @param {unknown} value */
+function fits(type, value) {
+  switch (type) {
+    case 'string': return typeof value === 'string' && value.isWellFormed()
+    case 'integer': return typeof value === 'number' && Number.isSafeInteger(value)
+    case 'float': return typeof value === 'number' && Number.isFinite(value)
+    case 'boolean': return typeof value === 'boolean'
+    case 'date': return typeof value === 'string' && ISO_DATE.test(value) && !Number.isNaN(Date.parse(value))
+    default: return false
+  }
+}
+
+/**
+ * @typedef {{ status?: number, hang?: boolean, network?: boolean, retryAfter?: string, match?: (call: {method: string, path: string}) => boolean }} Fault
+ * @typedef {{ at: number, method: string, path: string, body: any, status: number, apiKey: string | null }} Call
+ * @typedef {{
+ *   apiKey?: string,
+ *   rateLimit?: number,
+ *   failureRate?: number,
+ *   seed?: number,
+ *   triggers?: string[],
+ *   now?: () => number,
+ *   log?: (line: string) => void,
+ * }} AutopilotOptions
+ */
+
+/**
+ * Creates one Autopilot account in memory.
+ * - `rateLimit`: requests per second per key (sliding one-second window); 0 = unlimited.
+ * - `failureRate`: share of calls answered with an injected 429/500/503 (seeded, repeatable).
+ * - `triggers`: known API trigger ids; others answer 404. Omitted = any id exists.
+ * @param {AutopilotOptions} [options]
+ */
+export function createAutopilot(options = {}) {
+  const apiKey = options.apiKey ?? 'sandbox-key'
+  const now = options.now ?? (() => Date.now())
+  let random = mulberry32(options.seed ?? 1)
+  /** @type {Map<string, Record<string, any>>} */
+  const contacts = new Map()
+  /** @type {Map<string, string>} */
+  const fieldTypes = new Map()
+  /** @type {{triggerId: string, email: string, at: number}[]} */
+  const enrolments = []
+  /** @type {Call[]} */
+  const calls = []
+  /** @type {Fault[]} */
+  const faults = []
+  /** @type {number[]} */
+  let window = []
+  let ids = 0
+
+  const state = {
+    rateLimit: options.rateLimit ?? 0,
+    failureRate: options.failureRate ?? 0,
+    contacts, fieldTypes, enrolments, calls,
+    /** Queue faults for the next matching calls, in order. @param {...Fault} list */
+    inject(...list) { faults.push(...list) },
+    reset() {
+      contacts.clear(); fieldTypes.clear(); enrolments.length = 0; calls.length = 0
+      faults.length = 0; window = []; random = mulberry32(options.seed ?? 1)
+    },
+    /** @param {Request} request */
+    fetch: async (request) => handle(request),
+  }
+
+  /** @param {number} status @param {string} message @param {Record<string, string>} [headers] */
+  const error = (status, message, headers) =>
+    Response.json({ error: reason(status), message }, { status, headers })
+
+  /** @param {Request} request @returns {Promise<Response>} */
+  async function handle(request) {
+    const url = new URL(request.url)
+    const path = url.pathname.replace(/^\/v1(?=\/)/, '')
+    const text = request.method === 'GET' || request.method === 'DELETE' ? '' : await request.text()
+    /** @type {any} */
+    let body
+    try { body = text ? JSON.parse(text) : undefined } catch { body = Symbol.for('unparseable') }
+    /** @type {Call} */
+    const call = { at: now(), method: request.method, path, body, status: 0, apiKey: request.headers.get('autopilotapikey') }
+    calls.push(call)
+    const response = await answer(request, call)
+    call.status = response.status
+    options.log?.(`${call.method} ${call.path} -> ${call.status}${summary(call)}`)
+    return response
+  }
+
+  /** @param {Request} request @param {Call} call @returns {Promise<Response>} */
+  async function answer(request, call) {
+    const faultIndex = faults.findIndex((f) => !f.match || f.match(call))
+    if (faultIndex >= 0) {
+      const [fault] = faults.splice(faultIndex, 1)
+      if (fault.hang) return hang(request)
+      if (fault.network) throw new TypeError('Network connection lost.')
+      const status = fault.status ?? 500
+      return error(status, status === 429 ? `You have exceeded your request rate of ${state.rateLimit || 5} r/s.` : 'Injected failure.',
+        fault.retryAfter ? { 'Retry-After': fault.retryAfter } : undefined)
+    }
+    if (state.failureRate > 0 && random() < state.failureRate) {
+      const status = [429, 500, 503][Math.floor(random() * 3)]
+      return error(status, status === 429 ? 'You have exceeded your request rate of 5 r/s.' : 'Injected failure.')
+    }
+    if (state.rateLimit > 0) {
+      const t = now()
+      window = window.filter((at) => t - at < 1000)
+      if (window.length >= state.rateLimit) return error(429, `You have exceeded your request rate of ${state.rateLimit} r/s.`)
+      window.push(t)
+    }
+    if (!call.apiKey) return error(400, 'No autopilotapikey header provided.')
+    if (call.apiKey !== apiKey) return error(401, 'Provided autopilotapikey not valid.')
+    if (call.body === Symbol.for('unparseable')) return error(400, 'Request body is not valid JSON.')
+    return route(call)
+  }
+
+  /** @param {Call} call @returns {Response} */
+  function route({ method, path, body }) {
+    let m
+    if (method === 'POST' && path === '/contact') {
+      const problem = contactProblem(body?.contact, fieldTypes)
+      if (problem) return error(400, problem)
+      return Response.json({ contact_id: upsert(body.contact) })
+    }
+    if (method === 'POST' && path === '/contacts') {
+      const list = body?.contacts
+      if (!Array.isArray(list) || list.length === 0) return error(400, 'contacts must be a non-empty array.')
+      if (list.length > 100) return error(400, 'A maximum of 100 contacts can be added in one call.')
+      for (const contact of list) {
+        const problem = contactProblem(contact, fieldTypes)
+        if (problem) return error(400, problem)
+      }
+      return Response.json({ contact_ids: list.map(upsert) })
+    }
+    if ((m = /^\/trigger\/([^/]+)\/contact\/([^/]+)$/.exec(path)) && method === 'POST') {
+      const triggerId = decodeURIComponent(m[1])
+      const email = decodeURIComponent(m[2])
+      if (options.triggers && !options.triggers.includes(triggerId)) return error(404, 'Trigger could not be found.')
+      if (!contacts.has(email)) return error(404, 'Contact could not be found.')
+      enrolments.push({ triggerId, email, at: now() })
+      return new Response(null, { status: 200 })
+    }
+    if ((m = /^\/contact\/([^/]+)$/.exec(path))) {
+      const email = decodeURIComponent(m[1])
+      const contact = contacts.get(email)
+      if (!contact) return error(404, 'Contact could not be found.')
+      if (method === 'GET') return Response.json(contact)
+      if (method === 'DELETE') { contacts.delete(email); return new Response(null, { status: 204 }) }
+    }
+    if (method === 'GET' && path === '/triggers') {
+      return Response.json({ triggers: (options.triggers ?? []).map((id) => ({ journey: `Journey ${id}`, trigger_id: id })) })
+    }
+    if (method === 'GET' && path === '/account') return Response.json({ account: 'sandbox' })
+    return error(404, `No route for ${method} ${path}.`)
+  }
+
+  /** @param {Record<string, any>} input @returns {string} */
+  function upsert(input) {
+    const { custom, _NewEmail, notify, _autopilot_list, _autopilot_session_id, ...fields } = input
+    const existing = contacts.get(fields.Email)
+    const contact = existing ?? { contact_id: `person_${++ids}`, custom: {} }
+    Object.assign(contact, fields)
+    for (const [key, value] of Object.entries(custom ?? {})) {
+      const [, type, name] = /** @type {RegExpExecArray} */ (CUSTOM_KEY.exec(key))
+      fieldTypes.set(name, type)
+      contact.custom[key] = value
+    }
+    if (_NewEmail) {
+      contacts.delete(fields.Email)
+      contact.Email = _NewEmail
+    }
+    contacts.set(contact.Email, contact)
+    return contact.contact_id
+  }
+
+  return state
+}
+
+/** Waits until the caller gives up (its AbortSignal fires), like a server that never answers.
+ * @param {Request} request @returns {Promise<Response>} */
+function hang(request) {
+  return new Promise((_, reject) => {
+    const stop = setTimeout(() => reject(new Error('stand-in hang without an abort signal')), 30_000)
+    request.signal.addEventListener('abort', () => { clearTimeout(stop); reject(request.signal.reason) })
+  })
+}
+
+/** @param {Call} call */
+function summary(call) {
+  if (call.path === '/contacts') return ` (${call.body?.contacts?.length ?? 0} contacts)`
+  if (call.path === '/contact' && call.body?.contact) return ` ${JSON.stringify(call.body.contact)}`
+  return ''
+}
+
+/** @param {number} status */
+function reason(status) {
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' })[status] ?? 'Error'
+}
+
+/** Small seeded PRNG so injected failures repeat from run to run. @param {number} seed */
+function mulberry32(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

@@ -1,0 +1,70 @@
+// Who gets in: Segment's X-Signature (HMAC-SHA1 of the body with the shared secret)
+// or a bearer token. Locked unless one is configured or ALLOW_UNSIGNED="true".
+import type { Config } from './config'
+
+export type AuthResult =
+  | 'signature' // a valid X-Signature
+  | 'token' // a valid Authorization: Bearer token
+  | 'open' // ALLOW_UNSIGNED="true": no check at all (local use)
+  | 'unauthorized'
+  | 'not-configured' // neither credential is set: fail closed
+
+interface Keys {
+  hmac?: Promise<CryptoKey>
+  token?: Promise<ArrayBuffer>
+}
+const encoder = new TextEncoder()
+const keysByConfig = new WeakMap<Config, Keys>()
+
+/** Imported once per isolate (per parsed config), never per event. */
+function keysOf(config: Config): Keys {
+  let keys = keysByConfig.get(config)
+  if (!keys) {
+    keys = {
+      hmac: config.sharedSecret
+        ? crypto.subtle.importKey('raw', encoder.encode(config.sharedSecret), { name: 'HMAC', hash: 'SHA-1' }, false, ['verify'])
+        : undefined,
+      token: config.webhookToken ? sha256(config.webhookToken) : undefined,
+    }
+    keysByConfig.set(config, keys)
+  }
+  return keys
+}
+
+/**
+ * @param firstEvent Segment signs only `JSON.stringify(events[0])` of an array body;
+ *   called only when the raw body's signature does not match.
+ */
+export async function authenticate(
+  headers: Headers,
+  rawBody: string,
+  firstEvent: () => string | undefined,
+  config: Config,
+): Promise<AuthResult> {
+  if (config.allowUnsigned) return 'open'
+  const keys = keysOf(config)
+  if (!keys.hmac && !keys.token) return 'not-configured'
+
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1]
+  if (keys.token && bearer && crypto.subtle.timingSafeEqual(await sha256(bearer), await keys.token)) return 'token'
+
+  const signature = hexBytes(headers.get('x-signature'))
+  if (keys.hmac && signature) {
+    const key = await keys.hmac
+    const verify = (text: string) => crypto.subtle.verify('HMAC', key, signature, encoder.encode(text))
+    if (await verify(rawBody)) return 'signature'
+    const first = rawBody.trimStart().startsWith('[') ? firstEvent() : undefined
+    if (first !== undefined && (await verify(first))) return 'signature'
+  }
+  return 'unauthorized'
+}
+
+/** SHA-1 HMAC as 40 hex digits, or nothing. */
+function hexBytes(header: string | null): Uint8Array | undefined {
+  const hex = header?.trim()
+  if (!hex || !/^[0-9a-f]{40}$/i.test(hex)) return undefined
+  return Uint8Array.from(hex.match(/../g)!, (pair) => parseInt(pair, 16))
+}
+
+// Comparing digests keeps the comparison constant-time whatever the token's length.
+const sha256 = (text: string) => crypto.subtle.digest('SHA-256', encoder.encode(text))

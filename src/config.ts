@@ -1,0 +1,93 @@
+import * as v from 'valibot'
+
+/** Everything the Worker can be given. Names are a contract: README lists each. */
+export interface Env {
+  AUTOPILOT_API_KEY?: string
+  SEGMENT_SHARED_SECRET?: string
+  SEGMENT_WEBHOOK_TOKEN?: string
+  ALLOW_UNSIGNED?: string
+  AUTOPILOT_TRIGGERS?: string | Record<string, unknown>
+  AUTOPILOT_FIELD_TYPES?: string | Record<string, unknown>
+  AUTOPILOT_BASE_URL?: string
+  AUTOPILOT_TIMEOUT_MS?: string | number
+  MAX_BODY_BYTES?: string | number
+}
+
+export const CUSTOM_TYPES = ['string', 'integer', 'float', 'boolean', 'date'] as const
+export type CustomType = (typeof CUSTOM_TYPES)[number]
+
+export interface Config {
+  apiKey?: string
+  sharedSecret?: string
+  webhookToken?: string
+  allowUnsigned: boolean
+  /** Segment event name -> Autopilot API trigger id. */
+  triggers: ReadonlyMap<string, string>
+  /** Trait name -> pinned custom field type. */
+  fieldTypes: ReadonlyMap<string, CustomType>
+  baseUrl: string
+  timeoutMs: number
+  maxBodyBytes: number
+  /** Configuration mistakes: while any exist, events are answered 503 so Segment retries. */
+  problems: string[]
+}
+
+export const DEFAULT_BASE_URL = 'https://api2.autopilothq.com/v1'
+export const DEFAULT_TIMEOUT_MS = 4000
+export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+
+/** A JSON object given as a string var, or as a TOML table in wrangler.toml. */
+const StringMap = <T extends v.GenericSchema<string>>(value: T) =>
+  v.pipe(
+    v.union([v.pipe(v.string(), v.parseJson()), v.unknown()]),
+    v.check((input) => typeof input === 'object' && input !== null && !Array.isArray(input), 'must be an object'),
+    v.record(v.pipe(v.string(), v.nonEmpty()), value),
+  )
+const TriggersSchema = StringMap(v.pipe(v.string(), v.trim(), v.nonEmpty()))
+const FieldTypesSchema = StringMap(v.picklist(CUSTOM_TYPES))
+const PositiveInt = v.pipe(
+  v.union([v.number(), v.pipe(v.string(), v.trim(), v.nonEmpty(), v.toNumber())]),
+  v.integer(),
+  v.minValue(1),
+)
+const BaseUrl = v.pipe(v.string(), v.trim(), v.url(), v.check((u) => /^https?:/.test(u), 'must be an http(s) URL'))
+
+const configs = new WeakMap<object, Config>()
+
+/** Parsed once per isolate (per env object), never per event. */
+export function getConfig(env: Env): Config {
+  let config = configs.get(env)
+  if (!config) {
+    config = parseConfig(env)
+    configs.set(env, config)
+  }
+  return config
+}
+
+function parseConfig(env: Env): Config {
+  const problems: string[] = []
+  const read = <S extends v.GenericSchema<unknown>>(name: keyof Env, schema: S, fallback: v.InferOutput<S>, hint: string) => {
+    const raw = env[name]
+    if (raw === undefined || raw === '') return fallback
+    const result = v.safeParse(schema, raw)
+    if (result.success) return result.output
+    problems.push(`${name} ${hint}: ${result.issues[0].message}`)
+    return fallback
+  }
+  const secret = (name: keyof Env) => {
+    const value = env[name]
+    return typeof value === 'string' && value.length > 0 ? value : undefined
+  }
+  return {
+    apiKey: secret('AUTOPILOT_API_KEY'),
+    sharedSecret: secret('SEGMENT_SHARED_SECRET'),
+    webhookToken: secret('SEGMENT_WEBHOOK_TOKEN'),
+    allowUnsigned: env.ALLOW_UNSIGNED === 'true',
+    triggers: new Map(Object.entries(read('AUTOPILOT_TRIGGERS', TriggersSchema, {}, 'must be a JSON object of event name to trigger id'))),
+    fieldTypes: new Map(Object.entries(read('AUTOPILOT_FIELD_TYPES', FieldTypesSchema, {}, `must be a JSON object of trait name to one of ${CUSTOM_TYPES.join(', ')}`))),
+    baseUrl: read('AUTOPILOT_BASE_URL', BaseUrl, DEFAULT_BASE_URL, 'must be a URL').replace(/\/+$/, ''),
+    timeoutMs: read('AUTOPILOT_TIMEOUT_MS', PositiveInt, DEFAULT_TIMEOUT_MS, 'must be a whole number of milliseconds'),
+    maxBodyBytes: read('MAX_BODY_BYTES', PositiveInt, DEFAULT_MAX_BODY_BYTES, 'must be a whole number of bytes'),
+    problems,
+  }
+}

@@ -1,0 +1,192 @@
+import * as v from 'valibot'
+
+// Liberal about fields we don't read (SDKs add channel, request_ip, offsets, numeric
+// versions...), strict about the ones we do. Schemas are built once, at module load.
+
+export const EVENT_TYPES = ['identify', 'track', 'page', 'screen', 'group', 'alias', 'delete'] as const
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+// looseObject's own message is only ever used for a missing required key: the
+// plain-object checks run first.
+const REQUIRED = 'is required'
+
+/** An object (not an array, not null) whose listed keys are checked and the rest kept. */
+const object = <E extends v.ObjectEntries>(entries: E) =>
+  v.pipe(v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'), v.looseObject(entries, REQUIRED))
+
+
+const AnyObject = v.custom<Record<string, unknown>>(isPlainObject, 'must be an object')
+
+/** Text we forward: strings, or numbers (phone numbers often arrive as numbers). */
+const Text = v.pipe(
+  v.union([v.string(), v.pipe(v.number(), v.transform(String))], 'must be a string'),
+  v.transform((s) => s.toWellFormed()),
+)
+
+// Plausible, not RFC-complete: one @, something on both sides, no spaces or control
+// characters. Autopilot makes the final call (a 400 we pass on per event).
+export const Email = v.pipe(
+  v.string('must be a string'),
+  v.trim(),
+  v.nonEmpty('must not be empty'),
+  v.maxLength(254, 'must be at most 254 characters'),
+  v.regex(/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u, 'must be an email address'),
+  v.check((s) => s.isWellFormed(), 'must be an email address'),
+)
+
+const Id = v.pipe(
+  v.union([v.string(), v.pipe(v.number(), v.transform(String))], 'must be a string'),
+  v.trim(),
+  v.maxLength(512, 'must be at most 512 characters'),
+)
+
+const Unsubscribed = v.union(
+  [v.boolean(), v.pipe(v.picklist(['true', 'false']), v.transform((s) => s === 'true'))],
+  'must be a boolean',
+)
+
+/** Segment's reserved traits that map to Autopilot's standard fields. */
+export const Traits = object({
+  email: v.nullish(Email),
+  name: v.nullish(Text),
+  firstName: v.nullish(Text),
+  first_name: v.nullish(Text),
+  lastName: v.nullish(Text),
+  last_name: v.nullish(Text),
+  phone: v.nullish(Text),
+  mobile: v.nullish(Text),
+  mobilePhone: v.nullish(Text),
+  mobile_phone: v.nullish(Text),
+  title: v.nullish(Text),
+  website: v.nullish(Text),
+  industry: v.nullish(Text),
+  company: v.nullish(
+    v.union(
+      [
+        Text,
+        object({
+          name: v.nullish(Text),
+          industry: v.nullish(Text),
+          employee_count: v.nullish(Text),
+          employeeCount: v.nullish(Text),
+        }),
+      ],
+      'must be a string or an object',
+    ),
+  ),
+  address: v.nullish(
+    object({
+      street: v.nullish(Text),
+      city: v.nullish(Text),
+      state: v.nullish(Text),
+      postalCode: v.nullish(Text),
+      postal_code: v.nullish(Text),
+      country: v.nullish(Text),
+    }),
+  ),
+  leadSource: v.nullish(Text),
+  lead_source: v.nullish(Text),
+  LeadSource: v.nullish(Text),
+  status: v.nullish(Text),
+  salutation: v.nullish(Text),
+  twitter: v.nullish(Text),
+  linkedin: v.nullish(Text),
+  fax: v.nullish(Text),
+  unsubscribed: v.nullish(Unsubscribed),
+  newEmail: v.nullish(Email),
+  new_email: v.nullish(Email),
+  _NewEmail: v.nullish(Email),
+})
+export type Traits = v.InferOutput<typeof Traits>
+
+const common = {
+  messageId: v.optional(v.pipe(v.string('must be a string'), v.maxLength(256, 'must be at most 256 characters'))),
+  userId: v.nullish(Id),
+  anonymousId: v.nullish(Id),
+}
+/** Identify and track read `context.traits` (Engage puts the email there). */
+const ContextWithTraits = object({ traits: v.optional(Traits) })
+
+const Identify = v.looseObject(
+  {
+    ...common,
+    type: v.literal('identify'),
+    traits: v.optional(Traits),
+    context: v.optional(ContextWithTraits),
+  },
+  REQUIRED,
+)
+const Track = v.looseObject(
+  {
+    ...common,
+    type: v.literal('track'),
+    event: v.pipe(
+      v.string('must be a string'),
+      v.trim(),
+      v.nonEmpty('must be a non-empty event name'),
+      v.maxLength(256, 'must be at most 256 characters'),
+    ),
+    properties: v.optional(object({ email: v.nullish(Email) })),
+    context: v.optional(ContextWithTraits),
+  },
+  REQUIRED,
+)
+/** Types we acknowledge without mapping: only their general shape is checked. */
+const other = <T extends string, E extends v.ObjectEntries>(type: T, entries: E) =>
+  v.looseObject({
+    ...common,
+    type: v.literal(type),
+    context: v.optional(AnyObject),
+    traits: v.optional(AnyObject),
+    properties: v.optional(AnyObject),
+    ...entries,
+  }, REQUIRED)
+
+export const SegmentEvent = v.pipe(
+  v.unknown(),
+  v.check(isPlainObject, 'an event must be a JSON object'),
+  v.variant(
+    'type',
+    [
+      Identify,
+      Track,
+      other('page', {}),
+      other('screen', {}),
+      other('group', {}),
+      other('alias', { previousId: v.nullish(Id) }),
+      other('delete', {}),
+    ],
+    `must be one of ${EVENT_TYPES.join(', ')}`,
+  ),
+)
+export type SegmentEvent = v.InferOutput<typeof SegmentEvent>
+export type IdentifyEvent = v.InferOutput<typeof Identify>
+export type TrackEvent = v.InferOutput<typeof Track>
+
+export interface Issue {
+  path: string
+  message: string
+}
+
+export type Checked =
+  | { ok: true; event: SegmentEvent }
+  | { ok: false; message: string; issues: Issue[] }
+
+/** Validates one event; issues name the field, never echo its value. */
+export function checkEvent(input: unknown): Checked {
+  const result = v.safeParse(SegmentEvent, input)
+  if (result.success) return { ok: true, event: result.output }
+  const issues = result.issues.map((issue) => ({ path: v.getDotPath(issue) ?? '', message: issue.message }))
+  const first = issues[0]
+  return { ok: false, message: `Invalid event: ${first.path ? `${first.path} ` : ''}${first.message}`, issues }
+}
+
+/** The three body shapes Segment sends: one event, an array (Actions batching), or {batch: [...]}. */
+export function eventsOf(body: unknown): { events: unknown[]; batch: boolean } | undefined {
+  if (Array.isArray(body)) return { events: body, batch: true }
+  if (!isPlainObject(body)) return undefined
+  if (Array.isArray(body.batch) && body.type === undefined) return { events: body.batch, batch: true }
+  return { events: [body], batch: false }
+}

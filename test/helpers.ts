@@ -1,0 +1,97 @@
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import { expect, vi } from 'vitest'
+import { createAutopilot, type AutopilotOptions } from '../sandbox/autopilot.js'
+import type { Env } from '../src/config'
+import worker from '../src/index'
+
+export const API_KEY = 'ap-test-key-5f2c9d1e'
+export const SECRET = 'segment-shared-secret-7a1b'
+export const TOKEN = 'webhook-token-91c3e0f4d2'
+export const BASE_URL = 'https://autopilot.test/v1'
+
+export const encoder = new TextEncoder()
+
+/** Segment's X-Signature: lowercase hex HMAC-SHA1 of the text with the shared secret. */
+export async function sign(text: string, secret = SECRET): Promise<string> {
+  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-1' }, false, ['sign'])
+  const mac = await crypto.subtle.sign('HMAC', key, encoder.encode(text))
+  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+export interface PostOptions {
+  /** 'body' (default) signs the raw body; 'none' sends no signature; a string is sent as is. */
+  signature?: 'body' | 'none' | string
+  headers?: Record<string, string>
+  method?: string
+  path?: string
+}
+
+/**
+ * A Worker wired to a fresh in-memory Autopilot: every outbound fetch of the
+ * Worker (same isolate) is answered by the stand-in.
+ */
+export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions = {}) {
+  const autopilot = createAutopilot({ apiKey: API_KEY, ...autopilotOptions })
+  const fetchSpy = vi
+    .spyOn(globalThis, 'fetch')
+    .mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => autopilot.fetch(new Request(input, init)))
+  const logs: string[] = []
+  const logSpy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    logs.push(args.map(String).join(' '))
+  })
+  const fullEnv: Env = {
+    AUTOPILOT_API_KEY: API_KEY,
+    SEGMENT_SHARED_SECRET: SECRET,
+    AUTOPILOT_BASE_URL: BASE_URL,
+    AUTOPILOT_TRIGGERS: JSON.stringify({ 'Step Activated': '0001', 'Order Completed': '0002' }),
+    ...env,
+  }
+
+  async function request(input: Request): Promise<Response> {
+    const ctx = createExecutionContext()
+    const response = await worker.fetch(input, fullEnv, ctx)
+    await waitOnExecutionContext(ctx)
+    return response
+  }
+
+  async function post(body: unknown, options: PostOptions = {}): Promise<Response> {
+    const text = typeof body === 'string' ? body : JSON.stringify(body)
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers }
+    const signature = options.signature ?? 'body'
+    if (signature === 'body') headers['x-signature'] = await sign(text)
+    else if (signature !== 'none') headers['x-signature'] = signature
+    return request(new Request(`https://worker.test${options.path ?? '/'}`, { method: options.method ?? 'POST', headers, body: text }))
+  }
+
+  async function get(path: string): Promise<Response> {
+    return request(new Request(`https://worker.test${path}`))
+  }
+
+  /** The JSON log lines the Worker wrote. */
+  const logLines = () => logs.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, any>)
+
+  return { autopilot, env: fullEnv, request, post, get, fetchSpy, logSpy, logs, logLines }
+}
+
+export const identify = (traits: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  type: 'identify',
+  messageId: `m-${crypto.randomUUID()}`,
+  userId: 'u-1',
+  traits,
+  ...extra,
+})
+
+export const track = (event: string, email: string | undefined, extra: Record<string, unknown> = {}) => ({
+  type: 'track',
+  messageId: `m-${crypto.randomUUID()}`,
+  userId: 'u-1',
+  event,
+  properties: {},
+  ...(email && { context: { traits: { email } } }),
+  ...extra,
+})
+
+export async function json(response: Response): Promise<any> {
+  expect(response.headers.get('content-type')).toMatch(/application\/json/)
+  return response.json()
+}
