@@ -17,6 +17,28 @@ const object = <E extends v.ObjectEntries>(entries: E) =>
   v.pipe(v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'), v.looseObject(entries, REQUIRED))
 
 
+/** Limits for trait values we pass on: far above anything Segment sends (32 KB per event). */
+export const MAX_TRAIT_TEXT = 32_768
+export const MAX_TRAIT_DEPTH = 16
+
+/** Walks a value without recursion, so no nesting can overflow the stack. */
+function withinLimits(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 0]]
+  while (stack.length) {
+    const [item, depth] = stack.pop()!
+    if (typeof item === 'string' && item.length > MAX_TRAIT_TEXT) return false
+    if (typeof item === 'object' && item !== null) {
+      if (depth >= MAX_TRAIT_DEPTH) return false
+      for (const inner of Object.values(item)) stack.push([inner, depth + 1])
+    }
+  }
+  return true
+}
+const TraitValue = v.pipe(
+  v.unknown(),
+  v.check(withinLimits, `must hold text of at most ${MAX_TRAIT_TEXT} characters, nested at most ${MAX_TRAIT_DEPTH} levels`),
+)
+
 const AnyObject = v.custom<Record<string, unknown>>(isPlainObject, 'must be an object')
 
 /** Text we forward: strings, or numbers (phone numbers often arrive as numbers). */
@@ -47,58 +69,64 @@ const Unsubscribed = v.union(
   'must be a boolean',
 )
 
-/** Segment's reserved traits that map to Autopilot's standard fields. */
-export const Traits = object({
-  email: v.nullish(Email),
-  name: v.nullish(Text),
-  firstName: v.nullish(Text),
-  first_name: v.nullish(Text),
-  lastName: v.nullish(Text),
-  last_name: v.nullish(Text),
-  phone: v.nullish(Text),
-  mobile: v.nullish(Text),
-  mobilePhone: v.nullish(Text),
-  mobile_phone: v.nullish(Text),
-  title: v.nullish(Text),
-  website: v.nullish(Text),
-  industry: v.nullish(Text),
-  company: v.nullish(
-    v.union(
-      [
-        Text,
+/** Segment's reserved traits that map to Autopilot's standard fields; any other trait within limits. */
+export const Traits = v.pipe(
+  v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'),
+  v.objectWithRest(
+    {
+      email: v.nullish(Email),
+      name: v.nullish(Text),
+      firstName: v.nullish(Text),
+      first_name: v.nullish(Text),
+      lastName: v.nullish(Text),
+      last_name: v.nullish(Text),
+      phone: v.nullish(Text),
+      mobile: v.nullish(Text),
+      mobilePhone: v.nullish(Text),
+      mobile_phone: v.nullish(Text),
+      title: v.nullish(Text),
+      website: v.nullish(Text),
+      industry: v.nullish(Text),
+      company: v.nullish(
+        v.union(
+          [
+            Text,
+            object({
+              name: v.nullish(Text),
+              industry: v.nullish(Text),
+              employee_count: v.nullish(Text),
+              employeeCount: v.nullish(Text),
+            }),
+          ],
+          'must be a string or an object',
+        ),
+      ),
+      address: v.nullish(
         object({
-          name: v.nullish(Text),
-          industry: v.nullish(Text),
-          employee_count: v.nullish(Text),
-          employeeCount: v.nullish(Text),
+          street: v.nullish(Text),
+          city: v.nullish(Text),
+          state: v.nullish(Text),
+          postalCode: v.nullish(Text),
+          postal_code: v.nullish(Text),
+          country: v.nullish(Text),
         }),
-      ],
-      'must be a string or an object',
-    ),
+      ),
+      leadSource: v.nullish(Text),
+      lead_source: v.nullish(Text),
+      LeadSource: v.nullish(Text),
+      status: v.nullish(Text),
+      salutation: v.nullish(Text),
+      twitter: v.nullish(Text),
+      linkedin: v.nullish(Text),
+      fax: v.nullish(Text),
+      unsubscribed: v.nullish(Unsubscribed),
+      newEmail: v.nullish(Email),
+      new_email: v.nullish(Email),
+      _NewEmail: v.nullish(Email),
+    },
+    TraitValue,
   ),
-  address: v.nullish(
-    object({
-      street: v.nullish(Text),
-      city: v.nullish(Text),
-      state: v.nullish(Text),
-      postalCode: v.nullish(Text),
-      postal_code: v.nullish(Text),
-      country: v.nullish(Text),
-    }),
-  ),
-  leadSource: v.nullish(Text),
-  lead_source: v.nullish(Text),
-  LeadSource: v.nullish(Text),
-  status: v.nullish(Text),
-  salutation: v.nullish(Text),
-  twitter: v.nullish(Text),
-  linkedin: v.nullish(Text),
-  fax: v.nullish(Text),
-  unsubscribed: v.nullish(Unsubscribed),
-  newEmail: v.nullish(Email),
-  new_email: v.nullish(Email),
-  _NewEmail: v.nullish(Email),
-})
+)
 export type Traits = v.InferOutput<typeof Traits>
 
 const common = {

@@ -167,9 +167,11 @@ function addRest(
 
 /**
  * One trait (or nested object, flattened as Parent--child) -> typed custom fields.
- * The type depends only on the kind of value, never on the particular value, so
- * the same trait always gets the same type: numbers are always float (3 and 3.5
- * must not create two types); AUTOPILOT_FIELD_TYPES pins a trait to another type.
+ * Autopilot fixes a field's type when it is created, so the type is chosen from
+ * the trait's name and the kind of its value — never from the particular value:
+ * numbers are always float (3 and 3.5 must not make two types) and strings are
+ * dates only when the name says so (createdAt, trial_date...). AUTOPILOT_FIELD_TYPES
+ * pins a trait to a type; a value that does not fit its type is not sent.
  */
 function addCustom(
   custom: Record<string, CustomValue>,
@@ -184,9 +186,9 @@ function addCustom(
     for (const [key, inner] of Object.entries(value)) addCustom(custom, [...path, key], inner, fieldTypes)
     return
   }
-  const pinned = fieldTypes.get(path.join('.'))
-  const typed = pinned ? coerce(pinned, value) : infer(value)
-  if (typed) custom[`${typed[0]}--${name}`] = typed[1]
+  const type = fieldTypes.get(path.join('.')) ?? defaultType(path[path.length - 1], value)
+  const fitted = fit(type, value)
+  if (fitted !== undefined) custom[`${type}--${name}`] = fitted
 }
 
 /** Autopilot's custom field name: spaces become `--`; names that cannot be sent are skipped. */
@@ -206,38 +208,44 @@ export function customName(path: readonly string[]): string | undefined {
   return name.length <= MAX_NAME_LENGTH ? name : undefined
 }
 
-function infer(value: unknown): [CustomType, CustomValue] | undefined {
+/** createdAt, updated_at, signupDate, trial_end_date, "Renewal Date", birthday, date. */
+const DATE_NAME = /(?:[a-z\d](?:At|Date)|[_\s-](?:at|At|date|Date))$|^(?:date|Date|birthday|Birthday)$/
+
+function defaultType(name: string, value: unknown): CustomType {
   switch (typeof value) {
     case 'boolean':
-      return ['boolean', value]
+      return 'boolean'
     case 'number':
-      return Number.isFinite(value) ? ['float', value] : undefined
+      return 'float'
     case 'string':
-      return isIsoDate(value) ? ['date', value] : ['string', value.toWellFormed()]
+      return DATE_NAME.test(name.trim()) ? 'date' : 'string'
     default:
-      return typed('string', text(value))
+      return 'string'
   }
 }
 
-function coerce(type: CustomType, value: unknown): [CustomType, CustomValue] | undefined {
+/** The value as the type holds it, or undefined when it cannot be. */
+function fit(type: CustomType, value: unknown): CustomValue | undefined {
   switch (type) {
     case 'integer':
-      return typeof value === 'number' && Number.isSafeInteger(value) ? [type, value] : undefined
+      return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined
     case 'float':
-      return typeof value === 'number' && Number.isFinite(value) ? [type, value] : undefined
+      return typeof value === 'number' && Number.isFinite(value) ? value : undefined
     case 'boolean':
-      return typeof value === 'boolean' ? [type, value] : undefined
+      return typeof value === 'boolean' ? value : undefined
     case 'date':
-      return typeof value === 'string' && isIsoDate(value) ? [type, value] : undefined
+      return typeof value === 'string' ? isoDate(value) : undefined
     case 'string':
-      return typed(type, typeof value === 'object' ? text(value) : String(value).toWellFormed())
+      return typeof value === 'object' ? text(value) : String(value).toWellFormed()
   }
 }
 
-const typed = (type: CustomType, value: string | undefined): [CustomType, CustomValue] | undefined =>
-  value === undefined ? undefined : [type, value]
-
-const isIsoDate = (value: string) => ISO_DATE.test(value) && !Number.isNaN(Date.parse(value))
+/** ISO-8601 as given; other date text that parses (e.g. RFC 2822) converted to ISO. */
+function isoDate(value: string): string | undefined {
+  const time = Date.parse(value)
+  if (Number.isNaN(time)) return undefined
+  return ISO_DATE.test(value) ? value : new Date(time).toISOString()
+}
 
 /** Arrays of plain values read best as a list; anything else nested is kept as JSON. */
 function text(value: unknown): string | undefined {

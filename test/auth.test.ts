@@ -58,3 +58,113 @@ describe('X-Signature (SEGMENT_SHARED_SECRET)', () => {
     expect(response.status).toBe(401)
   })
 })
+
+describe('who gets in', () => {
+  it('fails closed: with neither secret nor token, events get 503 naming both, and nothing is forwarded', async () => {
+    const { post, get, autopilot } = setup({ SEGMENT_SHARED_SECRET: undefined })
+    const response = await post(body, { signature: 'none' })
+    expect(response.status).toBe(503)
+    const { message } = await json(response)
+    expect(message).toContain('SEGMENT_SHARED_SECRET')
+    expect(message).toContain('SEGMENT_WEBHOOK_TOKEN')
+    expect(autopilot.calls).toHaveLength(0)
+    expect((await json(await get('/health'))).auth).toMatch(/^locked/)
+  })
+
+  it('opens only with ALLOW_UNSIGNED="true", and /health says so', async () => {
+    const { post, get } = setup({ SEGMENT_SHARED_SECRET: undefined, ALLOW_UNSIGNED: 'true' })
+    expect((await post(body, { signature: 'none' })).status).toBe(200)
+    expect((await json(await get('/health'))).auth).toBe('off (ALLOW_UNSIGNED=true)')
+  })
+
+  it.each(['1', 'yes', 'TRUE ', 'false'])('does not open for ALLOW_UNSIGNED=%j', async (value) => {
+    const { post } = setup({ SEGMENT_SHARED_SECRET: undefined, ALLOW_UNSIGNED: value })
+    expect((await post(body, { signature: 'none' })).status).toBe(503)
+  })
+
+  describe('token only (SEGMENT_WEBHOOK_TOKEN)', () => {
+    const tokenOnly = { SEGMENT_SHARED_SECRET: undefined, SEGMENT_WEBHOOK_TOKEN: TOKEN }
+
+    it.each([`Bearer ${TOKEN}`, `bearer ${TOKEN}`, `Bearer  ${TOKEN} `])('lets in Authorization: %j', async (authorization) => {
+      const { post } = setup(tokenOnly)
+      expect((await post(body, { signature: 'none', headers: { authorization } })).status).toBe(200)
+    })
+
+    it('lets in an unsigned batch with the token (the safer choice for batches)', async () => {
+      const { post, autopilot } = setup(tokenOnly)
+      const response = await post(batchExample, { signature: 'none', headers: { authorization: `Bearer ${TOKEN}` } })
+      expect(response.status).toBe(200)
+      expect(autopilot.calls.length).toBeGreaterThan(0)
+    })
+
+    it.each([
+      ['no Authorization', undefined],
+      ['a wrong token', 'Bearer wrong-token'],
+      ['a token prefix', `Bearer ${TOKEN.slice(0, -1)}`],
+      ['a longer token', `Bearer ${TOKEN}x`],
+      ['another scheme', `Basic ${TOKEN}`],
+      ['a bare token', TOKEN],
+      ['an empty bearer', 'Bearer '],
+    ])('refuses %s with 401 {"message":"unauthorized"}', async (_, authorization) => {
+      const { post, autopilot } = setup(tokenOnly)
+      const response = await post(body, { signature: 'none', headers: authorization ? { authorization } : {} })
+      expect(response.status).toBe(401)
+      expect(await json(response)).toEqual({ message: 'unauthorized' })
+      expect(autopilot.calls).toHaveLength(0)
+    })
+
+    it('ignores a signature when only the token is configured', async () => {
+      const { post } = setup(tokenOnly)
+      expect((await post(body, { signature: await sign(body) })).status).toBe(401)
+    })
+  })
+
+  describe('secret and token both configured', () => {
+    const both = { SEGMENT_WEBHOOK_TOKEN: TOKEN }
+
+    it('lets in a valid signature without a token', async () => {
+      const { post } = setup(both)
+      expect((await post(body)).status).toBe(200)
+    })
+
+    it('lets in a valid token without a signature', async () => {
+      const { post } = setup(both)
+      expect((await post(body, { signature: 'none', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200)
+    })
+
+    it('lets in a valid token even with a wrong signature', async () => {
+      const { post } = setup(both)
+      expect((await post(body, { signature: await sign('{}'), headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200)
+    })
+
+    it('lets in a valid signature even with a wrong token', async () => {
+      const { post } = setup(both)
+      expect((await post(body, { headers: { authorization: 'Bearer wrong' } })).status).toBe(200)
+    })
+
+    it('refuses a wrong signature with a wrong token, saying only "unauthorized"', async () => {
+      const { post } = setup(both)
+      const response = await post(body, { signature: await sign(body, 'nope'), headers: { authorization: 'Bearer wrong' } })
+      expect(response.status).toBe(401)
+      expect(await json(response)).toEqual({ message: 'unauthorized' })
+    })
+
+    it('refuses an unsigned batch without the token', async () => {
+      const { post } = setup(both)
+      expect((await post(batchExample, { signature: 'none' })).status).toBe(401)
+    })
+  })
+
+  it('never echoes the secret or the token', async () => {
+    const { post, get, logs } = setup({ SEGMENT_WEBHOOK_TOKEN: TOKEN })
+    const answers = [
+      await (await post(body, { signature: 'bad' })).text(),
+      await (await post(body, { headers: { authorization: `Bearer ${TOKEN}` } })).text(),
+      await (await get('/health')).text(),
+    ].join('\n')
+    for (const secret of [SECRET, TOKEN]) {
+      expect(answers).not.toContain(secret)
+      expect(logs.join('\n')).not.toContain(secret)
+    }
+  })
+})

@@ -95,6 +95,11 @@ describe('identify: other traits -> typed custom fields', () => {
     [{ birthday: '1990-04-01' }, { 'date--birthday': '1990-04-01' }],
     [{ renewsAt: '2026-11-28T15:30:00+05:30' }, { 'date--renewsAt': '2026-11-28T15:30:00+05:30' }],
     [{ code: '2026-13-45' }, { 'string--code': '2026-13-45' }],
+    [{ trial_end: '2026-01-01' }, { 'string--trial_end': '2026-01-01' }],
+    [{ updated_at: '2026-11-28 10:00:00Z' }, { 'date--updated_at': '2026-11-28 10:00:00Z' }],
+    [{ signupDate: 'Tue, 01 Dec 2026 10:00:00 GMT' }, { 'date--signupDate': '2026-12-01T10:00:00.000Z' }],
+    [{ 'Renewal Date': '2027-01-01' }, { 'date--Renewal--Date': '2027-01-01' }],
+    [{ format: 'pdf', chat: 'on' }, { 'string--format': 'pdf', 'string--chat': 'on' }],
     [{ zip: '01234' }, { 'string--zip': '01234' }],
     [{ tags: ['a', 'b', 3] }, { 'string--tags': 'a, b, 3' }],
     [{ items: [{ sku: 1 }] }, { 'string--items': '[{"sku":1}]' }],
@@ -113,6 +118,10 @@ describe('identify: other traits -> typed custom fields', () => {
 
   it('gives a trait the same type whatever its value (3 and 3.5 are both float)', () => {
     expect(Object.keys(contactFrom({ score: 3 }).custom!)).toEqual(Object.keys(contactFrom({ score: 3.5 }).custom!))
+  })
+
+  it('leaves out a date-named trait whose text is not a date, rather than change its type', () => {
+    expect(contactFrom({ createdAt: 'never', plan: 'pro' }).custom).toEqual({ 'string--plan': 'pro' })
   })
 
   it('pins a trait to the type in AUTOPILOT_FIELD_TYPES and drops values that do not fit it', () => {
