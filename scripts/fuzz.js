@@ -15,11 +15,6 @@ const worker = startWorker({
   scriptPath,
   bindings: { ...FUZZ_ENV, AUTOPILOT_BASE_URL: 'https://autopilot.fuzz/v1' },
   outbound: (request) => autopilot.fetch(request),
-  // The Worker logs a line per request; drop them to keep the terminal for the report.
-  handleRuntimeStdio: (/** @type {NodeJS.ReadableStream} */ stdout, /** @type {NodeJS.ReadableStream} */ stderr) => {
-    stdout.resume()
-    stderr.resume()
-  },
 })
 await worker.ready
 let resets = 0

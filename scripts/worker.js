@@ -1,31 +1,48 @@
 // @ts-check
-// Build the Worker the way `wrangler deploy` does, and run the bundle in Miniflare
-// with every outbound fetch answered by a local handler (the Autopilot stand-in).
+// Build the Worker the way `wrangler deploy` does, and run that bundle in Miniflare
+// with the bindings wrangler.toml gives it and every outbound fetch answered by a
+// local handler (the Autopilot stand-in). Used by `npm run fuzz` and the benchmarks.
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { Miniflare, Response as MiniflareResponse } from 'miniflare'
+import { unstable_getMiniflareWorkerOptions } from 'wrangler'
 
 /** `wrangler deploy --dry-run --outdir`: the exact bundle deploy would upload. */
-export function buildWorker(outdir = 'dist', config = 'wrangler.toml') {
-  execFileSync('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', outdir, '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] })
+export function buildWorker({ outdir = 'dist', env = '' } = {}) {
+  const args = ['wrangler', 'deploy', '--dry-run', '--outdir', outdir, ...(env ? ['--env', env] : [])]
+  execFileSync('npx', args, { stdio: ['ignore', 'ignore', 'inherit'] })
   return `${outdir}/index.js`
 }
 
 /**
- * @param {{ scriptPath: string, bindings: Record<string, string>, outbound: (request: Request) => Promise<Response> } & Record<string, unknown>} options
+ * @param {{
+ *   scriptPath: string,
+ *   env?: string,
+ *   bindings: Record<string, string>,
+ *   outbound: (request: Request) => Promise<Response>,
+ *   quiet?: boolean,
+ * }} options
  */
-export function startWorker({ scriptPath, bindings, outbound, ...rest }) {
-  const compatibilityDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync('wrangler.toml', 'utf8'))?.[1]
+export function startWorker({ scriptPath, env, bindings, outbound, quiet = true }) {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions('wrangler.toml', env)
   return new Miniflare({
     modules: true,
     scriptPath,
-    compatibilityDate,
-    bindings,
+    compatibilityDate: workerOptions.compatibilityDate,
+    bindings: { ...workerOptions.bindings, ...bindings },
+    kvNamespaces: workerOptions.kvNamespaces,
+    queueProducers: workerOptions.queueProducers,
+    queueConsumers: workerOptions.queueConsumers,
     // The stand-in answers with Node's Response; hand Miniflare its own kind.
     outboundService: async (request) => {
       const response = await outbound(/** @type {any} */ (request))
       return new MiniflareResponse(await response.arrayBuffer(), { status: response.status, headers: Object.fromEntries(response.headers) })
     },
-    ...rest,
+    // The Worker logs a line per request; drop them to keep the terminal for the report.
+    ...(quiet && {
+      handleRuntimeStdio: (/** @type {NodeJS.ReadableStream} */ stdout, /** @type {NodeJS.ReadableStream} */ stderr) => {
+        stdout.resume()
+        stderr.resume()
+      },
+    }),
   })
 }

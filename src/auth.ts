@@ -12,6 +12,7 @@ export type AuthResult =
 interface Keys {
   hmac?: Promise<CryptoKey>
   token?: Promise<ArrayBuffer>
+  admin?: Promise<ArrayBuffer>
 }
 const encoder = new TextEncoder()
 const keysByConfig = new WeakMap<Config, Keys>()
@@ -25,6 +26,7 @@ function keysOf(config: Config): Keys {
         ? crypto.subtle.importKey('raw', encoder.encode(config.sharedSecret), { name: 'HMAC', hash: 'SHA-1' }, false, ['verify'])
         : undefined,
       token: config.webhookToken ? sha256(config.webhookToken) : undefined,
+      admin: config.adminToken ? sha256(config.adminToken) : undefined,
     }
     keysByConfig.set(config, keys)
   }
@@ -45,8 +47,7 @@ export async function authenticate(
   const keys = keysOf(config)
   if (!keys.hmac && !keys.token) return 'not-configured'
 
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1]
-  if (keys.token && bearer && crypto.subtle.timingSafeEqual(await sha256(bearer), await keys.token)) return 'token'
+  if (await bearerMatches(headers, keys.token)) return 'token'
 
   const signature = hexBytes(headers.get('x-signature'))
   if (keys.hmac && signature) {
@@ -57,6 +58,18 @@ export async function authenticate(
     if (first !== undefined && (await verify(first))) return 'signature'
   }
   return 'unauthorized'
+}
+
+/** The dead-letter endpoints: `Authorization: Bearer <ADMIN_TOKEN>`. */
+export async function authenticateAdmin(headers: Headers, config: Config): Promise<'ok' | 'unauthorized' | 'not-configured'> {
+  const { admin } = keysOf(config)
+  if (!admin) return 'not-configured'
+  return (await bearerMatches(headers, admin)) ? 'ok' : 'unauthorized'
+}
+
+async function bearerMatches(headers: Headers, expected: Promise<ArrayBuffer> | undefined): Promise<boolean> {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1]
+  return Boolean(expected && bearer && crypto.subtle.timingSafeEqual(await sha256(bearer), await expected))
 }
 
 /** SHA-1 HMAC as 40 hex digits, or nothing. */

@@ -47,9 +47,11 @@ export interface ClientOptions {
   beforeCall?: () => Promise<void>
   /** Told about every 429, so a pacer can slow down. */
   onRateLimited?: (retryAfterSeconds: number) => void
+  /** How often to repeat a call Autopilot answered 429 (after beforeCall has waited), before giving up. */
+  rateLimitRetries?: number
 }
 
-export const DEFAULT_RETRY_AFTER_SECONDS = 2
+export const DEFAULT_RETRY_AFTER_SECONDS = 1
 
 export class AutopilotClient {
   constructor(private readonly options: ClientOptions) {}
@@ -79,6 +81,16 @@ export class AutopilotClient {
   }
 
   private async call(op: string, method: string, path: string, body?: unknown): Promise<void> {
+    for (let retries = this.options.rateLimitRetries ?? 0; ; retries--) {
+      try {
+        return await this.callOnce(op, method, path, body)
+      } catch (error) {
+        if (!(error instanceof AutopilotError) || error.kind !== 'rate_limited' || retries <= 0) throw error
+      }
+    }
+  }
+
+  private async callOnce(op: string, method: string, path: string, body?: unknown): Promise<void> {
     const { baseUrl, apiKey, timeoutMs, onCall, beforeCall } = this.options
     await beforeCall?.()
     const started = Date.now()

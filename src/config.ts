@@ -11,6 +11,18 @@ export interface Env {
   AUTOPILOT_BASE_URL?: string
   AUTOPILOT_TIMEOUT_MS?: string | number
   MAX_BODY_BYTES?: string | number
+  /** Queued mode: Autopilot calls per second (Autopilot allows 5 per key). */
+  AUTOPILOT_MAX_RPS?: string | number
+  /** Queued mode: first retry delay; doubles per attempt. */
+  QUEUE_RETRY_BASE_SECONDS?: string | number
+  /** Bearer token for the dead-letter endpoints. */
+  ADMIN_TOKEN?: string
+  /** Queued mode: producer for the events queue (its presence turns queued mode on). */
+  EVENTS?: Queue<unknown>
+  /** Queued mode: producer for the dead-letter queue. */
+  DEAD_LETTERS?: Queue<unknown>
+  /** Delivered tracks (and stored dead letters), surviving the isolate. */
+  DELIVERIES?: KVNamespace
 }
 
 export const CUSTOM_TYPES = ['string', 'integer', 'float', 'boolean', 'date'] as const
@@ -28,6 +40,9 @@ export interface Config {
   baseUrl: string
   timeoutMs: number
   maxBodyBytes: number
+  maxRps: number
+  retryBaseSeconds: number
+  adminToken?: string
   /** Configuration mistakes: while any exist, events are answered 503 so Segment retries. */
   problems: string[]
 }
@@ -35,6 +50,8 @@ export interface Config {
 export const DEFAULT_BASE_URL = 'https://api2.autopilothq.com/v1'
 export const DEFAULT_TIMEOUT_MS = 4000
 export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+export const DEFAULT_MAX_RPS = 5
+export const DEFAULT_RETRY_BASE_SECONDS = 10
 
 /** A JSON object given as a string var, or as a TOML table in wrangler.toml. */
 const StringMap = <T extends v.GenericSchema<string>>(value: T) =>
@@ -88,6 +105,16 @@ function parseConfig(env: Env): Config {
     baseUrl: read('AUTOPILOT_BASE_URL', BaseUrl, DEFAULT_BASE_URL, 'must be a URL').replace(/\/+$/, ''),
     timeoutMs: read('AUTOPILOT_TIMEOUT_MS', PositiveInt, DEFAULT_TIMEOUT_MS, 'must be a whole number of milliseconds'),
     maxBodyBytes: read('MAX_BODY_BYTES', PositiveInt, DEFAULT_MAX_BODY_BYTES, 'must be a whole number of bytes'),
+    maxRps: read('AUTOPILOT_MAX_RPS', PositiveInt, DEFAULT_MAX_RPS, 'must be a whole number of requests per second'),
+    retryBaseSeconds: read('QUEUE_RETRY_BASE_SECONDS', PositiveInt, DEFAULT_RETRY_BASE_SECONDS, 'must be a whole number of seconds'),
+    adminToken: secret('ADMIN_TOKEN'),
     problems,
   }
+}
+
+/** A reason no identify or track can be delivered now; they are answered 503 so Segment retries. */
+export function configurationProblem(config: Config): string | undefined {
+  if (config.problems.length) return `Configuration error: ${config.problems.join('; ')}`
+  if (!config.apiKey) return 'AUTOPILOT_API_KEY is not set (wrangler secret put AUTOPILOT_API_KEY); nothing was sent'
+  return undefined
 }

@@ -4,7 +4,7 @@ import { AutopilotClient, AutopilotError, BULK_LIMIT } from './autopilot'
 import { mergeContacts, type Action, type Contact } from './transform'
 import type { Issue } from './schema'
 
-export type OutcomeStatus = 'delivered' | 'skipped' | 'rejected' | 'retry'
+export type OutcomeStatus = 'delivered' | 'skipped' | 'rejected' | 'retry' | 'queued'
 
 export interface Outcome {
   status: OutcomeStatus
@@ -29,6 +29,7 @@ export interface TrackLedger {
 
 export const delivered = (message: string): Outcome => ({ status: 'delivered', message, httpStatus: 200 })
 export const skipped = (message: string): Outcome => ({ status: 'skipped', message, httpStatus: 200 })
+export const queued = (): Outcome => ({ status: 'queued', message: 'queued for delivery', httpStatus: 202 })
 export const rejected = (message: string, issues?: Issue[]): Outcome => ({
   status: 'rejected',
   message,
@@ -46,13 +47,24 @@ function fromError(error: AutopilotError): Outcome {
   return rejected(error.message)
 }
 
+/** Which failures stop all further calls for this delivery. */
+export type HaltPolicy = (error: AutopilotError) => boolean
+/** Direct mode: Segment re-sends the whole batch after any retryable failure, so stop at the first. */
+export const haltOnAnyRetryable: HaltPolicy = (error) => error.retryable
+/** Queued mode: each message retries on its own; stop only when every further call would fail too. */
+export const haltOnAccountWide: HaltPolicy = (error) => error.kind === 'key_rejected' || error.kind === 'rate_limited'
+
 /**
  * Delivers jobs: upserts (identifies, and tracks that only update a contact) merged
  * per email and sent in bulk, at most 100 a call; then journey triggers one by one.
- * The first retryable failure stops further calls: the rest will be re-sent anyway
- * (Segment re-sends a whole batch; the queue retries those messages).
+ * A failure the halt policy names stops further calls; the jobs not tried get its outcome.
  */
-export async function deliver(jobs: readonly Job[], client: AutopilotClient, ledger: TrackLedger): Promise<Outcome[]> {
+export async function deliver(
+  jobs: readonly Job[],
+  client: AutopilotClient,
+  ledger: TrackLedger,
+  halts: HaltPolicy = haltOnAnyRetryable,
+): Promise<Outcome[]> {
   const outcomes: (Outcome | undefined)[] = jobs.map(({ action }) =>
     action.kind === 'skip' ? skipped(action.message) : action.kind === 'reject' ? rejected(action.message) : undefined,
   )
@@ -60,7 +72,7 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient, led
   const stop = (error: unknown): Outcome => {
     if (!(error instanceof AutopilotError)) throw error
     const outcome = fromError(error)
-    if (error.retryable) halted ??= outcome
+    if (halts(error)) halted ??= outcome
     return outcome
   }
 
@@ -148,19 +160,4 @@ async function enrol(
   }
   if (messageId) await ledger.add(messageId)
   return delivered(`entered journey trigger ${triggerId}`)
-}
-
-/** Per-isolate memory of delivered tracks (bounded; oldest forgotten first). */
-export class MemoryLedger implements TrackLedger {
-  private readonly seen = new Set<string>()
-  constructor(private readonly capacity = 10_000) {}
-
-  async has(messageId: string): Promise<boolean> {
-    return this.seen.has(messageId)
-  }
-
-  async add(messageId: string): Promise<void> {
-    this.seen.add(messageId)
-    if (this.seen.size > this.capacity) this.seen.delete(this.seen.values().next().value!)
-  }
 }

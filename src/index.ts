@@ -1,20 +1,31 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
+import * as v from 'valibot'
 import { version } from '../package.json'
-import { authenticate } from './auth'
+import { authenticate, authenticateAdmin } from './auth'
 import { AutopilotClient } from './autopilot'
-import { getConfig, type Config, type Env } from './config'
-import { deliver, MemoryLedger, rejected, retry, type Job, type Outcome } from './deliver'
+import { configurationProblem, getConfig, type Config, type Env } from './config'
+import { deliver, queued, rejected, retry, type Job, type Outcome } from './deliver'
+import { ledgerFor } from './ledger'
 import { RequestLog } from './log'
+import {
+  consume,
+  deleteDeadLetters,
+  enqueue,
+  EVENTS_QUEUE,
+  listDeadLetters,
+  MAX_MESSAGE_BYTES,
+  messageBytes,
+  readDeadLetter,
+  redriveDeadLetters,
+} from './queue'
 import { checkEvent, eventsOf } from './schema'
 import { toAction } from './transform'
 
 type App = { Bindings: Env; Variables: { config: Config; log: RequestLog } }
 
 const app = new Hono<App>()
-/** Tracks already entered into a journey by this isolate (Segment re-sends whole batches). */
-const ledger = new MemoryLedger()
 
 app.use('*', async (c, next) => {
   const log = new RequestLog(c.req.header('cf-ray') ?? crypto.randomUUID())
@@ -29,7 +40,7 @@ app.get('/health', (c) => {
   return c.json({
     status: config.problems.length ? 'misconfigured' : 'ok',
     version,
-    mode: 'direct',
+    mode: c.env.EVENTS ? 'queued' : 'direct',
     auth: authMode(config),
     settings: {
       AUTOPILOT_API_KEY: Boolean(config.apiKey),
@@ -37,6 +48,12 @@ app.get('/health', (c) => {
       SEGMENT_WEBHOOK_TOKEN: Boolean(config.webhookToken),
       ALLOW_UNSIGNED: config.allowUnsigned,
       AUTOPILOT_TRIGGERS: config.triggers.size,
+      ADMIN_TOKEN: Boolean(config.adminToken),
+    },
+    bindings: {
+      EVENTS: Boolean(c.env.EVENTS),
+      DEAD_LETTERS: Boolean(c.env.DEAD_LETTERS),
+      DELIVERIES: Boolean(c.env.DELIVERIES),
     },
     ...(config.problems.length && { problems: config.problems }),
   })
@@ -68,9 +85,11 @@ app.post('/', limitBody, async (c) => {
   if (!shape) return c.json({ message: 'Body must be a Segment event, an array of events, or {"batch": [...]}' }, 400)
 
   const blocker = configurationProblem(config)
+  const queue = c.env.EVENTS
   const outcomes: Outcome[] = new Array(shape.events.length)
   const jobs: Job[] = []
   const jobIndex: number[] = []
+  const toEnqueue: { index: number; body: unknown; bytes: number }[] = []
   const types: string[] = []
   shape.events.forEach((input, index) => {
     const checked = checkEvent(input)
@@ -85,16 +104,58 @@ app.post('/', limitBody, async (c) => {
       outcomes[index] = retry(blocker)
       return
     }
-    jobs.push({ messageId: event.messageId, action: toAction(event, config) })
+    const action = toAction(event, config)
+    if (queue && (action.kind === 'upsert' || action.kind === 'trigger')) {
+      // Queued mode: the consumer maps and delivers it; the ingress only answers.
+      const bytes = messageBytes(event)
+      if (bytes === undefined) outcomes[index] = rejected(`Event is larger than a queue message may be (${MAX_MESSAGE_BYTES} bytes)`)
+      else toEnqueue.push({ index, body: event, bytes })
+      return
+    }
+    jobs.push({ messageId: event.messageId, action })
     jobIndex.push(index)
   })
+  if (toEnqueue.length) {
+    let outcome = queued()
+    try {
+      // Identifies first: consumer batches then fill whole bulk calls, and a person's
+      // contact exists before their track asks for a journey (as in direct mode).
+      toEnqueue.sort((a, b) => Number(types[a.index] !== 'identify') - Number(types[b.index] !== 'identify'))
+      await enqueue(queue!, toEnqueue)
+    } catch {
+      outcome = retry('The queue did not accept the events; Segment will retry')
+    }
+    for (const { index } of toEnqueue) outcomes[index] = outcome
+  }
   if (jobs.length) {
     const client = new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, onCall: log.onCall })
-    const results = await deliver(jobs, client, ledger)
+    const results = await deliver(jobs, client, ledgerFor(c.env.DELIVERIES))
     results.forEach((outcome, i) => (outcomes[jobIndex[i]] = outcome))
   }
   outcomes.forEach((outcome, index) => log.count(types[index], outcome.status, messageIdOf(shape.events[index])))
   return shape.batch ? answerBatch(c, shape.events, outcomes) : answerOne(c, outcomes[0])
+})
+
+// Dead letters (queued mode): inspect, re-drive, delete. ADMIN_TOKEN only.
+app.use('/dead-letters/*', adminOnly)
+app.use('/dead-letters', adminOnly)
+app.get('/dead-letters', async (c) => {
+  const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit')) || 100))
+  return c.json({ message: 'dead letters, oldest first', ...(await listDeadLetters(c.env.DELIVERIES!, limit, c.req.query('cursor'))) })
+})
+app.post('/dead-letters/redrive', async (c) => {
+  const { keys } = await deadLetterKeys(c)
+  const result = await redriveDeadLetters(c.env.DELIVERIES!, c.env.EVENTS!, keys, 100)
+  return c.json({ message: `re-drove ${result.redriven} dead letters to ${EVENTS_QUEUE}`, ...result })
+})
+app.delete('/dead-letters', async (c) => {
+  const { keys } = await deadLetterKeys(c)
+  if (!keys) return c.json({ message: 'Give the keys to delete: {"keys": [...]}' }, 400)
+  return c.json({ message: 'deleted', ...(await deleteDeadLetters(c.env.DELIVERIES!, keys)) })
+})
+app.get('/dead-letters/:key', async (c) => {
+  const letter = await readDeadLetter(c.env.DELIVERIES!, c.req.param('key'))
+  return letter ? c.json({ message: letter.reason, key: c.req.param('key'), ...letter }) : c.json({ message: 'No such dead letter' }, 404)
 })
 
 app.all('/', (c) => methodNotAllowed(c, 'POST'))
@@ -109,9 +170,33 @@ app.onError((error, c) => {
   return c.json({ message: `Internal error (request ${log?.requestId ?? 'unknown'}); Segment will retry` }, 500)
 })
 
-export default { fetch: app.fetch }
+export default { fetch: app.fetch, queue: consume } satisfies ExportedHandler<Env>
 
 // ---------------------------------------------------------------------------
+
+async function adminOnly(c: Context<App>, next: () => Promise<void>) {
+  if (!c.env.EVENTS || !c.env.DELIVERIES) return c.json({ message: 'Dead letters exist only in queued mode (EVENTS and DELIVERIES bound)' }, 404)
+  const result = await authenticateAdmin(c.req.raw.headers, c.var.config)
+  if (result === 'not-configured') return c.json({ message: 'Set ADMIN_TOKEN (wrangler secret put ADMIN_TOKEN) to use the dead-letter endpoints' }, 403)
+  if (result === 'unauthorized') return c.json({ message: 'unauthorized' }, 401)
+  c.var.log.fields.auth = 'admin'
+  await next()
+}
+
+const KeysBody = v.optional(v.object({ keys: v.optional(v.array(v.string('must be a string'), 'must be an array'), undefined) }, 'must be an object'))
+/** `{"keys": [...]}`, or nothing (all). */
+async function deadLetterKeys(c: Context<App>): Promise<{ keys?: string[] }> {
+  const text = await c.req.text()
+  let body: unknown
+  try {
+    body = text ? JSON.parse(text) : undefined
+  } catch {
+    throw new HTTPException(400, { message: 'Body is not valid JSON' })
+  }
+  const result = v.safeParse(KeysBody, body)
+  if (!result.success) throw new HTTPException(400, { message: `keys ${result.issues[0].message}` })
+  return { keys: result.output?.keys }
+}
 
 const limiters = new Map<number, MiddlewareHandler>()
 /** hono/body-limit, built once per configured size: refuses before reading the whole body. */
@@ -134,13 +219,6 @@ function authMode(config: Config): string {
   return modes.length ? modes.join('+') : 'locked (no SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN)'
 }
 
-/** A reason no identify or track can be delivered now; they are answered 503 so Segment retries. */
-function configurationProblem(config: Config): string | undefined {
-  if (config.problems.length) return `Configuration error: ${config.problems.join('; ')}`
-  if (!config.apiKey) return 'AUTOPILOT_API_KEY is not set (wrangler secret put AUTOPILOT_API_KEY); nothing was sent'
-  return undefined
-}
-
 function firstEventText(body: unknown): string | undefined {
   if (!Array.isArray(body) || body.length === 0) return undefined
   try {
@@ -158,12 +236,12 @@ function messageIdOf(event: unknown): string | undefined {
 function answerOne(c: Context<App>, outcome: Outcome) {
   if (outcome.retryAfter !== undefined) c.header('Retry-After', String(outcome.retryAfter))
   const { status, message, issues } = outcome
-  return c.json({ status, message, ...(issues && { issues }) }, outcome.httpStatus as 200)
+  return c.json({ status, message, ...(issues && { issues }), ...(status === 'queued' && { queued: 1 }) }, outcome.httpStatus as 200)
 }
 
 /**
  * 200 with a result per event when each was delivered, skipped or permanently
- * rejected; 503 (or 429 when every retryable failure was a rate limit) when any
+ * rejected (202 when some were queued); 503 (or 429 when every retryable failure was a rate limit) when any
  * can succeed later — Segment then re-sends the whole batch.
  */
 function answerBatch(c: Context<App>, events: unknown[], outcomes: Outcome[]) {
@@ -178,7 +256,10 @@ function answerBatch(c: Context<App>, events: unknown[], outcomes: Outcome[]) {
   for (const { status } of outcomes) counts.set(status, (counts.get(status) ?? 0) + 1)
   const summary = [...counts].map(([status, n]) => `${n} ${status}`).join(', ') || 'no events'
   const retryable = outcomes.filter((outcome) => outcome.status === 'retry')
-  if (!retryable.length) return c.json({ message: summary, results }, 200)
+  const queuedCount = counts.get('queued') ?? 0
+  if (!retryable.length) {
+    return c.json({ message: summary, ...(queuedCount && { queued: queuedCount }), results }, queuedCount ? 202 : 200)
+  }
   const rateLimited = retryable.every((outcome) => outcome.httpStatus === 429)
   if (rateLimited) c.header('Retry-After', String(Math.max(...retryable.map((outcome) => outcome.retryAfter ?? 1))))
   return c.json(

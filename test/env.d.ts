@@ -1,3 +1,10 @@
+type WorkerEnv = import('../src/config').Env
+
 declare namespace Cloudflare {
-  interface Env extends import('../src/config').Env {}
+  interface Env extends WorkerEnv {}
+}
+
+declare module '*?raw' {
+  const text: string
+  export default text
 }

@@ -1,4 +1,4 @@
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import { createExecutionContext, createMessageBatch, env as testEnv, getQueueResult, waitOnExecutionContext } from 'cloudflare:test'
 import { expect, vi } from 'vitest'
 import { createAutopilot, type AutopilotOptions } from '../sandbox/autopilot.js'
 import type { Env } from '../src/config'
@@ -67,10 +67,34 @@ export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions
     return request(new Request(`https://worker.test${path}`))
   }
 
+  /** Runs the queue consumer on messages (bodies, or {body, attempts, id}). */
+  async function consume(messages: (unknown | QueuedMessage)[], queueName = 'autopilot-events') {
+    const batch = createMessageBatch(
+      queueName,
+      messages.map((message, i) => {
+        const m = isQueuedMessage(message) ? message : { body: message }
+        return { id: m.id ?? `msg-${i}`, timestamp: new Date(), attempts: m.attempts ?? 1, body: m.body }
+      }),
+    )
+    // getQueueResult lists retried ids only: watch retry() for the delays.
+    const delays: Record<string, number | undefined> = {}
+    for (const message of batch.messages) {
+      const original = message.retry.bind(message)
+      vi.spyOn(message, 'retry').mockImplementation((options?: QueueRetryOptions) => {
+        delays[message.id] = options?.delaySeconds
+        original(options)
+      })
+    }
+    const ctx = createExecutionContext()
+    await worker.queue(batch, fullEnv)
+    const result = await getQueueResult(batch, ctx)
+    return { ...result, retryMessages: result.retryMessages.map(({ msgId }: { msgId: string }) => ({ msgId, delaySeconds: delays[msgId] })) }
+  }
+
   /** The JSON log lines the Worker wrote. */
   const logLines = () => logs.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, any>)
 
-  return { autopilot, env: fullEnv, request, post, get, fetchSpy, logSpy, logs, logLines }
+  return { autopilot, env: fullEnv, request, post, get, consume, fetchSpy, logSpy, logs, logLines }
 }
 
 export const identify = (traits: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -95,3 +119,33 @@ export async function json(response: Response): Promise<any> {
   expect(response.headers.get('content-type')).toMatch(/application\/json/)
   return response.json()
 }
+
+export interface QueuedMessage {
+  body: unknown
+  attempts?: number
+  id?: string
+}
+const isQueuedMessage = (m: unknown): m is QueuedMessage =>
+  typeof m === 'object' && m !== null && 'body' in m && Object.keys(m).every((k) => ['body', 'attempts', 'id'].includes(k))
+
+/** A queue producer that records what it is sent, or refuses. */
+export function fakeQueue({ refuse = false } = {}) {
+  const sent: { body: unknown; delaySeconds?: number }[] = []
+  const batches: number[] = []
+  const queue = {
+    async send(body: unknown, options?: QueueSendOptions) {
+      if (refuse) throw new Error('Queue is unavailable')
+      sent.push({ body, delaySeconds: options?.delaySeconds })
+    },
+    async sendBatch(messages: Iterable<MessageSendRequest<unknown>>) {
+      if (refuse) throw new Error('Queue is unavailable')
+      const list = [...messages]
+      batches.push(list.length)
+      for (const m of list) sent.push({ body: m.body, delaySeconds: m.delaySeconds })
+    },
+  }
+  return { queue: queue as unknown as Queue<unknown>, sent, batches }
+}
+
+/** The KV namespace the queued environment binds (local, in Miniflare). */
+export const kv = () => testEnv.DELIVERIES!
