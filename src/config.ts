@@ -23,6 +23,8 @@ export interface Env {
   DEAD_LETTERS?: Queue<unknown>
   /** Delivered tracks (and stored dead letters), surviving the isolate. */
   DELIVERIES?: KVNamespace
+  /** userId -> email, and events parked until their email is known. */
+  IDENTITIES?: KVNamespace
 }
 
 export const CUSTOM_TYPES = ['string', 'integer', 'float', 'boolean', 'date'] as const

@@ -4,7 +4,7 @@ import { AutopilotClient, AutopilotError, BULK_LIMIT } from './autopilot'
 import { mergeContacts, type Action, type Contact } from './transform'
 import type { Issue } from './schema'
 
-export type OutcomeStatus = 'delivered' | 'skipped' | 'rejected' | 'retry' | 'queued'
+export type OutcomeStatus = 'delivered' | 'skipped' | 'rejected' | 'retry' | 'queued' | 'deferred'
 
 export interface Outcome {
   status: OutcomeStatus
@@ -29,6 +29,11 @@ export interface TrackLedger {
 
 export const delivered = (message: string): Outcome => ({ status: 'delivered', message, httpStatus: 200 })
 export const skipped = (message: string): Outcome => ({ status: 'skipped', message, httpStatus: 200 })
+export const deferred = (): Outcome => ({
+  status: 'deferred',
+  message: "parked until this userId's email is known",
+  httpStatus: 202,
+})
 export const queued = (): Outcome => ({ status: 'queued', message: 'queued for delivery', httpStatus: 202 })
 export const rejected = (message: string, issues?: Issue[]): Outcome => ({
   status: 'rejected',
@@ -115,17 +120,22 @@ export async function deliver(
   const all = [...groups.values()]
   for (let start = 0; start < all.length; start += BULK_LIMIT) await send(all.slice(start, start + BULK_LIMIT))
 
-  // Journey triggers, one call each (Autopilot has no bulk trigger).
-  for (const [index, { action, messageId }] of jobs.entries()) {
-    if (action.kind !== 'trigger') continue
-    if (halted) {
-      outcomes[index] = halted
-      continue
-    }
-    try {
-      outcomes[index] = await enrol(client, ledger, action, messageId)
-    } catch (error) {
-      outcomes[index] = stop(error)
+  // Journey triggers, one call each (Autopilot has no bulk trigger); deletions last.
+  for (const kind of ['trigger', 'delete'] as const) {
+    for (const [index, { action, messageId }] of jobs.entries()) {
+      if (action.kind !== kind) continue
+      if (halted) {
+        outcomes[index] = halted
+        continue
+      }
+      try {
+        outcomes[index] =
+          action.kind === 'trigger'
+            ? await enrol(client, ledger, action, messageId)
+            : delivered((await client.deleteContact(action.email)) === 'deleted' ? 'contact deleted' : 'contact was not in Autopilot')
+      } catch (error) {
+        outcomes[index] = stop(error)
+      }
     }
   }
   return outcomes.map((outcome) => outcome ?? retry('not attempted'))

@@ -6,22 +6,22 @@ import { version } from '../package.json'
 import { authenticate, authenticateAdmin } from './auth'
 import { AutopilotClient } from './autopilot'
 import { configurationProblem, getConfig, type Config, type Env } from './config'
-import { deliver, queued, rejected, retry, type Job, type Outcome } from './deliver'
+import { rejected, retry, type Outcome } from './deliver'
+import { IdentityMap, sweepParked, withEmail, type Parked } from './identity'
 import { ledgerFor } from './ledger'
 import { RequestLog } from './log'
 import {
+  acceptForQueue,
   consume,
-  deleteDeadLetters,
   enqueue,
+  deleteDeadLetters,
   EVENTS_QUEUE,
   listDeadLetters,
-  MAX_MESSAGE_BYTES,
-  messageBytes,
   readDeadLetter,
   redriveDeadLetters,
 } from './queue'
-import { checkEvent, eventsOf } from './schema'
-import { toAction } from './transform'
+import { deliverEvents, deliverParked } from './pipeline'
+import { ACKNOWLEDGED_ONLY, checkEvent, eventsOf, type SegmentEvent } from './schema'
 
 type App = { Bindings: Env; Variables: { config: Config; log: RequestLog } }
 
@@ -50,7 +50,9 @@ app.get('/health', (c) => {
       AUTOPILOT_TRIGGERS: config.triggers.size,
       ADMIN_TOKEN: Boolean(config.adminToken),
     },
+    identityResolution: c.env.IDENTITIES ? 'on' : 'off (IDENTITIES is not bound)',
     bindings: {
+      IDENTITIES: Boolean(c.env.IDENTITIES),
       EVENTS: Boolean(c.env.EVENTS),
       DEAD_LETTERS: Boolean(c.env.DEAD_LETTERS),
       DELIVERIES: Boolean(c.env.DELIVERIES),
@@ -85,11 +87,8 @@ app.post('/', limitBody, async (c) => {
   if (!shape) return c.json({ message: 'Body must be a Segment event, an array of events, or {"batch": [...]}' }, 400)
 
   const blocker = configurationProblem(config)
-  const queue = c.env.EVENTS
   const outcomes: Outcome[] = new Array(shape.events.length)
-  const jobs: Job[] = []
-  const jobIndex: number[] = []
-  const toEnqueue: { index: number; body: unknown; bytes: number }[] = []
+  const events: (SegmentEvent | undefined)[] = []
   const types: string[] = []
   shape.events.forEach((input, index) => {
     const checked = checkEvent(input)
@@ -98,39 +97,20 @@ app.post('/', limitBody, async (c) => {
       outcomes[index] = rejected(checked.message, checked.issues)
       return
     }
-    const { event } = checked
-    types[index] = event.type
-    if (blocker && (event.type === 'identify' || event.type === 'track')) {
-      outcomes[index] = retry(blocker)
-      return
-    }
-    const action = toAction(event, config)
-    if (queue && (action.kind === 'upsert' || action.kind === 'trigger')) {
-      // Queued mode: the consumer maps and delivers it; the ingress only answers.
-      const bytes = messageBytes(event)
-      if (bytes === undefined) outcomes[index] = rejected(`Event is larger than a queue message may be (${MAX_MESSAGE_BYTES} bytes)`)
-      else toEnqueue.push({ index, body: event, bytes })
-      return
-    }
-    jobs.push({ messageId: event.messageId, action })
-    jobIndex.push(index)
+    types[index] = checked.event.type
+    if (blocker && !ACKNOWLEDGED_ONLY.has(checked.event.type)) outcomes[index] = retry(blocker)
+    else events[index] = checked.event
   })
-  if (toEnqueue.length) {
-    let outcome = queued()
-    try {
-      // Identifies first: consumer batches then fill whole bulk calls, and a person's
-      // contact exists before their track asks for a journey (as in direct mode).
-      toEnqueue.sort((a, b) => Number(types[a.index] !== 'identify') - Number(types[b.index] !== 'identify'))
-      await enqueue(queue!, toEnqueue)
-    } catch {
-      outcome = retry('The queue did not accept the events; Segment will retry')
-    }
-    for (const { index } of toEnqueue) outcomes[index] = outcome
-  }
-  if (jobs.length) {
-    const client = new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, onCall: log.onCall })
-    const results = await deliver(jobs, client, ledgerFor(c.env.DELIVERIES))
-    results.forEach((outcome, i) => (outcomes[jobIndex[i]] = outcome))
+  if (events.some(Boolean)) {
+    const results = c.env.EVENTS
+      ? await acceptForQueue(events, c.env.EVENTS, config, Boolean(c.env.IDENTITIES))
+      : await deliverEvents(events, {
+          config,
+          client: new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, onCall: log.onCall }),
+          ledger: ledgerFor(c.env.DELIVERIES),
+          identities: c.env.IDENTITIES && new IdentityMap(c.env.IDENTITIES),
+        })
+    results.forEach((outcome, index) => outcome && (outcomes[index] = outcome))
   }
   outcomes.forEach((outcome, index) => log.count(types[index], outcome.status, messageIdOf(shape.events[index])))
   return shape.batch ? answerBatch(c, shape.events, outcomes) : answerOne(c, outcomes[0])
@@ -170,9 +150,38 @@ app.onError((error, c) => {
   return c.json({ message: `Internal error (request ${log?.requestId ?? 'unknown'}); Segment will retry` }, 500)
 })
 
-export default { fetch: app.fetch, queue: consume } satisfies ExportedHandler<Env>
+export default {
+  fetch: app.fetch,
+  queue: consume,
+  // Cron: parked events that expired are logged and dropped; those whose email is now known are replayed.
+  scheduled: (_controller, env) => sweepIdentities(env),
+} satisfies ExportedHandler<Env>
 
 // ---------------------------------------------------------------------------
+
+/**
+ * The cron sweep of parked events: expired ones are logged and dropped; those whose
+ * userId's email became known meanwhile (taught in another place before KV caught
+ * up, or whose replay failed) are replayed — through the queue in queued mode,
+ * delivered at once in direct mode.
+ */
+async function sweepIdentities(env: Env): Promise<void> {
+  if (!env.IDENTITIES) return
+  const config = getConfig(env)
+  const log = new RequestLog(`sweep:${crypto.randomUUID()}`)
+  const replay = async (items: { email: string; parked: Parked }[]): Promise<string[]> => {
+    if (configurationProblem(config)) return []
+    if (env.EVENTS) {
+      const bodies = items.map(({ parked, email }) => withEmail(parked.event, email))
+      await enqueue(env.EVENTS, bodies.map((body) => ({ body, bytes: JSON.stringify(body).length })))
+      return items.map(({ parked }) => parked.key)
+    }
+    const client = new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, onCall: log.onCall })
+    return deliverParked(items, { config, client, ledger: ledgerFor(env.DELIVERIES) })
+  }
+  const result = await sweepParked(new IdentityMap(env.IDENTITIES), replay, (line) => console.log(JSON.stringify(line)))
+  log.emit({ sweep: result })
+}
 
 async function adminOnly(c: Context<App>, next: () => Promise<void>) {
   if (!c.env.EVENTS || !c.env.DELIVERIES) return c.json({ message: 'Dead letters exist only in queued mode (EVENTS and DELIVERIES bound)' }, 404)
@@ -241,7 +250,7 @@ function answerOne(c: Context<App>, outcome: Outcome) {
 
 /**
  * 200 with a result per event when each was delivered, skipped or permanently
- * rejected (202 when some were queued); 503 (or 429 when every retryable failure was a rate limit) when any
+ * rejected (202 when some were queued or parked); 503 (or 429 when every retryable failure was a rate limit) when any
  * can succeed later — Segment then re-sends the whole batch.
  */
 function answerBatch(c: Context<App>, events: unknown[], outcomes: Outcome[]) {
@@ -257,8 +266,9 @@ function answerBatch(c: Context<App>, events: unknown[], outcomes: Outcome[]) {
   const summary = [...counts].map(([status, n]) => `${n} ${status}`).join(', ') || 'no events'
   const retryable = outcomes.filter((outcome) => outcome.status === 'retry')
   const queuedCount = counts.get('queued') ?? 0
+  const accepted = queuedCount + (counts.get('deferred') ?? 0)
   if (!retryable.length) {
-    return c.json({ message: summary, ...(queuedCount && { queued: queuedCount }), results }, queuedCount ? 202 : 200)
+    return c.json({ message: summary, ...(queuedCount && { queued: queuedCount }), results }, accepted ? 202 : 200)
   }
   const rateLimited = retryable.every((outcome) => outcome.httpStatus === 429)
   if (rateLimited) c.header('Retry-After', String(Math.max(...retryable.map((outcome) => outcome.retryAfter ?? 1))))

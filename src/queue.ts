@@ -3,12 +3,14 @@
 // retries what can succeed later and dead-letters, with the reason, what cannot.
 import { AutopilotClient } from './autopilot'
 import { configurationProblem, getConfig, type Config, type Env } from './config'
-import { deliver, haltOnAccountWide, retry, type Job, type Outcome } from './deliver'
+import { haltOnAccountWide, queued, rejected, retry, skipped, type Outcome } from './deliver'
+import { IdentityMap } from './identity'
 import { ledgerFor } from './ledger'
 import { RequestLog } from './log'
 import { pacerFor } from './pacer'
-import { checkEvent } from './schema'
-import { toAction } from './transform'
+import { deliverEvents } from './pipeline'
+import { checkEvent, type SegmentEvent } from './schema'
+import { eventEmail, toAction, type Action } from './transform'
 
 export const EVENTS_QUEUE = 'autopilot-events'
 export const DEAD_LETTER_QUEUE = 'autopilot-events-dlq'
@@ -41,10 +43,60 @@ export async function enqueue(queue: Queue<unknown>, bodies: { body: unknown; by
 }
 
 /** An event's size as a queue message, or undefined when it is too large for one. */
-export function messageBytes(event: unknown): number | undefined {
+function messageBytes(event: unknown): number | undefined {
   const bytes = encoder.encode(JSON.stringify(event)).byteLength
   return bytes <= MAX_MESSAGE_BYTES ? bytes : undefined
 }
+
+/**
+ * Queued mode's ingress: what needs Autopilot (or the identity map) goes on the
+ * queue, identifies first — consumer batches then fill whole bulk calls, and a
+ * person's contact exists before their track asks for a journey. The rest is
+ * answered now, as direct mode would.
+ */
+export async function acceptForQueue(
+  events: readonly (SegmentEvent | undefined)[],
+  queue: Queue<unknown>,
+  config: Config,
+  identitiesOn: boolean,
+): Promise<(Outcome | undefined)[]> {
+  const outcomes: (Outcome | undefined)[] = new Array(events.length)
+  const bodies: { index: number; body: unknown; bytes: number; identify: boolean }[] = []
+  for (const [index, event] of events.entries()) {
+    if (!event) continue
+    const answer = answerNow(event, config, identitiesOn)
+    if (answer) {
+      outcomes[index] = answer
+      continue
+    }
+    const bytes = messageBytes(event)
+    if (bytes === undefined) outcomes[index] = rejected(`Event is larger than a queue message may be (${MAX_MESSAGE_BYTES} bytes)`)
+    else bodies.push({ index, body: event, bytes, identify: event.type === 'identify' })
+  }
+  if (!bodies.length) return outcomes
+  bodies.sort((a, b) => Number(b.identify) - Number(a.identify))
+  let outcome = queued()
+  try {
+    await enqueue(queue, bodies)
+  } catch {
+    outcome = retry('The queue did not accept the events; Segment will retry')
+  }
+  for (const { index } of bodies) outcomes[index] = outcome
+  return outcomes
+}
+
+/** The answer for an event that need not be queued, or undefined when it must be. */
+function answerNow(event: SegmentEvent, config: Config, identitiesOn: boolean): Outcome | undefined {
+  if (event.type === 'alias' || event.type === 'delete') return identitiesOn ? undefined : toOutcome(toAction(event, config))
+  const action = toAction(event, config)
+  if (action.kind === 'upsert' || action.kind === 'trigger') return undefined
+  // A userId without an email: the consumer resolves it (or parks it) with the identity map.
+  if (identitiesOn && event.userId && (event.type === 'identify' || event.type === 'track') && !eventEmail(event)) return undefined
+  return toOutcome(action)
+}
+
+const toOutcome = (action: Action): Outcome =>
+  action.kind === 'reject' ? rejected(action.message) : skipped(action.kind === 'skip' ? action.message : 'skipped')
 
 /** Exponential backoff with jitter: base, 2×base, 4×base… capped at an hour, each ×0.5–1. */
 export function backoffSeconds(attempts: number, baseSeconds: number): number {
@@ -80,22 +132,20 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, log: Request
   const config = getConfig(env)
   const blocker = configurationProblem(config)
   const settle = settler(env, config, tally)
-  const jobs: Job[] = []
-  const messages: Message<unknown>[] = []
-  for (const message of batch.messages) {
+  const events: (SegmentEvent | undefined)[] = []
+  for (const [i, message] of batch.messages.entries()) {
     const checked = checkEvent(message.body)
     if (!checked.ok) {
       log.count('invalid', 'rejected', message.id)
-      await settle(message, { status: 'rejected', message: checked.message, httpStatus: 400 })
+      await settle(message, rejected(checked.message))
     } else if (blocker) {
       log.count(checked.event.type, 'retry', checked.event.messageId)
       await settle(message, retry(blocker), checked.event.type)
     } else {
-      jobs.push({ messageId: checked.event.messageId, action: toAction(checked.event, config) })
-      messages.push(message)
+      events[i] = checked.event
     }
   }
-  if (!jobs.length) return
+  if (!events.some(Boolean)) return
   const pacer = pacerFor(config.maxRps)
   const client = new AutopilotClient({
     baseUrl: config.baseUrl,
@@ -107,18 +157,25 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, log: Request
     // A 429 means "slower", not "failed": the pacer pauses, then the call goes again.
     rateLimitRetries: RATE_LIMIT_RETRIES,
   })
-  const outcomes = await deliver(jobs, client, ledgerFor(env.DELIVERIES), haltOnAccountWide)
+  const outcomes = await deliverEvents(events, {
+    config,
+    client,
+    ledger: ledgerFor(env.DELIVERIES),
+    identities: env.IDENTITIES && new IdentityMap(env.IDENTITIES),
+    halts: haltOnAccountWide,
+  })
   for (const [i, outcome] of outcomes.entries()) {
-    const type = (messages[i].body as { type?: string }).type
-    log.count(type ?? 'unknown', outcome.status, jobs[i].messageId)
-    await settle(messages[i], outcome, type)
+    const event = events[i]
+    if (!outcome || !event) continue
+    log.count(event.type, outcome.status, event.messageId)
+    await settle(batch.messages[i], outcome, event.type)
   }
 }
 
 /** ack, retry later, or dead-letter one message according to its outcome. */
 function settler(env: Env, config: Config, tally: Tally) {
   return async (message: Message<unknown>, outcome: Outcome, type?: string) => {
-    if (outcome.status === 'delivered' || outcome.status === 'skipped') {
+    if (outcome.status === 'delivered' || outcome.status === 'skipped' || outcome.status === 'deferred') {
       message.ack()
       tally.acked++
       return

@@ -4,6 +4,8 @@ import * as v from 'valibot'
 // versions...), strict about the ones we do. Schemas are built once, at module load.
 
 export const EVENT_TYPES = ['identify', 'track', 'page', 'screen', 'group', 'alias', 'delete'] as const
+/** Types that are acknowledged and never lead to an Autopilot call. */
+export const ACKNOWLEDGED_ONLY: ReadonlySet<string> = new Set(['page', 'screen', 'group'])
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)

@@ -21,6 +21,7 @@ export interface MappingSettings {
 export type Action =
   | { kind: 'upsert'; contact: Contact; message: string }
   | { kind: 'trigger'; triggerId: string; contact: Contact }
+  | { kind: 'delete'; email: string }
   | { kind: 'skip'; message: string }
   | { kind: 'reject'; message: string }
 
@@ -76,14 +77,26 @@ export function toAction(event: SegmentEvent, settings: MappingSettings): Action
   }
 }
 
+/** The email an identify or track carries, where Segment and Engage put it. */
+export function eventEmail(event: IdentifyEvent | TrackEvent): string | undefined {
+  return event.type === 'identify'
+    ? first(event.traits?.email, event.context?.traits?.email)
+    : first(event.properties?.email, event.context?.traits?.email)
+}
+
+/** The email an identify changes the contact to (`_NewEmail`, `newEmail`, `new_email`). */
+export function newEmailOf(event: IdentifyEvent): string | undefined {
+  return first(event.traits?._NewEmail, event.traits?.newEmail, event.traits?.new_email)
+}
+
 function identifyAction(event: IdentifyEvent, settings: MappingSettings): Action {
-  const email = first(event.traits?.email, event.context?.traits?.email)
+  const email = eventEmail(event)
   if (!email) return missingEmail(event.userId)
   return { kind: 'upsert', contact: traitsToContact(email, event.traits ?? {}, settings.fieldTypes), message: 'contact upserted' }
 }
 
 function trackAction(event: TrackEvent, settings: MappingSettings): Action {
-  const email = first(event.properties?.email, event.context?.traits?.email)
+  const email = eventEmail(event)
   if (!email) return missingEmail(event.userId)
   const contact = traitsToContact(email, { ...event.context?.traits, ...audienceTrait(event) }, settings.fieldTypes)
   const triggerId = settings.triggers.get(event.event)
@@ -138,7 +151,7 @@ export function traitsToContact(email: string, traits: Traits, fieldTypes: Reado
     }
   }
   if (present(traits.unsubscribed)) contact.unsubscribed = traits.unsubscribed
-  const newEmail = first(traits._NewEmail, traits.newEmail, traits.new_email)
+  const newEmail = first(traits._NewEmail, traits.newEmail, traits.new_email) // as newEmailOf, for any traits
   if (present(newEmail) && newEmail !== email) contact._NewEmail = newEmail
 
   const custom: Record<string, CustomValue> = {}

@@ -149,3 +149,6 @@ export function fakeQueue({ refuse = false } = {}) {
 
 /** The KV namespace the queued environment binds (local, in Miniflare). */
 export const kv = () => testEnv.DELIVERIES!
+
+/** The identity map's KV namespace (local, in Miniflare). */
+export const identitiesKv = () => testEnv.IDENTITIES!
