@@ -8,7 +8,7 @@ import { unstable_getMiniflareWorkerOptions } from 'wrangler'
 
 /** `wrangler deploy --dry-run --outdir`: the exact bundle deploy would upload. */
 export function buildWorker({ outdir = 'dist', env = '' } = {}) {
-  const args = ['wrangler', 'deploy', '--dry-run', '--outdir', outdir, ...(env ? ['--env', env] : [])]
+  const args = ['wrangler', 'deploy', '--dry-run', '--outdir', outdir, '--env', env]
   execFileSync('npx', args, { stdio: ['ignore', 'ignore', 'inherit'] })
   return `${outdir}/index.js`
 }
@@ -20,10 +20,12 @@ export function buildWorker({ outdir = 'dist', env = '' } = {}) {
  *   bindings: Record<string, string>,
  *   outbound: (request: Request) => Promise<Response>,
  *   quiet?: boolean,
+ *   without?: string[],
  * }} options
  */
-export function startWorker({ scriptPath, env, bindings, outbound, quiet = true }) {
+export function startWorker({ scriptPath, env, bindings, outbound, quiet = true, without = [] }) {
   const { workerOptions } = unstable_getMiniflareWorkerOptions('wrangler.toml', env)
+  for (const name of without) delete (/** @type {Record<string, unknown>} */ (workerOptions.kvNamespaces ?? {}))[name]
   return new Miniflare({
     modules: true,
     scriptPath,

@@ -25,6 +25,8 @@ export interface Env {
   DELIVERIES?: KVNamespace
   /** userId -> email, and events parked until their email is known. */
   IDENTITIES?: KVNamespace
+  /** Optional: one Analytics Engine data point per request, queue batch and sweep. */
+  ANALYTICS?: AnalyticsEngineDataset
 }
 
 export const CUSTOM_TYPES = ['string', 'integer', 'float', 'boolean', 'date'] as const

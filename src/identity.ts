@@ -31,29 +31,81 @@ async function hashOf(userId: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('')
 }
 
-/** userId -> email and parked events. One per request or queue batch: it caches what it read. */
-export class IdentityMap {
-  private readonly emails = new Map<string, string | null>()
-  private readonly hashes = new Map<string, Promise<string>>()
+/**
+ * What this isolate read or wrote lately, per namespace, so an active user's events
+ * skip the KV read. To resolve a userId-only event an entry is trusted for 60 s —
+ * as long as KV's own edge cache keeps a read, so no staleness KV does not already
+ * have. An event that carries its email needs the map only to see whether it is new
+ * or changed (to record it, and to replay parked events the first time): for that an
+ * entry is trusted for 10 minutes; a parked event this misses is replayed by the sweep.
+ */
+const RESOLVE_MS = 60_000
+const TEACH_MS = 600_000
+const RECENT_MAX = 10_000
+const recentByNamespace = new WeakMap<KVNamespace, Map<string, { email: string | null; at: number }>>()
+const hashes = new Map<string, Promise<string>>()
 
-  constructor(readonly kv: KVNamespace) {}
+/** userId -> email and parked events. One per request or queue batch. */
+export class IdentityMap {
+  /** What this request or batch knows: loaded by load(), changed by remember() and forget(). */
+  private readonly known = new Map<string, string | null>()
+  private readonly writes: Promise<void>[] = []
+  private readonly recent: Map<string, { email: string | null; at: number }>
+
+  constructor(readonly kv: KVNamespace) {
+    let recent = recentByNamespace.get(kv)
+    if (!recent) recentByNamespace.set(kv, (recent = new Map()))
+    this.recent = recent
+  }
 
   private hash(userId: string): Promise<string> {
-    let hash = this.hashes.get(userId)
-    if (!hash) this.hashes.set(userId, (hash = hashOf(userId)))
+    let hash = hashes.get(userId)
+    if (!hash) {
+      if (hashes.size >= RECENT_MAX) hashes.clear()
+      hashes.set(userId, (hash = hashOf(userId)))
+    }
     return hash
   }
 
-  async emailOf(userId: string): Promise<string | undefined> {
-    if (!this.emails.has(userId)) this.emails.set(userId, await this.kv.get(`user:${await this.hash(userId)}`))
-    return this.emails.get(userId) ?? undefined
+  private note(userId: string, email: string | null) {
+    this.known.set(userId, email)
+    if (this.recent.size >= RECENT_MAX) this.recent.delete(this.recent.keys().next().value!)
+    this.recent.delete(userId)
+    this.recent.set(userId, { email, at: Date.now() })
   }
 
-  /** Records userId -> email; writes only when it changed. */
-  async remember(userId: string, email: string): Promise<void> {
-    if ((await this.emailOf(userId)) === email) return
-    await this.kv.put(`user:${await this.hash(userId)}`, email)
-    this.emails.set(userId, email)
+  /** Reads the emails of these userIds at once (KV only where the isolate's memory is too old). */
+  async load(userIds: Iterable<string>, teachingOnly: ReadonlySet<string> = new Set()): Promise<void> {
+    const now = Date.now()
+    const reads: Promise<void>[] = []
+    for (const userId of userIds) {
+      if (this.known.has(userId)) continue
+      const cached = this.recent.get(userId)
+      if (cached && now - cached.at < (teachingOnly.has(userId) ? TEACH_MS : RESOLVE_MS)) {
+        this.known.set(userId, cached.email)
+        continue
+      }
+      this.known.set(userId, null) // until the read lands, below
+      reads.push(this.hash(userId).then(async (hash) => this.note(userId, await this.kv.get(`user:${hash}`))))
+    }
+    await Promise.all(reads)
+  }
+
+  /** The email of a userId passed to load(). */
+  emailOf(userId: string): string | undefined {
+    return this.known.get(userId) ?? undefined
+  }
+
+  /** Records userId -> email, only when it changed. The write completes in flush(). */
+  remember(userId: string, email: string): void {
+    if (this.known.get(userId) === email) return
+    this.note(userId, email)
+    this.writes.push(this.hash(userId).then((hash) => this.kv.put(`user:${hash}`, email)))
+  }
+
+  /** Waits for the writes remember() started. */
+  async flush(): Promise<void> {
+    await Promise.all(this.writes.splice(0))
   }
 
   /** Forgets the userId and drops its parked events. Returns how many were dropped. */
@@ -61,7 +113,7 @@ export class IdentityMap {
     const hash = await this.hash(userId)
     const parked = await this.parkedKeys(hash)
     await Promise.all([this.kv.delete(`user:${hash}`), ...parked.map(({ name }) => this.kv.delete(name))])
-    this.emails.set(userId, null)
+    this.note(userId, null)
     return parked.length
   }
 
@@ -127,13 +179,25 @@ export interface Resolution {
  * ahead of it.
  */
 export async function resolveIdentities(events: readonly (SegmentEvent | undefined)[], identities: IdentityMap): Promise<Resolution> {
-  // First pass: what this batch teaches (the last email seen per userId wins).
+  // First pass: what this batch teaches (the last email seen per userId wins), and
+  // which userIds need resolving rather than only recording.
   const taught = new Map<string, string>()
+  const ids = new Set<string>()
+  const resolving = new Set<string>()
   for (const event of events) {
-    if (!event?.userId || (event.type !== 'identify' && event.type !== 'track')) continue
-    const email = eventEmail(event)
+    if (!event?.userId) continue
+    ids.add(event.userId)
+    const email = (event.type === 'identify' || event.type === 'track') && eventEmail(event)
     if (email) taught.set(event.userId, (event.type === 'identify' && newEmailOf(event)) || email)
+    else resolving.add(event.userId)
+    if (event.type === 'alias' && event.previousId) {
+      ids.add(event.previousId)
+      resolving.add(event.previousId)
+    }
   }
+  // Every userId's email at once, rather than one KV read after another.
+  await identities.load(ids, new Set([...ids].filter((id) => !resolving.has(id))))
+
   const replays: Resolution['replays'] = []
   const replayed = new Set<string>()
   const pending = new Map<string, string>()
@@ -143,9 +207,9 @@ export async function resolveIdentities(events: readonly (SegmentEvent | undefin
     replayed.add(userId)
     for (const parked of await identities.parked(userId)) replays.push({ before, email, parked })
   }
-  const remember = async (userId: string, email: string) => {
-    if (replays.some((replay) => replay.parked.event.userId === userId)) pending.set(userId, email)
-    else await identities.remember(userId, email)
+  const remember = (userId: string, email: string) => {
+    if (replayed.has(userId) && replays.some((replay) => replay.parked.event.userId === userId)) pending.set(userId, email)
+    else identities.remember(userId, email)
   }
 
   const resolved: (Resolved | undefined)[] = []
@@ -157,7 +221,7 @@ export async function resolveIdentities(events: readonly (SegmentEvent | undefin
         resolved[index] = { kind: 'deliver', event }
         continue
       }
-      const knownBefore = await identities.emailOf(userId)
+      const knownBefore = identities.emailOf(userId)
       const own = eventEmail(event)
       const email = own ?? taught.get(userId) ?? knownBefore
       if (!email) {
@@ -165,12 +229,12 @@ export async function resolveIdentities(events: readonly (SegmentEvent | undefin
         continue
       }
       await replay(userId, email, index, knownBefore)
-      if (own) await remember(userId, (event.type === 'identify' && newEmailOf(event)) || own)
+      if (own) remember(userId, (event.type === 'identify' && newEmailOf(event)) || own)
       resolved[index] = { kind: 'deliver', event: own ? event : withEmail(event, email) }
     } else if (event.type === 'alias') {
       resolved[index] = await alias(event.previousId ?? undefined, userId ?? undefined, index)
     } else if (event.type === 'delete') {
-      const email = userId ? await identities.emailOf(userId) : undefined
+      const email = userId ? identities.emailOf(userId) : undefined
       if (userId && email) {
         resolved[index] = { kind: 'delete', userId, email }
       } else {
@@ -181,18 +245,19 @@ export async function resolveIdentities(events: readonly (SegmentEvent | undefin
       resolved[index] = { kind: 'deliver', event }
     }
   }
+  await identities.flush()
   return { resolved, replays, pending }
 
   /** previousId and userId are one person: whichever email is known, both get it. */
   async function alias(previousId: string | undefined, userId: string | undefined, index: number): Promise<Resolved> {
     const ids = [userId, previousId].filter((id): id is string => Boolean(id))
-    const known = await Promise.all(ids.map((id) => identities.emailOf(id)))
+    const known = ids.map((id) => identities.emailOf(id))
     const email = known.find(Boolean)
     if (!email) return { kind: 'noted', message: 'alias noted: no email is known for either id yet' }
     for (const [i, id] of ids.entries()) {
       if (known[i]) continue
       await replay(id, email, index, undefined)
-      await remember(id, email)
+      remember(id, email)
     }
     return { kind: 'noted', message: 'alias recorded: both ids now resolve to the same contact' }
   }

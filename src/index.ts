@@ -28,11 +28,11 @@ type App = { Bindings: Env; Variables: { config: Config; log: RequestLog } }
 const app = new Hono<App>()
 
 app.use('*', async (c, next) => {
-  const log = new RequestLog(c.req.header('cf-ray') ?? crypto.randomUUID())
+  const log = new RequestLog(c.req.header('cf-ray') ?? crypto.randomUUID(), c.env.ANALYTICS)
   c.set('config', getConfig(c.env))
   c.set('log', log)
   await next()
-  log.emit({ method: c.req.method, path: c.req.path, status: c.res.status })
+  log.emit({ kind: 'request', method: c.req.method, path: c.req.path, status: c.res.status })
 })
 
 app.get('/health', (c) => {
@@ -56,6 +56,7 @@ app.get('/health', (c) => {
       EVENTS: Boolean(c.env.EVENTS),
       DEAD_LETTERS: Boolean(c.env.DEAD_LETTERS),
       DELIVERIES: Boolean(c.env.DELIVERIES),
+      ANALYTICS: Boolean(c.env.ANALYTICS),
     },
     ...(config.problems.length && { problems: config.problems }),
   })
@@ -168,7 +169,7 @@ export default {
 async function sweepIdentities(env: Env): Promise<void> {
   if (!env.IDENTITIES) return
   const config = getConfig(env)
-  const log = new RequestLog(`sweep:${crypto.randomUUID()}`)
+  const log = new RequestLog(`sweep:${crypto.randomUUID()}`, env.ANALYTICS)
   const replay = async (items: { email: string; parked: Parked }[]): Promise<string[]> => {
     if (configurationProblem(config)) return []
     if (env.EVENTS) {
@@ -180,7 +181,7 @@ async function sweepIdentities(env: Env): Promise<void> {
     return deliverParked(items, { config, client, ledger: ledgerFor(env.DELIVERIES) })
   }
   const result = await sweepParked(new IdentityMap(env.IDENTITIES), replay, (line) => console.log(JSON.stringify(line)))
-  log.emit({ sweep: result })
+  log.emit({ kind: 'sweep', sweep: result })
 }
 
 async function adminOnly(c: Context<App>, next: () => Promise<void>) {

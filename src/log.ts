@@ -1,10 +1,13 @@
 import type { CallRecord } from './autopilot'
 
 const MAX_LISTED_IDS = 20
+/** Outcomes counted in an Analytics Engine data point, in the order of its doubles. */
+const OUTCOMES = ['delivered', 'skipped', 'rejected', 'retry', 'queued', 'deferred'] as const
 
 /**
- * One structured JSON line per request (or queue batch): ids, counts, Autopilot
- * calls with status and duration. Never emails, traits, properties, keys or signatures.
+ * One structured JSON line per request (or queue batch, or sweep): ids, counts,
+ * Autopilot calls with status and duration — and, when ANALYTICS is bound, one
+ * Analytics Engine data point. Never emails, traits, properties, keys or signatures.
  */
 export class RequestLog {
   readonly calls: CallRecord[] = []
@@ -15,7 +18,10 @@ export class RequestLog {
   readonly fields: Record<string, unknown> = {}
   private readonly started = Date.now()
 
-  constructor(readonly requestId: string) {}
+  constructor(
+    readonly requestId: string,
+    private readonly analytics?: AnalyticsEngineDataset,
+  ) {}
 
   readonly onCall = (record: CallRecord) => {
     this.calls.push(record)
@@ -29,16 +35,30 @@ export class RequestLog {
     }
   }
 
-  emit(fields: Record<string, unknown>) {
+  /** Writes the line. `kind` and `status` also label the data point. */
+  emit(fields: Record<string, unknown> & { kind: 'request' | 'queue' | 'sweep'; status?: number | string }) {
+    const ms = Date.now() - this.started
     const line = {
       requestId: this.requestId,
       ...this.fields,
       ...fields,
-      ms: Date.now() - this.started,
+      ms,
       events: this.events,
       ...(this.notDelivered.length && { notDelivered: this.notDelivered }),
       autopilot: this.calls,
     }
     console.log(JSON.stringify(line))
+    this.analytics?.writeDataPoint({
+      indexes: [fields.kind],
+      blobs: [fields.kind, String(fields.status ?? ''), String(fields.path ?? fields.queue ?? ''), String(this.fields.auth ?? '')],
+      doubles: [
+        ...OUTCOMES.map((outcome) => Object.values(this.events).reduce((n, byOutcome) => n + (byOutcome[outcome] ?? 0), 0)),
+        this.events.identify ? Object.values(this.events.identify).reduce((a, b) => a + b, 0) : 0,
+        this.events.track ? Object.values(this.events.track).reduce((a, b) => a + b, 0) : 0,
+        this.calls.length,
+        this.calls.filter((call) => typeof call.status !== 'number' || call.status >= 400).length,
+        ms,
+      ],
+    })
   }
 }

@@ -75,8 +75,9 @@ export async function deliverEvents(events: readonly (SegmentEvent | undefined)[
   }
   if (settledParked.length) await identities!.unpark(settledParked)
   for (const [userId, email] of resolution.pending) {
-    if (!unsettledUsers.has(userId)) await identities!.remember(userId, email)
+    if (!unsettledUsers.has(userId)) identities!.remember(userId, email)
   }
+  await identities?.flush()
   return outcomes
 }
 

@@ -116,13 +116,13 @@ export interface DeadLetter {
 }
 
 export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const log = new RequestLog(`queue:${batch.messages[0]?.id ?? 'empty'}`)
+  const log = new RequestLog(`queue:${batch.messages[0]?.id ?? 'empty'}`, env.ANALYTICS)
   const tally = { acked: 0, retried: 0, deadLettered: 0 }
   try {
     if (batch.queue === DEAD_LETTER_QUEUE) await storeDeadLetters(batch, env, tally)
     else await deliverBatch(batch, env, log, tally)
   } finally {
-    log.emit({ queue: batch.queue, messages: batch.messages.length, ...tally })
+    log.emit({ kind: 'queue', queue: batch.queue, messages: batch.messages.length, ...tally })
   }
 }
 

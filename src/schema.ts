@@ -25,6 +25,7 @@ export const MAX_TRAIT_DEPTH = 16
 
 /** Walks a value without recursion, so no nesting can overflow the stack. */
 function withinLimits(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return typeof value !== 'string' || value.length <= MAX_TRAIT_TEXT
   const stack: [unknown, number][] = [[value, 0]]
   while (stack.length) {
     const [item, depth] = stack.pop()!
@@ -46,7 +47,7 @@ const AnyObject = v.custom<Record<string, unknown>>(isPlainObject, 'must be an o
 /** Text we forward: strings, or numbers (phone numbers often arrive as numbers). */
 const Text = v.pipe(
   v.union([v.string(), v.pipe(v.number(), v.transform(String))], 'must be a string'),
-  v.transform((s) => s.toWellFormed()),
+  v.transform((s) => (s.isWellFormed() ? s : s.toWellFormed())),
 )
 
 // Plausible, not RFC-complete: one @, something on both sides, no spaces or control
@@ -89,16 +90,17 @@ export const Traits = v.pipe(
       title: v.nullish(Text),
       website: v.nullish(Text),
       industry: v.nullish(Text),
+      // The object (Segment's spec) first: a union builds an issue for each option that fails.
       company: v.nullish(
         v.union(
           [
-            Text,
             object({
               name: v.nullish(Text),
               industry: v.nullish(Text),
               employee_count: v.nullish(Text),
               employeeCount: v.nullish(Text),
             }),
+            Text,
           ],
           'must be a string or an object',
         ),

@@ -127,8 +127,13 @@ function audienceTrait(event: TrackEvent): Record<string, boolean> {
 export function traitsToContact(email: string, traits: Traits, fieldTypes: ReadonlyMap<string, CustomType>): Contact {
   const contact: Contact = { Email: email }
   for (const [field, ...names] of STANDARD) {
-    const value = first(...names.map((name) => traits[name] as string | null | undefined))
-    if (present(value)) contact[field] = value
+    for (const name of names) {
+      const value = traits[name] as string | null | undefined
+      if (present(value)) {
+        contact[field] = value
+        break
+      }
+    }
   }
   if (!present(contact.FirstName) && !present(contact.LastName) && present(traits.name)) {
     const [given, ...family] = traits.name.trim().split(/\s+/)
@@ -208,17 +213,30 @@ function addCustom(
 export function customName(path: readonly string[]): string | undefined {
   const parts: string[] = []
   for (const segment of path) {
-    if (UNSAFE_NAMES.has(segment)) return undefined
-    const part = segment
-      .toWellFormed()
-      .replace(/(?![\t\n\v\f\r])\p{Cc}/gu, '') // control characters, but whitespace becomes -- below
-      .trim()
-      .replace(/\s+/gu, '--')
+    const part = fieldName(segment)
     if (!part) return undefined
     parts.push(part)
   }
   const name = parts.join('--')
   return name.length <= MAX_NAME_LENGTH ? name : undefined
+}
+
+// The same trait names arrive in event after event: clean each once per isolate.
+const fieldNames = new Map<string, string>()
+function fieldName(segment: string): string {
+  let part = fieldNames.get(segment)
+  if (part === undefined) {
+    part = UNSAFE_NAMES.has(segment)
+      ? ''
+      : segment
+          .toWellFormed()
+          .replace(/(?![\t\n\v\f\r])\p{Cc}/gu, '') // control characters, but whitespace becomes -- below
+          .trim()
+          .replace(/\s+/gu, '--')
+    if (fieldNames.size >= 10_000) fieldNames.clear()
+    fieldNames.set(segment, part)
+  }
+  return part
 }
 
 /** createdAt, updated_at, signupDate, trial_end_date, "Renewal Date", birthday, date. */

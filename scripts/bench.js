@@ -1,0 +1,133 @@
+// @ts-check
+// `npm run bench`: the Worker's own cost per event, against the floor.
+// Builds the Worker as `wrangler deploy` does and runs the bundle in Miniflare, next to
+// a bare Worker (bench/bare-worker.js) that only verifies the HMAC, parses the JSON
+// and makes one fetch. Both get the same signed events; Autopilot is the local
+// stand-in answering at once. The two alternate over several rounds; the table shows
+// medians. Numbers go to bench/results/ so runs can be compared.
+import { createHmac } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { gzipSync } from 'node:zlib'
+import { createAutopilot } from '../sandbox/autopilot.js'
+import { buildWorker, startWorker } from './worker.js'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const SINGLE_EVENTS = Number(process.env.BENCH_SINGLE ?? 2000)
+const BATCHES = Number(process.env.BENCH_BATCHES ?? 60)
+const SECRET = 'bench-secret'
+const API_KEY = 'bench-key'
+const bindings = {
+  AUTOPILOT_API_KEY: API_KEY,
+  AUTOPILOT_BASE_URL: 'https://autopilot.bench/v1',
+  SEGMENT_SHARED_SECRET: SECRET,
+  AUTOPILOT_TRIGGERS: JSON.stringify({ 'Order Completed': '0001' }),
+}
+
+// Realistic identifies: a userId, an email, reserved and custom traits, context.
+const identify = (/** @type {number} */ i) => ({
+  type: 'identify',
+  messageId: `bench-${i}`,
+  userId: `user-${i % 1000}`,
+  anonymousId: `anon-${i}`,
+  traits: { email: `user${i % 1000}@example.com`, firstName: 'Ada', lastName: 'Lovelace', plan: 'pro', logins: i % 50, beta: true, createdAt: '2026-11-01T10:00:00Z', company: { name: 'AE', employee_count: 12 } },
+  context: { library: { name: 'analytics.js', version: 'next-1.70.0' }, ip: '203.0.113.7' },
+  timestamp: '2026-11-28T10:00:00.000Z',
+  version: 2,
+})
+const signed = (/** @type {unknown} */ payload) => {
+  const body = JSON.stringify(payload)
+  return { body, headers: { 'content-type': 'application/json', 'x-signature': createHmac('sha1', SECRET).update(body).digest('hex') } }
+}
+const singles = Array.from({ length: SINGLE_EVENTS }, (_, i) => signed(identify(i)))
+const batches = Array.from({ length: BATCHES }, (_, b) => signed(Array.from({ length: 100 }, (_, i) => identify(b * 100 + i))))
+
+console.log('building the Worker (wrangler deploy --dry-run)…')
+const scriptPath = buildWorker({ outdir: 'dist' })
+const bundle = readFileSync(scriptPath)
+const autopilot = createAutopilot({ apiKey: API_KEY })
+const outbound = (/** @type {Request} */ request) => autopilot.fetch(request)
+const workers = {
+  ours: startWorker({ scriptPath, bindings, outbound, without: (process.env.BENCH_WITHOUT ?? '').split(',').filter(Boolean) }),
+  bare: startWorker({ scriptPath: 'bench/bare-worker.js', bindings, outbound }),
+}
+await Promise.all(Object.values(workers).map((worker) => worker.ready))
+
+/** Sends the requests with `concurrency` in flight; events/s and per-request latencies (ms). */
+async function drive(/** @type {import('miniflare').Miniflare} */ worker, /** @type {{body: string, headers: Record<string,string>}[]} */ requests, eventsPer = 1, concurrency = 16) {
+  const latencies = []
+  let next = 0
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < requests.length) {
+        const { body, headers } = requests[next++]
+        const t = performance.now()
+        const response = await worker.dispatchFetch('http://worker.bench/', { method: 'POST', body, headers })
+        await response.arrayBuffer()
+        if (response.status !== 200) throw new Error(`status ${response.status}`)
+        latencies.push(performance.now() - t)
+      }
+    }),
+  )
+  const seconds = (performance.now() - started) / 1000
+  return { eventsPerSecond: (requests.length * eventsPer) / seconds, latencies }
+}
+
+const median = (/** @type {number[]} */ xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const percentile = (/** @type {number[]} */ xs, /** @type {number} */ p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]
+
+/** @type {Record<string, Record<string, {eps: number[], p50: number[], p99: number[]}>>} */
+const results = { single: { ours: { eps: [], p50: [], p99: [] }, bare: { eps: [], p50: [], p99: [] } }, batch: { ours: { eps: [], p50: [], p99: [] }, bare: { eps: [], p50: [], p99: [] } } }
+let ourBatchCalls = 0
+for (let round = 0; round <= ROUNDS; round++) {
+  for (const name of /** @type {const} */ (round % 2 ? ['bare', 'ours'] : ['ours', 'bare'])) {
+    for (const [kind, requests, per, concurrency] of /** @type {const} */ ([['single', singles, 1, 16], ['batch', batches, 100, 4]])) {
+      autopilot.reset()
+      const { eventsPerSecond, latencies } = await drive(workers[name], requests, per, concurrency)
+      if (kind === 'batch' && name === 'ours') ourBatchCalls = autopilot.calls.length
+      if (round === 0) continue // warm-up
+      results[kind][name].eps.push(eventsPerSecond)
+      results[kind][name].p50.push(percentile(latencies, 0.5))
+      results[kind][name].p99.push(percentile(latencies, 0.99))
+    }
+  }
+  process.stdout.write(round === 0 ? 'warm-up done' : ` · round ${round}`)
+}
+process.stdout.write('\n')
+await Promise.all(Object.values(workers).map((worker) => worker.dispose()))
+
+const summary = Object.fromEntries(
+  Object.entries(results).map(([kind, byWorker]) => [
+    kind,
+    {
+      ratio: +median(byWorker.ours.eps.map((eps, i) => eps / byWorker.bare.eps[i])).toFixed(3),
+      ...Object.fromEntries(
+        Object.entries(byWorker).map(([name, r]) => [name, { eventsPerSecond: Math.round(median(r.eps)), p50ms: +median(r.p50).toFixed(2), p99ms: +median(r.p99).toFixed(2) }]),
+      ),
+    },
+  ]),
+)
+const report = {
+  date: new Date().toISOString(),
+  rounds: ROUNDS,
+  ...summary,
+  autopilotCallsPer100IdentifiesInABatch: +(ourBatchCalls / ((BATCHES * 100) / 100)).toFixed(2),
+  bundle: { rawKiB: +(bundle.length / 1024).toFixed(1), gzipKiB: +(gzipSync(bundle).length / 1024).toFixed(1) },
+}
+
+const row = (/** @type {string[]} */ cells) => console.log(cells.map((c, i) => (i ? c.padStart(13) : c.padEnd(30))).join(''))
+console.log(`\nmedians over ${ROUNDS} alternating rounds (${SINGLE_EVENTS} single events, ${BATCHES} batches of 100 identifies per round)\n`)
+row(['', 'ours', 'bare', 'ours/bare'])
+for (const kind of ['single', 'batch']) {
+  const s = report[kind]
+  row([`${kind}: events/s`, String(s.ours.eventsPerSecond), String(s.bare.eventsPerSecond), `${s.ratio}`])
+  row([`${kind}: p50 latency (ms)`, String(s.ours.p50ms), String(s.bare.p50ms), ''])
+  row([`${kind}: p99 latency (ms)`, String(s.ours.p99ms), String(s.bare.p99ms), ''])
+}
+row(['Autopilot calls / 100 identifies', String(report.autopilotCallsPer100IdentifiesInABatch), '1', ''])
+row(['bundle (KiB raw / gzip)', `${report.bundle.rawKiB} / ${report.bundle.gzipKiB}`, '', ''])
+console.log(`\ntargets: events/s ≥ 0.9 × bare (single ${report.single.ratio >= 0.9 ? 'met' : 'MISSED'}, batch ${report.batch.ratio >= 0.9 ? 'met' : 'MISSED'}); 1 call per 100 identifies (${report.autopilotCallsPer100IdentifiesInABatch <= 1 ? 'met' : 'MISSED'}); bundle ≤ 30 KiB gzip (${report.bundle.gzipKiB <= 30 ? 'met' : 'MISSED'})`)
+mkdirSync('bench/results', { recursive: true })
+const file = `bench/results/bench-${report.date.replace(/[:.]/g, '-')}.json`
+writeFileSync(file, JSON.stringify(report, null, 2))
+console.log(`written to ${file}`)

@@ -1,0 +1,83 @@
+import { describe, expect, it, vi } from 'vitest'
+import wranglerToml from '../wrangler.toml?raw'
+import { version } from '../package.json'
+import identifySeed from '../examples/identify.json'
+import { API_KEY, fakeQueue, identitiesKv, json, kv, SECRET, setup } from './helpers'
+
+describe('GET /health', () => {
+  it('reports version, mode, settings and bindings present (never values), identity resolution', async () => {
+    const { get } = setup({ IDENTITIES: identitiesKv(), ADMIN_TOKEN: 'admin-secret-value' })
+    const body = await json(await get('/health'))
+    expect(body).toEqual({
+      status: 'ok',
+      version,
+      mode: 'direct',
+      auth: 'signature',
+      settings: {
+        AUTOPILOT_API_KEY: true,
+        SEGMENT_SHARED_SECRET: true,
+        SEGMENT_WEBHOOK_TOKEN: false,
+        ALLOW_UNSIGNED: false,
+        AUTOPILOT_TRIGGERS: 2,
+        ADMIN_TOKEN: true,
+      },
+      identityResolution: 'on',
+      bindings: { IDENTITIES: true, EVENTS: false, DEAD_LETTERS: false, DELIVERIES: false, ANALYTICS: false },
+    })
+    for (const secret of [API_KEY, SECRET, 'admin-secret-value']) expect(JSON.stringify(body)).not.toContain(secret)
+  })
+
+  it('reports queued mode and its bindings', async () => {
+    const { get } = setup({ EVENTS: fakeQueue().queue, DEAD_LETTERS: fakeQueue().queue, DELIVERIES: kv() })
+    expect(await json(await get('/health'))).toMatchObject({
+      mode: 'queued',
+      bindings: { EVENTS: true, DEAD_LETTERS: true, DELIVERIES: true },
+    })
+  })
+})
+
+describe('Analytics Engine (optional)', () => {
+  it('writes one data point per request: events by outcome, Autopilot calls, latency', async () => {
+    const writeDataPoint = vi.fn()
+    const { post, autopilot } = setup({ ANALYTICS: { writeDataPoint } as unknown as AnalyticsEngineDataset })
+    autopilot.inject({ status: 500, match: (call) => call.path.startsWith('/trigger') })
+    autopilot.contacts.set('t@example.com', { Email: 't@example.com', custom: {} })
+    await post([
+      { type: 'identify', messageId: 'a1', traits: { email: 'a@example.com' } },
+      { type: 'track', messageId: 'a2', event: 'Step Activated', properties: { email: 't@example.com' } },
+      { type: 'page', messageId: 'a3' },
+    ])
+    expect(writeDataPoint).toHaveBeenCalledTimes(1)
+    const [point] = writeDataPoint.mock.calls[0]
+    expect(point.indexes).toEqual(['request'])
+    expect(point.blobs).toEqual(['request', '503', '/', 'signature'])
+    // delivered, skipped, rejected, retry, queued, deferred, identifies, tracks, calls, failed calls, ms
+    expect(point.doubles.slice(0, 10)).toEqual([1, 1, 0, 1, 0, 0, 1, 1, 2, 1])
+    expect(JSON.stringify(point)).not.toContain('@example.com')
+  })
+})
+
+describe('once per isolate, not per event', () => {
+  it('imports the HMAC key once for many requests', async () => {
+    const { post } = setup()
+    const importKey = vi.spyOn(crypto.subtle, 'importKey')
+    for (let i = 0; i < 5; i++) expect((await post({ ...identifySeed, messageId: `k${i}` })).status).toBe(200)
+    // (The test's own signing imports a 'sign' key per request; the Worker's is for 'verify'.)
+    expect(importKey.mock.calls.filter((call) => (call[4] as string[]).includes('verify'))).toHaveLength(1)
+  })
+
+  it('parses settings once for many requests', async () => {
+    const { post } = setup()
+    const parse = vi.spyOn(JSON, 'parse')
+    for (let i = 0; i < 5; i++) await post({ ...identifySeed, messageId: `p${i}` })
+    const triggersParsed = parse.mock.calls.filter(([text]) => typeof text === 'string' && text.includes('Step Activated'))
+    expect(triggersParsed).toHaveLength(1)
+  })
+})
+
+describe('wrangler.toml', () => {
+  it('turns on Workers observability (logs) in both environments', () => {
+    expect(wranglerToml).toMatch(/^\[observability\]\nenabled = true/m)
+    expect(wranglerToml).toMatch(/^\[env\.queued\.observability\]\nenabled = true/m)
+  })
+})
