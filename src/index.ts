@@ -10,17 +10,18 @@ import { rejected, retry, type Outcome } from './deliver'
 import { IdentityMap, sweepParked, withEmail, type Parked } from './identity'
 import { ledgerFor } from './ledger'
 import { RequestLog } from './log'
+import { deliverEvents, deliverParked } from './pipeline'
 import {
   acceptForQueue,
   consume,
-  enqueue,
   deleteDeadLetters,
+  enqueue,
   EVENTS_QUEUE,
   listDeadLetters,
+  messageBytes,
   readDeadLetter,
   redriveDeadLetters,
 } from './queue'
-import { deliverEvents, deliverParked } from './pipeline'
 import { ACKNOWLEDGED_ONLY, checkEvent, eventsOf, type SegmentEvent } from './schema'
 
 type App = { Bindings: Env; Variables: { config: Config; log: RequestLog } }
@@ -173,9 +174,14 @@ async function sweepIdentities(env: Env): Promise<void> {
   const replay = async (items: { email: string; parked: Parked }[]): Promise<string[]> => {
     if (configurationProblem(config)) return []
     if (env.EVENTS) {
-      const bodies = items.map(({ parked, email }) => withEmail(parked.event, email))
-      await enqueue(env.EVENTS, bodies.map((body) => ({ body, bytes: JSON.stringify(body).length })))
-      return items.map(({ parked }) => parked.key)
+      // (An event too large for a queue message stays parked until it expires, logged.)
+      const fitting = items.flatMap(({ parked, email }) => {
+        const body = withEmail(parked.event, email)
+        const bytes = messageBytes(body)
+        return bytes === undefined ? [] : [{ key: parked.key, body, bytes }]
+      })
+      await enqueue(env.EVENTS, fitting)
+      return fitting.map(({ key }) => key)
     }
     const client = new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, onCall: log.onCall })
     return deliverParked(items, { config, client, ledger: ledgerFor(env.DELIVERIES) })
@@ -251,8 +257,9 @@ function answerOne(c: Context<App>, outcome: Outcome) {
 
 /**
  * 200 with a result per event when each was delivered, skipped or permanently
- * rejected (202 when some were queued or parked); 503 (or 429 when every retryable failure was a rate limit) when any
- * can succeed later — Segment then re-sends the whole batch.
+ * rejected (202 when some were queued or parked); 503 — or 429 when every retryable
+ * failure was a rate limit — when any can succeed later: Segment then re-sends the
+ * whole batch.
  */
 function answerBatch(c: Context<App>, events: unknown[], outcomes: Outcome[]) {
   const results = outcomes.map(({ status, message, issues }, index) => ({

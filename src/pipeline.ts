@@ -32,8 +32,9 @@ export async function deliverEvents(events: readonly (SegmentEvent | undefined)[
     jobs.push(job)
     origins.push(origin)
   }
+  const replaysBefore = Map.groupBy(resolution.replays, (replay) => replay.before)
   for (const [index, resolved] of resolution.resolved.entries()) {
-    for (const { parked, email } of resolution.replays.filter((replay) => replay.before === index)) {
+    for (const { parked, email } of replaysBefore.get(index) ?? []) {
       add(replayJob(parked, email, config), { parkedKey: parked.key, userId: parked.event.userId })
     }
     switch (resolved?.kind) {

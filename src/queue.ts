@@ -43,7 +43,7 @@ export async function enqueue(queue: Queue<unknown>, bodies: { body: unknown; by
 }
 
 /** An event's size as a queue message, or undefined when it is too large for one. */
-function messageBytes(event: unknown): number | undefined {
+export function messageBytes(event: unknown): number | undefined {
   const bytes = encoder.encode(JSON.stringify(event)).byteLength
   return bytes <= MAX_MESSAGE_BYTES ? bytes : undefined
 }
