@@ -13,7 +13,7 @@ export class RequestLog {
   readonly calls: CallRecord[] = []
   /** Event type -> outcome -> count. */
   readonly events: Record<string, Record<string, number>> = {}
-  /** messageIds of events that were not delivered (not PII), a few at most. */
+  /** messageIds of events rejected or to be retried (not PII), a few at most. */
   readonly notDelivered: { messageId: string; outcome: string }[] = []
   readonly fields: Record<string, unknown> = {}
   private readonly started = Date.now()
@@ -30,7 +30,7 @@ export class RequestLog {
   count(type: string, outcome: string, messageId?: string) {
     const byOutcome = (this.events[type] ??= {})
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1
-    if (messageId && outcome !== 'delivered' && outcome !== 'skipped' && this.notDelivered.length < MAX_LISTED_IDS) {
+    if (messageId && (outcome === 'rejected' || outcome === 'retry') && this.notDelivered.length < MAX_LISTED_IDS) {
       this.notDelivered.push({ messageId, outcome })
     }
   }

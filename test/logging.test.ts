@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { API_KEY, SECRET, setup, sign, TOKEN } from './helpers'
+import { API_KEY, fakeQueue, SECRET, setup, sign, TOKEN } from './helpers'
 
 describe('request log', () => {
   it('writes one JSON line per request: id, counts by type and outcome, Autopilot calls with status and duration', async () => {
@@ -58,5 +58,17 @@ describe('request log', () => {
     ]) {
       expect(text).not.toContain(secret)
     }
+  })
+})
+
+describe('notDelivered', () => {
+  it('lists rejected and retried events only, not queued or parked ones', async () => {
+    const events = fakeQueue()
+    const { post, logLines } = setup({ EVENTS: events.queue })
+    await post([
+      { type: 'identify', messageId: 'ok-1', traits: { email: 'q@example.com' } },
+      { type: 'identify', messageId: 'bad-1', traits: { email: 42 } },
+    ])
+    expect(logLines()[0].notDelivered).toEqual([{ messageId: 'bad-1', outcome: 'rejected' }])
   })
 })
