@@ -1,5 +1,5 @@
 // Turns mapped actions into as few Autopilot calls as possible and decides each
-// event's outcome. Shared by direct mode (index.ts) and queued mode (queue.ts).
+// event's outcome. Used through pipeline.ts by direct mode, the queue consumer and the sweep.
 import { AutopilotClient, AutopilotError, BULK_LIMIT } from './autopilot'
 import { mergeContacts, type Action, type Contact } from './transform'
 import type { Issue } from './schema'
