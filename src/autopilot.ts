@@ -1,5 +1,6 @@
 // The Autopilot REST client and the classification of its answers. Mapping lives
 // in transform.ts; deciding what Segment (or the queue) should do lives here.
+import type { Config } from './config'
 import type { Contact } from './transform'
 
 export const BULK_LIMIT = 100
@@ -55,6 +56,11 @@ export const DEFAULT_RETRY_AFTER_SECONDS = 1
 
 export class AutopilotClient {
   constructor(private readonly options: ClientOptions) {}
+
+  /** A client for these settings (call only when configurationProblem() found none). */
+  static for(config: Config, options: Omit<ClientOptions, 'baseUrl' | 'apiKey' | 'timeoutMs'>): AutopilotClient {
+    return new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, ...options })
+  }
 
   upsertContact(contact: Contact): Promise<void> {
     return this.call('contact', 'POST', '/contact', { contact })

@@ -7,7 +7,7 @@
 //
 // <h> is the SHA-256 of the userId, so keys have a fixed length and carry no ids.
 import type { SegmentEvent } from './schema'
-import { eventEmail, newEmailOf } from './transform'
+import { eventEmail, newEmailIn } from './transform'
 
 export const PARK_DAYS = 7
 const DAY_MS = 24 * 3600 * 1000
@@ -188,7 +188,7 @@ export async function resolveIdentities(events: readonly (SegmentEvent | undefin
     if (!event?.userId) continue
     ids.add(event.userId)
     const email = (event.type === 'identify' || event.type === 'track') && eventEmail(event)
-    if (email) taught.set(event.userId, (event.type === 'identify' && newEmailOf(event)) || email)
+    if (email) taught.set(event.userId, (event.type === 'identify' && newEmailIn(event.traits)) || email)
     else resolving.add(event.userId)
     if (event.type === 'alias' && event.previousId) {
       ids.add(event.previousId)
@@ -229,7 +229,7 @@ export async function resolveIdentities(events: readonly (SegmentEvent | undefin
         continue
       }
       await replay(userId, email, index, knownBefore)
-      if (own) remember(userId, (event.type === 'identify' && newEmailOf(event)) || own)
+      if (own) remember(userId, (event.type === 'identify' && newEmailIn(event.traits)) || own)
       resolved[index] = { kind: 'deliver', event: own ? event : withEmail(event, email) }
     } else if (event.type === 'alias') {
       resolved[index] = await alias(event.previousId ?? undefined, userId ?? undefined, index)

@@ -108,7 +108,7 @@ app.post('/', limitBody, async (c) => {
       ? await acceptForQueue(events, c.env.EVENTS, config, Boolean(c.env.IDENTITIES))
       : await deliverEvents(events, {
           config,
-          client: new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, onCall: log.onCall }),
+          client: AutopilotClient.for(config, { onCall: log.onCall }),
           ledger: ledgerFor(c.env.DELIVERIES),
           identities: c.env.IDENTITIES && new IdentityMap(c.env.IDENTITIES),
         })
@@ -183,8 +183,7 @@ async function sweepIdentities(env: Env): Promise<void> {
       await enqueue(env.EVENTS, fitting)
       return fitting.map(({ key }) => key)
     }
-    const client = new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, onCall: log.onCall })
-    return deliverParked(items, { config, client, ledger: ledgerFor(env.DELIVERIES) })
+    return deliverParked(items, { config, client: AutopilotClient.for(config, { onCall: log.onCall }), ledger: ledgerFor(env.DELIVERIES) })
   }
   const result = await sweepParked(new IdentityMap(env.IDENTITIES), replay, (line) => console.log(JSON.stringify(line)))
   log.emit({ kind: 'sweep', sweep: result })

@@ -147,10 +147,7 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, log: Request
   }
   if (!events.some(Boolean)) return
   const pacer = pacerFor(config.maxRps)
-  const client = new AutopilotClient({
-    baseUrl: config.baseUrl,
-    apiKey: config.apiKey!,
-    timeoutMs: config.timeoutMs,
+  const client = AutopilotClient.for(config, {
     onCall: log.onCall,
     beforeCall: () => pacer.wait(),
     onRateLimited: (seconds) => pacer.rateLimited(seconds),

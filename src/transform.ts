@@ -84,9 +84,9 @@ export function eventEmail(event: IdentifyEvent | TrackEvent): string | undefine
     : first(event.properties?.email, event.context?.traits?.email)
 }
 
-/** The email an identify changes the contact to (`_NewEmail`, `newEmail`, `new_email`). */
-export function newEmailOf(event: IdentifyEvent): string | undefined {
-  return first(event.traits?._NewEmail, event.traits?.newEmail, event.traits?.new_email)
+/** The email traits change the contact to (`_NewEmail`, `newEmail`, `new_email`). */
+export function newEmailIn(traits: Traits | undefined): string | undefined {
+  return first(traits?._NewEmail, traits?.newEmail, traits?.new_email)
 }
 
 function identifyAction(event: IdentifyEvent, settings: MappingSettings): Action {
@@ -156,7 +156,7 @@ export function traitsToContact(email: string, traits: Traits, fieldTypes: Reado
     }
   }
   if (present(traits.unsubscribed)) contact.unsubscribed = traits.unsubscribed
-  const newEmail = first(traits._NewEmail, traits.newEmail, traits.new_email) // as newEmailOf, for any traits
+  const newEmail = newEmailIn(traits)
   if (present(newEmail) && newEmail !== email) contact._NewEmail = newEmail
 
   const custom: Record<string, CustomValue> = {}
