@@ -130,6 +130,20 @@ describe('settings', () => {
     expect(health.problems.join()).toContain('AUTOPILOT_TRIGGERS')
   })
 
+  it.each([
+    ['AUTOPILOT_FIELD_TYPES', '{"logins": "int"}'],
+    ['AUTOPILOT_BASE_URL', 'not a url'],
+    ['AUTOPILOT_TIMEOUT_MS', 'soon'],
+    ['MAX_BODY_BYTES', '-5'],
+  ])('treats a malformed %s as a configuration error (503) naming it', async (name, value) => {
+    const { post, get, autopilot } = setup({ [name]: value })
+    const response = await post(identifySeed)
+    expect(response.status).toBe(503)
+    expect((await json(response)).message).toContain(name)
+    expect(autopilot.calls).toHaveLength(0)
+    expect((await json(await get('/health'))).status).toBe('misconfigured')
+  })
+
   it('accepts AUTOPILOT_TRIGGERS as a TOML table (an object var)', async () => {
     const { post, autopilot } = setup({ AUTOPILOT_TRIGGERS: { 'Step Activated': '0042' } })
     autopilot.contacts.set('x@example.com', { Email: 'x@example.com', custom: {} })

@@ -209,6 +209,15 @@ describe('Segment delete', () => {
     expect((await post(trackFor('u-40'))).status).toBe(202)
   })
 
+  it('answers 200 when Autopilot no longer has the contact (it is gone either way)', async () => {
+    const { post, autopilot } = withIdentities()
+    await post(identifyWith('u-43', { email: EMAIL }))
+    autopilot.contacts.clear()
+    const response = await post({ type: 'delete', messageId: id(), userId: 'u-43' })
+    expect(response.status).toBe(200)
+    expect(await json(response)).toMatchObject({ status: 'delivered', message: 'contact was not in Autopilot' })
+  })
+
   it('answers 200 with a note for an unknown userId, dropping its parked events', async () => {
     const { post, autopilot } = withIdentities()
     await post(trackFor('u-41'))

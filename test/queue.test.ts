@@ -66,6 +66,16 @@ describe('queued ingress', () => {
     expect(events.sent.map((m) => m.body)).toEqual([good])
   })
 
+  it('rejects (400) an event too large for a queue message, and queues the rest', async () => {
+    const { post, events } = queued()
+    const huge = identify({ email: 'huge@example.com', ...Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`bio${i}`, 'x'.repeat(30_000)])) })
+    const response = await post([huge, identify({ email: 'small@example.com' })])
+    const { results } = await json(response)
+    expect(results.map((r: { status: string }) => r.status)).toEqual(['rejected', 'queued'])
+    expect(results[0].message).toContain('larger than a queue message')
+    expect(events.sent).toHaveLength(1)
+  })
+
   it('answers 503 when the queue refuses, so Segment retries', async () => {
     const { post } = setup({ EVENTS: fakeQueue({ refuse: true }).queue })
     const response = await post(identify({ email: 'a@example.com' }))
@@ -327,6 +337,26 @@ describe('dead letters', () => {
     const response = await request(new Request('https://worker.test/dead-letters', { headers }))
     expect(response.status).toBe(status)
     expect(await json(response)).toEqual({ message: 'unauthorized' })
+  })
+
+  it('answer 400 JSON for a malformed body, and for a DELETE without keys', async () => {
+    const { request } = await withDeadLetters()
+    const bad = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin, body: '{"keys": ' }))
+    expect(bad.status).toBe(400)
+    expect(await json(bad)).toEqual({ message: 'Body is not valid JSON' })
+    const wrongType = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin, body: '{"keys": "dead:x"}' }))
+    expect(wrongType.status).toBe(400)
+    expect((await json(wrongType)).message).toContain('keys')
+    const noKeys = await request(new Request('https://worker.test/dead-letters', { method: 'DELETE', headers: admin }))
+    expect(noKeys.status).toBe(400)
+    expect((await kv().list({ prefix: 'dead:' })).keys).toHaveLength(2)
+  })
+
+  it('stay on the dead-letter queue (retried) while DELIVERIES is not bound', async () => {
+    const { consume } = queued({ DELIVERIES: undefined })
+    const result = await consume([identify({ email: 'a@example.com' })], 'autopilot-events-dlq')
+    expect(result.explicitAcks).toEqual([])
+    expect(result.retryMessages).toHaveLength(1)
   })
 
   it('are closed (403) until ADMIN_TOKEN is set, and absent (404) in direct mode', async () => {
