@@ -1,16 +1,18 @@
-import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers'
 import { defineConfig } from 'vitest/config'
 
-// Tests run inside workerd with the `queued` environment's bindings (queues, KV), so
-// the end-to-end queue test exercises the real wrangler.toml consumer settings.
-// Unit tests build their own env per test (see test/helpers.ts); these vars serve the
-// Worker when Miniflare itself invokes it (the queue consumer in the e2e test).
-export default defineConfig({
+// Tests run inside workerd with the `queued` environment's bindings (queue, D1), so the
+// end-to-end queue test exercises the real wrangler.toml consumer settings. The D1
+// migrations are applied in every test file (test/apply-migrations.ts). Unit tests build
+// their own env per test (see test/helpers.ts); these vars serve the Worker when
+// Miniflare itself invokes it (the queue consumer in the e2e test).
+export default defineConfig(async () => ({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: './wrangler.toml', environment: 'queued' },
       miniflare: {
         bindings: {
+          TEST_MIGRATIONS: await readD1Migrations('./migrations'),
           AUTOPILOT_API_KEY: 'ap-test-key-5f2c9d1e',
           AUTOPILOT_BASE_URL: 'https://autopilot.test/v1',
           SEGMENT_SHARED_SECRET: 'segment-shared-secret-7a1b',
@@ -22,6 +24,7 @@ export default defineConfig({
   ],
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['./test/apply-migrations.ts'],
     restoreMocks: true,
   },
-})
+}))

@@ -85,7 +85,10 @@ function fits(type, value) {
 }
 
 /**
- * @typedef {{ status?: number, hang?: boolean, network?: boolean, retryAfter?: string, match?: (call: {method: string, path: string}) => boolean }} Fault
+ * A fault answers the next matching call instead of the account: a status (3xx with a
+ * Location header, 4xx/5xx with Autopilot's error shape, or 2xx with `body`), a hang, a
+ * reset connection.
+ * @typedef {{ status?: number, body?: unknown, location?: string, hang?: boolean, network?: boolean, retryAfter?: string, match?: (call: Call) => boolean }} Fault
  * @typedef {{ at: number, method: string, path: string, body: any, status: number, apiKey: string | null }} Call
  * @typedef {{
  *   apiKey?: string,
@@ -93,6 +96,8 @@ function fits(type, value) {
  *   failureRate?: number,
  *   seed?: number,
  *   triggers?: string[],
+ *   customFields?: Record<string, string>,
+ *   latencyMs?: number,
  *   now?: () => number,
  *   log?: (line: string) => void,
  * }} AutopilotOptions
@@ -103,6 +108,8 @@ function fits(type, value) {
  * - `rateLimit`: requests per second per key (sliding one-second window); 0 = unlimited.
  * - `failureRate`: share of calls answered with an injected 429/500/503 (seeded, repeatable).
  * - `triggers`: known API trigger ids; others answer 404. Omitted = any id exists.
+ * - `customFields`: custom fields the account already has (name -> type), as if made in Autopilot's UI.
+ * - `latencyMs`: how long every answer takes (a round trip from Cloudflare's edge is ~250 ms).
  * @param {AutopilotOptions} [options]
  */
 export function createAutopilot(options = {}) {
@@ -111,8 +118,12 @@ export function createAutopilot(options = {}) {
   let random = mulberry32(options.seed ?? 1)
   /** @type {Map<string, Record<string, any>>} */
   const contacts = new Map()
-  /** @type {Map<string, string>} */
+  /** @type {Map<string, string>} custom field name (spaces as --) -> type */
   const fieldTypes = new Map()
+  const seedFields = () => {
+    for (const [name, type] of Object.entries(options.customFields ?? {})) fieldTypes.set(name.trim().replace(/\s+/g, '--'), type)
+  }
+  seedFields()
   /** @type {{triggerId: string, email: string, at: number}[]} */
   const enrolments = []
   /** @type {Call[]} */
@@ -126,11 +137,12 @@ export function createAutopilot(options = {}) {
   const state = {
     rateLimit: options.rateLimit ?? 0,
     failureRate: options.failureRate ?? 0,
+    latencyMs: options.latencyMs ?? 0,
     contacts, fieldTypes, enrolments, calls,
     /** Queue faults for the next matching calls, in order. @param {...Fault} list */
     inject(...list) { faults.push(...list) },
     reset() {
-      contacts.clear(); fieldTypes.clear(); enrolments.length = 0; calls.length = 0
+      contacts.clear(); fieldTypes.clear(); seedFields(); enrolments.length = 0; calls.length = 0
       faults.length = 0; window = []; random = mulberry32(options.seed ?? 1)
     },
     /** @param {Request} request */
@@ -153,6 +165,7 @@ export function createAutopilot(options = {}) {
     const call = { at: now(), method: request.method, path, body, status: 0, apiKey: request.headers.get('autopilotapikey') }
     calls.push(call)
     const response = await answer(request, call)
+    if (state.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, state.latencyMs))
     call.status = response.status
     options.log?.(`${call.method} ${call.path} -> ${call.status}${summary(call)}`)
     return response
@@ -166,6 +179,8 @@ export function createAutopilot(options = {}) {
       if (fault.hang) return hang(request)
       if (fault.network) throw new TypeError('Network connection lost.')
       const status = fault.status ?? 500
+      if (status >= 300 && status < 400) return new Response(null, { status, headers: { Location: fault.location ?? 'https://autopilot.example/moved' } })
+      if (status < 300) return Response.json(fault.body ?? {}, { status })
       return error(status, status === 429 ? `You have exceeded your request rate of ${state.rateLimit || 5} r/s.` : 'Injected failure.',
         fault.retryAfter ? { 'Retry-After': fault.retryAfter } : undefined)
     }
@@ -217,6 +232,9 @@ export function createAutopilot(options = {}) {
       if (!contact) return error(404, 'Contact could not be found.')
       if (method === 'GET') return Response.json(contact)
       if (method === 'DELETE') { contacts.delete(email); return new Response(null, { status: 204 }) }
+    }
+    if (method === 'GET' && path === '/contacts/custom_fields') {
+      return Response.json([...fieldTypes].map(([name, fieldType]) => ({ name: name.replaceAll('--', ' '), fieldType })))
     }
     if (method === 'GET' && path === '/triggers') {
       return Response.json({ triggers: (options.triggers ?? []).map((id) => ({ journey: `Journey ${id}`, trigger_id: id })) })

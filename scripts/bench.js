@@ -47,10 +47,9 @@ const bundle = readFileSync(scriptPath)
 const autopilot = createAutopilot({ apiKey: API_KEY })
 const outbound = (/** @type {Request} */ request) => autopilot.fetch(request)
 const workers = {
-  ours: startWorker({ scriptPath, bindings, outbound, without: (process.env.BENCH_WITHOUT ?? '').split(',').filter(Boolean) }),
-  bare: startWorker({ scriptPath: 'bench/bare-worker.js', bindings, outbound }),
+  ours: await startWorker({ scriptPath, bindings, outbound }),
+  bare: await startWorker({ scriptPath: 'bench/bare-worker.js', bindings, outbound }),
 }
-await Promise.all(Object.values(workers).map((worker) => worker.ready))
 
 /** Sends the requests with `concurrency` in flight; events/s and per-request latencies (ms). */
 async function drive(/** @type {import('miniflare').Miniflare} */ worker, /** @type {{body: string, headers: Record<string,string>}[]} */ requests, eventsPer = 1, concurrency = 16) {

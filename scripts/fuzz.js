@@ -11,12 +11,11 @@ const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() 
 
 const autopilot = createAutopilot({ apiKey: FUZZ_API_KEY })
 const scriptPath = buildWorker()
-const worker = startWorker({
+const worker = await startWorker({
   scriptPath,
   bindings: { ...FUZZ_ENV, AUTOPILOT_BASE_URL: 'https://autopilot.fuzz/v1' },
   outbound: (request) => autopilot.fetch(request),
 })
-await worker.ready
 let resets = 0
 /**
  * When the Worker refuses an oversized body with 413 before reading it, the local

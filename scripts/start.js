@@ -1,8 +1,12 @@
 // @ts-check
 // `npm start`: the Autopilot sandbox on :8788 and the Worker (wrangler dev) on :8787,
 // wired together, with signing relaxed explicitly (ALLOW_UNSIGNED) for local use only.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { startSandbox } from '../sandbox/server.js'
+
+// The local D1 database (.wrangler/state) gets the migrations first; CI=true skips wrangler's prompt.
+const envArgs = process.argv.slice(2).includes('--env') ? ['--env', process.argv[process.argv.indexOf('--env') + 1]] : []
+execFileSync('npx', ['wrangler', 'd1', 'migrations', 'apply', 'DB', '--local', ...envArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CI: 'true' } })
 
 const apiKey = 'sandbox-key'
 const sandbox = await startSandbox({

@@ -1,8 +1,10 @@
 // @ts-check
 // Build the Worker the way `wrangler deploy` does, and run that bundle in Miniflare
-// with the bindings wrangler.toml gives it and every outbound fetch answered by a
-// local handler (the Autopilot stand-in). Used by `npm run fuzz` and the benchmarks.
+// with the bindings wrangler.toml gives it (D1 migrated from migrations/) and every
+// outbound fetch answered by a local handler (the Autopilot stand-in). Used by
+// `npm run fuzz` and the benchmarks.
 import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { Miniflare, Response as MiniflareResponse } from 'miniflare'
 import { unstable_getMiniflareWorkerOptions } from 'wrangler'
 
@@ -13,6 +15,22 @@ export function buildWorker({ outdir = 'dist', env = '' } = {}) {
   return `${outdir}/index.js`
 }
 
+/** The statements of migrations/, in order (comments removed). */
+export function migrationStatements(dir = 'migrations') {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.sql'))
+    .sort()
+    .flatMap((name) =>
+      readFileSync(`${dir}/${name}`, 'utf8')
+        .split('\n')
+        .map((line) => line.replace(/--.*$/, ''))
+        .join('\n')
+        .split(';')
+        .map((statement) => statement.trim())
+        .filter(Boolean),
+    )
+}
+
 /**
  * @param {{
  *   scriptPath: string,
@@ -20,18 +38,16 @@ export function buildWorker({ outdir = 'dist', env = '' } = {}) {
  *   bindings: Record<string, string>,
  *   outbound: (request: Request) => Promise<Response>,
  *   quiet?: boolean,
- *   without?: string[],
  * }} options
  */
-export function startWorker({ scriptPath, env, bindings, outbound, quiet = true, without = [] }) {
+export async function startWorker({ scriptPath, env, bindings, outbound, quiet = true }) {
   const { workerOptions } = unstable_getMiniflareWorkerOptions('wrangler.toml', env)
-  for (const name of without) delete (/** @type {Record<string, unknown>} */ (workerOptions.kvNamespaces ?? {}))[name]
-  return new Miniflare({
+  const mf = new Miniflare({
     modules: true,
     scriptPath,
     compatibilityDate: workerOptions.compatibilityDate,
     bindings: { ...workerOptions.bindings, ...bindings },
-    kvNamespaces: workerOptions.kvNamespaces,
+    d1Databases: workerOptions.d1Databases,
     queueProducers: workerOptions.queueProducers,
     queueConsumers: workerOptions.queueConsumers,
     // The stand-in answers with Node's Response; hand Miniflare its own kind.
@@ -47,4 +63,8 @@ export function startWorker({ scriptPath, env, bindings, outbound, quiet = true,
       },
     }),
   })
+  await mf.ready
+  const db = await mf.getD1Database('DB')
+  await db.batch(migrationStatements().map((sql) => db.prepare(sql)))
+  return mf
 }

@@ -3,11 +3,12 @@
 import type { Config } from './config'
 
 export type AuthResult =
-  | 'signature' // a valid X-Signature
+  | 'signature' // a valid X-Signature over the whole body (or over the only event of an array)
   | 'token' // a valid Authorization: Bearer token
   | 'open' // ALLOW_UNSIGNED="true": no check at all (local use)
   | 'unauthorized'
   | 'not-configured' // neither credential is set: fail closed
+  | 'first-event-only' // a batch signed over its first event only: it vouches for that event alone
 
 interface Keys {
   hmac?: Promise<CryptoKey>
@@ -34,20 +35,23 @@ function keysOf(config: Config): Keys {
 }
 
 /**
- * @param firstEvent Segment signs only `JSON.stringify(events[0])` of an array body;
- *   called only when the raw body's signature does not match.
+ * When SEGMENT_WEBHOOK_TOKEN is set it is required on every request. Otherwise the
+ * signature must cover what is delivered: the whole body, or an array's only event
+ * (Segment signs an array over `JSON.stringify(events[0])`). A longer array signed over
+ * its first event could carry anything after it, so it is not enough.
+ * @param firstEvent the array's first event as Segment serialises it, and how many events
+ *   the array holds; called only when the raw body's signature does not match.
  */
 export async function authenticate(
   headers: Headers,
   rawBody: string,
-  firstEvent: () => string | undefined,
+  firstEvent: () => { text: string; count: number } | undefined,
   config: Config,
 ): Promise<AuthResult> {
   if (config.allowUnsigned) return 'open'
   const keys = keysOf(config)
   if (!keys.hmac && !keys.token) return 'not-configured'
-
-  if (await bearerMatches(headers, keys.token)) return 'token'
+  if (keys.token) return (await bearerMatches(headers, keys.token)) ? 'token' : 'unauthorized'
 
   const signature = hexBytes(headers.get('x-signature'))
   if (keys.hmac && signature) {
@@ -55,12 +59,12 @@ export async function authenticate(
     const verify = (text: string) => crypto.subtle.verify('HMAC', key, signature, encoder.encode(text))
     if (await verify(rawBody)) return 'signature'
     const first = rawBody.trimStart().startsWith('[') ? firstEvent() : undefined
-    if (first !== undefined && (await verify(first))) return 'signature'
+    if (first && (await verify(first.text))) return first.count === 1 ? 'signature' : 'first-event-only'
   }
   return 'unauthorized'
 }
 
-/** The dead-letter endpoints: `Authorization: Bearer <ADMIN_TOKEN>`. */
+/** The admin endpoints: `Authorization: Bearer <ADMIN_TOKEN>`. */
 export async function authenticateAdmin(headers: Headers, config: Config): Promise<'ok' | 'unauthorized' | 'not-configured'> {
   const { admin } = keysOf(config)
   if (!admin) return 'not-configured'

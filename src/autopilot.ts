@@ -1,58 +1,104 @@
-// The Autopilot REST client and the classification of its answers. Mapping lives
-// in transform.ts; deciding what Segment (or the queue) should do lives here.
+// The Autopilot REST client, and the one table that says what each of its answers
+// means. Mapping lives in transform.ts; when to call lives in deliver.ts and gate.ts.
 import type { Config } from './config'
 import type { Contact } from './transform'
 
 export const BULK_LIMIT = 100
 
+export type Op = 'contact' | 'contacts' | 'trigger' | 'delete' | 'read'
+
 /**
- * - rate_limited: 429, retry later (Segment retries 429 too).
- * - unavailable: 5xx, network failure, our own timeout — retry.
- * - key_rejected: 401/403 — retry (Segment keeps retrying for 4 h while the key is fixed).
- * - not_found: 404 — the caller decides (a trigger for an unknown contact).
- * - rejected: any other 4xx — permanent for this payload.
+ * - ok: done (a 404 on delete too: the contact is gone either way)
+ * - rate_limited: 429 — later (Segment retries 429 as well)
+ * - unavailable: 5xx, 408, 425, a 404 off the trigger path (a wrong base URL, a deploy at
+ *   Autopilot), a 2xx whose body says error, no answer — retry
+ * - redirected: 3xx — never followed (a POST would turn into a GET that "succeeds");
+ *   retry, and logged as a misconfiguration of AUTOPILOT_BASE_URL
+ * - key_rejected: 401/403 — retry while the key is fixed
+ * - not_found: 404 on a trigger — the contact does not exist yet
+ * - rejected: any other 4xx — permanent for this payload, with Autopilot's message
  */
-export type FailureKind = 'rate_limited' | 'unavailable' | 'key_rejected' | 'not_found' | 'rejected'
+export type AnswerKind = 'ok' | 'rate_limited' | 'unavailable' | 'redirected' | 'key_rejected' | 'not_found' | 'rejected'
+
+/** Autopilot's answers -> what happens next. First matching row wins; README lists it. */
+export const ANSWERS: readonly { statuses: string; ops?: readonly Op[]; kind: AnswerKind }[] = [
+  { statuses: '200-299', kind: 'ok' },
+  { statuses: '300-399', kind: 'redirected' },
+  { statuses: '401 403', kind: 'key_rejected' },
+  { statuses: '404', ops: ['trigger'], kind: 'not_found' },
+  { statuses: '404', ops: ['delete'], kind: 'ok' },
+  { statuses: '404', kind: 'unavailable' },
+  { statuses: '408 425', kind: 'unavailable' },
+  { statuses: '429', kind: 'rate_limited' },
+  { statuses: '400-499', kind: 'rejected' },
+  { statuses: '500-599', kind: 'unavailable' },
+  { statuses: '100-999', kind: 'unavailable' },
+]
+const RULES = ANSWERS.map(({ statuses, ops, kind }) => ({
+  ranges: statuses.split(' ').map((part) => part.split('-').map(Number) as [number, number?]),
+  ops,
+  kind,
+}))
+
+export function kindOf(status: number, op: Op): AnswerKind {
+  for (const { ranges, ops, kind } of RULES) {
+    if (ops && !ops.includes(op)) continue
+    if (ranges.some(([low, high = low]) => status >= low && status <= high)) return kind
+  }
+  return 'unavailable'
+}
+
+const RETRYABLE = new Set<AnswerKind>(['rate_limited', 'unavailable', 'redirected', 'key_rejected'])
 
 export class AutopilotError extends Error {
+  override name = 'AutopilotError'
   constructor(
-    readonly kind: FailureKind,
+    readonly kind: Exclude<AnswerKind, 'ok'>,
     message: string,
     readonly status?: number,
     /** Seconds, for 429. */
     readonly retryAfter?: number,
+    /** Autopilot answered. Without an answer (timeout, network) the call may still have taken effect. */
+    readonly answered = status !== undefined,
   ) {
     super(message)
-    this.name = 'AutopilotError'
   }
 
   get retryable(): boolean {
-    return this.kind === 'rate_limited' || this.kind === 'unavailable' || this.kind === 'key_rejected'
+    return RETRYABLE.has(this.kind)
   }
 }
 
 /** One Autopilot call, as logged: no payloads, no emails. */
 export interface CallRecord {
-  op: string
+  op: Op
   status: number | 'timeout' | 'network'
   ms: number
+}
+
+/** Whether and when a call may start, and how long it may take. */
+export interface CallGate {
+  /** Resolves with the milliseconds this call may take, or throws when no call may start. */
+  enter(): Promise<number>
+  /** How the call ended (undefined: fine). */
+  leave(error?: AutopilotError): void
 }
 
 export interface ClientOptions {
   baseUrl: string
   apiKey: string
   timeoutMs: number
+  gate?: CallGate
   /** Called after every call, for the request log. */
   onCall?: (record: CallRecord) => void
-  /** Awaited before every call (queued mode paces calls to AUTOPILOT_MAX_RPS). */
-  beforeCall?: () => Promise<void>
   /** Told about every 429, so a pacer can slow down. */
   onRateLimited?: (retryAfterSeconds: number) => void
-  /** How often to repeat a call Autopilot answered 429 (after beforeCall has waited), before giving up. */
-  rateLimitRetries?: number
+  /** Calls repeated in place (through the gate again) before the failure is returned. */
+  retries?: { rateLimited: number; unavailable: number }
 }
 
 export const DEFAULT_RETRY_AFTER_SECONDS = 1
+const NO_RETRIES = { rateLimited: 0, unavailable: 0 }
 
 export class AutopilotClient {
   constructor(private readonly options: ClientOptions) {}
@@ -62,85 +108,126 @@ export class AutopilotClient {
     return new AutopilotClient({ baseUrl: config.baseUrl, apiKey: config.apiKey!, timeoutMs: config.timeoutMs, ...options })
   }
 
-  upsertContact(contact: Contact): Promise<void> {
-    return this.call('contact', 'POST', '/contact', { contact })
+  async upsertContact(contact: Contact): Promise<void> {
+    await this.call('contact', 'POST', '/contact', { contact })
   }
 
-  upsertContacts(contacts: Contact[]): Promise<void> {
+  async upsertContacts(contacts: Contact[]): Promise<void> {
     if (contacts.length > BULK_LIMIT) throw new RangeError(`at most ${BULK_LIMIT} contacts per bulk call`)
-    return this.call('contacts', 'POST', '/contacts', { contacts })
+    await this.call('contacts', 'POST', '/contacts', { contacts })
   }
 
-  trigger(triggerId: string, email: string): Promise<void> {
-    return this.call('trigger', 'POST', `/trigger/${encodeURIComponent(triggerId)}/contact/${encodeURIComponent(email)}`)
+  /** Not safe to repeat: a repeat can enter the journey twice, so only an answered failure is retried in place. */
+  async trigger(triggerId: string, email: string): Promise<void> {
+    await this.call('trigger', 'POST', `/trigger/${encodeURIComponent(triggerId)}/contact/${encodeURIComponent(email)}`)
   }
 
   /** Deleting a contact Autopilot does not know is a success: it is gone either way. */
   async deleteContact(email: string): Promise<'deleted' | 'absent'> {
-    try {
-      await this.call('delete', 'DELETE', `/contact/${encodeURIComponent(email)}`)
-      return 'deleted'
-    } catch (error) {
-      if (error instanceof AutopilotError && error.kind === 'not_found') return 'absent'
-      throw error
-    }
+    const status = await this.call('delete', 'DELETE', `/contact/${encodeURIComponent(email)}`)
+    return status === 404 ? 'absent' : 'deleted'
   }
 
-  private async call(op: string, method: string, path: string, body?: unknown): Promise<void> {
-    for (let retries = this.options.rateLimitRetries ?? 0; ; retries--) {
+  /** A GET of JSON (the setup check, custom field discovery). */
+  async read(path: string): Promise<unknown> {
+    let body: unknown
+    await this.call('read', 'GET', path, undefined, async (response) => {
+      body = await response.json().catch(() => undefined)
+    })
+    return body
+  }
+
+  private async call(op: Op, method: string, path: string, body?: unknown, onOk?: (response: Response) => Promise<void>): Promise<number> {
+    const retries = { ...(this.options.retries ?? NO_RETRIES) }
+    for (;;) {
       try {
-        return await this.callOnce(op, method, path, body)
+        return await this.callOnce(op, method, path, body, onOk)
       } catch (error) {
-        if (!(error instanceof AutopilotError) || error.kind !== 'rate_limited' || retries <= 0) throw error
+        if (!(error instanceof AutopilotError)) throw error
+        if (error.kind === 'rate_limited' && retries.rateLimited-- > 0) continue
+        // Upserts are safe to repeat; a trigger only when Autopilot answered (it did not enter the journey).
+        if (error.kind === 'unavailable' && (op !== 'trigger' || error.answered) && retries.unavailable-- > 0) continue
+        throw error
       }
     }
   }
 
-  private async callOnce(op: string, method: string, path: string, body?: unknown): Promise<void> {
-    const { baseUrl, apiKey, timeoutMs, onCall, beforeCall } = this.options
-    await beforeCall?.()
+  private async callOnce(op: Op, method: string, path: string, body: unknown, onOk?: (response: Response) => Promise<void>): Promise<number> {
+    const { baseUrl, apiKey, onCall, gate } = this.options
+    const timeoutMs = gate ? Math.min(this.options.timeoutMs, await gate.enter()) : this.options.timeoutMs
     const started = Date.now()
-    let response: Response
+    let failure: AutopilotError | undefined
     try {
-      response = await fetch(`${baseUrl}${path}`, {
-        method,
-        headers: {
-          autopilotapikey: apiKey,
-          'content-type': 'application/json',
-          accept: 'application/json',
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      })
-    } catch (error) {
-      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
-      onCall?.({ op, status: timedOut ? 'timeout' : 'network', ms: Date.now() - started })
-      throw timedOut
-        ? new AutopilotError('unavailable', `Autopilot did not answer within ${timeoutMs} ms`)
-        : new AutopilotError('unavailable', 'Could not reach Autopilot (network error)')
+      let response: Response
+      try {
+        response = await fetch(`${baseUrl}${path}`, {
+          method,
+          headers: { autopilotapikey: apiKey, 'content-type': 'application/json', accept: 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+          redirect: 'manual',
+        })
+      } catch (error) {
+        const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
+        onCall?.({ op, status: timedOut ? 'timeout' : 'network', ms: Date.now() - started })
+        throw (failure = timedOut
+          ? new AutopilotError('unavailable', `Autopilot did not answer within ${timeoutMs} ms`)
+          : new AutopilotError('unavailable', 'Could not reach Autopilot (network error)'))
+      }
+      onCall?.({ op, status: response.status, ms: Date.now() - started })
+      const kind = kindOf(response.status, op)
+      if (kind === 'ok') {
+        const said = response.status === 404 ? undefined : await errorInBody(response, onOk)
+        if (said === undefined) return response.status
+        throw (failure = new AutopilotError('unavailable', `Autopilot answered ${response.status} but its body says error: ${redact(said, apiKey)}`, response.status))
+      }
+      throw (failure = await errorFor(kind, response, op, path, apiKey))
+    } finally {
+      gate?.leave(failure)
+      if (failure?.kind === 'rate_limited') this.options.onRateLimited?.(failure.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS)
     }
-    onCall?.({ op, status: response.status, ms: Date.now() - started })
-    if (response.ok) {
-      await response.body?.cancel()
-      return
-    }
-    const error = classify(response.status, await reasonOf(response, apiKey), response.headers.get('retry-after'))
-    if (error.kind === 'rate_limited') this.options.onRateLimited?.(error.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS)
-    throw error
   }
 }
 
-/** Maps Autopilot's status to what should happen next. */
-export function classify(status: number, reason: string, retryAfter: string | null = null): AutopilotError {
-  if (status === 429) {
-    return new AutopilotError('rate_limited', `Autopilot rate limit reached (429): ${reason}`, status, retryAfterSeconds(retryAfter))
+async function errorFor(kind: Exclude<AnswerKind, 'ok'>, response: Response, op: Op, path: string, apiKey: string): Promise<AutopilotError> {
+  const { status } = response
+  const reason = redact(await reasonOf(response), apiKey)
+  switch (kind) {
+    case 'rate_limited':
+      return new AutopilotError(kind, `Autopilot rate limit reached (429): ${reason}`, status, retryAfterSeconds(response.headers.get('retry-after')))
+    case 'key_rejected':
+      return new AutopilotError(kind, `Autopilot rejected the API key (${status}): check AUTOPILOT_API_KEY`, status)
+    case 'redirected':
+      return new AutopilotError(kind, `Autopilot redirected ${op} (${status}), which is never followed: check AUTOPILOT_BASE_URL (it must be the API's own address, https://api2.autopilothq.com/v1)`, status)
+    case 'not_found':
+      return new AutopilotError(kind, `Autopilot answered 404: ${reason}`, status)
+    case 'rejected':
+      return new AutopilotError(kind, `Autopilot rejected it (${status}): ${reason}`, status)
+    case 'unavailable':
+      return new AutopilotError(
+        kind,
+        status === 404 ? `Autopilot answered 404 for ${path.split('/')[1]}: check AUTOPILOT_BASE_URL` : `Autopilot is unavailable (${status})`,
+        status,
+      )
   }
-  if (status === 401 || status === 403) {
-    return new AutopilotError('key_rejected', `Autopilot rejected the API key (${status}): check AUTOPILOT_API_KEY`, status)
+}
+
+/** A 2xx body that says error (`{"error": ...}`), as text; undefined when it does not. */
+async function errorInBody(response: Response, onOk?: (response: Response) => Promise<void>): Promise<string | undefined> {
+  if (onOk) {
+    await onOk(response)
+    return undefined
   }
-  if (status === 404) return new AutopilotError('not_found', `Autopilot answered 404: ${reason}`, status)
-  if (status >= 400 && status < 500) return new AutopilotError('rejected', `Autopilot rejected it (${status}): ${reason}`, status)
-  return new AutopilotError('unavailable', `Autopilot is unavailable (${status})`, status)
+  const text = await response.text().catch(() => '')
+  if (!text.includes('"error"')) return undefined
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (!parsed || typeof parsed !== 'object' || !('error' in parsed) || !parsed.error) return undefined
+    const message = 'message' in parsed && typeof parsed.message === 'string' ? parsed.message : String(parsed.error)
+    return message.slice(0, 300)
+  } catch {
+    return undefined
+  }
 }
 
 function retryAfterSeconds(header: string | null): number {
@@ -149,8 +236,8 @@ function retryAfterSeconds(header: string | null): number {
   return DEFAULT_RETRY_AFTER_SECONDS
 }
 
-/** Autopilot's own message, short and with the key redacted in case it is ever echoed. */
-async function reasonOf(response: Response, apiKey: string): Promise<string> {
+/** Autopilot's own message, short. */
+async function reasonOf(response: Response): Promise<string> {
   let text = ''
   try {
     text = await response.text()
@@ -159,5 +246,8 @@ async function reasonOf(response: Response, apiKey: string): Promise<string> {
   } catch {
     // not JSON: use the text as it is
   }
-  return (text || response.statusText || 'no reason given').replaceAll(apiKey, '[redacted]').slice(0, 300)
+  return (text || response.statusText || 'no reason given').slice(0, 300)
 }
+
+/** The key never leaves in a message, in case Autopilot ever echoes it. */
+const redact = (text: string, apiKey: string) => text.replaceAll(apiKey, '[redacted]')

@@ -15,16 +15,20 @@ export interface Env {
   AUTOPILOT_MAX_RPS?: string | number
   /** Queued mode: first retry delay; doubles per attempt. */
   QUEUE_RETRY_BASE_SECONDS?: string | number
-  /** Bearer token for the dead-letter endpoints. */
+  /** Direct mode: Autopilot calls one request may make (the Free plan allows 50 subrequests). */
+  AUTOPILOT_MAX_CALLS?: string | number
+  /** Direct mode: no Autopilot call is started that could end later than this after the request arrived. */
+  DIRECT_DEADLINE_MS?: string | number
+  /** How long a D1 query may take before the Worker goes on without it. */
+  STORE_TIMEOUT_MS?: string | number
+  /** How often the account's custom field definitions are read again. */
+  AUTOPILOT_FIELDS_REFRESH_SECONDS?: string | number
+  /** Bearer token for the admin endpoints (dead letters, the Autopilot check). */
   ADMIN_TOKEN?: string
   /** Queued mode: producer for the events queue (its presence turns queued mode on). */
   EVENTS?: Queue<unknown>
-  /** Queued mode: producer for the dead-letter queue. */
-  DEAD_LETTERS?: Queue<unknown>
-  /** Delivered tracks (and stored dead letters), surviving the isolate. */
-  DELIVERIES?: KVNamespace
-  /** userId -> email, and events parked until their email is known. */
-  IDENTITIES?: KVNamespace
+  /** The D1 database: identities, parked events, the journey ledger, dead letters. */
+  DB?: D1Database
   /** Optional: one Analytics Engine data point per request, queue batch and sweep. */
   ANALYTICS?: AnalyticsEngineDataset
 }
@@ -46,6 +50,10 @@ export interface Config {
   maxBodyBytes: number
   maxRps: number
   retryBaseSeconds: number
+  maxCalls: number
+  deadlineMs: number
+  storeTimeoutMs: number
+  fieldsRefreshMs: number
   adminToken?: string
   /** Configuration mistakes: while any exist, events are answered 503 so Segment retries. */
   problems: string[]
@@ -56,6 +64,10 @@ export const DEFAULT_TIMEOUT_MS = 4000
 export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 export const DEFAULT_MAX_RPS = 5
 export const DEFAULT_RETRY_BASE_SECONDS = 10
+export const DEFAULT_MAX_CALLS = 50
+export const DEFAULT_DEADLINE_MS = 4000
+export const DEFAULT_STORE_TIMEOUT_MS = 2000
+export const DEFAULT_FIELDS_REFRESH_SECONDS = 3600
 
 /** A JSON object given as a string var, or as a TOML table in wrangler.toml. */
 const StringMap = <T extends v.GenericSchema<string>>(value: T) =>
@@ -87,6 +99,7 @@ export function getConfig(env: Env): Config {
 
 function parseConfig(env: Env): Config {
   const problems: string[] = []
+  if (!env.DB) problems.push('DB (the D1 database) is not bound: see the [[d1_databases]] block in wrangler.toml')
   const read = <S extends v.GenericSchema<unknown>>(name: keyof Env, schema: S, fallback: v.InferOutput<S>, hint: string) => {
     const raw = env[name]
     if (raw === undefined || raw === '') return fallback
@@ -111,6 +124,10 @@ function parseConfig(env: Env): Config {
     maxBodyBytes: read('MAX_BODY_BYTES', PositiveInt, DEFAULT_MAX_BODY_BYTES, 'must be a whole number of bytes'),
     maxRps: read('AUTOPILOT_MAX_RPS', PositiveInt, DEFAULT_MAX_RPS, 'must be a whole number of requests per second'),
     retryBaseSeconds: read('QUEUE_RETRY_BASE_SECONDS', PositiveInt, DEFAULT_RETRY_BASE_SECONDS, 'must be a whole number of seconds'),
+    maxCalls: read('AUTOPILOT_MAX_CALLS', PositiveInt, DEFAULT_MAX_CALLS, 'must be a whole number of calls'),
+    deadlineMs: read('DIRECT_DEADLINE_MS', PositiveInt, DEFAULT_DEADLINE_MS, 'must be a whole number of milliseconds'),
+    storeTimeoutMs: read('STORE_TIMEOUT_MS', PositiveInt, DEFAULT_STORE_TIMEOUT_MS, 'must be a whole number of milliseconds'),
+    fieldsRefreshMs: read('AUTOPILOT_FIELDS_REFRESH_SECONDS', PositiveInt, DEFAULT_FIELDS_REFRESH_SECONDS, 'must be a whole number of seconds') * 1000,
     adminToken: secret('ADMIN_TOKEN'),
     problems,
   }

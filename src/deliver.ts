@@ -1,173 +1,160 @@
-// Turns mapped actions into as few Autopilot calls as possible and decides each
-// event's outcome. Used through pipeline.ts by direct mode, the queue consumer and the sweep.
-import { AutopilotClient, AutopilotError, BULK_LIMIT } from './autopilot'
+// Turns mapped actions into as few Autopilot calls as possible, started as fast as the
+// gate allows (several in flight), and decides each one's outcome. Used by the pipeline
+// in direct mode, in the queue consumer and in the sweep.
+import { AutopilotError, BULK_LIMIT, type AutopilotClient } from './autopilot'
+import { delivered, fromError, rejected, retry, skipped, type Outcome } from './outcome'
 import { mergeContacts, type Action, type Contact } from './transform'
-import type { Issue } from './schema'
-
-export type OutcomeStatus = 'delivered' | 'skipped' | 'rejected' | 'retry' | 'queued' | 'deferred'
-
-export interface Outcome {
-  status: OutcomeStatus
-  message: string
-  /** What this event alone would be answered with. */
-  httpStatus: number
-  /** Seconds, with 429. */
-  retryAfter?: number
-  issues?: Issue[]
-}
 
 export interface Job {
-  messageId?: string
   action: Action
+  /** Segment timestamp: when several events for one person merge, the newest wins per field. */
+  at: number
+  /** 1: runs after this batch's deletes (an event newer than a delete of the same person). */
+  phase: 0 | 1
 }
 
-/** Remembers which tracks entered their journey, so a re-sent event does not enrol twice. */
-export interface TrackLedger {
-  has(messageId: string): Promise<boolean>
-  add(messageId: string): Promise<void>
+export interface Result {
+  outcome: Outcome
+  /** Journey triggers: 'yes' entered; 'unknown' the trigger call got no answer (it may have entered). */
+  entered?: 'yes' | 'unknown'
 }
 
-export const delivered = (message: string): Outcome => ({ status: 'delivered', message, httpStatus: 200 })
-export const skipped = (message: string): Outcome => ({ status: 'skipped', message, httpStatus: 200 })
-export const deferred = (): Outcome => ({
-  status: 'deferred',
-  message: "parked until this userId's email is known",
-  httpStatus: 202,
-})
-export const queued = (): Outcome => ({ status: 'queued', message: 'queued for delivery', httpStatus: 202 })
-export const rejected = (message: string, issues?: Issue[]): Outcome => ({
-  status: 'rejected',
-  message,
-  httpStatus: 400,
-  ...(issues && { issues }),
-})
-export const retry = (message: string, retryAfter?: number): Outcome =>
-  retryAfter === undefined
-    ? { status: 'retry', message, httpStatus: 503 }
-    : { status: 'retry', message, httpStatus: 429, retryAfter }
-
-function fromError(error: AutopilotError): Outcome {
-  if (error.kind === 'rate_limited') return retry(error.message, error.retryAfter)
-  if (error.retryable) return retry(error.message)
-  return rejected(error.message)
+interface Group {
+  contact: Contact
+  members: number[]
+  done: Promise<Outcome>
+  settle: (outcome: Outcome) => void
 }
 
-/** Which failures stop all further calls for this delivery. */
-export type HaltPolicy = (error: AutopilotError) => boolean
-/** Direct mode: Segment re-sends the whole batch after any retryable failure, so stop at the first. */
-export const haltOnAnyRetryable: HaltPolicy = (error) => error.retryable
-/** Queued mode: each message retries on its own; stop only when every further call would fail too. */
-export const haltOnAccountWide: HaltPolicy = (error) => error.kind === 'key_rejected' || error.kind === 'rate_limited'
+const key = (email: string) => email.toLowerCase()
 
 /**
- * Delivers jobs: upserts (identifies, and tracks that only update a contact) merged
- * per email and sent in bulk, at most 100 a call; then journey triggers one by one.
- * A failure the halt policy names stops further calls; the jobs not tried get its outcome.
+ * Upserts (identifies, tracks that set traits) merged per email — one contact per person,
+ * case-insensitively — and sent in bulk, at most 100 a call; a journey trigger once its
+ * person's upsert is done; a delete after everything else for that person.
  */
-export async function deliver(
-  jobs: readonly Job[],
-  client: AutopilotClient,
-  ledger: TrackLedger,
-  halts: HaltPolicy = haltOnAnyRetryable,
-): Promise<Outcome[]> {
-  const outcomes: (Outcome | undefined)[] = jobs.map(({ action }) =>
-    action.kind === 'skip' ? skipped(action.message) : action.kind === 'reject' ? rejected(action.message) : undefined,
-  )
-  let halted: Outcome | undefined
-  const stop = (error: unknown): Outcome => {
-    if (!(error instanceof AutopilotError)) throw error
-    const outcome = fromError(error)
-    if (halts(error)) halted ??= outcome
-    return outcome
+export async function deliver(jobs: readonly Job[], client: AutopilotClient): Promise<Result[]> {
+  const results: Result[] = new Array(jobs.length)
+  for (const phase of [0, 1] as const) {
+    const indices = [...jobs.keys()].filter((i) => jobs[i].phase === phase)
+    if (indices.length) await run(indices)
+  }
+  return results
+
+  async function run(indices: number[]) {
+    const groups = new Map<string, Group>()
+    const byTime = [...indices].sort((a, b) => jobs[a].at - jobs[b].at || a - b)
+    for (const i of byTime) {
+      const { action } = jobs[i]
+      if (action.kind === 'skip') results[i] = { outcome: skipped(action.message) }
+      else if (action.kind === 'reject') results[i] = { outcome: rejected(action.message, action.issues) }
+      else if (action.kind === 'upsert' || (action.kind === 'trigger' && action.setFirst)) addToGroup(groups, action.contact, i)
+    }
+    const tasks = new Map<string, Promise<unknown>[]>()
+    const track = (email: string, task: Promise<unknown>) => {
+      const list = tasks.get(key(email)) ?? []
+      list.push(task)
+      tasks.set(key(email), list)
+      return task
+    }
+
+    const all = [...groups.values()]
+    const sends: Promise<void>[] = []
+    for (let start = 0; start < all.length; start += BULK_LIMIT) sends.push(send(all.slice(start, start + BULK_LIMIT)))
+    for (const group of all) track(group.contact.Email, group.done)
+
+    const work = indices.map(async (i) => {
+      const { action } = jobs[i]
+      if (action.kind === 'upsert') {
+        const outcome = await groups.get(key(action.contact.Email))!.done
+        results[i] = { outcome: outcome.status === 'delivered' ? delivered(action.message, action.issues) : outcome }
+      } else if (action.kind === 'trigger') {
+        await track(
+          action.contact.Email,
+          (async () => {
+            const upserted = await groups.get(key(action.contact.Email))?.done
+            results[i] = upserted && upserted.status !== 'delivered' ? { outcome: upserted } : await enrol(client, action)
+          })(),
+        )
+      }
+    })
+    await Promise.all([...sends, ...work])
+
+    await Promise.all(
+      indices.map(async (i) => {
+        const { action } = jobs[i]
+        if (action.kind !== 'delete') return
+        await Promise.all(tasks.get(key(action.email)) ?? [])
+        try {
+          const gone = await client.deleteContact(action.email)
+          results[i] = { outcome: delivered(gone === 'deleted' ? 'contact deleted' : 'contact was not in Autopilot') }
+        } catch (error) {
+          results[i] = { outcome: fromError(error) }
+        }
+      }),
+    )
+    for (const i of indices) results[i] ??= { outcome: retry('not attempted') }
   }
 
-  // Upserts, merged per email so several events for one person make one contact.
-  const groups = new Map<string, { contact: Contact; indices: number[] }>()
-  jobs.forEach(({ action }, index) => {
-    if (action.kind !== 'upsert') return
-    const group = groups.get(action.contact.Email)
-    if (group) {
-      group.contact = mergeContacts(group.contact, action.contact)
-      group.indices.push(index)
-    } else {
-      groups.set(action.contact.Email, { contact: action.contact, indices: [index] })
-    }
-  })
-  const settle = (group: { indices: number[] }, outcome: Outcome) => {
-    for (const index of group.indices) {
-      const { action } = jobs[index]
-      outcomes[index] = outcome.status === 'delivered' && action.kind === 'upsert' ? delivered(action.message) : outcome
-    }
-  }
-  const send = async (chunk: { contact: Contact; indices: number[] }[]): Promise<void> => {
-    if (halted) return chunk.forEach((group) => settle(group, halted!))
+  /** One bulk call (or one contact); a chunk Autopilot refuses is halved until the bad contacts stand alone. */
+  async function send(chunk: Group[]): Promise<void> {
     try {
       if (chunk.length === 1) await client.upsertContact(chunk[0].contact)
       else await client.upsertContacts(chunk.map((group) => group.contact))
-      chunk.forEach((group) => settle(group, delivered('contact upserted')))
+      for (const group of chunk) group.settle(delivered('contact upserted'))
     } catch (error) {
-      const outcome = stop(error)
-      if (outcome.status === 'rejected' && chunk.length > 1) {
-        // Autopilot does not say which contact it refused: halve until the bad ones stand alone.
-        const middle = Math.ceil(chunk.length / 2)
-        await send(chunk.slice(0, middle))
-        await send(chunk.slice(middle))
-      } else {
-        chunk.forEach((group) => settle(group, outcome))
-      }
-    }
-  }
-  const all = [...groups.values()]
-  for (let start = 0; start < all.length; start += BULK_LIMIT) await send(all.slice(start, start + BULK_LIMIT))
-
-  // Journey triggers, one call each (Autopilot has no bulk trigger); deletions last.
-  for (const kind of ['trigger', 'delete'] as const) {
-    for (const [index, { action, messageId }] of jobs.entries()) {
-      if (action.kind !== kind) continue
-      if (halted) {
-        outcomes[index] = halted
-        continue
-      }
+      let outcome: Outcome
       try {
-        outcomes[index] =
-          action.kind === 'trigger'
-            ? await enrol(client, ledger, action, messageId)
-            : delivered((await client.deleteContact(action.email)) === 'deleted' ? 'contact deleted' : 'contact was not in Autopilot')
-      } catch (error) {
-        outcomes[index] = stop(error)
+        outcome = fromError(error)
+      } catch (unexpected) {
+        for (const group of chunk) group.settle(retry('internal error'))
+        throw unexpected
+      }
+      if (outcome.status === 'rejected' && chunk.length > 1) {
+        const middle = Math.ceil(chunk.length / 2)
+        await Promise.all([send(chunk.slice(0, middle)), send(chunk.slice(middle))])
+      } else {
+        for (const group of chunk) group.settle(outcome)
       }
     }
   }
-  return outcomes.map((outcome) => outcome ?? retry('not attempted'))
 }
 
-async function enrol(
-  client: AutopilotClient,
-  ledger: TrackLedger,
-  { triggerId, contact }: Extract<Action, { kind: 'trigger' }>,
-  messageId: string | undefined,
-): Promise<Outcome> {
-  if (messageId && (await ledger.has(messageId))) {
-    return delivered(`already entered journey trigger ${triggerId}; not repeated`)
+function addToGroup(groups: Map<string, Group>, contact: Contact, index: number) {
+  const existing = groups.get(key(contact.Email))
+  if (existing) {
+    existing.contact = mergeContacts(existing.contact, contact)
+    existing.members.push(index)
+    return
   }
+  let settle!: (outcome: Outcome) => void
+  const done = new Promise<Outcome>((resolve) => (settle = resolve))
+  groups.set(key(contact.Email), { contact, members: [index], done, settle })
+}
+
+/** Enters the journey: trigger; if Autopilot does not know the contact yet (404), create it and trigger once more. */
+async function enrol(client: AutopilotClient, action: Extract<Action, { kind: 'trigger' }>): Promise<Result> {
+  const { triggerId, contact } = action
+  let calling: 'trigger' | 'upsert' = 'trigger'
   try {
-    await client.trigger(triggerId, contact.Email)
-  } catch (error) {
-    if (!(error instanceof AutopilotError) || error.kind !== 'not_found') throw error
-    // Autopilot answers 404 for a contact it does not know yet: create it, then try once more.
-    await client.upsertContact(contact)
     try {
       await client.trigger(triggerId, contact.Email)
-    } catch (again) {
-      if (!(again instanceof AutopilotError) || again.kind !== 'not_found') throw again
-      // Retryable: the trigger id may be wrong (fix AUTOPILOT_TRIGGERS) or the new contact not visible yet.
-      throw new AutopilotError(
-        'unavailable',
-        `Autopilot answered 404 for journey trigger ${triggerId} after the contact was created: check AUTOPILOT_TRIGGERS`,
-        404,
-      )
+    } catch (error) {
+      if (!(error instanceof AutopilotError) || error.kind !== 'not_found') throw error
+      calling = 'upsert'
+      await client.upsertContact(contact)
+      calling = 'trigger'
+      try {
+        await client.trigger(triggerId, contact.Email)
+      } catch (again) {
+        if (!(again instanceof AutopilotError) || again.kind !== 'not_found') throw again
+        // Retryable: the trigger id may be wrong (fix AUTOPILOT_TRIGGERS) or the new contact not visible yet.
+        throw new AutopilotError('unavailable', `Autopilot answered 404 for journey trigger ${triggerId} after the contact was created: check AUTOPILOT_TRIGGERS`, 404)
+      }
     }
+    return { outcome: delivered(`entered journey trigger ${triggerId}`, action.issues), entered: 'yes' }
+  } catch (error) {
+    const unanswered = error instanceof AutopilotError && !error.answered && calling === 'trigger'
+    return { outcome: fromError(error), ...(unanswered && { entered: 'unknown' as const }) }
   }
-  if (messageId) await ledger.add(messageId)
-  return delivered(`entered journey trigger ${triggerId}`)
 }

@@ -1,7 +1,8 @@
-// Keeps Autopilot calls under AUTOPILOT_MAX_RPS (Autopilot allows 5 requests per
-// second per key): a sliding one-second window, so no second ever holds more.
-// A 429 (someone else using the key, or Autopilot counting differently) pauses
-// for its Retry-After and takes one call/s off the pace; each quiet 2 s adds one back.
+// Keeps Autopilot call *starts* under AUTOPILOT_MAX_RPS (Autopilot allows 5 requests per
+// second per key): a sliding one-second window, so no second ever holds more. Waiters
+// are served in order. A 429 (someone else using the key, or Autopilot counting
+// differently) pauses for its Retry-After and takes one call/s off the pace, once per
+// pause; each quiet 2 s adds one back.
 
 const WINDOW_MS = 1000
 /** Timers are coarse: wait a little past the window so the next call is surely outside it. */
@@ -13,6 +14,7 @@ export class Pacer {
   private pausedUntil = 0
   private limit: number
   private changedAt = 0
+  private line: Promise<unknown> = Promise.resolve()
 
   constructor(
     readonly maxPerSecond: number,
@@ -26,11 +28,18 @@ export class Pacer {
     return this.limit
   }
 
-  /** Resolves when one more call may start now. */
-  async wait(): Promise<void> {
+  /** Resolves true when one more call may start now; false if that would be after `latest` (ms). */
+  wait(latest = Infinity): Promise<boolean> {
+    const turn = this.line.then(() => this.acquire(latest))
+    this.line = turn.catch(() => undefined)
+    return turn
+  }
+
+  private async acquire(latest: number): Promise<boolean> {
     for (;;) {
       const now = Date.now()
       if (now < this.pausedUntil) {
+        if (this.pausedUntil > latest) return false
         await this.sleep(this.pausedUntil - now)
         continue
       }
@@ -40,26 +49,36 @@ export class Pacer {
       }
       this.starts = this.starts.filter((at) => now - at < WINDOW_MS + MARGIN_MS)
       if (this.starts.length < this.limit) {
+        if (now > latest) return false
         this.starts.push(now)
-        return
+        return true
       }
-      await this.sleep(this.starts[this.starts.length - this.limit] + WINDOW_MS + MARGIN_MS - now)
+      const next = this.starts[this.starts.length - this.limit] + WINDOW_MS + MARGIN_MS
+      if (next > latest) return false
+      await this.sleep(next - now)
     }
   }
 
-  /** Autopilot said 429: stop for Retry-After, then go on one call/s slower. */
+  /** Autopilot said 429: stop for Retry-After, then go on one call/s slower (once per pause). */
   rateLimited(retryAfterSeconds: number): void {
     const now = Date.now()
+    if (now >= this.pausedUntil) {
+      this.limit = Math.max(1, this.limit - 1)
+      this.changedAt = now
+    }
     this.pausedUntil = Math.max(this.pausedUntil, now + retryAfterSeconds * 1000)
-    this.limit = Math.max(1, this.limit - 1)
-    this.changedAt = now
   }
 }
 
 const pacers = new Map<number, Pacer>()
-/** One pacer per isolate: the consumer runs with max_concurrency = 1, so that is one per key. */
+/** One pacer per isolate and rate: every call this isolate makes to the account shares it. */
 export function pacerFor(maxPerSecond: number): Pacer {
   let pacer = pacers.get(maxPerSecond)
   if (!pacer) pacers.set(maxPerSecond, (pacer = new Pacer(maxPerSecond)))
   return pacer
+}
+
+/** Forgets every pacer (tests start each case with a fresh account pace). */
+export function resetPacers(): void {
+  pacers.clear()
 }

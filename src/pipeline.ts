@@ -1,94 +1,303 @@
-// Validated events -> outcomes: identity resolution (when IDENTITIES is bound),
-// mapping, delivery, and the identity bookkeeping that depends on the result.
-// Used by direct mode (per request), the queue consumer (per batch) and the sweep.
+// Items -> outcomes, with the store: one read (identities, parked counts, message
+// states, contact guards), identity resolution, mapping, one hold (park, claim journey
+// triggers), delivery, one write (what was learned). Used by direct mode per request,
+// by the queue consumer per batch, and by the sweep.
 import type { AutopilotClient } from './autopilot'
-import type { Config } from './config'
-import { deferred, deliver, rejected, skipped, type HaltPolicy, type Job, type Outcome, type TrackLedger } from './deliver'
-import { MAX_PARKED_PER_USER, resolveIdentities, withEmail, type IdentityMap, type Parked, type Resolution } from './identity'
-import type { SegmentEvent } from './schema'
-import { toAction } from './transform'
+import { deliver, type Job } from './deliver'
+import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, normalEmail, resolve, withEmail, type Item, type Resolved } from './identity'
+import { onlyEmail, stamp, withoutNewer } from './newest'
+import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
+import { emptySnapshot, noWrites, StoreError, type MessageState, type Snapshot, type Store } from './store'
+import { eventEmail, toAction, type Action, type MappingSettings } from './transform'
 
-export interface Delivery {
-  config: Config
+export interface Run {
+  store: Store
   client: AutopilotClient
-  ledger: TrackLedger
-  identities?: IdentityMap
-  halts?: HaltPolicy
+  mapping: MappingSettings
+  /** Who claims journey triggers (a request or batch id), and for how long (ms). */
+  claimant: string
+  leaseMs: number
+  /** Direct mode: when anything is left to retry, record what finished so the re-send skips it. */
+  recordProgress: boolean
+  /** Queued mode: the reason to dead-letter an item with this outcome, if it should be. */
+  deadLetter?: (item: Item, outcome: Outcome) => string | undefined
+  /** Told when the store failed (the log says so). */
+  onStoreError?: (stage: string, error: StoreError) => void
 }
 
-type Origin = { index: number; forget?: string } | { parkedKey: string; userId?: string | null }
+interface Entry {
+  item: Item
+  resolved: Resolved
+  at: number
+  /** The input item this is (undefined: a parked event replayed before `teacher`). */
+  index?: number
+  teacher?: number
+  state?: MessageState
+  action?: Action
+  emailHash?: string
+  claim?: string
+  outcome?: Outcome
+  /** An earlier entry carries the same messageId: this one gets its outcome. */
+  sameAs?: Entry
+}
 
-/** One outcome per event; undefined where the input was undefined (invalid, decided by the caller). */
-export async function deliverEvents(events: readonly (SegmentEvent | undefined)[], delivery: Delivery): Promise<(Outcome | undefined)[]> {
-  const { config, client, ledger, identities, halts } = delivery
-  const resolution: Resolution = identities
-    ? await resolveIdentities(events, identities)
-    : { resolved: events.map((event) => event && { kind: 'deliver', event }), replays: [], pending: new Map() }
+const letter = (item: Item, reason: string) => ({
+  reason,
+  attempts: (item.attempts ?? 0) + 1,
+  firstSeen: item.at,
+  messageId: item.event.messageId,
+  type: item.event.type,
+  event: item.event,
+})
 
-  const outcomes: (Outcome | undefined)[] = new Array(events.length)
+/** Journey entries this isolate made: a re-send reaching the same isolate is never triggered twice. */
+const entered = new Set<string>()
+const remember = (messageId: string) => {
+  if (entered.size >= 10_000) entered.delete(entered.values().next().value!)
+  entered.add(messageId)
+}
+
+const DELETED = 'not sent: this person was deleted (a Segment delete) after this event happened'
+
+/** One outcome per item. */
+export async function deliverItems(items: readonly Item[], run: Run): Promise<Outcome[]> {
+  const { store } = run
+  const failed = (stage: string, error: unknown) => {
+    if (!(error instanceof StoreError)) throw error
+    run.onStoreError?.(stage, error)
+  }
+  const hashes = await hashesFor(items)
+  const keys = { users: new Set<string>(), emails: new Set<string>(), messages: new Set<string>() }
+  for (const { event, parked } of items) {
+    for (const id of [event.userId, event.type === 'alias' ? event.previousId : undefined]) if (id) keys.users.add(hashes.get(id)!)
+    const own = parked?.email ?? ((event.type === 'identify' || event.type === 'track') && eventEmail(event))
+    if (own) keys.emails.add(hashes.get(normalEmail(own))!)
+    if (event.messageId && event.type !== 'page' && event.type !== 'screen' && event.type !== 'group') keys.messages.add(event.messageId)
+  }
+  let snapshot: Snapshot
+  let storeDown = false
+  try {
+    snapshot = await store.read({ users: [...keys.users], emails: [...keys.emails], messages: [...keys.messages] })
+  } catch (error) {
+    failed('read', error)
+    snapshot = emptySnapshot()
+    storeDown = true
+  }
+  const resolution = resolve(items, snapshot, hashes, storeDown)
+
+  // Entries in order; a user's parked events just before the event that brought the email.
+  const replays = new Map<number, Entry[]>()
+  if (resolution.replays.size) {
+    try {
+      for (const row of await store.parkedFor([...resolution.replays.keys()])) {
+        const { email, before } = resolution.replays.get(row.userHash)!
+        const item: Item = { event: row.event, at: row.parkedAt, parked: { id: row.id, email } }
+        const list = replays.get(before) ?? []
+        list.push({ item, resolved: { kind: 'deliver', event: row.event, email }, at: eventTime(item), teacher: before, state: row.state })
+        replays.set(before, list)
+      }
+    } catch (error) {
+      failed('parked', error) // they stay parked: the next event with the email, or the sweep, replays them
+    }
+  }
+  // One messageId is one event: a copy in the same run (a re-send queued twice, a parked
+  // event that is also in the batch) gets the first one's outcome.
+  const entries: Entry[] = []
+  const first = new Map<string, Entry>()
+  const add = (entry: Entry) => {
+    const messageId = entry.item.event.messageId
+    if (messageId) {
+      entry.sameAs = first.get(messageId)
+      if (!entry.sameAs) first.set(messageId, entry)
+    }
+    entries.push(entry)
+  }
+  for (const [index, item] of items.entries()) {
+    for (const replay of replays.get(index) ?? []) add(replay)
+    const messageId = item.event.messageId
+    add({ item, resolved: resolution.resolved[index], at: eventTime(item), index, state: messageId ? snapshot.messages.get(messageId) : undefined })
+  }
+
+  // Emails -> their hashes (contact guards), for emails the batch did not carry itself.
+  const emailHashes = new Map<string, string>()
+  for (const identity of snapshot.identities.values()) if (identity.email && identity.emailHash) emailHashes.set(identity.email, identity.emailHash)
+  const hashEmail = async (email: string) => emailHashes.get(email) ?? hashes.get(email) ?? (await hashOf(email))
+
+  // Decide what each entry needs; park and claim before any call.
+  const now = Date.now()
+  const holds = { park: [] as { entry: Entry; userHash: string }[], claims: [] as Entry[] }
+  for (const entry of entries) {
+    if (entry.sameAs) continue
+    entry.outcome = await plan(entry)
+  }
+  let claimed = new Set<string>()
+  if (holds.park.length || holds.claims.length) {
+    try {
+      claimed = await store.hold({
+        park: holds.park.map(({ entry, userHash }) => ({ userHash, messageId: entry.item.event.messageId, type: entry.item.event.type, event: entry.item.event })),
+        claims: holds.claims.map((entry) => entry.claim!),
+        leaseUntil: now + run.leaseMs,
+        by: run.claimant,
+      })
+    } catch (error) {
+      failed('hold', error)
+      for (const { entry } of holds.park) entry.outcome = retry('could not park this event (the database is unavailable); will retry')
+      for (const entry of holds.claims) entry.outcome = retry('the journey ledger is unavailable; will retry')
+    }
+    for (const entry of holds.claims) {
+      if (!entry.outcome && !claimed.has(entry.claim!)) entry.outcome = retry('another attempt is entering this journey now; will retry')
+    }
+  }
+
+  // Deletes first for events newer than them: phase 1 runs after this batch's deletes.
+  const deletedAt = new Map<string, number>()
+  for (const entry of entries) if (!entry.outcome && entry.action?.kind === 'delete') deletedAt.set(entry.action.email, entry.at)
   const jobs: Job[] = []
-  const origins: Origin[] = []
-  const add = (job: Job, origin: Origin) => {
-    jobs.push(job)
-    origins.push(origin)
+  const jobOf = new Map<Entry, number>()
+  for (const entry of entries) {
+    if (entry.outcome || !entry.action) continue
+    const email = entry.action.kind === 'delete' ? undefined : 'contact' in entry.action ? entry.action.contact.Email : undefined
+    const phase = email !== undefined && (deletedAt.get(email) ?? Infinity) < entry.at ? 1 : 0
+    jobOf.set(entry, jobs.push({ action: entry.action, at: entry.at, phase }) - 1)
   }
-  const replaysBefore = Map.groupBy(resolution.replays, (replay) => replay.before)
-  for (const [index, resolved] of resolution.resolved.entries()) {
-    for (const { parked, email } of replaysBefore.get(index) ?? []) {
-      add(replayJob(parked, email, config), { parkedKey: parked.key, userId: parked.event.userId })
+  const results = jobs.length ? await deliver(jobs, run.client) : []
+
+  // Outcomes, and what the store should learn from them.
+  const writes = noWrites()
+  for (const [entry, job] of jobOf) {
+    const { outcome, entered: triggered } = results[job]
+    entry.outcome = outcome
+    if (!entry.claim) continue
+    if (triggered === 'yes') {
+      writes.confirm.push(entry.claim)
+      remember(entry.claim)
+    } else if (triggered !== 'unknown') {
+      writes.release.push(entry.claim) // Autopilot answered: it did not enter the journey
     }
-    switch (resolved?.kind) {
-      case undefined:
-        break
-      case 'deliver':
-        add({ messageId: resolved.event.messageId, action: toAction(resolved.event, config) }, { index })
-        break
-      case 'delete':
-        add({ action: { kind: 'delete', email: resolved.email } }, { index, forget: resolved.userId })
-        break
-      case 'deferred':
-        outcomes[index] = deferred()
-        break
-      case 'parking-full':
-        outcomes[index] = rejected(
-          `${MAX_PARKED_PER_USER} events are already waiting for this userId's email; send an identify with the email (traits.email) first`,
+  }
+  const byIndex = new Map<number, Entry>()
+  for (const entry of entries) {
+    entry.outcome = entry.sameAs?.outcome ?? entry.outcome ?? retry('not attempted')
+    if (entry.index !== undefined) byIndex.set(entry.index, entry)
+  }
+  /** Entries whose outcome holds only once the write below is done. */
+  const needsWrite = new Set<Entry>()
+  for (const entry of entries) {
+    const { item, outcome } = entry
+    if (!item.parked) continue
+    // A parked event replayed: settled unless it is to be retried; a refusal becomes a dead letter.
+    if (outcome!.status !== 'retry') writes.unpark.push(item.parked.id)
+    if (outcome!.status === 'rejected') writes.deadLetters.push(letter(item, outcome!.message))
+    const teacher = entry.teacher === undefined ? entry : byIndex.get(entry.teacher)!
+    if (outcome!.status === 'retry' && teacher.outcome!.status !== 'retry') {
+      teacher.outcome = retry(`delivered, but earlier parked events of this userId were not: ${outcome!.message}`)
+    }
+    needsWrite.add(teacher)
+  }
+  for (const entry of byIndex.values()) {
+    const reason = entry.sameAs ? undefined : run.deadLetter?.(entry.item, entry.outcome!)
+    if (reason) {
+      writes.deadLetters.push(letter(entry.item, reason))
+      entry.outcome = rejected(reason, entry.outcome!.issues)
+      needsWrite.add(entry)
+    }
+    const { event } = entry.item
+    if (event.userId && resolution.learn.has(hashes.get(event.userId)!)) needsWrite.add(entry)
+  }
+  for (const entry of entries) {
+    const { outcome, action, resolved } = entry
+    if (resolved.kind === 'delete' && (outcome!.status === 'delivered' || !resolved.email)) {
+      writes.forget.push({ userHash: resolved.userHash, emailHash: entry.emailHash, at: entry.at })
+      needsWrite.add(entry)
+    }
+    if (!entry.emailHash || !action || !('contact' in action)) continue
+    if (outcome!.status === 'retry') writes.guards.push({ emailHash: entry.emailHash, fields: {} })
+    else if (outcome!.status === 'delivered' && snapshot.contacts.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(action.contact, entry.at) })
+  }
+  for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
+  for (const [userHash, { email, at }] of resolution.learn) writes.learn.push({ userHash, email, emailHash: await hashEmail(email), at })
+  const outcomes = items.map((_, index) => byIndex.get(index)!.outcome!)
+  if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {
+    for (const entry of byIndex.values()) {
+      const messageId = entry.item.event.messageId
+      if (!messageId || !entry.action || entry.claim || entry.sameAs) continue
+      const { status, message } = entry.outcome!
+      if (status === 'delivered') writes.progress.push({ messageId, state: 'done' })
+      else if (status === 'rejected') writes.progress.push({ messageId, state: 'rejected', reason: message })
+    }
+  }
+  if (!storeDown) {
+    try {
+      await store.write(writes)
+    } catch (error) {
+      failed('write', error)
+      // Done in Autopilot (or refused), but not recorded: the retry records it (an upsert is safe to repeat).
+      for (const entry of needsWrite) {
+        if (entry.index === undefined || outcomes[entry.index].status === 'retry') continue
+        outcomes[entry.index] = retry(
+          outcomes[entry.index].status === 'rejected'
+            ? `${outcomes[entry.index].message}; the database did not take it as a dead letter, so it will be retried`
+            : 'delivered, but the database did not record what it taught; will retry',
         )
-        break
-      case 'noted':
-        outcomes[index] = skipped(resolved.message)
-        break
+      }
     }
   }
-
-  const results = jobs.length ? await deliver(jobs, client, ledger, halts) : []
-  const settledParked: string[] = []
-  const unsettledUsers = new Set<string | null | undefined>()
-  for (const [i, outcome] of results.entries()) {
-    const origin = origins[i]
-    if ('parkedKey' in origin) {
-      // Delivered or refused for good: no longer waiting. Retryable: stays parked for the next try.
-      if (outcome.status !== 'retry') settledParked.push(origin.parkedKey)
-      else unsettledUsers.add(origin.userId)
-      continue
-    }
-    outcomes[origin.index] = outcome
-    if (origin.forget && outcome.status === 'delivered') await identities!.forget(origin.forget)
-  }
-  if (settledParked.length) await identities!.unpark(settledParked)
-  for (const [userId, email] of resolution.pending) {
-    if (!unsettledUsers.has(userId)) identities!.remember(userId, email)
-  }
-  await identities?.flush()
   return outcomes
-}
 
-/** Delivers parked events whose email is now known; returns the keys settled (not to be retried). */
-export async function deliverParked(items: { email: string; parked: Parked }[], delivery: Delivery): Promise<string[]> {
-  const jobs = items.map(({ parked, email }) => replayJob(parked, email, delivery.config))
-  const results = await deliver(jobs, delivery.client, delivery.ledger, delivery.halts)
-  return items.flatMap(({ parked }, i) => (results[i].status === 'retry' ? [] : [parked.key]))
-}
-
-function replayJob(parked: Parked, email: string, config: Config): Job {
-  return { messageId: parked.event.messageId, action: toAction(withEmail(parked.event, email), config) }
+  /** What an entry needs: an outcome now, or an action (and a hold) for later. */
+  async function plan(entry: Entry): Promise<Outcome | undefined> {
+    const { resolved } = entry
+    switch (resolved.kind) {
+      case 'park':
+        holds.park.push({ entry, userHash: resolved.userHash })
+        return deferred()
+      case 'parking-full':
+        return rejected(`${MAX_PARKED_PER_USER} events are already waiting for this userId's email; send an identify with the email (traits.email) first`)
+      case 'noted':
+        return skipped(resolved.message)
+      case 'deleted':
+        return skipped(DELETED)
+      case 'unavailable':
+        return retry('the identity store is unavailable; will retry')
+      case 'delete': {
+        if (!resolved.email) {
+          const dropped = resolved.userHash ? (snapshot.parkedCounts.get(resolved.userHash) ?? 0) : 0
+          return skipped(`No email is known for this userId, so there is no Autopilot contact to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
+        }
+        entry.emailHash = await hashEmail(resolved.email)
+        entry.action = { kind: 'delete', email: resolved.email }
+        return undefined
+      }
+      case 'deliver':
+        break
+    }
+    const { state } = entry
+    if (state?.state === 'done') return delivered('already delivered by an earlier attempt; not repeated')
+    if (state?.state === 'rejected') return rejected(state.reason)
+    const event = resolved.email ? withEmail(resolved.event, resolved.email) : resolved.event
+    let action = toAction(event, run.mapping)
+    if (action.kind !== 'upsert' && action.kind !== 'trigger') {
+      entry.action = action
+      return undefined
+    }
+    entry.emailHash = await hashEmail(action.contact.Email)
+    const guard = snapshot.contacts.get(entry.emailHash)
+    if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
+    if (guard) {
+      const { contact, dropped } = withoutNewer(action.contact, guard, entry.at)
+      if (dropped) action = { ...action, contact }
+      if (action.kind === 'upsert' && dropped && onlyEmail(contact)) return delivered('not sent: newer events already set every field it carries')
+      if (action.kind === 'trigger') action = { ...action, setFirst: action.setFirst && !onlyEmail(contact) }
+    }
+    entry.action = action
+    if (action.kind !== 'trigger') return undefined
+    const messageId = resolved.event.messageId
+    if (!messageId) return undefined
+    if (storeDown) return retry('the journey ledger is unavailable; will retry')
+    if (entered.has(messageId)) return delivered(`already entered journey trigger ${action.triggerId}; not repeated`)
+    if (state?.state === 'claimed' && state.leaseUntil >= now) return retry('another attempt is entering this journey now; will retry')
+    entry.claim = messageId
+    holds.claims.push(entry)
+    return undefined
+  }
 }

@@ -1,102 +1,115 @@
-// Queued mode: the ingress enqueues validated events and answers 202 at once; this
-// consumer delivers them through Autopilot's 5 requests/s — bulk, merged, paced —
-// retries what can succeed later and dead-letters, with the reason, what cannot.
+// Queued mode: the ingress packs validated events into queue messages (up to 100
+// events each) and answers 202 at once; the consumer delivers them through Autopilot's
+// 5 requests/s — bulk, merged, several calls in flight — and settles each event on its
+// own: delivered, retried later (only the events that failed go back on the queue), or
+// dead-lettered with the reason.
 import { AutopilotClient } from './autopilot'
 import { configurationProblem, getConfig, type Config, type Env } from './config'
-import { haltOnAccountWide, queued, rejected, retry, skipped, type Outcome } from './deliver'
-import { IdentityMap } from './identity'
-import { ledgerFor } from './ledger'
+import { Gate } from './gate'
+import type { Item } from './identity'
 import { RequestLog } from './log'
+import { queued, rejected, retry, skipped, type Outcome } from './outcome'
 import { pacerFor } from './pacer'
-import { deliverEvents } from './pipeline'
+import { deliverItems } from './pipeline'
 import { checkEvent, type SegmentEvent } from './schema'
-import { eventEmail, toAction, type Action } from './transform'
+import { noWrites, Store } from './store'
+import { eventEmail, toAction } from './transform'
 
 export const EVENTS_QUEUE = 'autopilot-events'
 export const DEAD_LETTER_QUEUE = 'autopilot-events-dlq'
-/** Dead-letter with our own reason one attempt before Queues would (max_retries = 20 in wrangler.toml). */
+/** An event still failing at its 20th attempt becomes a dead letter, with the reason. */
 export const MAX_ATTEMPTS = 20
 const MAX_DELAY_SECONDS = 3600
-/** 429s repeated in place before the messages go back to the queue for later. */
-const RATE_LIMIT_RETRIES = 5
 // Cloudflare Queues: at most 100 messages and 256 KB per sendBatch, 128 KB per message.
 const SEND_BATCH_MESSAGES = 100
 const SEND_BATCH_BYTES = 250 * 1024
 export const MAX_MESSAGE_BYTES = 120 * 1024
+/** One bulk call's worth: a message is delivered by one call when it holds identifies. */
+export const EVENTS_PER_MESSAGE = 100
+/** One consumer invocation stops starting calls after this; what is left goes back on the queue. */
+const CONSUMER_BUDGET_MS = 5 * 60_000
+/** Paid plan caps subrequests at 1,000 per invocation (older accounts) or more. */
+const CONSUMER_MAX_CALLS = 1000
+
+/** A queue message: events, when each reached the Worker, and how often each was tried. */
+export interface Envelope {
+  v: 2
+  items: { event: unknown; at: number; attempts?: number }[]
+}
 
 const encoder = new TextEncoder()
+const sizeOf = (value: unknown) => encoder.encode(JSON.stringify(value)).byteLength
 
-/** Sends event bodies in as few sendBatch calls as the limits allow. Throws if the queue refuses. */
-export async function enqueue(queue: Queue<unknown>, bodies: { body: unknown; bytes: number }[]): Promise<void> {
-  let chunk: MessageSendRequest<unknown>[] = []
+/** Packs items into as few messages as the limits allow, and sends them in as few sendBatch calls. */
+export async function enqueue(queue: Queue<unknown>, items: Envelope['items'], delaySeconds?: number): Promise<void> {
+  const messages: { body: Envelope; bytes: number }[] = []
+  let current: Envelope | undefined
   let bytes = 0
-  for (const { body, bytes: size } of bodies) {
-    if (chunk.length === SEND_BATCH_MESSAGES || bytes + size > SEND_BATCH_BYTES) {
+  for (const item of items) {
+    const size = sizeOf(item) + 1
+    if (!current || current.items.length === EVENTS_PER_MESSAGE || bytes + size > MAX_MESSAGE_BYTES) {
+      if (current) messages.push({ body: current, bytes })
+      current = { v: 2, items: [] }
+      bytes = 20
+    }
+    current.items.push(item)
+    bytes += size
+  }
+  if (current) messages.push({ body: current, bytes })
+  let chunk: MessageSendRequest<unknown>[] = []
+  let chunkBytes = 0
+  for (const { body, bytes: size } of messages) {
+    if (chunk.length === SEND_BATCH_MESSAGES || chunkBytes + size > SEND_BATCH_BYTES) {
       await queue.sendBatch(chunk)
       chunk = []
-      bytes = 0
+      chunkBytes = 0
     }
-    chunk.push({ body, contentType: 'json' })
-    bytes += size
+    chunk.push({ body, contentType: 'json', ...(delaySeconds && { delaySeconds }) })
+    chunkBytes += size
   }
   if (chunk.length) await queue.sendBatch(chunk)
 }
 
-/** An event's size as a queue message, or undefined when it is too large for one. */
-export function messageBytes(event: unknown): number | undefined {
-  const bytes = encoder.encode(JSON.stringify(event)).byteLength
-  return bytes <= MAX_MESSAGE_BYTES ? bytes : undefined
-}
+/** Whether an event fits in a queue message on its own. */
+export const fitsMessage = (event: unknown) => sizeOf(event) + 40 <= MAX_MESSAGE_BYTES
 
 /**
- * Queued mode's ingress: what needs Autopilot (or the identity map) goes on the
- * queue, identifies first — consumer batches then fill whole bulk calls, and a
- * person's contact exists before their track asks for a journey. The rest is
- * answered now, as direct mode would.
+ * Queued mode's ingress: what needs Autopilot or the store goes on the queue, identifies
+ * first — consumer batches then fill whole bulk calls, and a person's contact exists
+ * before their track asks for a journey. The rest is answered now, as direct mode would.
  */
-export async function acceptForQueue(
-  events: readonly (SegmentEvent | undefined)[],
-  queue: Queue<unknown>,
-  config: Config,
-  identitiesOn: boolean,
-): Promise<(Outcome | undefined)[]> {
+export async function acceptForQueue(events: readonly (SegmentEvent | undefined)[], queue: Queue<unknown>, config: Config): Promise<(Outcome | undefined)[]> {
   const outcomes: (Outcome | undefined)[] = new Array(events.length)
-  const bodies: { index: number; body: unknown; bytes: number; identify: boolean }[] = []
+  const accepted: { index: number; event: SegmentEvent }[] = []
   for (const [index, event] of events.entries()) {
     if (!event) continue
-    const answer = answerNow(event, config, identitiesOn)
-    if (answer) {
-      outcomes[index] = answer
-      continue
-    }
-    const bytes = messageBytes(event)
-    if (bytes === undefined) outcomes[index] = rejected(`Event is larger than a queue message may be (${MAX_MESSAGE_BYTES} bytes)`)
-    else bodies.push({ index, body: event, bytes, identify: event.type === 'identify' })
+    const answer = answerNow(event, config)
+    if (answer) outcomes[index] = answer
+    else if (!fitsMessage(event)) outcomes[index] = rejected(`Event is larger than a queue message may be (${MAX_MESSAGE_BYTES} bytes)`)
+    else accepted.push({ index, event })
   }
-  if (!bodies.length) return outcomes
-  bodies.sort((a, b) => Number(b.identify) - Number(a.identify))
+  if (!accepted.length) return outcomes
+  accepted.sort((a, b) => Number(b.event.type === 'identify') - Number(a.event.type === 'identify'))
+  const at = Date.now()
   let outcome = queued()
   try {
-    await enqueue(queue, bodies)
+    await enqueue(queue, accepted.map(({ event }) => ({ event, at })))
   } catch {
     outcome = retry('The queue did not accept the events; Segment will retry')
   }
-  for (const { index } of bodies) outcomes[index] = outcome
+  for (const { index } of accepted) outcomes[index] = outcome
   return outcomes
 }
 
 /** The answer for an event that need not be queued, or undefined when it must be. */
-function answerNow(event: SegmentEvent, config: Config, identitiesOn: boolean): Outcome | undefined {
-  if (event.type === 'alias' || event.type === 'delete') return identitiesOn ? undefined : toOutcome(toAction(event, config))
+function answerNow(event: SegmentEvent, config: Config): Outcome | undefined {
+  if (event.type === 'alias' || event.type === 'delete') return undefined
+  // A userId without an email: the consumer resolves it (or parks it).
+  if (event.userId && (event.type === 'identify' || event.type === 'track') && !eventEmail(event)) return undefined
   const action = toAction(event, config)
   if (action.kind === 'upsert' || action.kind === 'trigger') return undefined
-  // A userId without an email: the consumer resolves it (or parks it) with the identity map.
-  if (identitiesOn && event.userId && (event.type === 'identify' || event.type === 'track') && !eventEmail(event)) return undefined
-  return toOutcome(action)
+  return action.kind === 'reject' ? rejected(action.message, action.issues) : skipped(action.kind === 'skip' ? action.message : 'skipped')
 }
-
-const toOutcome = (action: Action): Outcome =>
-  action.kind === 'reject' ? rejected(action.message) : skipped(action.kind === 'skip' ? action.message : 'skipped')
 
 /** Exponential backoff with jitter: base, 2×base, 4×base… capped at an hour, each ×0.5–1. */
 export function backoffSeconds(attempts: number, baseSeconds: number): number {
@@ -104,200 +117,154 @@ export function backoffSeconds(attempts: number, baseSeconds: number): number {
   return Math.max(1, Math.ceil(ceiling * (0.5 + Math.random() / 2)))
 }
 
-/** What the dead-letter queue carries: the event and why it could not be delivered. */
-export interface DeadLetter {
-  deadLetter: true
-  reason: string
-  attempts: number
-  failedAt: string
-  messageId?: string
-  type?: string
-  event: unknown
-}
+type Tally = { acked: number; retried: number; deadLettered: number; requeued: number }
 
 export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const log = new RequestLog(`queue:${batch.messages[0]?.id ?? 'empty'}`, env.ANALYTICS)
-  const tally = { acked: 0, retried: 0, deadLettered: 0 }
+  const tally: Tally = { acked: 0, retried: 0, deadLettered: 0, requeued: 0 }
+  const config = getConfig(env)
+  const store = env.DB && new Store(env.DB, config.storeTimeoutMs)
   try {
-    if (batch.queue === DEAD_LETTER_QUEUE) await storeDeadLetters(batch, env, tally)
-    else await deliverBatch(batch, env, log, tally)
+    if (batch.queue === DEAD_LETTER_QUEUE) await storeDeadLetters(batch, store, tally)
+    else await deliverBatch(batch, env, config, store, log, tally)
   } finally {
+    if (store) log.fields.d1 = store.stats
     log.emit({ kind: 'queue', queue: batch.queue, messages: batch.messages.length, ...tally })
   }
 }
 
-type Tally = { acked: number; retried: number; deadLettered: number }
+/** The items of a message: an envelope (v2), or a bare event (sent by an earlier version). */
+function itemsOf(message: Message<unknown>): Envelope['items'] {
+  const body = message.body as Partial<Envelope> | null
+  return body && body.v === 2 && Array.isArray(body.items) ? body.items : [{ event: message.body, at: message.timestamp.getTime() }]
+}
 
-async function deliverBatch(batch: MessageBatch<unknown>, env: Env, log: RequestLog, tally: Tally) {
-  const config = getConfig(env)
+/** Attempts before this one: the envelope counts re-enqueues, Queues counts whole-message retries. */
+const withRetries = (message: Message<unknown>) => (item: Envelope['items'][number]) => ({ ...item, attempts: (item.attempts ?? 0) + message.attempts - 1 })
+
+async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Config, store: Store | undefined, log: RequestLog, tally: Tally) {
   const blocker = configurationProblem(config)
-  const settle = settler(env, config, tally)
-  const events: (SegmentEvent | undefined)[] = []
-  for (const [i, message] of batch.messages.entries()) {
-    const checked = checkEvent(message.body)
-    if (!checked.ok) {
-      log.count('invalid', 'rejected', message.id)
-      await settle(message, rejected(checked.message))
-    } else if (blocker) {
-      log.count(checked.event.type, 'retry', checked.event.messageId)
-      await settle(message, retry(blocker), checked.event.type)
-    } else {
-      events[i] = checked.event
+  if (blocker || !store || !env.EVENTS) {
+    for (const message of batch.messages) {
+      message.retry({ delaySeconds: backoffSeconds(message.attempts, config.retryBaseSeconds) })
+      tally.retried++
+    }
+    log.fields.error = blocker ?? 'EVENTS is not bound'
+    return
+  }
+  const items: (Item & { message: number })[] = []
+  const invalid = noWrites()
+  for (const [m, message] of batch.messages.entries()) {
+    for (const raw of itemsOf(message).map(withRetries(message))) {
+      const checked = checkEvent(raw.event)
+      if (checked.ok) {
+        items.push({ event: checked.event, at: raw.at, attempts: raw.attempts, message: m })
+        continue
+      }
+      log.count('invalid', 'rejected')
+      invalid.deadLetters.push({ reason: checked.message, attempts: (raw.attempts ?? 0) + 1, firstSeen: raw.at ?? Date.now(), event: raw.event })
     }
   }
-  if (!events.some(Boolean)) return
   const pacer = pacerFor(config.maxRps)
   const client = AutopilotClient.for(config, {
     onCall: log.onCall,
-    beforeCall: () => pacer.wait(),
+    gate: new Gate({ pacer, maxCalls: CONSUMER_MAX_CALLS, deadline: Date.now() + CONSUMER_BUDGET_MS, unavailableLimit: 5, stopOnRateLimit: false }),
     onRateLimited: (seconds) => pacer.rateLimited(seconds),
     // A 429 means "slower", not "failed": the pacer pauses, then the call goes again.
-    rateLimitRetries: RATE_LIMIT_RETRIES,
+    retries: { rateLimited: 5, unavailable: 2 },
   })
-  const outcomes = await deliverEvents(events, {
-    config,
-    client,
-    ledger: ledgerFor(env.DELIVERIES),
-    identities: env.IDENTITIES && new IdentityMap(env.IDENTITIES),
-    halts: haltOnAccountWide,
-  })
-  for (const [i, outcome] of outcomes.entries()) {
-    const event = events[i]
-    if (!outcome || !event) continue
-    log.count(event.type, outcome.status, event.messageId)
-    await settle(batch.messages[i], outcome, event.type)
+  let outcomes: Outcome[]
+  try {
+    if (invalid.deadLetters.length) await store.write(invalid)
+    tally.deadLettered += invalid.deadLetters.length
+    outcomes = items.length
+      ? await deliverItems(items, {
+          store,
+          client,
+          mapping: config,
+          claimant: log.requestId,
+          leaseMs: CONSUMER_BUDGET_MS + 10 * 60_000,
+          recordProgress: false,
+          deadLetter,
+          onStoreError: (stage, error) => (log.fields.storeError = `${stage}: ${error.message}`),
+        })
+      : []
+  } catch (error) {
+    // The store refused what must be recorded (dead letters): every message goes back, whole.
+    log.fields.error = error instanceof Error ? error.name : 'unknown'
+    for (const message of batch.messages) message.retry({ delaySeconds: backoffSeconds(message.attempts, config.retryBaseSeconds) })
+    tally.retried += batch.messages.length
+    return
   }
-}
 
-/** ack, retry later, or dead-letter one message according to its outcome. */
-function settler(env: Env, config: Config, tally: Tally) {
-  return async (message: Message<unknown>, outcome: Outcome, type?: string) => {
-    if (outcome.status === 'delivered' || outcome.status === 'skipped' || outcome.status === 'deferred') {
-      message.ack()
-      tally.acked++
-      return
-    }
-    if (outcome.status === 'rejected') {
-      await deadLetter(env, message, outcome.message, type, tally)
-      return
-    }
-    if (outcome.httpStatus === 429) {
-      // Rate limiting only means "later": it must not use up the message's attempts.
-      const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.max(1, outcome.retryAfter ?? 1))
-      if (message.attempts < MAX_ATTEMPTS || !env.EVENTS) {
-        message.retry({ delaySeconds })
-      } else {
-        await env.EVENTS.send(message.body, { contentType: 'json', delaySeconds })
-        message.ack()
-      }
-      tally.retried++
-      return
-    }
-    if (message.attempts >= MAX_ATTEMPTS) {
-      await deadLetter(env, message, `gave up after ${message.attempts} attempts: ${outcome.message}`, type, tally)
-      return
-    }
-    message.retry({ delaySeconds: backoffSeconds(message.attempts, config.retryBaseSeconds) })
-    tally.retried++
-  }
-}
-
-/** To the dead-letter queue with the reason; if that is impossible, retry (never a silent ack). */
-async function deadLetter(env: Env, message: Message<unknown>, reason: string, type: string | undefined, tally: Tally) {
-  const body = message.body as { messageId?: unknown } | null
-  const record: DeadLetter = {
-    deadLetter: true,
-    reason,
-    attempts: message.attempts,
-    failedAt: new Date().toISOString(),
-    ...(typeof body?.messageId === 'string' && { messageId: body.messageId }),
-    ...(type && { type }),
-    event: message.body,
+  const again = new Map<number, Envelope['items']>()
+  const requeued = new Set<string>()
+  for (const [i, item] of items.entries()) {
+    const outcome = outcomes[i]
+    log.count(item.event.type, outcome.status, item.event.messageId)
+    if (outcome.status === 'rejected') tally.deadLettered++
+    if (outcome.status !== 'retry') continue
+    // Copies of one event (a batch Segment re-sent) go back once.
+    const { messageId } = item.event
+    if (messageId && requeued.has(messageId)) continue
+    if (messageId) requeued.add(messageId)
+    // A rate limit or a call never made does not use up an attempt.
+    const counts = !outcome.notAttempted && outcome.httpStatus !== 429
+    const attempts = (item.attempts ?? 0) + (counts ? 1 : 0)
+    const delay = counts ? backoffSeconds(attempts, config.retryBaseSeconds) : Math.min(MAX_DELAY_SECONDS, Math.max(1, outcome.retryAfter ?? 1))
+    const list = again.get(delay) ?? []
+    list.push({ event: item.event, at: item.at, attempts })
+    again.set(delay, list)
   }
   try {
-    if (!env.DEAD_LETTERS) throw new Error('DEAD_LETTERS is not bound')
-    await env.DEAD_LETTERS.send(record, { contentType: 'json' })
-    message.ack()
-    tally.deadLettered++
+    for (const [delay, list] of again) await enqueue(env.EVENTS, list, delay)
+    tally.requeued += [...again.values()].reduce((n, list) => n + list.length, 0)
+    for (const message of batch.messages) message.ack()
+    tally.acked += batch.messages.length
   } catch {
-    message.retry()
-    tally.retried++
+    // Could not put the failed events back: retry their messages whole (finished events are skipped then).
+    const failing = new Set(items.filter((_, i) => outcomes[i].status === 'retry').map((item) => item.message))
+    for (const [m, message] of batch.messages.entries()) {
+      if (failing.has(m)) message.retry({ delaySeconds: backoffSeconds(message.attempts, config.retryBaseSeconds) })
+      else message.ack()
+    }
+    tally.retried += failing.size
+    tally.acked += batch.messages.length - failing.size
   }
 }
 
-// ---------------------------------------------------------------------------
-// Dead letters: the DLQ's consumer keeps them in KV until someone re-drives them.
-
-const DEAD_PREFIX = 'dead:'
-
-interface DeadLetterSummary {
-  reason: string
-  failedAt: string
-  attempts: number
-  messageId?: string
-  type?: string
+/** Queued mode's rule for dead letters: refused for good, or still failing at the last attempt. */
+function deadLetter(item: Item, outcome: Outcome): string | undefined {
+  if (outcome.status === 'rejected') return outcome.message
+  if (outcome.status !== 'retry' || outcome.notAttempted || outcome.httpStatus === 429) return undefined
+  const attempts = (item.attempts ?? 0) + 1
+  return attempts >= MAX_ATTEMPTS ? `gave up after ${attempts} attempts: ${outcome.message}` : undefined
 }
 
-const isDeadLetter = (body: unknown): body is DeadLetter =>
-  typeof body === 'object' && body !== null && (body as DeadLetter).deadLetter === true
-
-async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env, tally: Tally) {
+/** Messages Cloudflare Queues moved to the dead-letter queue itself (its retries exhausted). */
+async function storeDeadLetters(batch: MessageBatch<unknown>, store: Store | undefined, tally: Tally) {
+  const writes = noWrites()
   for (const message of batch.messages) {
-    // Messages Queues moved here itself (retries exhausted without our verdict) are bare events.
-    const letter: DeadLetter = isDeadLetter(message.body)
-      ? message.body
-      : { deadLetter: true, reason: 'retries exhausted (moved by Cloudflare Queues)', attempts: message.attempts, failedAt: new Date().toISOString(), event: message.body }
-    if (!env.DELIVERIES) {
-      message.retry()
-      tally.retried++
-      continue
+    for (const item of itemsOf(message)) {
+      const event = item.event as { messageId?: unknown; type?: unknown } | null
+      writes.deadLetters.push({
+        reason: 'retries exhausted (moved by Cloudflare Queues)',
+        attempts: item.attempts || message.attempts,
+        firstSeen: item.at ?? message.timestamp.getTime(),
+        ...(typeof event?.messageId === 'string' && { messageId: event.messageId }),
+        ...(typeof event?.type === 'string' && { type: event.type }),
+        event: item.event,
+      })
     }
-    const summary: DeadLetterSummary = {
-      reason: letter.reason.slice(0, 300),
-      failedAt: letter.failedAt,
-      attempts: letter.attempts,
-      ...(letter.messageId && { messageId: letter.messageId.slice(0, 256) }),
-      ...(letter.type && { type: letter.type }),
-    }
-    await env.DELIVERIES.put(`${DEAD_PREFIX}${letter.failedAt}:${message.id}`, JSON.stringify(letter), { metadata: summary })
-    message.ack()
-    tally.acked++
   }
-}
-
-export async function listDeadLetters(kv: KVNamespace, limit: number, cursor?: string) {
-  const page = await kv.list<DeadLetterSummary>({ prefix: DEAD_PREFIX, limit, cursor })
-  return {
-    deadLetters: page.keys.map(({ name, metadata }) => ({ key: name, ...metadata })),
-    ...(!page.list_complete && { cursor: page.cursor }),
+  try {
+    if (!store) throw new Error('DB is not bound')
+    await store.write(writes)
+    batch.ackAll()
+    tally.acked += batch.messages.length
+    tally.deadLettered += writes.deadLetters.length
+  } catch {
+    batch.retryAll()
+    tally.retried += batch.messages.length
   }
-}
-
-export async function readDeadLetter(kv: KVNamespace, key: string): Promise<DeadLetter | undefined> {
-  if (!key.startsWith(DEAD_PREFIX)) return undefined
-  return (await kv.get<DeadLetter>(key, 'json')) ?? undefined
-}
-
-/** Puts dead letters back on the events queue (all listed ones, up to `limit`, when no keys are given). */
-export async function redriveDeadLetters(kv: KVNamespace, queue: Queue<unknown>, keys: string[] | undefined, limit: number) {
-  const chosen = keys ?? (await kv.list({ prefix: DEAD_PREFIX, limit })).keys.map((key) => key.name)
-  let redriven = 0
-  const missing: string[] = []
-  for (const key of chosen) {
-    const letter = await readDeadLetter(kv, key)
-    if (!letter) {
-      missing.push(key)
-      continue
-    }
-    await queue.send(letter.event, { contentType: 'json' })
-    await kv.delete(key)
-    redriven++
-  }
-  return { redriven, ...(missing.length && { missing }) }
-}
-
-export async function deleteDeadLetters(kv: KVNamespace, keys: string[]) {
-  const valid = keys.filter((key) => key.startsWith(DEAD_PREFIX))
-  await Promise.all(valid.map((key) => kv.delete(key)))
-  return { deleted: valid.length }
 }

@@ -1,7 +1,7 @@
 // Segment -> Autopilot mapping. Pure: a function of the event and the settings,
 // no I/O, no env. Everything here is tested with plain inputs and outputs.
 import type { CustomType } from './config'
-import type { IdentifyEvent, SegmentEvent, TrackEvent, Traits } from './schema'
+import type { IdentifyEvent, Issue, SegmentEvent, TrackEvent, Traits } from './schema'
 
 export type CustomValue = string | number | boolean
 export type StandardField =
@@ -19,11 +19,12 @@ export interface MappingSettings {
 }
 
 export type Action =
-  | { kind: 'upsert'; contact: Contact; message: string }
-  | { kind: 'trigger'; triggerId: string; contact: Contact }
+  | { kind: 'upsert'; contact: Contact; message: string; issues?: Issue[] }
+  /** setFirst: the track carries traits to set, so the contact is upserted before the trigger. */
+  | { kind: 'trigger'; triggerId: string; contact: Contact; setFirst: boolean; issues?: Issue[] }
   | { kind: 'delete'; email: string }
   | { kind: 'skip'; message: string }
-  | { kind: 'reject'; message: string }
+  | { kind: 'reject'; message: string; issues?: Issue[] }
 
 export const MISSING_IDENTIFIER = 'Missing unique identifier traits. Either email or user_id traits must be provided'
 
@@ -100,7 +101,7 @@ function trackAction(event: TrackEvent, settings: MappingSettings): Action {
   if (!email) return missingEmail(event.userId)
   const contact = traitsToContact(email, { ...event.context?.traits, ...audienceTrait(event) }, settings.fieldTypes)
   const triggerId = settings.triggers.get(event.event)
-  if (triggerId) return { kind: 'trigger', triggerId, contact }
+  if (triggerId) return { kind: 'trigger', triggerId, contact, setFirst: Object.keys(contact).length > 1 }
   const reason = `no journey trigger is mapped to "${event.event}" in AUTOPILOT_TRIGGERS`
   if (Object.keys(contact).length > 1) return { kind: 'upsert', contact, message: `${reason}; contact upserted` }
   return { kind: 'skip', message: reason }
@@ -125,7 +126,7 @@ function audienceTrait(event: TrackEvent): Record<string, boolean> {
 
 /** Builds the Autopilot contact for an email from Segment traits. */
 export function traitsToContact(email: string, traits: Traits, fieldTypes: ReadonlyMap<string, CustomType>): Contact {
-  const contact: Contact = { Email: email }
+  const contact: Contact = { Email: email.trim().toLowerCase() }
   for (const [field, ...names] of STANDARD) {
     for (const name of names) {
       const value = traits[name] as string | null | undefined

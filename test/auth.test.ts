@@ -18,12 +18,56 @@ describe('X-Signature (SEGMENT_SHARED_SECRET)', () => {
     expect((await post(body, { signature: (await sign(body)).toUpperCase() })).status).toBe(200)
   })
 
-  it('lets in a batch signed over JSON.stringify(events[0]) only, as Segment signs arrays', async () => {
+  it('lets in an array of one event signed over JSON.stringify(events[0]), as Segment signs arrays', async () => {
     const { post, autopilot } = setup()
-    const raw = JSON.stringify(batchExample, null, 2)
-    const response = await post(raw, { signature: await sign(JSON.stringify(batchExample[0])) })
+    const raw = JSON.stringify([identifySeed], null, 2)
+    const response = await post(raw, { signature: await sign(JSON.stringify(identifySeed)) })
+    expect(response.status).toBe(200)
+    expect(autopilot.contacts.size).toBe(1)
+  })
+
+  it('lets in a batch signed over its whole raw body', async () => {
+    const { post, autopilot } = setup()
+    const response = await post(JSON.stringify(batchExample, null, 2)) // signed over the raw body
     expect(response.status).toBe(200)
     expect(autopilot.enrolments).toHaveLength(1)
+  })
+
+  describe('forged batches: a signature over the first event vouches for that event alone', () => {
+    const forged = [
+      { type: 'track', messageId: 'forged-1', event: 'Step Activated', context: { traits: { email: 'victim@example.com' } } },
+      { type: 'identify', messageId: 'forged-2', traits: { email: 'victim@example.com', unsubscribed: false } },
+    ]
+
+    it('refuses a captured signed event with forged events after it (503: retried, never delivered), and calls nothing', async () => {
+      const { post, autopilot } = setup()
+      const captured = JSON.stringify(identifySeed)
+      const response = await post(JSON.stringify([identifySeed, ...forged]), { signature: await sign(captured) })
+      expect(response.status).toBe(503)
+      expect((await json(response)).message).toContain('SEGMENT_WEBHOOK_TOKEN')
+      expect(autopilot.calls).toHaveLength(0)
+    })
+
+    it("refuses Segment's own first-event signature over a real batch the same way, naming the fix", async () => {
+      const { post, logLines } = setup()
+      const response = await post(JSON.stringify(batchExample), { signature: await sign(JSON.stringify(batchExample[0])) })
+      expect(response.status).toBe(503)
+      expect((await json(response)).message).toMatch(/signed over its first event only.*SEGMENT_WEBHOOK_TOKEN/)
+      expect(logLines()[0]).toMatchObject({ auth: 'first-event-only', status: 503 })
+    })
+
+    it('refuses it also when SEGMENT_WEBHOOK_TOKEN is set next to the secret: the token is required', async () => {
+      const { post, autopilot } = setup({ SEGMENT_WEBHOOK_TOKEN: TOKEN })
+      const response = await post(JSON.stringify([identifySeed, ...forged]), { signature: await sign(JSON.stringify(identifySeed)) })
+      expect(response.status).toBe(401)
+      expect(autopilot.calls).toHaveLength(0)
+    })
+
+    it('cannot reorder a forged event in front of a signed one', async () => {
+      const { post } = setup()
+      const response = await post(JSON.stringify([...forged, identifySeed]), { signature: await sign(JSON.stringify(identifySeed)) })
+      expect(response.status).toBe(401)
+    })
   })
 
   it.each([
@@ -119,12 +163,13 @@ describe('who gets in', () => {
     })
   })
 
-  describe('secret and token both configured', () => {
+  describe('secret and token both configured: the token is required on every request', () => {
     const both = { SEGMENT_WEBHOOK_TOKEN: TOKEN }
 
-    it('lets in a valid signature without a token', async () => {
-      const { post } = setup(both)
-      expect((await post(body)).status).toBe(200)
+    it('refuses a valid signature without the token', async () => {
+      const { post, autopilot } = setup(both)
+      expect((await post(body)).status).toBe(401)
+      expect(autopilot.calls).toHaveLength(0)
     })
 
     it('lets in a valid token without a signature', async () => {
@@ -137,9 +182,9 @@ describe('who gets in', () => {
       expect((await post(body, { signature: await sign('{}'), headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200)
     })
 
-    it('lets in a valid signature even with a wrong token', async () => {
+    it('refuses a valid signature with a wrong token', async () => {
       const { post } = setup(both)
-      expect((await post(body, { headers: { authorization: 'Bearer wrong' } })).status).toBe(200)
+      expect((await post(body, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401)
     })
 
     it('refuses a wrong signature with a wrong token, saying only "unauthorized"', async () => {

@@ -15,12 +15,8 @@ describe('batches', () => {
     const { post, autopilot } = setup()
     const signed = await post(batchExample)
     expect(signed.status).toBe(200)
-    const body = await json(signed)
-    expect(body.results).toEqual([
-      { index: 0, messageId: 'b-1', status: 'delivered', message: 'contact upserted' },
-      { index: 1, messageId: 'b-2', status: 'delivered', message: 'entered journey trigger 0002' },
-      { index: 2, messageId: 'b-3', status: 'skipped', message: expect.any(String) },
-    ])
+    // Delivered events are counted, not listed: the answer lists what needs a person's eye.
+    expect(await json(signed)).toEqual({ message: '2 delivered, 1 skipped', counts: { delivered: 2, skipped: 1 }, results: [] })
     expect(autopilot.enrolments).toMatchObject([{ triggerId: '0002', email: 'one@example.com' }])
   })
 
@@ -69,9 +65,10 @@ describe('batches', () => {
     const { post, autopilot } = setup()
     const response = await post([identifies(1)[0], { type: 'identify', traits: { email: 7 } }, { type: 'nope' }])
     expect(response.status).toBe(200)
-    const { results } = await json(response)
-    expect(results.map((r: { status: string }) => r.status)).toEqual(['delivered', 'rejected', 'rejected'])
-    expect(results[1].issues).toEqual([{ path: 'traits.email', message: 'must be a string' }])
+    const { results, counts } = await json(response)
+    expect(counts).toEqual({ delivered: 1, rejected: 2 })
+    expect(results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([[1, 'rejected'], [2, 'rejected']])
+    expect(results[0].issues).toEqual([{ path: 'traits.email', message: 'must be a string' }])
     expect(autopilot.contacts.size).toBe(1)
   })
 
@@ -82,7 +79,8 @@ describe('batches', () => {
     expect(response.status).toBe(503)
     const body = await json(response)
     expect(body.message).toContain('Segment will re-send')
-    expect(body.results.map((r: { status: string }) => r.status)).toEqual(['retry', 'retry', 'skipped'])
+    expect(body.counts).toEqual({ retry: 2, skipped: 1 })
+    expect(body.results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([[0, 'retry'], [1, 'retry']])
   })
 
   it('answers 429 when the only retryable failures were rate limits', async () => {
@@ -93,12 +91,29 @@ describe('batches', () => {
     expect(response.headers.get('retry-after')).toBe('3')
   })
 
-  it('stops calling Autopilot after the first retryable failure', async () => {
+  it('goes on after one 5xx, and the re-send repeats only what failed', async () => {
     const { post, autopilot } = setup()
-    autopilot.inject({ status: 503 })
-    const response = await post([...identifies(150), track('Step Activated', 'person1@example.com')])
+    autopilot.inject({ status: 503, match: (call) => call.path === '/contacts' && call.body.contacts.length === 100 })
+    const batch = [...identifies(150), track('Step Activated', 'person1@example.com')]
+    const first = await post(batch)
+    expect(first.status).toBe(503)
+    // The first 100 failed; the other 50 landed; the track waits for its person's contact.
+    expect(autopilot.calls.map((call) => [call.path, call.status])).toEqual([['/contacts', 503], ['/contacts', 200]])
+    autopilot.calls.length = 0
+    expect((await post(batch)).status).toBe(200)
+    expect(autopilot.calls.map((call) => [call.path, call.body?.contacts?.length ?? 0])).toEqual([
+      ['/contacts', 100],
+      ['/trigger/0001/contact/person1%40example.com', 0],
+    ])
+  })
+
+  it('stops calling Autopilot after two retryable failures in a row', async () => {
+    const { post, autopilot } = setup()
+    autopilot.inject({ status: 503 }, { status: 503 })
+    const response = await post([...identifies(350), track('Step Activated', 'person1@example.com')])
     expect(response.status).toBe(503)
-    expect(autopilot.calls).toHaveLength(1)
+    expect(autopilot.calls.length).toBeLessThanOrEqual(4) // calls already in flight when the second failure came
+    expect(autopilot.calls.filter((call) => call.status === 200).length).toBeLessThanOrEqual(2)
   })
 
   it('does not trigger a journey twice when Segment re-sends the batch', async () => {
@@ -108,7 +123,7 @@ describe('batches', () => {
     autopilot.inject({ status: 500, match: (call) => call.path.endsWith('b%40example.com') })
     const first = await post(batch)
     expect(first.status).toBe(503)
-    expect((await json(first)).results.map((r: { status: string }) => r.status)).toEqual(['delivered', 'retry'])
+    expect(await json(first)).toMatchObject({ counts: { delivered: 1, retry: 1 }, results: [{ index: 1, status: 'retry' }] })
     const again = await post(batch)
     expect(again.status).toBe(200)
     expect(autopilot.enrolments.map((e) => e.email)).toEqual(['a@example.com', 'b@example.com'])
@@ -118,7 +133,7 @@ describe('batches', () => {
     const { post, autopilot } = setup()
     const response = await post([])
     expect(response.status).toBe(200)
-    expect(await json(response)).toEqual({ message: 'no events', results: [] })
+    expect(await json(response)).toEqual({ message: 'no events', counts: {}, results: [] })
     expect(autopilot.calls).toHaveLength(0)
   })
 })

@@ -38,11 +38,11 @@ describe('identify -> POST /contact', () => {
     expect(autopilot.calls).toHaveLength(0)
   })
 
-  it('answers 4xx for a userId without email, explaining that Autopilot keys contacts by email', async () => {
+  it('parks a userId without email until the email is known (202 deferred), and sends nothing yet', async () => {
     const { post, autopilot } = setup()
-    const response = await post({ type: 'identify', userId: 'u-7', traits: { plan: 'pro' } })
-    expect(response.status).toBe(400)
-    expect((await json(response)).message).toContain('Autopilot keys contacts by email')
+    const response = await post({ type: 'identify', messageId: 'park-u7', userId: 'u-7', traits: { plan: 'pro' } })
+    expect(response.status).toBe(202)
+    expect(await json(response)).toMatchObject({ status: 'deferred' })
     expect(autopilot.calls).toHaveLength(0)
   })
 })

@@ -1,7 +1,9 @@
 type WorkerEnv = import('../src/config').Env
 
 declare namespace Cloudflare {
-  interface Env extends WorkerEnv {}
+  interface Env extends WorkerEnv {
+    TEST_MIGRATIONS: import('cloudflare:test').D1Migration[]
+  }
 }
 
 declare module '*?raw' {

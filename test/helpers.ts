@@ -1,8 +1,9 @@
-import { createExecutionContext, createMessageBatch, env as testEnv, getQueueResult, waitOnExecutionContext } from 'cloudflare:test'
+import { applyD1Migrations, createExecutionContext, createMessageBatch, env as testEnv, getQueueResult, reset, waitOnExecutionContext } from 'cloudflare:test'
 import { expect, vi } from 'vitest'
 import { createAutopilot, type AutopilotOptions } from '../sandbox/autopilot.js'
 import type { Env } from '../src/config'
 import worker from '../src/index'
+import { resetPacers } from '../src/pacer'
 
 export const API_KEY = 'ap-test-key-5f2c9d1e'
 export const SECRET = 'segment-shared-secret-7a1b'
@@ -31,6 +32,7 @@ export interface PostOptions {
  * Worker (same isolate) is answered by the stand-in.
  */
 export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions = {}) {
+  resetPacers()
   const autopilot = createAutopilot({ apiKey: API_KEY, ...autopilotOptions })
   const fetchSpy = vi
     .spyOn(globalThis, 'fetch')
@@ -44,6 +46,9 @@ export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions
     SEGMENT_SHARED_SECRET: SECRET,
     AUTOPILOT_BASE_URL: BASE_URL,
     AUTOPILOT_TRIGGERS: JSON.stringify({ 'Step Activated': '0001', 'Order Completed': '0002' }),
+    // Tests that are not about pacing do not wait for Autopilot's 5 r/s.
+    AUTOPILOT_MAX_RPS: '1000',
+    DB: testEnv.DB,
     ...env,
   }
 
@@ -147,8 +152,74 @@ export function fakeQueue({ refuse = false } = {}) {
   return { queue: queue as unknown as Queue<unknown>, sent, batches }
 }
 
-/** The KV namespace the queued environment binds (local, in Miniflare). */
-export const kv = () => testEnv.DELIVERIES!
+/** The local D1 database (Miniflare), migrated. */
+export const db = () => testEnv.DB!
 
-/** The identity map's KV namespace (local, in Miniflare). */
-export const identitiesKv = () => testEnv.IDENTITIES!
+/** An empty, migrated database (storage is shared by the tests of one file). */
+export async function freshDb() {
+  await reset()
+  await applyD1Migrations(testEnv.DB!, testEnv.TEST_MIGRATIONS)
+}
+
+/** Rows of a table, for assertions. */
+export async function rows<T = Record<string, unknown>>(sql: string, ...values: unknown[]): Promise<T[]> {
+  return (await db().prepare(sql).bind(...values).all<T>()).results
+}
+
+/**
+ * A test double in front of the D1 binding: counts statements (a batch() counts each, as
+ * Cloudflare's per-invocation cap does) and, on demand, fails or delays those whose SQL
+ * contains a given text.
+ */
+export function testDb(inner: D1Database = db()) {
+  const faults: { match: string; times: number; delayMs?: number; fail: boolean }[] = []
+  const statements: string[] = []
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+  async function apply(sqls: string[]) {
+    statements.push(...sqls)
+    for (const fault of faults) {
+      if (fault.times <= 0 || !sqls.some((sql) => sql.includes(fault.match))) continue
+      fault.times--
+      if (fault.delayMs) await sleep(fault.delayMs)
+      if (fault.fail) throw new Error('D1_ERROR: injected failure')
+    }
+  }
+  type Wrapped = { sql: string; inner: D1PreparedStatement }
+  const wrap = (sql: string, statement: D1PreparedStatement): Wrapped & Record<string, unknown> => ({
+    sql,
+    inner: statement,
+    bind: (...values: unknown[]) => wrap(sql, statement.bind(...values)),
+    all: async () => (await apply([sql]), statement.all()),
+    run: async () => (await apply([sql]), statement.run()),
+    first: async (column?: string) => (await apply([sql]), statement.first(column as string)),
+    raw: async () => (await apply([sql]), statement.raw()),
+  })
+  const wrapped = {
+    prepare: (sql: string) => wrap(sql, inner.prepare(sql)),
+    batch: async (list: Wrapped[]) => {
+      await apply(list.map((statement) => statement.sql))
+      return inner.batch(list.map((statement) => statement.inner))
+    },
+    exec: (query: string) => inner.exec(query),
+  }
+  return {
+    db: wrapped as unknown as D1Database,
+    /** Every statement run, in order. */
+    statements,
+    /** The next `times` statements containing `match` fail. */
+    fail(match: string, times = 1) {
+      faults.push({ match, times, fail: true })
+    },
+    /** The next `times` statements containing `match` take `delayMs` longer. */
+    delay(match: string, delayMs: number, times = 1) {
+      faults.push({ match, times, delayMs, fail: false })
+    },
+    /** Every statement containing `match` fails until cleared. */
+    down(match = '') {
+      faults.push({ match, times: Infinity, fail: true })
+    },
+    up() {
+      faults.length = 0
+    },
+  }
+}

@@ -2,11 +2,11 @@ import { describe, expect, it, vi } from 'vitest'
 import wranglerToml from '../wrangler.toml?raw'
 import { version } from '../package.json'
 import identifySeed from '../examples/identify.json'
-import { API_KEY, fakeQueue, identitiesKv, json, kv, SECRET, setup } from './helpers'
+import { API_KEY, fakeQueue, json, SECRET, setup } from './helpers'
 
 describe('GET /health', () => {
-  it('reports version, mode, settings and bindings present (never values), identity resolution', async () => {
-    const { get } = setup({ IDENTITIES: identitiesKv(), ADMIN_TOKEN: 'admin-secret-value' })
+  it('reports version, mode, settings and bindings present (never values)', async () => {
+    const { get } = setup({ ADMIN_TOKEN: 'admin-secret-value' })
     const body = await json(await get('/health'))
     expect(body).toEqual({
       status: 'ok',
@@ -21,18 +21,22 @@ describe('GET /health', () => {
         AUTOPILOT_TRIGGERS: 2,
         ADMIN_TOKEN: true,
       },
-      identityResolution: 'on',
-      bindings: { IDENTITIES: true, EVENTS: false, DEAD_LETTERS: false, DELIVERIES: false, ANALYTICS: false },
+      bindings: { DB: true, EVENTS: false, ANALYTICS: false },
     })
     for (const secret of [API_KEY, SECRET, 'admin-secret-value']) expect(JSON.stringify(body)).not.toContain(secret)
   })
 
   it('reports queued mode and its bindings', async () => {
-    const { get } = setup({ EVENTS: fakeQueue().queue, DEAD_LETTERS: fakeQueue().queue, DELIVERIES: kv() })
-    expect(await json(await get('/health'))).toMatchObject({
-      mode: 'queued',
-      bindings: { EVENTS: true, DEAD_LETTERS: true, DELIVERIES: true },
-    })
+    const { get } = setup({ EVENTS: fakeQueue().queue })
+    expect(await json(await get('/health'))).toMatchObject({ mode: 'queued', bindings: { DB: true, EVENTS: true } })
+  })
+
+  it('is misconfigured without the D1 database, and events are answered 503 naming it', async () => {
+    const { get, post } = setup({ DB: undefined })
+    expect(await json(await get('/health'))).toMatchObject({ status: 'misconfigured', problems: [expect.stringContaining('DB (the D1 database) is not bound')] })
+    const response = await post(identifySeed)
+    expect(response.status).toBe(503)
+    expect((await json(response)).message).toContain('DB (the D1 database) is not bound')
   })
 })
 

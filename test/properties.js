@@ -14,6 +14,8 @@ export const FUZZ_ENV = {
   SEGMENT_SHARED_SECRET: FUZZ_SECRET,
   AUTOPILOT_TRIGGERS: JSON.stringify({ 'Step Activated': '0001', a: '0002' }),
   MAX_BODY_BYTES: String(FUZZ_MAX_BODY_BYTES),
+  // The stand-in has no rate limit here: measure the Worker, not Autopilot's 5 r/s.
+  AUTOPILOT_MAX_RPS: '100000',
 }
 
 const RESERVED = new Set([

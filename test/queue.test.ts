@@ -1,26 +1,22 @@
-import { reset } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { pacerFor } from '../src/pacer'
-import { MAX_ATTEMPTS } from '../src/queue'
-import { fakeQueue, identify, json, kv, setup, track } from './helpers'
+import { EVENTS_PER_MESSAGE, MAX_ATTEMPTS } from '../src/queue'
+import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track } from './helpers'
 
 const identifies = (n: number, prefix = 'q') =>
   Array.from({ length: n }, (_, i) => ({ type: 'identify', messageId: `${prefix}-${i}`, traits: { email: `${prefix}${i}@example.com` } }))
 
-/**
- * A worker in queued mode: fake producers that record, the real (local) KV. Paced
- * at 1000 r/s unless a test is about pacing, so tests do not wait on each other.
- */
+/** A worker in queued mode: a fake producer that records, the real (local) D1. */
 function queued(env: Record<string, unknown> = {}, autopilotOptions = {}) {
   const events = fakeQueue()
-  const deadLetters = fakeQueue()
-  const worker = setup({ EVENTS: events.queue, DEAD_LETTERS: deadLetters.queue, DELIVERIES: kv(), AUTOPILOT_MAX_RPS: '1000', ...env }, autopilotOptions)
-  return { ...worker, events, deadLetters }
+  const worker = setup({ EVENTS: events.queue, ...env }, autopilotOptions)
+  /** The events put back on the queue, with their delay. */
+  const requeued = () => events.sent.flatMap(({ body, delaySeconds }) => (body as { items: { event: unknown; attempts?: number }[] }).items.map((item) => ({ ...item, delaySeconds })))
+  return { ...worker, events, requeued }
 }
+const deadLetters = () => rows<{ reason: string; attempts: number; message_id: string | null; type: string | null; event: string }>('SELECT * FROM dead_letters ORDER BY id')
 
-beforeEach(async () => {
-  await reset()
-})
+beforeEach(freshDb)
 
 describe('queued ingress', () => {
   it('enqueues a valid event and answers 202 {"queued": 1} without calling Autopilot', async () => {
@@ -29,7 +25,7 @@ describe('queued ingress', () => {
     const response = await post(event)
     expect(response.status).toBe(202)
     expect(await json(response)).toEqual({ status: 'queued', message: 'queued for delivery', queued: 1 })
-    expect(events.sent.map((m) => m.body)).toEqual([event])
+    expect(events.sent.map((m) => m.body)).toEqual([{ v: 2, items: [{ event, at: expect.any(Number) }] }])
     expect(autopilot.calls).toHaveLength(0)
   })
 
@@ -39,20 +35,25 @@ describe('queued ingress', () => {
     expect((await post(identifies(3))).status).toBe(202)
   })
 
-  it('sends at most 100 messages per sendBatch', async () => {
+  it(`packs ${EVENTS_PER_MESSAGE} events to a message (one bulk call's worth), identifies first`, async () => {
     const { post, events } = queued()
-    const response = await post(identifies(250))
+    const batch = [track('Step Activated', 'q0@example.com'), ...identifies(250)]
+    const response = await post(batch)
     expect(response.status).toBe(202)
-    expect((await json(response)).queued).toBe(250)
-    expect(events.batches).toEqual([100, 100, 50])
+    expect(await json(response)).toMatchObject({ queued: 251, counts: { queued: 251 }, results: [] })
+    expect(events.batches).toEqual([3])
+    const sizes = events.sent.map((m) => (m.body as { items: unknown[] }).items.length)
+    expect(sizes).toEqual([100, 100, 51])
+    expect((events.sent[2].body as { items: { event: { type: string } }[] }).items.at(-1)!.event.type).toBe('track')
   })
 
-  it('keeps each sendBatch under 256 KB', async () => {
+  it('keeps each message under 128 KB and each sendBatch under 256 KB', async () => {
     const { post, events } = queued()
-    const big = Array.from({ length: 10 }, (_, i) => identify({ email: `big${i}@example.com`, bio: 'x'.repeat(30_000), more: 'y'.repeat(30_000) }))
+    const big = Array.from({ length: 10 }, (_, i) => identify({ email: `big${i}@example.com`, bio: 'x'.repeat(30_000), more: 'y'.repeat(20_000) }))
     expect((await post(big)).status).toBe(202)
+    for (const { body } of events.sent) expect(new TextEncoder().encode(JSON.stringify(body)).byteLength).toBeLessThan(128 * 1024)
     expect(events.batches.length).toBeGreaterThan(2)
-    expect(events.batches.reduce((a, b) => a + b)).toBe(10)
+    expect(events.sent.reduce((n, m) => n + (m.body as { items: unknown[] }).items.length, 0)).toBe(10)
   })
 
   it('reports invalid events per event and does not enqueue them', async () => {
@@ -62,8 +63,9 @@ describe('queued ingress', () => {
     expect(response.status).toBe(202)
     const body = await json(response)
     expect(body.queued).toBe(1)
-    expect(body.results.map((r: { status: string }) => r.status)).toEqual(['queued', 'rejected', 'skipped'])
-    expect(events.sent.map((m) => m.body)).toEqual([good])
+    expect(body.counts).toEqual({ queued: 1, rejected: 1, skipped: 1 })
+    expect(body.results).toEqual([expect.objectContaining({ index: 1, status: 'rejected' })])
+    expect(events.sent.map((m) => m.body)).toEqual([{ v: 2, items: [{ event: good, at: expect.any(Number) }] }])
   })
 
   it('rejects (400) an event too large for a queue message, and queues the rest', async () => {
@@ -71,8 +73,7 @@ describe('queued ingress', () => {
     const huge = identify({ email: 'huge@example.com', ...Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`bio${i}`, 'x'.repeat(30_000)])) })
     const response = await post([huge, identify({ email: 'small@example.com' })])
     const { results } = await json(response)
-    expect(results.map((r: { status: string }) => r.status)).toEqual(['rejected', 'queued'])
-    expect(results[0].message).toContain('larger than a queue message')
+    expect(results).toEqual([expect.objectContaining({ index: 0, status: 'rejected', message: expect.stringContaining('larger than a queue message') })])
     expect(events.sent).toHaveLength(1)
   })
 
@@ -85,7 +86,7 @@ describe('queued ingress', () => {
 
   it('says queued mode in /health', async () => {
     const { get } = queued()
-    expect(await json(await get('/health'))).toMatchObject({ mode: 'queued', bindings: { EVENTS: true, DEAD_LETTERS: true, DELIVERIES: true } })
+    expect(await json(await get('/health'))).toMatchObject({ mode: 'queued', bindings: { EVENTS: true, DB: true } })
   })
 })
 
@@ -96,6 +97,13 @@ describe('queue consumer', () => {
     expect(autopilot.calls.map((call) => [call.path, call.body.contacts.length])).toEqual([['/contacts', 100]])
     expect(result.explicitAcks).toHaveLength(100)
     expect(result.retryMessages).toEqual([])
+  })
+
+  it('delivers the events of a packed message as one bulk call', async () => {
+    const { consume, autopilot } = queued()
+    const result = await consume([{ body: { v: 2, items: identifies(100).map((event) => ({ event, at: Date.now() })) } }])
+    expect(autopilot.calls.map((call) => [call.path, call.body.contacts.length])).toEqual([['/contacts', 100]])
+    expect(result.explicitAcks).toEqual(['msg-0'])
   })
 
   it('merges several events for one email into one contact, the later value winning per field', async () => {
@@ -112,51 +120,59 @@ describe('queue consumer', () => {
   })
 
   it('splits a bulk call Autopilot rejects, delivers the rest, dead-letters the bad contact with the reason', async () => {
-    const { consume, autopilot, deadLetters } = queued()
+    const { consume, autopilot } = queued()
     const events = identifies(100)
     events[61] = { type: 'identify', messageId: 'poison', traits: { email: 'poison@localhost' } }
-    const result = await consume(events)
+    const result = await consume([{ body: { v: 2, items: events.map((event) => ({ event, at: 1 })) } }])
     expect(autopilot.contacts.size).toBe(99)
-    expect(result.explicitAcks).toHaveLength(100)
-    expect(deadLetters.sent).toEqual([
-      {
-        body: expect.objectContaining({ deadLetter: true, messageId: 'poison', type: 'identify', attempts: 1, reason: expect.stringContaining('Invalid contact_id_or_email'), event: events[61] }),
-        delaySeconds: undefined,
-      },
+    expect(result.explicitAcks).toEqual(['msg-0'])
+    expect(await deadLetters()).toEqual([
+      expect.objectContaining({ message_id: 'poison', type: 'identify', attempts: 1, reason: expect.stringContaining('Invalid contact_id_or_email') }),
     ])
+    expect(JSON.parse((await deadLetters())[0].event)).toEqual(events[61])
   })
 
-  it('retries 5xx with exponential backoff and jitter', async () => {
-    const { consume, autopilot } = queued({ QUEUE_RETRY_BASE_SECONDS: '10' })
-    autopilot.inject({ status: 502 })
-    const first = await consume([{ body: identify({ email: 'a@example.com' }), attempts: 1 }])
-    expect(first.retryMessages[0].delaySeconds).toBeGreaterThanOrEqual(5)
-    expect(first.retryMessages[0].delaySeconds).toBeLessThanOrEqual(10)
-    autopilot.inject({ status: 502 })
-    const fourth = await consume([{ body: identify({ email: 'a@example.com' }), attempts: 4 }])
-    expect(fourth.retryMessages[0].delaySeconds).toBeGreaterThanOrEqual(40)
-    expect(fourth.retryMessages[0].delaySeconds).toBeLessThanOrEqual(80)
+  it('retries a 5xx in place, then puts only that event back on the queue with backoff and jitter', async () => {
+    const { consume, autopilot, requeued } = queued({ QUEUE_RETRY_BASE_SECONDS: '10' })
+    autopilot.inject({ status: 502 }, { status: 502 }, { status: 502 })
+    const first = await consume([identify({ email: 'a@example.com' })])
+    expect(autopilot.calls.map((call) => call.status)).toEqual([502, 502, 502])
+    expect(first.explicitAcks).toEqual(['msg-0'])
+    expect(requeued()).toEqual([{ event: expect.objectContaining({ traits: { email: 'a@example.com' } }), at: expect.any(Number), attempts: 1, delaySeconds: expect.any(Number) }])
+    expect(requeued()[0].delaySeconds).toBeGreaterThanOrEqual(5)
+    expect(requeued()[0].delaySeconds).toBeLessThanOrEqual(10)
+  })
+
+  it('backs off longer at later attempts', async () => {
+    const { consume, autopilot, requeued } = queued({ QUEUE_RETRY_BASE_SECONDS: '10' })
+    autopilot.inject({ status: 502 }, { status: 502 }, { status: 502 })
+    await consume([{ body: { v: 2, items: [{ event: identify({ email: 'a@example.com' }), at: 1, attempts: 3 }] } }])
+    expect(requeued()[0]).toMatchObject({ attempts: 4 })
+    expect(requeued()[0].delaySeconds).toBeGreaterThanOrEqual(40)
+    expect(requeued()[0].delaySeconds).toBeLessThanOrEqual(80)
   })
 
   it.each([
-    ['a timeout', { hang: true }],
-    ['a network error', { network: true }],
-    ['a rejected key', { status: 401 }],
-    ['a 503', { status: 503 }],
-  ])('retries %s', async (_, fault) => {
-    const { consume, autopilot, deadLetters } = queued({ AUTOPILOT_TIMEOUT_MS: '50' })
-    autopilot.inject(fault)
+    ['a timeout', [{ hang: true }, { hang: true }, { hang: true }]],
+    ['a network error', [{ network: true }, { network: true }, { network: true }]],
+    ['a rejected key', [{ status: 401 }]],
+    ['a 503', [{ status: 503 }, { status: 503 }, { status: 503 }]],
+  ])('retries %s', async (_, faults) => {
+    const { consume, autopilot, requeued } = queued({ AUTOPILOT_TIMEOUT_MS: '50' })
+    autopilot.inject(...faults)
     const result = await consume([identify({ email: 'a@example.com' })])
-    expect(result.retryMessages).toHaveLength(1)
-    expect(deadLetters.sent).toHaveLength(0)
+    expect(result.explicitAcks).toEqual(['msg-0'])
+    expect(requeued()).toHaveLength(1)
+    expect(await deadLetters()).toHaveLength(0)
   })
 
   it('dead-letters with the reason once retries are exhausted, never acking silently', async () => {
-    const { consume, autopilot, deadLetters } = queued()
-    autopilot.inject({ status: 500 })
+    const { consume, autopilot, requeued } = queued()
+    autopilot.inject({ status: 500 }, { status: 500 }, { status: 500 })
     const result = await consume([{ body: identify({ email: 'a@example.com' }), attempts: MAX_ATTEMPTS }])
-    expect(result.retryMessages).toEqual([])
-    expect(deadLetters.sent[0].body).toMatchObject({ reason: expect.stringMatching(/^gave up after 20 attempts: Autopilot is unavailable/) })
+    expect(result.explicitAcks).toEqual(['msg-0'])
+    expect(requeued()).toEqual([])
+    expect(await deadLetters()).toEqual([expect.objectContaining({ reason: expect.stringMatching(/^gave up after 20 attempts: Autopilot is unavailable/), attempts: 20 })])
   })
 
   it('treats a 429 as "slower": pauses for Retry-After, slows the pace, repeats the call', async () => {
@@ -170,56 +186,70 @@ describe('queue consumer', () => {
     expect(pacerFor(6).pace).toBe(5)
   })
 
-  // Each with its own AUTOPILOT_MAX_RPS, so its own pacer (six 429s slow it six times).
-  const persistent429s = () => Array.from({ length: 6 }, () => ({ status: 429, retryAfter: '0' }))
+  const persistent429s = () => Array.from({ length: 12 }, () => ({ status: 429, retryAfter: '0' }))
 
-  it('sends messages back for later when 429s persist', async () => {
-    const { consume, autopilot, deadLetters } = queued({ AUTOPILOT_MAX_RPS: '64' })
+  it('puts events back for later when 429s persist, without using up an attempt', async () => {
+    const { consume, autopilot, requeued } = queued({ AUTOPILOT_MAX_RPS: '64' })
+    for (const email of ['a@example.com']) autopilot.contacts.set(email, { Email: email, custom: {} })
     autopilot.inject(...persistent429s())
-    const result = await consume([identify({ email: 'a@example.com' }), track('Step Activated', 'a@example.com')])
-    expect(autopilot.calls).toHaveLength(6)
-    expect(result.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(['msg-0', 'msg-1'])
-    expect(deadLetters.sent).toHaveLength(0)
+    const result = await consume([identify({ email: 'b@example.com' }), track('Step Activated', 'a@example.com')])
+    expect(result.explicitAcks).toEqual(['msg-0', 'msg-1'])
+    expect(requeued().map((item) => item.attempts)).toEqual([0, 0])
+    expect(await deadLetters()).toHaveLength(0)
   })
 
-  it('never dead-letters for 429s: at the last attempt the message is re-sent fresh', async () => {
-    const { consume, autopilot, deadLetters, events } = queued({ AUTOPILOT_MAX_RPS: '63' })
+  it('never dead-letters for 429s, even at the last attempt', async () => {
+    const { consume, autopilot, requeued } = queued({ AUTOPILOT_MAX_RPS: '63' })
     autopilot.inject(...persistent429s())
     const last = await consume([{ body: identify({ email: 'b@example.com' }), attempts: MAX_ATTEMPTS }])
     expect(last.explicitAcks).toEqual(['msg-0'])
-    expect(events.sent).toEqual([{ body: expect.objectContaining({ traits: { email: 'b@example.com' } }), delaySeconds: 1 }])
-    expect(deadLetters.sent).toHaveLength(0)
+    expect(requeued()).toEqual([expect.objectContaining({ attempts: MAX_ATTEMPTS - 1, delaySeconds: 1 })])
+    expect(await deadLetters()).toHaveLength(0)
   })
 
-  it('keeps going after one message\'s 5xx: only that message is retried', async () => {
-    const { consume, autopilot } = queued()
+  it("keeps going after one event's 5xx: only that event is retried", async () => {
+    const { consume, autopilot, requeued } = queued()
     for (const email of ['x@example.com', 'y@example.com', 'z@example.com']) autopilot.contacts.set(email, { Email: email, custom: {} })
-    autopilot.inject({ status: 500, match: (call) => call.path.includes('x%40') })
-    const result = await consume(['x@example.com', 'y@example.com', 'z@example.com'].map((email) => track('Step Activated', email)))
-    expect(result.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(['msg-0'])
-    expect(result.explicitAcks).toEqual(['msg-1', 'msg-2'])
+    autopilot.inject(...[1, 2, 3].map(() => ({ status: 500, match: (call: { path: string }) => call.path.includes('x%40') })))
+    const batch = ['x@example.com', 'y@example.com', 'z@example.com'].map((email) => track('Step Activated', email))
+    const result = await consume(batch)
+    expect(result.explicitAcks).toEqual(['msg-0', 'msg-1', 'msg-2'])
+    expect(requeued().map((item) => item.event)).toEqual([batch[0]])
+    expect(autopilot.enrolments.map((e) => e.email)).toEqual(['y@example.com', 'z@example.com'])
   })
 
-  it('stops calling when Autopilot rejects the key: every message is retried', async () => {
-    const { consume, autopilot } = queued({ AUTOPILOT_API_KEY: 'wrong-key' })
+  it('stops calling when Autopilot rejects the key: every event goes back', async () => {
+    const { consume, autopilot, requeued } = queued({ AUTOPILOT_API_KEY: 'wrong-key' })
     for (const email of ['x@example.com', 'y@example.com']) autopilot.contacts.set(email, { Email: email, custom: {} })
-    const result = await consume(['x@example.com', 'y@example.com'].map((email) => track('Step Activated', email)))
-    expect(autopilot.calls).toHaveLength(1)
-    expect(result.retryMessages).toHaveLength(2)
+    await consume(['x@example.com', 'y@example.com'].map((email) => track('Step Activated', email)))
+    expect(autopilot.calls.length).toBeLessThanOrEqual(2) // both may have started before the first 401 came back
+    expect(requeued()).toHaveLength(2)
   })
 
-  it('retries (never acks) a permanent failure when DEAD_LETTERS is not bound', async () => {
-    const { consume } = queued({ DEAD_LETTERS: undefined })
+  it('puts an event back on the queue (never drops it) when the database refuses its dead letter', async () => {
+    const store = testDb()
+    store.fail('INSERT INTO dead_letters')
+    const { consume, requeued } = queued({ DB: store.db })
     const result = await consume([identify({ email: 'bad@localhost' })])
+    expect(result.explicitAcks).toEqual(['msg-0'])
+    expect(requeued()).toEqual([expect.objectContaining({ event: expect.objectContaining({ traits: { email: 'bad@localhost' } }) })])
+    expect(await deadLetters()).toEqual([])
+  })
+
+  it('retries the messages whole (never acks) when the database refuses an invalid event\'s dead letter', async () => {
+    const store = testDb()
+    store.fail('INSERT INTO dead_letters')
+    const { consume } = queued({ DB: store.db })
+    const result = await consume([{ type: 'identify', traits: 'nope' }])
     expect(result.explicitAcks).toEqual([])
     expect(result.retryMessages).toHaveLength(1)
   })
 
-  it('dead-letters a message that is not a valid event', async () => {
-    const { consume, deadLetters } = queued()
+  it('dead-letters an event that is not valid, with the reason', async () => {
+    const { consume } = queued()
     const result = await consume([{ type: 'identify', traits: 'nope' }])
     expect(result.explicitAcks).toEqual(['msg-0'])
-    expect(deadLetters.sent[0].body).toMatchObject({ reason: 'Invalid event: traits must be an object' })
+    expect(await deadLetters()).toEqual([expect.objectContaining({ reason: 'Invalid event: traits must be an object' })])
   })
 
   it('retries while AUTOPILOT_API_KEY is missing', async () => {
@@ -229,7 +259,7 @@ describe('queue consumer', () => {
     expect(autopilot.calls).toHaveLength(0)
   })
 
-  it('enters a journey: 404 -> upsert -> trigger, then records the messageId in KV', async () => {
+  it('enters a journey: 404 -> upsert -> trigger, then records the messageId as entered', async () => {
     const { consume, autopilot } = queued()
     const event = track('Step Activated', 'new@example.com')
     const result = await consume([event])
@@ -239,13 +269,13 @@ describe('queue consumer', () => {
       '/contact 200',
       '/trigger/0001/contact/new%40example.com 200',
     ])
-    expect(await kv().get(`sent:${event.messageId}`)).toBe('1')
+    expect(await rows('SELECT state FROM messages WHERE message_id = ?1', event.messageId)).toEqual([{ state: 'done' }])
   })
 
-  it('does not trigger again a track whose messageId was delivered before (another isolate, via KV)', async () => {
-    const { consume, autopilot } = queued()
+  it('does not trigger again a track whose messageId entered its journey before (another isolate or place)', async () => {
+    const { consume, autopilot, env } = queued()
     const event = track('Step Activated', 'known@example.com')
-    await kv().put(`sent:${event.messageId}`, '1')
+    await env.DB!.prepare("INSERT INTO messages (message_id, state, at) VALUES (?1, 'done', 1)").bind(event.messageId).run()
     const result = await consume([event])
     expect(result.explicitAcks).toEqual(['msg-0'])
     expect(autopilot.calls).toHaveLength(0)
@@ -262,12 +292,12 @@ describe('queue consumer', () => {
     for (const t of times) expect(times.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(10)
   })
 
-  it('logs one line per batch with acked/retried/dead-lettered counts, no emails', async () => {
+  it('logs one line per batch with acked/requeued/dead-lettered counts and D1 use, no emails', async () => {
     const { consume, autopilot, logLines, logs } = queued()
-    autopilot.inject({ status: 500, match: (call) => call.path.startsWith('/trigger') })
+    autopilot.inject(...[1, 2, 3].map(() => ({ status: 500, match: (call: { path: string }) => call.path.startsWith('/trigger') })))
     await consume([identify({ email: 'logged@example.com' }), track('Step Activated', 'logged@example.com'), { type: 'bogus' }])
     expect(logLines()).toEqual([
-      expect.objectContaining({ queue: 'autopilot-events', messages: 3, acked: 1, retried: 1, deadLettered: 1 }),
+      expect.objectContaining({ queue: 'autopilot-events', messages: 3, acked: 3, requeued: 1, deadLettered: 1, d1: expect.objectContaining({ queries: expect.any(Number) }) }),
     ])
     expect(logs.join('\n')).not.toContain('logged@example.com')
   })
@@ -277,92 +307,107 @@ describe('dead letters', () => {
   const ADMIN = 'admin-token-1f9b'
   const admin = { authorization: `Bearer ${ADMIN}` }
 
-  async function withDeadLetters() {
-    const worker = queued({ ADMIN_TOKEN: ADMIN })
-    const letter = {
-      deadLetter: true,
-      reason: 'Autopilot rejected it (400): Invalid contact_id_or_email value provided.',
-      attempts: 1,
-      failedAt: '2026-11-29T10:00:00.000Z',
-      messageId: 'dl-1',
-      type: 'identify',
-      event: identify({ email: 'fixed@example.com' }, { messageId: 'dl-1' }),
-    }
+  async function withDeadLetters(mode: 'queued' | 'direct' = 'queued') {
+    const worker = mode === 'queued' ? queued({ ADMIN_TOKEN: ADMIN }) : { ...setup({ ADMIN_TOKEN: ADMIN }), events: fakeQueue() }
+    const fixed = identify({ email: 'fixed@example.com' }, { messageId: 'dl-1' })
     const bare = track('Step Activated', 'bare@example.com')
-    const result = await worker.consume([{ body: letter, id: 'd1' }, { body: bare, id: 'd2', attempts: 21 }], 'autopilot-events-dlq')
-    expect(result.explicitAcks).toEqual(['d1', 'd2'])
-    return { ...worker, letter, bare }
+    // Messages Cloudflare Queues moved to the dead-letter queue itself (retries exhausted).
+    const result = await worker.consume(
+      [
+        { body: { v: 2, items: [{ event: fixed, at: 1, attempts: 3 }] }, id: 'd1' },
+        { body: bare, id: 'd2', attempts: 21 },
+      ],
+      'autopilot-events-dlq',
+    )
+    expect(result.explicitAcks).toEqual([])
+    expect(result.ackAll).toBe(true)
+    const list = async (query = '') => json(await worker.request(new Request(`https://worker.test/dead-letters${query}`, { headers: admin })))
+    return { ...worker, fixed, bare, list }
   }
 
-  it('are kept in KV with their reason, listed by GET /dead-letters', async () => {
-    const { request } = await withDeadLetters()
-    const response = await request(new Request('https://worker.test/dead-letters', { headers: admin }))
-    expect(response.status).toBe(200)
-    const { deadLetters } = await json(response)
-    expect(deadLetters).toEqual([
-      expect.objectContaining({ key: expect.stringMatching(/^dead:/), reason: expect.stringContaining('Invalid contact'), messageId: 'dl-1', type: 'identify' }),
-      expect.objectContaining({ key: expect.stringMatching(/^dead:/), reason: 'retries exhausted (moved by Cloudflare Queues)', attempts: 21 }),
+  it('are kept in D1 with their reason, listed by GET /dead-letters without event data', async () => {
+    const { request, list } = await withDeadLetters()
+    const { deadLetters: listed } = await list()
+    expect(listed).toEqual([
+      expect.objectContaining({ id: expect.any(Number), reason: 'retries exhausted (moved by Cloudflare Queues)', messageId: 'dl-1', type: 'identify', attempts: 3 }),
+      expect.objectContaining({ id: expect.any(Number), reason: 'retries exhausted (moved by Cloudflare Queues)', type: 'track', attempts: 21 }),
     ])
-    expect(JSON.stringify(deadLetters)).not.toContain('@example.com') // the list carries no event data
-    const one = await request(new Request(`https://worker.test/dead-letters/${encodeURIComponent(deadLetters[0].key)}`, { headers: admin }))
+    expect(JSON.stringify(listed)).not.toContain('@example.com')
+    const one = await request(new Request(`https://worker.test/dead-letters/${listed[0].id}`, { headers: admin }))
     expect((await json(one)).event.traits.email).toBe('fixed@example.com')
   })
 
+  it('page by id and filter by reason', async () => {
+    const { list, env } = await withDeadLetters()
+    await env.DB!.prepare("INSERT INTO dead_letters (reason, attempts, first_seen, last_seen, event) VALUES ('Autopilot rejected it (400): bad', 1, 1, 1, '{}')").run()
+    const first = await list('?limit=2')
+    expect(first.deadLetters).toHaveLength(2)
+    expect(first.next).toBe(`?after=${first.deadLetters[1].id}&limit=2`)
+    expect((await list(first.next)).deadLetters.map((d: { reason: string }) => d.reason)).toEqual(['Autopilot rejected it (400): bad'])
+    expect((await list('?reason=REJECTED')).deadLetters).toHaveLength(1)
+  })
+
   it('are re-driven to the events queue by POST /dead-letters/redrive, and removed', async () => {
-    const { request, events, letter, bare } = await withDeadLetters()
+    const { request, events, fixed, bare } = await withDeadLetters()
     const response = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin }))
     expect(response.status).toBe(200)
     expect(await json(response)).toMatchObject({ redriven: 2 })
-    expect(events.sent.map((m) => m.body)).toEqual([letter.event, bare])
-    expect((await kv().list({ prefix: 'dead:' })).keys).toEqual([])
+    expect(events.sent.flatMap((m) => (m.body as { items: { event: unknown }[] }).items.map((item) => item.event))).toEqual([fixed, bare])
+    expect(await deadLetters()).toEqual([])
+  })
+
+  it('are delivered at once by a re-drive in direct mode, and removed', async () => {
+    const { request, autopilot } = await withDeadLetters('direct')
+    const response = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin }))
+    expect(await json(response)).toMatchObject({ redriven: 2 })
+    expect(autopilot.contacts.has('fixed@example.com')).toBe(true)
+    expect(autopilot.enrolments.map((e) => e.email)).toEqual(['bare@example.com'])
+    expect(await deadLetters()).toEqual([])
   })
 
   it('can be re-driven or deleted one by one', async () => {
-    const { request } = await withDeadLetters()
-    const { deadLetters } = await json(await request(new Request('https://worker.test/dead-letters', { headers: admin })))
-    const redrive = await request(
-      new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin, body: JSON.stringify({ keys: [deadLetters[0].key] }) }),
-    )
+    const { request, list } = await withDeadLetters()
+    const { deadLetters: listed } = await list()
+    const redrive = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin, body: JSON.stringify({ ids: [listed[0].id] }) }))
     expect(await json(redrive)).toMatchObject({ redriven: 1 })
-    const del = await request(new Request('https://worker.test/dead-letters', { method: 'DELETE', headers: admin, body: JSON.stringify({ keys: [deadLetters[1].key] }) }))
+    const del = await request(new Request('https://worker.test/dead-letters', { method: 'DELETE', headers: admin, body: JSON.stringify({ ids: [listed[1].id] }) }))
     expect(await json(del)).toMatchObject({ deleted: 1 })
-    expect((await kv().list({ prefix: 'dead:' })).keys).toEqual([])
+    expect(await deadLetters()).toEqual([])
   })
 
   it.each([
-    ['no token', {}, 401],
-    ['a wrong token', { authorization: 'Bearer nope' }, 401],
-  ])('refuse %s with %i', async (_, headers, status) => {
+    ['no token', {}],
+    ['a wrong token', { authorization: 'Bearer nope' }],
+  ])('refuse %s with 401', async (_, headers) => {
     const { request } = await withDeadLetters()
     const response = await request(new Request('https://worker.test/dead-letters', { headers }))
-    expect(response.status).toBe(status)
+    expect(response.status).toBe(401)
     expect(await json(response)).toEqual({ message: 'unauthorized' })
   })
 
-  it('answer 400 JSON for a malformed body, and for a DELETE without keys', async () => {
+  it('answer 400 JSON for a malformed body, and for a DELETE without ids', async () => {
     const { request } = await withDeadLetters()
-    const bad = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin, body: '{"keys": ' }))
+    const bad = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin, body: '{"ids": ' }))
     expect(bad.status).toBe(400)
     expect(await json(bad)).toEqual({ message: 'Body is not valid JSON' })
-    const wrongType = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin, body: '{"keys": "dead:x"}' }))
+    const wrongType = await request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: admin, body: '{"ids": "1"}' }))
     expect(wrongType.status).toBe(400)
-    expect((await json(wrongType)).message).toContain('keys')
-    const noKeys = await request(new Request('https://worker.test/dead-letters', { method: 'DELETE', headers: admin }))
-    expect(noKeys.status).toBe(400)
-    expect((await kv().list({ prefix: 'dead:' })).keys).toHaveLength(2)
+    expect((await json(wrongType)).message).toContain('ids')
+    const noIds = await request(new Request('https://worker.test/dead-letters', { method: 'DELETE', headers: admin }))
+    expect(noIds.status).toBe(400)
+    expect(await deadLetters()).toHaveLength(2)
   })
 
-  it('stay on the dead-letter queue (retried) while DELIVERIES is not bound', async () => {
-    const { consume } = queued({ DELIVERIES: undefined })
+  it('stay on the dead-letter queue (retried) while the database fails', async () => {
+    const store = testDb()
+    store.fail('INSERT INTO dead_letters')
+    const { consume } = queued({ DB: store.db })
     const result = await consume([identify({ email: 'a@example.com' })], 'autopilot-events-dlq')
-    expect(result.explicitAcks).toEqual([])
-    expect(result.retryMessages).toHaveLength(1)
+    expect(result.retryBatch.retry).toBe(true)
   })
 
-  it('are closed (403) until ADMIN_TOKEN is set, and absent (404) in direct mode', async () => {
+  it('are closed (403) until ADMIN_TOKEN is set', async () => {
     const { request } = queued()
     expect((await request(new Request('https://worker.test/dead-letters', { headers: admin }))).status).toBe(403)
-    const direct = setup({ ADMIN_TOKEN: ADMIN })
-    expect((await direct.request(new Request('https://worker.test/dead-letters', { headers: admin }))).status).toBe(404)
   })
 })

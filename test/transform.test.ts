@@ -173,12 +173,13 @@ describe('track', () => {
       event({ type: 'track', event: 'Step Activated', properties: { email: 'p@example.com' }, context: { traits: { email: 'c@example.com' } } }),
       settings,
     )
-    expect(action).toEqual({ kind: 'trigger', triggerId: '0001', contact: { Email: 'p@example.com' } })
+    expect(action).toEqual({ kind: 'trigger', triggerId: '0001', contact: { Email: 'p@example.com' }, setFirst: false })
   })
 
   it('takes the email from context.traits (Engage) and maps those traits for the upsert', () => {
     const action = toAction(event({ type: 'track', event: 'Step Activated', context: { traits: { email: EMAIL, firstName: 'Ada' } } }), settings)
-    expect(action).toEqual({ kind: 'trigger', triggerId: '0001', contact: { Email: EMAIL, FirstName: 'Ada' } })
+    // It carries a trait to set: the contact is upserted before the trigger.
+    expect(action).toEqual({ kind: 'trigger', triggerId: '0001', contact: { Email: EMAIL, FirstName: 'Ada' }, setFirst: true })
   })
 
   it('skips an unmapped event that carries nothing but the email', () => {

@@ -1,0 +1,114 @@
+// Dead letters: events that will not be delivered without someone's help, with the
+// reason. Inspect, re-drive (after fixing the cause), delete. ADMIN_TOKEN only.
+import { Hono, type Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import * as v from 'valibot'
+import { AutopilotClient } from './autopilot'
+import { Gate } from './gate'
+import { adminOnly, type App } from './http'
+import { pacerFor } from './pacer'
+import { deliverItems } from './pipeline'
+import { enqueue, EVENTS_QUEUE } from './queue'
+import { checkEvent } from './schema'
+import type { Store } from './store'
+
+const MAX_PAGE = 1000
+const REDRIVE_AT_ONCE = 100
+
+export const deadLetters = new Hono<App>()
+deadLetters.use('/dead-letters', adminOnly)
+deadLetters.use('/dead-letters/*', adminOnly)
+
+deadLetters.get('/dead-letters', async (c) => {
+  const limit = Math.min(MAX_PAGE, Math.max(1, Number(c.req.query('limit')) || 100))
+  const after = Math.max(0, Number(c.req.query('after')) || 0)
+  const list = await storeOf(c).listDeadLetters(limit, after, c.req.query('reason') || undefined)
+  return c.json({
+    message: 'dead letters, oldest first',
+    deadLetters: list,
+    ...(list.length === limit && { next: `?after=${list.at(-1)!.id}&limit=${limit}` }),
+  })
+})
+
+deadLetters.post('/dead-letters/redrive', async (c) => {
+  const { ids, reason } = await choice(c)
+  const store = storeOf(c)
+  const letters = await store.deadLettersFor({ ids, reason, limit: REDRIVE_AT_ONCE })
+  if (!letters.length) return c.json({ message: 'no dead letters to re-drive', redriven: 0 })
+  if (c.env.EVENTS) {
+    // Sent first, then removed: a crash in between repeats a send, never loses a letter.
+    await enqueue(c.env.EVENTS, letters.map((letter) => ({ event: letter.event, at: letter.firstSeen })))
+    const removed = await store.deleteDeadLetters(letters.map((letter) => letter.id))
+    return c.json({ message: `re-drove ${removed} dead letters to ${EVENTS_QUEUE}`, redriven: removed })
+  }
+  // Direct mode: delivered now, within this request's call budget; what is not stays.
+  const { config, log } = c.var
+  const valid = letters.flatMap((letter) => {
+    const checked = checkEvent(letter.event)
+    return checked.ok ? [{ letter, event: checked.event }] : []
+  })
+  const pacer = pacerFor(config.maxRps)
+  const gate = new Gate({ pacer, maxCalls: config.maxCalls, deadline: Date.now() + config.deadlineMs, unavailableLimit: 2, stopOnRateLimit: true })
+  const outcomes = await deliverItems(
+    valid.map(({ event, letter }) => ({ event, at: letter.firstSeen })),
+    {
+      store,
+      client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
+      mapping: config,
+      claimant: log.requestId,
+      leaseMs: 10 * 60_000,
+      recordProgress: false,
+    },
+  )
+  const done = valid.filter((_, i) => outcomes[i].status === 'delivered' || outcomes[i].status === 'skipped' || outcomes[i].status === 'deferred')
+  const removed = await store.deleteDeadLetters(done.map(({ letter }) => letter.id))
+  const failed = outcomes.filter((outcome) => outcome.status === 'rejected' || outcome.status === 'retry')
+  return c.json({
+    message: `delivered ${removed} of ${letters.length} dead letters${failed.length ? `; the rest stay (${failed[0].message})` : ''}`,
+    redriven: removed,
+  })
+})
+
+deadLetters.delete('/dead-letters', async (c) => {
+  const { ids } = await choice(c)
+  if (!ids) return c.json({ message: 'Give the ids to delete: {"ids": [...]}' }, 400)
+  return c.json({ message: 'deleted', deleted: await storeOf(c).deleteDeadLetters(ids) })
+})
+
+deadLetters.get('/dead-letters/:id', async (c) => {
+  const id = Number(c.req.param('id'))
+  const letter = Number.isSafeInteger(id) ? await storeOf(c).deadLetter(id) : undefined
+  return letter ? c.json({ message: letter.reason, ...letter }) : c.json({ message: 'No such dead letter' }, 404)
+})
+
+function storeOf(c: Context<App>): Store {
+  if (!c.var.store) throw new HTTPException(503, { message: 'DB (the D1 database) is not bound: see wrangler.toml' })
+  return c.var.store
+}
+
+const Choice = v.optional(
+  v.object(
+    {
+      ids: v.optional(v.array(v.pipe(v.number('must be a number'), v.integer('must be a whole number')), 'must be an array of dead letter ids')),
+      reason: v.optional(v.pipe(v.string('must be a string'), v.maxLength(300))),
+    },
+    'must be an object',
+  ),
+)
+
+/** `{"ids": [...]}`, `{"reason": "..."}`, or nothing (the oldest). */
+async function choice(c: Context<App>): Promise<{ ids?: number[]; reason?: string }> {
+  const text = await c.req.text()
+  let body: unknown
+  try {
+    body = text ? JSON.parse(text) : undefined
+  } catch {
+    throw new HTTPException(400, { message: 'Body is not valid JSON' })
+  }
+  const result = v.safeParse(Choice, body)
+  if (!result.success) {
+    const issue = result.issues[0]
+    throw new HTTPException(400, { message: `${v.getDotPath(issue) ?? 'body'} ${issue.message}` })
+  }
+  return result.output ?? {}
+}

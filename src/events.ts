@@ -1,0 +1,114 @@
+// POST /: what Segment sends. Authenticate, validate each event, then deliver now
+// (direct mode) or put on the queue (queued mode), and answer for Segment's retry rules.
+import { Hono } from 'hono'
+import { answerBatch, answerOne } from './answer'
+import { authenticate } from './auth'
+import { AutopilotClient } from './autopilot'
+import { configurationProblem } from './config'
+import { Gate } from './gate'
+import { limitBody, methodNotAllowed, type App } from './http'
+import type { Item } from './identity'
+import { rejected, retry, type Outcome } from './outcome'
+import { pacerFor } from './pacer'
+import { deliverItems } from './pipeline'
+import { acceptForQueue } from './queue'
+import { ACKNOWLEDGED_ONLY, checkEvent, eventsOf, type SegmentEvent } from './schema'
+
+/** A direct-mode claim on a journey trigger outlives any attempt still running (Segment waits 5 s). */
+const DIRECT_LEASE_MS = 10 * 60_000
+
+export const events = new Hono<App>()
+
+events.post('/', limitBody, async (c) => {
+  const started = Date.now()
+  const { config, log, store } = c.var
+  const raw = await c.req.text()
+  let parsed: { value: unknown } | undefined
+  const parse = () => {
+    try {
+      parsed ??= { value: JSON.parse(raw) }
+    } catch {
+      return undefined
+    }
+    return parsed
+  }
+
+  const auth = await authenticate(c.req.raw.headers, raw, () => firstEvent(parse()?.value), config)
+  log.fields.auth = auth
+  if (auth === 'not-configured') {
+    return c.json({ message: 'Unauthenticated requests are refused: set SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN' }, 503)
+  }
+  if (auth === 'first-event-only') {
+    // Not 401: Segment would drop the batch. Retried, it is delivered once a token is set.
+    return c.json(
+      {
+        message:
+          'This batch is signed over its first event only (as Segment signs batches), which vouches for that event alone: set SEGMENT_WEBHOOK_TOKEN and send it from Segment as "Authorization: Bearer <token>" (README: Security)',
+      },
+      503,
+    )
+  }
+  if (auth === 'unauthorized') return c.json({ message: 'unauthorized' }, 401)
+
+  const body = parse()
+  if (!body) return c.json({ message: 'Body is not valid JSON' }, 400)
+  const shape = eventsOf(body.value)
+  if (!shape) return c.json({ message: 'Body must be a Segment event, an array of events, or {"batch": [...]}' }, 400)
+
+  const blocker = configurationProblem(config)
+  const outcomes: Outcome[] = new Array(shape.events.length)
+  const valid: (SegmentEvent | undefined)[] = []
+  const types: string[] = []
+  shape.events.forEach((input, index) => {
+    const checked = checkEvent(input)
+    if (!checked.ok) {
+      types[index] = 'invalid'
+      outcomes[index] = rejected(checked.message, checked.issues)
+      return
+    }
+    types[index] = checked.event.type
+    if (blocker && !ACKNOWLEDGED_ONLY.has(checked.event.type)) outcomes[index] = retry(blocker)
+    else valid[index] = checked.event
+  })
+  if (valid.some(Boolean)) {
+    if (c.env.EVENTS) {
+      const results = await acceptForQueue(valid, c.env.EVENTS, config)
+      results.forEach((outcome, index) => outcome && (outcomes[index] = outcome))
+    } else {
+      const indices = [...valid.keys()].filter((index) => valid[index])
+      const items: Item[] = indices.map((index) => ({ event: valid[index]!, at: started }))
+      const pacer = pacerFor(config.maxRps)
+      const gate = new Gate({ pacer, maxCalls: config.maxCalls, deadline: started + config.deadlineMs, unavailableLimit: 2, stopOnRateLimit: true })
+      const results = await deliverItems(items, {
+        store: store!,
+        client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
+        mapping: config,
+        claimant: log.requestId,
+        leaseMs: DIRECT_LEASE_MS,
+        recordProgress: true,
+        onStoreError: (stage, error) => (log.fields.storeError = `${stage}: ${error.message}`),
+      })
+      results.forEach((outcome, i) => (outcomes[indices[i]] = outcome))
+    }
+  }
+  const messageIds = shape.events.map(messageIdOf)
+  outcomes.forEach((outcome, index) => log.count(types[index], outcome.status, messageIds[index]))
+  return shape.batch ? answerBatch(c, messageIds, outcomes) : answerOne(c, outcomes[0])
+})
+
+events.all('/', (c) => methodNotAllowed(c, 'POST'))
+
+/** An array body's first event as Segment serialises it for the signature, and the array's length. */
+function firstEvent(body: unknown): { text: string; count: number } | undefined {
+  if (!Array.isArray(body) || body.length === 0) return undefined
+  try {
+    return { text: JSON.stringify(body[0]), count: body.length }
+  } catch {
+    return undefined
+  }
+}
+
+function messageIdOf(event: unknown): string | undefined {
+  const id = (event as { messageId?: unknown } | null)?.messageId
+  return typeof id === 'string' ? id.slice(0, 256) : undefined
+}

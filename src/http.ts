@@ -1,0 +1,58 @@
+// What every route shares: the app's types, the per-request middleware, the admin guard.
+import type { Context, MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { authenticateAdmin } from './auth'
+import { getConfig, type Config, type Env } from './config'
+import { RequestLog } from './log'
+import { Store } from './store'
+
+export type App = { Bindings: Env; Variables: { config: Config; log: RequestLog; store?: Store } }
+
+/** Settings (parsed once per isolate), the store, and one log line per request. */
+export const perRequest: MiddlewareHandler<App> = async (c, next) => {
+  const log = new RequestLog(c.req.header('cf-ray') ?? crypto.randomUUID(), c.env.ANALYTICS)
+  const config = getConfig(c.env)
+  const store = c.env.DB && new Store(c.env.DB, config.storeTimeoutMs)
+  c.set('config', config)
+  c.set('log', log)
+  c.set('store', store)
+  await next()
+  if (store?.stats.queries) log.fields.d1 = store.stats
+  log.emit({ kind: 'request', method: c.req.method, path: c.req.path, status: c.res.status })
+}
+
+/** The admin endpoints: `Authorization: Bearer <ADMIN_TOKEN>`. */
+export const adminOnly: MiddlewareHandler<App> = async (c, next) => {
+  const result = await authenticateAdmin(c.req.raw.headers, c.var.config)
+  if (result === 'not-configured') return c.json({ message: 'Set ADMIN_TOKEN (npx wrangler secret put ADMIN_TOKEN, with --env queued for queued mode) to use the admin endpoints' }, 403)
+  if (result === 'unauthorized') return c.json({ message: 'unauthorized' }, 401)
+  c.var.log.fields.auth = 'admin'
+  await next()
+}
+
+const limiters = new Map<number, MiddlewareHandler<App>>()
+/** hono/body-limit, built once per configured size: refuses before reading the whole body. */
+export const limitBody: MiddlewareHandler<App> = (c, next) => {
+  const maxSize = c.var.config.maxBodyBytes
+  let limiter = limiters.get(maxSize)
+  if (!limiter) {
+    limiter = bodyLimit({
+      maxSize,
+      onError: (c) => c.json({ message: `Body is larger than MAX_BODY_BYTES (${maxSize} bytes)` }, 413),
+    })
+    limiters.set(maxSize, limiter)
+  }
+  return limiter(c, next)
+}
+
+export function methodNotAllowed(c: Context<App>, allow: string) {
+  c.header('Allow', allow)
+  return c.json({ message: `Method ${c.req.method} not allowed on ${c.req.path}; use ${allow}` }, 405)
+}
+
+export function authMode(config: Config): string {
+  if (config.allowUnsigned) return 'off (ALLOW_UNSIGNED=true)'
+  if (config.webhookToken) return 'token'
+  if (config.sharedSecret) return 'signature'
+  return 'locked (no SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN)'
+}

@@ -1,0 +1,53 @@
+// What became of one event, and what this one event alone would be answered with.
+import { AutopilotError } from './autopilot'
+import { Stopped } from './gate'
+import type { Issue } from './schema'
+
+export type OutcomeStatus = 'delivered' | 'skipped' | 'rejected' | 'retry' | 'queued' | 'deferred'
+
+export interface Outcome {
+  status: OutcomeStatus
+  message: string
+  /** What this event alone would be answered with. */
+  httpStatus: number
+  /** Seconds, with 429. */
+  retryAfter?: number
+  /** Fields that were not sent, and why. */
+  issues?: Issue[]
+  /** Retry: no call was made for it (budget, deadline, a failure that stopped the run). */
+  notAttempted?: boolean
+}
+
+export const delivered = (message: string, issues?: Issue[]): Outcome => ({
+  status: 'delivered',
+  message,
+  httpStatus: 200,
+  ...(issues?.length && { issues }),
+})
+export const skipped = (message: string): Outcome => ({ status: 'skipped', message, httpStatus: 200 })
+export const deferred = (): Outcome => ({ status: 'deferred', message: "parked until this userId's email is known", httpStatus: 202 })
+export const queued = (): Outcome => ({ status: 'queued', message: 'queued for delivery', httpStatus: 202 })
+export const rejected = (message: string, issues?: Issue[]): Outcome => ({
+  status: 'rejected',
+  message,
+  httpStatus: 400,
+  ...(issues?.length && { issues }),
+})
+export const retry = (message: string, retryAfter?: number): Outcome =>
+  retryAfter === undefined ? { status: 'retry', message, httpStatus: 503 } : { status: 'retry', message, httpStatus: 429, retryAfter }
+
+/** A failure of a call (or of the chance to make one) as an outcome. */
+export function fromError(error: unknown): Outcome {
+  if (error instanceof Stopped) {
+    const cause = error.failure
+    const outcome = cause?.kind === 'rate_limited' ? retry(error.message, cause.retryAfter) : retry(error.message)
+    return { ...outcome, notAttempted: true }
+  }
+  if (!(error instanceof AutopilotError)) throw error
+  if (error.kind === 'rate_limited') return retry(error.message, error.retryAfter)
+  if (error.retryable) return retry(error.message)
+  return rejected(error.message)
+}
+
+/** Final for this event: nothing more will be done for it by a re-send. */
+export const isFinal = (outcome: Outcome) => outcome.status !== 'retry'

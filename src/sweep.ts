@@ -1,0 +1,65 @@
+// The cron sweep: parked events older than PARK_DAYS are logged (ids and types, no
+// personal data) and removed; parked events whose userId's email is known now (a
+// replay that failed, an email learned by another request meanwhile) are replayed —
+// through the queue in queued mode, delivered at once in direct mode; old ledger
+// entries and contact guards are pruned.
+import { AutopilotClient } from './autopilot'
+import { configurationProblem, getConfig, type Env } from './config'
+import { Gate } from './gate'
+import { PARK_DAYS, withEmail } from './identity'
+import { RequestLog } from './log'
+import { pacerFor } from './pacer'
+import { deliverItems } from './pipeline'
+import { enqueue } from './queue'
+import { noWrites, Store } from './store'
+
+const DAY_MS = 24 * 3600 * 1000
+/** Parked events replayed per run (the rest next run, 30 minutes later). */
+const REPLAYS_PER_RUN = 1000
+/** Seven days: longer than Segment's 4 h of retries and the queue's retry schedule. */
+const KEEP_MESSAGES_MS = 7 * DAY_MS
+const KEEP_GUARDS_MS = 30 * DAY_MS
+const SWEEP_BUDGET_MS = 60_000
+
+export async function sweep(env: Env): Promise<void> {
+  if (!env.DB) return
+  const config = getConfig(env)
+  const store = new Store(env.DB, config.storeTimeoutMs)
+  const log = new RequestLog(`sweep:${crypto.randomUUID()}`, env.ANALYTICS)
+  const result = { expired: 0, replayed: 0, waiting: 0 }
+  try {
+    const now = Date.now()
+    for (const { messageId, type, parkedAt } of await store.expireParked(now - PARK_DAYS * DAY_MS)) {
+      console.log(JSON.stringify({ event: 'parked-event-expired', messageId, type, parkedDays: Math.floor((now - parkedAt) / DAY_MS) }))
+      result.expired++
+    }
+    const rows = configurationProblem(config) ? [] : await store.resolvableParked(REPLAYS_PER_RUN)
+    if (rows.length && env.EVENTS) {
+      await enqueue(env.EVENTS, rows.map((row) => ({ event: withEmail(row.event, row.email), at: row.parkedAt })))
+      await store.write({ ...noWrites(), unpark: rows.map((row) => row.id) })
+      result.replayed = rows.length
+    } else if (rows.length) {
+      const pacer = pacerFor(config.maxRps)
+      const gate = new Gate({ pacer, maxCalls: config.maxCalls, deadline: now + SWEEP_BUDGET_MS, unavailableLimit: 2, stopOnRateLimit: true })
+      const outcomes = await deliverItems(
+        rows.map((row) => ({ event: row.event, at: row.parkedAt, parked: { id: row.id, email: row.email } })),
+        {
+          store,
+          client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
+          mapping: config,
+          claimant: log.requestId,
+          leaseMs: SWEEP_BUDGET_MS + 10 * 60_000,
+          recordProgress: false,
+        },
+      )
+      result.replayed = outcomes.filter((outcome) => outcome.status !== 'retry').length
+      result.waiting = rows.length - result.replayed
+    }
+    await store.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
+  } catch (error) {
+    log.fields.error = error instanceof Error ? `${error.name}: ${error.message.slice(0, 200)}` : 'unknown'
+  } finally {
+    log.fields.d1 = store.stats
+    log.emit({ kind: 'sweep', sweep: result })
+  }
+}

@@ -1,0 +1,174 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { hashOf } from '../src/identity'
+import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track } from './helpers'
+
+const EMAIL = 'grace@example.com'
+let n = 0
+const id = () => `s-${++n}`
+
+beforeEach(freshDb)
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('journey ledger: once per messageId', () => {
+  it('enters the journey once when Segment re-sends a track while the first attempt still runs', async () => {
+    const { post, autopilot } = setup({}, { latencyMs: 150 })
+    autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
+    const event = track('Step Activated', EMAIL)
+    const [first, second] = await Promise.all([post(event), post(event)])
+    expect([first.status, second.status].sort()).toEqual([200, 503])
+    const busy = first.status === 503 ? first : second
+    expect((await json(busy)).message).toContain('another attempt is entering this journey now')
+    const later = await post(event) // Segment's retry of the 503
+    expect(later.status).toBe(200)
+    expect((await json(later)).message).toContain('already delivered')
+    expect(autopilot.enrolments).toHaveLength(1)
+  })
+
+  it('enters once when two copies of one track arrive in one queue batch', async () => {
+    const { consume, autopilot } = setup({ EVENTS: fakeQueue().queue })
+    const event = track('Step Activated', EMAIL)
+    const result = await consume([event, event])
+    expect(result.explicitAcks).toEqual(['msg-0', 'msg-1'])
+    expect(autopilot.enrolments).toHaveLength(1)
+  })
+
+  it('takes over a claim left by an attempt that crashed between its claim and its confirmation', async () => {
+    const { post, autopilot, env } = setup()
+    autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
+    const event = track('Step Activated', EMAIL)
+    await env.DB!.prepare("INSERT INTO messages (message_id, state, at, lease_until, note) VALUES (?1, 'claimed', 1, ?2, 'crashed')").bind(event.messageId, Date.now() - 1).run()
+    expect((await post(event)).status).toBe(200)
+    expect(autopilot.enrolments).toHaveLength(1)
+    expect(await rows('SELECT state FROM messages WHERE message_id = ?1', event.messageId)).toEqual([{ state: 'done' }])
+  })
+
+  it('releases the claim when Autopilot answers an error, so the re-send enters at once', async () => {
+    const { post, autopilot } = setup()
+    autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
+    autopilot.inject({ status: 500, match: (call) => call.path.startsWith('/trigger') })
+    const event = track('Step Activated', EMAIL)
+    expect((await post(event)).status).toBe(503)
+    expect(await rows('SELECT * FROM messages WHERE message_id = ?1', event.messageId)).toEqual([])
+    expect((await post(event)).status).toBe(200)
+    expect(autopilot.enrolments).toHaveLength(1)
+  })
+
+  it('keeps the claim when the trigger got no answer (it may have entered): re-sends wait for the lease', async () => {
+    const { post, autopilot } = setup({ AUTOPILOT_TIMEOUT_MS: '50' })
+    autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
+    autopilot.inject({ hang: true })
+    const event = track('Step Activated', EMAIL)
+    expect((await post(event)).status).toBe(503)
+    const again = await post(event)
+    expect(again.status).toBe(503)
+    expect((await json(again)).message).toContain('another attempt is entering this journey now')
+    expect(autopilot.enrolments).toHaveLength(0)
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(Date.now() + 11 * 60_000) // the lease (10 minutes) has run out
+    expect((await post(event)).status).toBe(200)
+    expect(autopilot.enrolments).toHaveLength(1)
+  })
+})
+
+describe('when the database fails or is slow', () => {
+  it('still delivers events that carry their own email; what needs the store is retried (503)', async () => {
+    const store = testDb()
+    store.down()
+    const { post, autopilot } = setup({ DB: store.db })
+    autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
+    const response = await post([
+      identify({ email: 'own@example.com', plan: 'x' }, { messageId: id(), userId: 'u-own' }),
+      identify({ plan: 'y' }, { messageId: id(), userId: 'u-needs-store' }),
+      track('Step Activated', EMAIL, { messageId: id() }),
+    ])
+    expect(response.status).toBe(503)
+    const body = await json(response)
+    expect(body.counts).toEqual({ delivered: 1, retry: 2 })
+    expect(body.results.map((r: { index: number; message: string }) => [r.index, r.message])).toEqual([
+      [1, expect.stringContaining('identity store is unavailable')],
+      [2, expect.stringContaining('journey ledger is unavailable')],
+    ])
+    expect(autopilot.contacts.get('own@example.com')?.custom).toEqual({ 'string--plan': 'x' })
+    expect(autopilot.enrolments).toHaveLength(0)
+  })
+
+  it('treats a database slower than STORE_TIMEOUT_MS like one that fails', async () => {
+    const store = testDb()
+    store.delay('FROM identities', 300)
+    const { post, autopilot } = setup({ DB: store.db, STORE_TIMEOUT_MS: '50' })
+    expect((await post(identify({ email: 'slow@example.com' }, { userId: 'u-slow' }))).status).toBe(200)
+    expect(autopilot.contacts.has('slow@example.com')).toBe(true)
+    expect((await post(identify({ plan: 'x' }, { userId: 'u-slow-2' }))).status).toBe(202) // the delay was spent: the store answers (and parks) again
+  })
+
+  it('answers 503 for a userId-only event it could not park, and parks it on the re-send', async () => {
+    const store = testDb()
+    store.fail('INSERT OR IGNORE INTO parked')
+    const { post } = setup({ DB: store.db })
+    const event = identify({ plan: 'x' }, { userId: 'u-park' })
+    expect((await post(event)).status).toBe(503)
+    expect((await post(event)).status).toBe(202)
+    expect(await rows('SELECT message_id FROM parked')).toEqual([{ message_id: event.messageId }])
+  })
+
+  it('answers 503 when what an event taught could not be written, and records it on the re-send', async () => {
+    const store = testDb()
+    store.fail('INSERT INTO identities')
+    const { post, autopilot } = setup({ DB: store.db })
+    const event = identify({ email: EMAIL }, { userId: 'u-write' })
+    expect((await post(event)).status).toBe(503)
+    expect(autopilot.contacts.has(EMAIL)).toBe(true) // delivered anyway
+    expect((await post(event)).status).toBe(200)
+    expect(await rows('SELECT email FROM identities WHERE user_hash = ?1', await hashOf('u-write'))).toEqual([{ email: EMAIL }])
+  })
+
+  it('never answers a bare 500 when the dead-letter endpoints cannot reach the database', async () => {
+    const store = testDb()
+    store.down()
+    const { request } = setup({ DB: store.db, ADMIN_TOKEN: 'adm' })
+    const response = await request(new Request('https://worker.test/dead-letters', { headers: { authorization: 'Bearer adm' } }))
+    expect(response.status).toBe(503)
+    expect((await json(response)).message).toContain('database is unavailable')
+  })
+})
+
+describe('within the platform', () => {
+  it('reads what a batch needs in one query: storage work per event is constant', async () => {
+    const { post } = setup()
+    const store = testDb()
+    const withStore = setup({ DB: store.db })
+    await post(Array.from({ length: 10 }, (_, i) => identify({ email: `k${i}@example.com` }, { userId: `k-${i}` })))
+    for (const size of [1, 100, 1000]) {
+      store.statements.length = 0
+      await withStore.post(Array.from({ length: size }, (_, i) => identify({ email: `k${i % 10}@example.com`, plan: 'p' }, { userId: `k-${i % 10}` })))
+      expect(store.statements.filter((sql) => sql.startsWith('SELECT'))).toHaveLength(1)
+    }
+  })
+
+  it('keeps a 4,000-event Actions batch within the Free plan: ≤ 50 D1 queries and ≤ 50 Autopilot calls per request, finished in a bounded number of re-sends', async () => {
+    const store = testDb()
+    const { post, autopilot, fetchSpy } = setup({ DB: store.db })
+    const batch = [
+      ...Array.from({ length: 2500 }, (_, i) => identify({ email: `big${i}@example.com`, plan: 'pro' }, { messageId: `big-i${i}`, userId: `big-${i}` })),
+      ...Array.from({ length: 1000 }, (_, i) => ({ type: 'track', messageId: `big-t${i}`, userId: `big-${i}`, event: i % 10 ? 'Unmapped Event' : 'Step Activated' })),
+      ...Array.from({ length: 500 }, (_, i) => ({ type: 'page', messageId: `big-p${i}`, userId: `big-${i}` })),
+    ]
+    let requests = 0
+    for (;;) {
+      store.statements.length = 0
+      fetchSpy.mockClear()
+      const response = await post(batch)
+      requests++
+      expect(store.statements.length).toBeLessThanOrEqual(50)
+      expect(fetchSpy.mock.calls.length).toBeLessThanOrEqual(50)
+      if (response.status === 200) break
+      expect(response.status).toBe(503)
+      expect(requests).toBeLessThan(10)
+    }
+    expect(autopilot.contacts.size).toBe(2500)
+    expect(autopilot.enrolments).toHaveLength(100)
+    expect(new Set(autopilot.enrolments.map((e) => e.email)).size).toBe(100)
+  })
+})
