@@ -38,9 +38,10 @@ export function migrationStatements(dir = 'migrations') {
  *   bindings: Record<string, string>,
  *   outbound: (request: Request) => Promise<Response>,
  *   quiet?: boolean,
+ *   onLog?: (line: Record<string, any>) => void,
  * }} options
  */
-export async function startWorker({ scriptPath, env, bindings, outbound, quiet = true }) {
+export async function startWorker({ scriptPath, env, bindings, outbound, quiet = true, onLog }) {
   const { workerOptions } = unstable_getMiniflareWorkerOptions('wrangler.toml', env)
   const mf = new Miniflare({
     modules: true,
@@ -55,10 +56,25 @@ export async function startWorker({ scriptPath, env, bindings, outbound, quiet =
       const response = await outbound(/** @type {any} */ (request))
       return new MiniflareResponse(await response.arrayBuffer(), { status: response.status, headers: Object.fromEntries(response.headers) })
     },
-    // The Worker logs a line per request; drop them to keep the terminal for the report.
-    ...(quiet && {
+    // The Worker logs a JSON line per request: handed to onLog, or dropped to keep the terminal for the report.
+    ...((quiet || onLog) && {
       handleRuntimeStdio: (/** @type {NodeJS.ReadableStream} */ stdout, /** @type {NodeJS.ReadableStream} */ stderr) => {
-        stdout.resume()
+        let pending = ''
+        stdout.on('data', (/** @type {Buffer} */ chunk) => {
+          if (!onLog) return
+          const text = pending + chunk.toString('utf8')
+          const complete = text.split('\n')
+          pending = complete.pop() ?? ''
+          for (const line of complete) {
+            const start = line.indexOf('{')
+            if (start < 0) continue
+            try {
+              onLog(JSON.parse(line.slice(start)))
+            } catch {
+              // not one of the Worker's JSON lines
+            }
+          }
+        })
         stderr.resume()
       },
     }),
