@@ -165,7 +165,7 @@ export function createAutopilot(options = {}) {
     const call = { at: now(), method: request.method, path, body, status: 0, apiKey: request.headers.get('autopilotapikey') }
     calls.push(call)
     const response = await answer(request, call)
-    if (state.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, state.latencyMs))
+    if (state.latencyMs > 0) await delay(state.latencyMs, request.signal)
     call.status = response.status
     options.log?.(`${call.method} ${call.path} -> ${call.status}${summary(call)}`)
     return response
@@ -263,6 +263,15 @@ export function createAutopilot(options = {}) {
   }
 
   return state
+}
+
+/** A round trip's time; the caller may give up first (its AbortSignal), as with a real socket.
+ * @param {number} ms @param {AbortSignal} signal @returns {Promise<void>} */
+function delay(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) })
+  })
 }
 
 /** Waits until the caller gives up (its AbortSignal fires), like a server that never answers.

@@ -199,6 +199,8 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Conf
 
   const again = new Map<number, Envelope['items']>()
   const requeued = new Set<string>()
+  // One delay per attempt count: events that failed together go back together, in few messages.
+  const delays = new Map<number, number>()
   for (const [i, item] of items.entries()) {
     const outcome = outcomes[i]
     log.count(item.event.type, outcome.status, item.event.messageId)
@@ -211,7 +213,8 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Conf
     // A rate limit or a call never made does not use up an attempt.
     const counts = !outcome.notAttempted && outcome.httpStatus !== 429
     const attempts = (item.attempts ?? 0) + (counts ? 1 : 0)
-    const delay = counts ? backoffSeconds(attempts, config.retryBaseSeconds) : Math.min(MAX_DELAY_SECONDS, Math.max(1, outcome.retryAfter ?? 1))
+    if (counts && !delays.has(attempts)) delays.set(attempts, backoffSeconds(attempts, config.retryBaseSeconds))
+    const delay = counts ? delays.get(attempts)! : Math.min(MAX_DELAY_SECONDS, Math.max(1, outcome.retryAfter ?? 1))
     const list = again.get(delay) ?? []
     list.push({ event: item.event, at: item.at, attempts })
     again.set(delay, list)
