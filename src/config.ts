@@ -21,7 +21,7 @@ export interface Env {
   DIRECT_DEADLINE_MS?: string | number
   /** How long a D1 query may take before the Worker goes on without it. */
   STORE_TIMEOUT_MS?: string | number
-  /** How often the account's custom field definitions are read again. */
+  /** How often the account's custom field definitions are read again; 0 turns reading them off. */
   AUTOPILOT_FIELDS_REFRESH_SECONDS?: string | number
   /** Bearer token for the admin endpoints (dead letters, the Autopilot check). */
   ADMIN_TOKEN?: string
@@ -53,6 +53,7 @@ export interface Config {
   maxCalls: number
   deadlineMs: number
   storeTimeoutMs: number
+  /** 0: the account's custom fields are not read. */
   fieldsRefreshMs: number
   adminToken?: string
   /** Configuration mistakes: while any exist, events are answered 503 so Segment retries. */
@@ -82,6 +83,11 @@ const PositiveInt = v.pipe(
   v.union([v.number(), v.pipe(v.string(), v.trim(), v.nonEmpty(), v.toNumber())]),
   v.integer(),
   v.minValue(1),
+)
+const WholeNumber = v.pipe(
+  v.union([v.number(), v.pipe(v.string(), v.trim(), v.nonEmpty(), v.toNumber())]),
+  v.integer(),
+  v.minValue(0),
 )
 const BaseUrl = v.pipe(v.string(), v.trim(), v.url(), v.check((u) => /^https?:/.test(u), 'must be an http(s) URL'))
 
@@ -127,7 +133,7 @@ function parseConfig(env: Env): Config {
     maxCalls: read('AUTOPILOT_MAX_CALLS', PositiveInt, DEFAULT_MAX_CALLS, 'must be a whole number of calls'),
     deadlineMs: read('DIRECT_DEADLINE_MS', PositiveInt, DEFAULT_DEADLINE_MS, 'must be a whole number of milliseconds'),
     storeTimeoutMs: read('STORE_TIMEOUT_MS', PositiveInt, DEFAULT_STORE_TIMEOUT_MS, 'must be a whole number of milliseconds'),
-    fieldsRefreshMs: read('AUTOPILOT_FIELDS_REFRESH_SECONDS', PositiveInt, DEFAULT_FIELDS_REFRESH_SECONDS, 'must be a whole number of seconds') * 1000,
+    fieldsRefreshMs: read('AUTOPILOT_FIELDS_REFRESH_SECONDS', WholeNumber, DEFAULT_FIELDS_REFRESH_SECONDS, 'must be a whole number of seconds (0: off)') * 1000,
     adminToken: secret('ADMIN_TOKEN'),
     problems,
   }

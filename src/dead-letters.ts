@@ -54,10 +54,11 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
     {
       store,
       client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
-      mapping: config,
+      config,
       claimant: log.requestId,
       leaseMs: 10 * 60_000,
       recordProgress: false,
+      onProblem: log.problem,
     },
   )
   const done = valid.filter((_, i) => outcomes[i].status === 'delivered' || outcomes[i].status === 'skipped' || outcomes[i].status === 'deferred')

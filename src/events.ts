@@ -82,11 +82,11 @@ events.post('/', limitBody, async (c) => {
       const results = await deliverItems(items, {
         store: store!,
         client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
-        mapping: config,
+        config,
         claimant: log.requestId,
         leaseMs: DIRECT_LEASE_MS,
         recordProgress: true,
-        onStoreError: (stage, error) => (log.fields.storeError = `${stage}: ${error.message}`),
+        onProblem: log.problem,
       })
       results.forEach((outcome, i) => (outcomes[indices[i]] = outcome))
     }

@@ -1,12 +1,27 @@
 // GET /health: what is configured (never a value) and whether it can work.
+// GET /health?check=autopilot (ADMIN_TOKEN): the setup check against Autopilot and D1.
 import { Hono } from 'hono'
 import { version } from '../package.json'
-import { authMode, methodNotAllowed, type App } from './http'
+import { AutopilotClient } from './autopilot'
+import { checkSetup } from './doctor'
+import { adminOnly, authMode, methodNotAllowed, type App } from './http'
 
 export const health = new Hono<App>()
 
-health.get('/health', (c) => {
-  const { config } = c.var
+health.get('/health', async (c, next) => (c.req.query('check') ? adminOnly(c, next) : next()))
+
+health.get('/health', async (c) => {
+  const { config, log, store } = c.var
+  const check = c.req.query('check')
+  if (check !== undefined) {
+    if (check !== 'autopilot') return c.json({ message: 'The only check is ?check=autopilot' }, 400)
+    const queued = Boolean(c.env.EVENTS)
+    const client = config.apiKey ? AutopilotClient.for(config, { onCall: log.onCall }) : undefined
+    const migrate = `npx wrangler d1 migrations apply ${queued ? 'segment-autopilot-queued --env queued' : 'segment-autopilot'} --remote`
+    const report = await checkSetup(config, client, store, migrate)
+    const failed = report.checks.filter((item) => !item.ok).length
+    return c.json({ message: failed ? `${failed} problems: see checks` : 'ready: Autopilot, the triggers and the database check out', ...report })
+  }
   return c.json({
     status: config.problems.length ? 'misconfigured' : 'ok',
     version,

@@ -27,6 +27,11 @@ export class RequestLog {
     this.calls.push(record)
   }
 
+  /** Something that went wrong without failing the request (the store, the field list): no personal data. */
+  readonly problem = (stage: string, message: string) => {
+    ;((this.fields.problems ??= {}) as Record<string, string>)[stage] = message.slice(0, 300)
+  }
+
   count(type: string, outcome: string, messageId?: string) {
     const byOutcome = (this.events[type] ??= {})
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1

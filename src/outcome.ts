@@ -25,7 +25,12 @@ export const delivered = (message: string, issues?: Issue[]): Outcome => ({
   ...(issues?.length && { issues }),
 })
 export const skipped = (message: string): Outcome => ({ status: 'skipped', message, httpStatus: 200 })
-export const deferred = (): Outcome => ({ status: 'deferred', message: "parked until this userId's email is known", httpStatus: 202 })
+export const deferred = (issues?: Issue[]): Outcome => ({
+  status: 'deferred',
+  message: "parked until this userId's email is known",
+  httpStatus: 202,
+  ...(issues?.length && { issues }),
+})
 export const queued = (): Outcome => ({ status: 'queued', message: 'queued for delivery', httpStatus: 202 })
 export const rejected = (message: string, issues?: Issue[]): Outcome => ({
   status: 'rejected',

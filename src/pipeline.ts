@@ -2,18 +2,21 @@
 // states, contact guards), identity resolution, mapping, one hold (park, claim journey
 // triggers), delivery, one write (what was learned). Used by direct mode per request,
 // by the queue consumer per batch, and by the sweep.
+import { accountFields, FIELDS_KEY, fieldsDue } from './account'
 import type { AutopilotClient } from './autopilot'
+import type { Config } from './config'
 import { deliver, type Job } from './deliver'
-import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, normalEmail, resolve, withEmail, type Item, type Resolved } from './identity'
+import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, normalEmail, resolve, type Item, type Resolved } from './identity'
 import { onlyEmail, stamp, withoutNewer } from './newest'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import { emptySnapshot, noWrites, StoreError, type MessageState, type Snapshot, type Store } from './store'
-import { eventEmail, toAction, type Action, type MappingSettings } from './transform'
+import { emailOf, eventEmail, toAction, type Action, type MappingSettings } from './transform'
 
 export interface Run {
   store: Store
   client: AutopilotClient
-  mapping: MappingSettings
+  /** Trigger map and pinned field types; the account's own fields are read as needed. */
+  config: Config
   /** Who claims journey triggers (a request or batch id), and for how long (ms). */
   claimant: string
   leaseMs: number
@@ -21,8 +24,8 @@ export interface Run {
   recordProgress: boolean
   /** Queued mode: the reason to dead-letter an item with this outcome, if it should be. */
   deadLetter?: (item: Item, outcome: Outcome) => string | undefined
-  /** Told when the store failed (the log says so). */
-  onStoreError?: (stage: string, error: StoreError) => void
+  /** Told what went wrong without stopping the run (a store failure, an unreadable field list), for the log. */
+  onProblem?: (stage: string, message: string) => void
 }
 
 interface Entry {
@@ -64,7 +67,7 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
   const { store } = run
   const failed = (stage: string, error: unknown) => {
     if (!(error instanceof StoreError)) throw error
-    run.onStoreError?.(stage, error)
+    run.onProblem?.(stage, error.message)
   }
   const hashes = await hashesFor(items)
   const keys = { users: new Set<string>(), emails: new Set<string>(), messages: new Set<string>() }
@@ -74,16 +77,25 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
     if (own) keys.emails.add(hashes.get(normalEmail(own))!)
     if (event.messageId && event.type !== 'page' && event.type !== 'screen' && event.type !== 'group') keys.messages.add(event.messageId)
   }
+  const { config } = run
+  const mapsFields = config.fieldsRefreshMs > 0 && items.some(({ event }) => event.type === 'identify' || event.type === 'track')
   let snapshot: Snapshot
   let storeDown = false
   try {
-    snapshot = await store.read({ users: [...keys.users], emails: [...keys.emails], messages: [...keys.messages] })
+    const cache = mapsFields && fieldsDue(config) ? [FIELDS_KEY] : []
+    snapshot = await store.read({ users: [...keys.users], emails: [...keys.emails], messages: [...keys.messages], cache })
   } catch (error) {
     failed('read', error)
     snapshot = emptySnapshot()
     storeDown = true
   }
   const resolution = resolve(items, snapshot, hashes, storeDown)
+  const writes = noWrites()
+  const mapping: MappingSettings = {
+    triggers: config.triggers,
+    fieldTypes: config.fieldTypes,
+    ...(mapsFields && { accountFields: await accountFields(config, snapshot, run.client, writes, (message) => run.onProblem?.('fields', message)) }),
+  }
 
   // Entries in order; a user's parked events just before the event that brought the email.
   const replays = new Map<number, Entry[]>()
@@ -163,7 +175,6 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
   const results = jobs.length ? await deliver(jobs, run.client) : []
 
   // Outcomes, and what the store should learn from them.
-  const writes = noWrites()
   for (const [entry, job] of jobOf) {
     const { outcome, entered: triggered } = results[job]
     entry.outcome = outcome
@@ -248,9 +259,11 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
   async function plan(entry: Entry): Promise<Outcome | undefined> {
     const { resolved } = entry
     switch (resolved.kind) {
-      case 'park':
+      case 'park': {
         holds.park.push({ entry, userHash: resolved.userHash })
-        return deferred()
+        const { event } = entry.item
+        return deferred(event.type === 'identify' || event.type === 'track' ? emailOf(event).issues : undefined)
+      }
       case 'parking-full':
         return rejected(`${MAX_PARKED_PER_USER} events are already waiting for this userId's email; send an identify with the email (traits.email) first`)
       case 'noted':
@@ -274,8 +287,7 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
     const { state } = entry
     if (state?.state === 'done') return delivered('already delivered by an earlier attempt; not repeated')
     if (state?.state === 'rejected') return rejected(state.reason)
-    const event = resolved.email ? withEmail(resolved.event, resolved.email) : resolved.event
-    let action = toAction(event, run.mapping)
+    let action = toAction(resolved.event, mapping, resolved.email)
     if (action.kind !== 'upsert' && action.kind !== 'trigger') {
       entry.action = action
       return undefined

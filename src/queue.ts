@@ -181,12 +181,12 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Conf
       ? await deliverItems(items, {
           store,
           client,
-          mapping: config,
+          config,
           claimant: log.requestId,
           leaseMs: CONSUMER_BUDGET_MS + 10 * 60_000,
           recordProgress: false,
           deadLetter,
-          onStoreError: (stage, error) => (log.fields.storeError = `${stage}: ${error.message}`),
+          onProblem: log.problem,
         })
       : []
   } catch (error) {

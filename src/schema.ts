@@ -44,12 +44,6 @@ const TraitValue = v.pipe(
 
 const AnyObject = v.custom<Record<string, unknown>>(isPlainObject, 'must be an object')
 
-/** Text we forward: strings, or numbers (phone numbers often arrive as numbers). */
-const Text = v.pipe(
-  v.union([v.string(), v.pipe(v.number(), v.transform(String))], 'must be a string'),
-  v.transform((s) => (s.isWellFormed() ? s : s.toWellFormed())),
-)
-
 // Plausible, not RFC-complete: one @, something on both sides, no spaces or control
 // characters. Autopilot makes the final call (a 400 we pass on per event).
 export const Email = v.pipe(
@@ -67,70 +61,12 @@ const Id = v.pipe(
   v.maxLength(512, 'must be at most 512 characters'),
 )
 
-const Unsubscribed = v.union(
-  [v.boolean(), v.pipe(v.picklist(['true', 'false']), v.transform((s) => s === 'true'))],
-  'must be a boolean',
-)
-
-/** Segment's reserved traits that map to Autopilot's standard fields; any other trait within limits. */
-export const Traits = v.pipe(
-  v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'),
-  v.objectWithRest(
-    {
-      email: v.nullish(Email),
-      name: v.nullish(Text),
-      firstName: v.nullish(Text),
-      first_name: v.nullish(Text),
-      lastName: v.nullish(Text),
-      last_name: v.nullish(Text),
-      phone: v.nullish(Text),
-      mobile: v.nullish(Text),
-      mobilePhone: v.nullish(Text),
-      mobile_phone: v.nullish(Text),
-      title: v.nullish(Text),
-      website: v.nullish(Text),
-      industry: v.nullish(Text),
-      // The object (Segment's spec) first: a union builds an issue for each option that fails.
-      company: v.nullish(
-        v.union(
-          [
-            object({
-              name: v.nullish(Text),
-              industry: v.nullish(Text),
-              employee_count: v.nullish(Text),
-              employeeCount: v.nullish(Text),
-            }),
-            Text,
-          ],
-          'must be a string or an object',
-        ),
-      ),
-      address: v.nullish(
-        object({
-          street: v.nullish(Text),
-          city: v.nullish(Text),
-          state: v.nullish(Text),
-          postalCode: v.nullish(Text),
-          postal_code: v.nullish(Text),
-          country: v.nullish(Text),
-        }),
-      ),
-      leadSource: v.nullish(Text),
-      lead_source: v.nullish(Text),
-      LeadSource: v.nullish(Text),
-      status: v.nullish(Text),
-      salutation: v.nullish(Text),
-      twitter: v.nullish(Text),
-      linkedin: v.nullish(Text),
-      fax: v.nullish(Text),
-      unsubscribed: v.nullish(Unsubscribed),
-      newEmail: v.nullish(Email),
-      new_email: v.nullish(Email),
-      _NewEmail: v.nullish(Email),
-    },
-    TraitValue,
-  ),
-)
+/**
+ * Traits: an object whose values are within the limits. Reserved traits (email, firstName,
+ * address...) are read by the mapping, which leaves out a field it cannot send (with an
+ * issue) rather than refusing the event.
+ */
+export const Traits = v.pipe(v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'), v.objectWithRest({}, TraitValue))
 export type Traits = v.InferOutput<typeof Traits>
 
 const common = {
@@ -160,7 +96,7 @@ const Track = v.looseObject(
       v.nonEmpty('must be a non-empty event name'),
       v.maxLength(256, 'must be at most 256 characters'),
     ),
-    properties: v.optional(object({ email: v.nullish(Email) })),
+    properties: v.optional(AnyObject),
     context: v.optional(ContextWithTraits),
   },
   REQUIRED,

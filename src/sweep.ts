@@ -46,10 +46,11 @@ export async function sweep(env: Env): Promise<void> {
         {
           store,
           client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
-          mapping: config,
+          config,
           claimant: log.requestId,
           leaseMs: SWEEP_BUDGET_MS + 10 * 60_000,
           recordProgress: false,
+          onProblem: log.problem,
         },
       )
       result.replayed = outcomes.filter((outcome) => outcome.status !== 'retry').length

@@ -1,13 +1,15 @@
-// Segment -> Autopilot mapping. Pure: a function of the event and the settings,
-// no I/O, no env. Everything here is tested with plain inputs and outputs.
+// Segment -> Autopilot mapping. Pure: a function of the event and the settings (and of the
+// account's custom field definitions, read elsewhere), no I/O. Everything here is tested
+// with plain inputs and outputs.
+import * as v from 'valibot'
 import type { CustomType } from './config'
-import type { IdentifyEvent, Issue, SegmentEvent, TrackEvent, Traits } from './schema'
+import { convert, customName, defaultType, noAccountFields, text, type AccountFields, type CustomValue } from './fields'
+import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from './schema'
 
-export type CustomValue = string | number | boolean
 export type StandardField =
   | 'FirstName' | 'LastName' | 'Salutation' | 'Company' | 'NumberOfEmployees' | 'Title' | 'Industry'
   | 'Phone' | 'MobilePhone' | 'Fax' | 'Website' | 'MailingStreet' | 'MailingCity' | 'MailingState'
-  | 'MailingPostalCode' | 'MailingCountry' | 'LeadSource' | 'Status' | 'LinkedIn' | 'Twitter'
+  | 'MailingPostalCode' | 'MailingCountry' | 'LeadSource' | 'Status' | 'LinkedIn' | 'Twitter' | 'owner_name'
 
 export type Contact = { Email: string; unsubscribed?: boolean; _NewEmail?: string; custom?: Record<string, CustomValue> } & {
   [F in StandardField]?: string
@@ -15,7 +17,10 @@ export type Contact = { Email: string; unsubscribed?: boolean; _NewEmail?: strin
 
 export interface MappingSettings {
   triggers: ReadonlyMap<string, string>
+  /** AUTOPILOT_FIELD_TYPES: trait (dotted path) -> type; wins over everything. */
   fieldTypes: ReadonlyMap<string, CustomType>
+  /** The account's own custom fields: a trait goes into the existing field, in its type. */
+  accountFields?: AccountFields
 }
 
 export type Action =
@@ -28,266 +33,258 @@ export type Action =
 
 export const MISSING_IDENTIFIER = 'Missing unique identifier traits. Either email or user_id traits must be provided'
 
-// Reserved Segment traits -> Autopilot standard fields, first present alias wins.
-const STANDARD: ReadonlyArray<readonly [StandardField, ...(keyof Traits)[]]> = [
-  ['FirstName', 'firstName', 'first_name'],
-  ['LastName', 'lastName', 'last_name'],
-  ['Phone', 'phone'],
-  ['MobilePhone', 'mobilePhone', 'mobile_phone', 'mobile'],
-  ['Title', 'title'],
-  ['Website', 'website'],
-  ['LeadSource', 'leadSource', 'lead_source', 'LeadSource'],
-  ['Status', 'status'],
-  ['Salutation', 'salutation'],
-  ['Twitter', 'twitter'],
-  ['LinkedIn', 'linkedin'],
-  ['Fax', 'fax'],
-]
-const ADDRESS = [
-  ['MailingStreet', 'street'],
-  ['MailingCity', 'city'],
-  ['MailingState', 'state'],
-  ['MailingPostalCode', 'postalCode', 'postal_code'],
-  ['MailingCountry', 'country'],
-] as const
-/** Traits consumed by the standard mapping; everything else becomes a custom field. */
-const RESERVED = new Set<string>([
-  ...STANDARD.flatMap(([, ...names]) => names as string[]),
-  'email', 'name', 'company', 'industry', 'address', 'unsubscribed', 'newEmail', 'new_email', '_NewEmail',
-])
-const COMPANY_FIELDS = new Set(['name', 'industry', 'employee_count', 'employeeCount'])
-const ADDRESS_FIELDS = new Set<string>(ADDRESS.flatMap(([, ...names]) => names))
+/** What a reserved trait is, whatever its spelling: firstName, first_name, firstname, "First Name", FIRSTNAME. */
+type Reserved = StandardField | 'email' | 'name' | 'company' | 'industry' | 'address' | 'unsubscribed' | 'newEmail'
+const ALIASES: Record<string, Reserved> = {
+  email: 'email', name: 'name', company: 'company', industry: 'industry', address: 'address', unsubscribed: 'unsubscribed',
+  newemail: 'newEmail', firstname: 'FirstName', givenname: 'FirstName', lastname: 'LastName', familyname: 'LastName',
+  surname: 'LastName', phone: 'Phone', mobile: 'MobilePhone', mobilephone: 'MobilePhone', title: 'Title', website: 'Website',
+  leadsource: 'LeadSource', status: 'Status', salutation: 'Salutation', twitter: 'Twitter', linkedin: 'LinkedIn', fax: 'Fax',
+  numberofemployees: 'NumberOfEmployees', ownername: 'owner_name', mailingstreet: 'MailingStreet', mailingcity: 'MailingCity',
+  mailingstate: 'MailingState', mailingpostalcode: 'MailingPostalCode', mailingcountry: 'MailingCountry',
+}
+const ADDRESS: Record<string, StandardField> = { street: 'MailingStreet', city: 'MailingCity', state: 'MailingState', postalcode: 'MailingPostalCode', zip: 'MailingPostalCode', country: 'MailingCountry' }
+const COMPANY: Record<string, 'name' | 'Industry' | 'NumberOfEmployees'> = { name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' }
 const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype'])
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
 /** Nested objects are flattened this deep; anything deeper is kept as JSON text. */
 const MAX_DEPTH = 3
-const MAX_NAME_LENGTH = 200
 
-const present = <T>(value: T | null | undefined): value is T => value !== undefined && value !== null
-const first = <T>(...values: (T | null | undefined)[]): T | undefined => values.find(present)
+const normalized = new Map<string, string>()
+/** A trait name compared without case, spaces, underscores or dashes (cached per isolate). */
+function normal(name: string): string {
+  let key = normalized.get(name)
+  if (key === undefined) {
+    key = name.toLowerCase().replace(/[\s_-]+/g, '')
+    if (normalized.size >= 10_000) normalized.clear()
+    normalized.set(name, key)
+  }
+  return key
+}
 
-/** Maps one validated Segment event to what must happen in Autopilot. */
-export function toAction(event: SegmentEvent, settings: MappingSettings): Action {
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+const present = (value: unknown) => value !== undefined && value !== null
+
+/** Maps one validated Segment event to what must happen in Autopilot. `knownEmail`: resolved from its userId. */
+export function toAction(event: SegmentEvent, settings: MappingSettings, knownEmail?: string): Action {
   switch (event.type) {
     case 'identify':
-      return identifyAction(event, settings)
+      return identifyAction(event, settings, knownEmail)
     case 'track':
-      return trackAction(event, settings)
+      return trackAction(event, settings, knownEmail)
     default:
       return { kind: 'skip', message: `${event.type} events are acknowledged and not sent to Autopilot` }
   }
 }
 
-/** The email an identify or track carries, where Segment and Engage put it. */
-export function eventEmail(event: IdentifyEvent | TrackEvent): string | undefined {
-  return event.type === 'identify'
-    ? first(event.traits?.email, event.context?.traits?.email)
-    : first(event.properties?.email, event.context?.traits?.email)
+/** Where Segment and Engage put the email: identify traits, else context.traits; track properties, else context.traits. */
+function emailSources(event: IdentifyEvent | TrackEvent): [string, unknown][] {
+  const context = event.context?.traits?.email
+  return event.type === 'identify' ? [['traits.email', event.traits?.email], ['context.traits.email', context]] : [['properties.email', event.properties?.email], ['context.traits.email', context]]
 }
 
-/** The email traits change the contact to (`_NewEmail`, `newEmail`, `new_email`). */
-export function newEmailIn(traits: Traits | undefined): string | undefined {
-  return first(traits?._NewEmail, traits?.newEmail, traits?.new_email)
+/** The first valid email an identify or track carries (trimmed), and issues for invalid ones before it. */
+export function emailOf(event: IdentifyEvent | TrackEvent): { email?: string; issues: Issue[] } {
+  const issues: Issue[] = []
+  for (const [path, value] of emailSources(event)) {
+    if (!present(value)) continue
+    const result = v.safeParse(Email, value)
+    if (result.success) return { email: result.output, issues }
+    issues.push({ path, message: `${result.issues[0].message}; not used` })
+  }
+  return { issues }
 }
 
-function identifyAction(event: IdentifyEvent, settings: MappingSettings): Action {
-  const email = eventEmail(event)
-  if (!email) return missingEmail(event.userId)
-  return { kind: 'upsert', contact: traitsToContact(email, event.traits ?? {}, settings.fieldTypes), message: 'contact upserted' }
+export const eventEmail = (event: IdentifyEvent | TrackEvent): string | undefined => emailOf(event).email
+
+/** The email traits change the contact to (`_NewEmail`, `newEmail`, `new_email`...), if valid. */
+export function newEmailIn(traits: Record<string, unknown> | undefined): string | undefined {
+  if (!traits) return undefined
+  for (const [name, value] of Object.entries(traits)) {
+    if (ALIASES[normal(name)] !== 'newEmail') continue
+    const result = v.safeParse(Email, value)
+    if (result.success) return result.output.toLowerCase()
+  }
+  return undefined
 }
 
-function trackAction(event: TrackEvent, settings: MappingSettings): Action {
-  const email = eventEmail(event)
-  if (!email) return missingEmail(event.userId)
-  const contact = traitsToContact(email, { ...event.context?.traits, ...audienceTrait(event) }, settings.fieldTypes)
+function identifyAction(event: IdentifyEvent, settings: MappingSettings, knownEmail?: string): Action {
+  const found = emailOf(event)
+  const email = found.email ?? knownEmail
+  if (!email) return missingEmail(event.userId, found.issues)
+  const { contact, issues } = traitsToContact(email, [['context.traits', event.context?.traits], ['traits', event.traits]], settings)
+  return { kind: 'upsert', contact, message: 'contact upserted', ...withIssues([...found.issues, ...issues]) }
+}
+
+function trackAction(event: TrackEvent, settings: MappingSettings, knownEmail?: string): Action {
+  const found = emailOf(event)
+  const email = found.email ?? knownEmail
+  if (!email) return missingEmail(event.userId, found.issues)
+  const { contact, issues } = traitsToContact(email, [['context.traits', event.context?.traits], ['properties', audienceTrait(event)]], settings)
+  const all = withIssues([...found.issues, ...issues])
   const triggerId = settings.triggers.get(event.event)
-  if (triggerId) return { kind: 'trigger', triggerId, contact, setFirst: Object.keys(contact).length > 1 }
+  if (triggerId) return { kind: 'trigger', triggerId, contact, setFirst: Object.keys(contact).length > 1, ...all }
   const reason = `no journey trigger is mapped to "${event.event}" in AUTOPILOT_TRIGGERS`
-  if (Object.keys(contact).length > 1) return { kind: 'upsert', contact, message: `${reason}; contact upserted` }
+  if (Object.keys(contact).length > 1) return { kind: 'upsert', contact, message: `${reason}; contact upserted`, ...all }
   return { kind: 'skip', message: reason }
 }
 
-function missingEmail(userId: string | null | undefined): Action {
-  if (!userId) return { kind: 'reject', message: MISSING_IDENTIFIER }
+const withIssues = (issues: Issue[]) => (issues.length ? { issues } : {})
+
+function missingEmail(userId: string | null | undefined, issues: Issue[]): Action {
+  if (!userId) return { kind: 'reject', message: MISSING_IDENTIFIER, ...withIssues(issues) }
   return {
     kind: 'reject',
     message: 'Autopilot keys contacts by email: this event has a userId but no email (traits.email, properties.email or context.traits.email)',
+    ...withIssues(issues),
   }
 }
 
 /** Engage audiences sent as track events carry membership as properties[audience_key]. */
-function audienceTrait(event: TrackEvent): Record<string, boolean> {
+function audienceTrait(event: TrackEvent): Record<string, boolean> | undefined {
   const properties = event.properties as Record<string, unknown> | undefined
   const key = properties?.audience_key
-  if (typeof key !== 'string' || UNSAFE_NAMES.has(key)) return {}
+  if (typeof key !== 'string' || UNSAFE_NAMES.has(key)) return undefined
   const member = properties?.[key]
-  return typeof member === 'boolean' ? { [key]: member } : {}
+  return typeof member === 'boolean' ? { [key]: member } : undefined
 }
 
-/** Builds the Autopilot contact for an email from Segment traits. */
-export function traitsToContact(email: string, traits: Traits, fieldTypes: ReadonlyMap<string, CustomType>): Contact {
-  const contact: Contact = { Email: email.trim().toLowerCase() }
-  for (const [field, ...names] of STANDARD) {
-    for (const name of names) {
-      const value = traits[name] as string | null | undefined
-      if (present(value)) {
-        contact[field] = value
-        break
-      }
-    }
-  }
-  if (!present(contact.FirstName) && !present(contact.LastName) && present(traits.name)) {
-    const [given, ...family] = traits.name.trim().split(/\s+/)
-    if (given) contact.FirstName = given
-    if (family.length) contact.LastName = family.join(' ')
-  }
-  const company = traits.company
-  const companyObject = typeof company === 'object' && company !== null ? company : undefined
-  const companyName = companyObject ? companyObject.name : (company as string | null | undefined)
-  if (present(companyName)) contact.Company = companyName
-  const employees = first(companyObject?.employee_count, companyObject?.employeeCount)
-  if (present(employees)) contact.NumberOfEmployees = employees
-  const industry = first(companyObject?.industry, traits.industry)
-  if (present(industry)) contact.Industry = industry
-  const address = traits.address
-  if (address) {
-    for (const [field, ...names] of ADDRESS) {
-      const value = first(...names.map((name) => address[name] as string | null | undefined))
-      if (present(value)) contact[field] = value
-    }
-  }
-  if (present(traits.unsubscribed)) contact.unsubscribed = traits.unsubscribed
-  const newEmail = newEmailIn(traits)
-  if (present(newEmail) && newEmail !== email) contact._NewEmail = newEmail
-
-  const custom: Record<string, CustomValue> = {}
-  for (const [name, value] of Object.entries(traits)) {
-    if (RESERVED.has(name)) continue
-    addCustom(custom, [name], value, fieldTypes)
-  }
-  // Reserved objects may carry more than the standard fields read (company.plan, address.zip...).
-  if (companyObject) addRest(custom, 'company', companyObject, COMPANY_FIELDS, fieldTypes)
-  if (address) addRest(custom, 'address', address, ADDRESS_FIELDS, fieldTypes)
-  if (Object.keys(custom).length) contact.custom = custom
-  return contact
-}
-
-function addRest(
-  custom: Record<string, CustomValue>,
-  parent: string,
-  object: Record<string, unknown>,
-  read: ReadonlySet<string>,
-  fieldTypes: ReadonlyMap<string, CustomType>,
-) {
-  for (const [name, value] of Object.entries(object)) {
-    if (!read.has(name)) addCustom(custom, [parent, name], value, fieldTypes)
-  }
-}
+type Source = [path: string, traits: Record<string, unknown> | undefined]
 
 /**
- * One trait (or nested object, flattened as Parent--child) -> typed custom fields.
- * Autopilot fixes a field's type when it is created, so the type is chosen from
- * the trait's name and the kind of its value — never from the particular value:
- * numbers are always float (3 and 3.5 must not make two types) and strings are
- * dates only when the name says so (createdAt, trial_date...). AUTOPILOT_FIELD_TYPES
- * pins a trait to a type; a value that does not fit its type is not sent.
+ * Builds the Autopilot contact for an email from trait sources, later sources winning (so
+ * traits win over context.traits). A reserved trait that cannot be sent as its field is
+ * left out with an issue; the rest of the event goes on.
  */
-function addCustom(
-  custom: Record<string, CustomValue>,
-  path: string[],
-  value: unknown,
-  fieldTypes: ReadonlyMap<string, CustomType>,
-) {
-  if (!present(value)) return
-  const name = customName(path)
-  if (!name) return
-  if (typeof value === 'object' && value !== null && !Array.isArray(value) && path.length < MAX_DEPTH) {
-    for (const [key, inner] of Object.entries(value)) addCustom(custom, [...path, key], inner, fieldTypes)
-    return
+export function traitsToContact(email: string, sources: readonly Source[], settings: MappingSettings): { contact: Contact; issues: Issue[] } {
+  const reserved = new Map<Reserved, { value: unknown; path: string; exact: boolean }>()
+  const custom = new Map<string, { value: unknown; path: string }>()
+  for (const [prefix, traits] of sources) {
+    if (!traits) continue
+    const seen = new Set<Reserved>()
+    for (const [name, value] of Object.entries(traits)) {
+      if (!present(value) || UNSAFE_NAMES.has(name)) continue
+      const target = ALIASES[normal(name)]
+      if (!target) {
+        custom.set(name, { value, path: `${prefix}.${name}` })
+        continue
+      }
+      // Within one source the usual spelling (firstName) wins over another (FIRSTNAME); a later source wins.
+      const exact = name === target || name === toCamel(target)
+      if (seen.has(target) && (reserved.get(target)!.exact || !exact)) continue
+      seen.add(target)
+      reserved.set(target, { value, path: `${prefix}.${name}`, exact })
+    }
   }
-  const type = fieldTypes.get(path.join('.')) ?? defaultType(path[path.length - 1], value)
-  const fitted = fit(type, value)
-  if (fitted !== undefined) custom[`${type}--${name}`] = fitted
+
+  const issues: Issue[] = []
+  const drop = (path: string, problem: string) => issues.push({ path, message: `${problem}; not sent` })
+  const contact: Contact = { Email: email.trim().toLowerCase() }
+  const setText = (field: StandardField, entry: { value: unknown; path: string }) => {
+    const converted = isObject(entry.value) || Array.isArray(entry.value) ? { ok: false as const, problem: 'must be text' } : text(entry.value)
+    if (converted.ok) contact[field] = converted.value as string
+    else drop(entry.path, converted.problem)
+  }
+  const fields = new CustomFields(settings, issues)
+  for (const [target, entry] of reserved) {
+    switch (target) {
+      case 'email':
+        break // the event's email is decided before (emailOf)
+      case 'name':
+      case 'industry':
+        break // below, after the fields that take precedence
+      case 'company':
+        if (isObject(entry.value)) {
+          for (const [name, value] of Object.entries(entry.value)) {
+            const part = COMPANY[normal(name)]
+            if (!present(value)) continue
+            if (part === 'name') setText('Company', { value, path: `${entry.path}.${name}` })
+            else if (part) setText(part, { value, path: `${entry.path}.${name}` })
+            else fields.add(['company', name], value, `${entry.path}.${name}`)
+          }
+        } else {
+          setText('Company', entry)
+        }
+        break
+      case 'address':
+        if (!isObject(entry.value)) {
+          drop(entry.path, 'must be an object (street, city, state, postalCode, country)')
+          break
+        }
+        for (const [name, value] of Object.entries(entry.value)) {
+          if (!present(value)) continue
+          const field = ADDRESS[normal(name)]
+          if (field) setText(field, { value, path: `${entry.path}.${name}` })
+          else fields.add(['address', name], value, `${entry.path}.${name}`)
+        }
+        break
+      case 'unsubscribed': {
+        const converted = convert('boolean', entry.value)
+        if (converted.ok) contact.unsubscribed = converted.value as boolean
+        else drop(entry.path, 'must be true or false')
+        break
+      }
+      case 'newEmail': {
+        const result = v.safeParse(Email, entry.value)
+        if (!result.success) drop(entry.path, result.issues[0].message)
+        else if (result.output.toLowerCase() !== contact.Email) contact._NewEmail = result.output.toLowerCase()
+        break
+      }
+      default:
+        setText(target, entry)
+    }
+  }
+  const industry = reserved.get('industry')
+  if (industry && contact.Industry === undefined) setText('Industry', industry)
+  const name = reserved.get('name')
+  if (name && contact.FirstName === undefined && contact.LastName === undefined) {
+    const full = text(name.value)
+    if (!full.ok || isObject(name.value)) drop(name.path, 'must be text')
+    else {
+      const [given, ...family] = String(full.value).trim().split(/\s+/)
+      if (given) contact.FirstName = given
+      if (family.length) contact.LastName = family.join(' ')
+    }
+  }
+  for (const [name, { value, path }] of custom) fields.add([name], value, path)
+  if (fields.size) contact.custom = fields.values
+  return { contact, issues }
 }
 
-/** Autopilot's custom field name: spaces become `--`; names that cannot be sent are skipped. */
-export function customName(path: readonly string[]): string | undefined {
-  const parts: string[] = []
-  for (const segment of path) {
-    const part = fieldName(segment)
-    if (!part) return undefined
-    parts.push(part)
+const toCamel = (target: Reserved) => target.charAt(0).toLowerCase() + target.slice(1)
+
+/** Typed custom fields: the pinned type, else the account's own field (and its spelling), else today's rules. */
+class CustomFields {
+  readonly values: Record<string, CustomValue> = {}
+  size = 0
+  private readonly account: AccountFields
+
+  constructor(
+    private readonly settings: MappingSettings,
+    private readonly issues: Issue[],
+  ) {
+    this.account = settings.accountFields ?? noAccountFields
   }
-  const name = parts.join('--')
-  return name.length <= MAX_NAME_LENGTH ? name : undefined
-}
 
-// The same trait names arrive in event after event: clean each once per isolate.
-const fieldNames = new Map<string, string>()
-function fieldName(segment: string): string {
-  let part = fieldNames.get(segment)
-  if (part === undefined) {
-    part = UNSAFE_NAMES.has(segment)
-      ? ''
-      : segment
-          .toWellFormed()
-          .replace(/(?![\t\n\v\f\r])\p{Cc}/gu, '') // control characters, but whitespace becomes -- below
-          .trim()
-          .replace(/\s+/gu, '--')
-    if (fieldNames.size >= 10_000) fieldNames.clear()
-    fieldNames.set(segment, part)
-  }
-  return part
-}
-
-/** createdAt, updated_at, signupDate, trial_end_date, "Renewal Date", birthday, date. */
-const DATE_NAME = /(?:[a-z\d](?:At|Date)|[_\s-](?:at|At|date|Date))$|^(?:date|Date|birthday|Birthday)$/
-
-function defaultType(name: string, value: unknown): CustomType {
-  switch (typeof value) {
-    case 'boolean':
-      return 'boolean'
-    case 'number':
-      return 'float'
-    case 'string':
-      return DATE_NAME.test(name.trim()) ? 'date' : 'string'
-    default:
-      return 'string'
-  }
-}
-
-/** The value as the type holds it, or undefined when it cannot be. */
-function fit(type: CustomType, value: unknown): CustomValue | undefined {
-  switch (type) {
-    case 'integer':
-      return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined
-    case 'float':
-      return typeof value === 'number' && Number.isFinite(value) ? value : undefined
-    case 'boolean':
-      return typeof value === 'boolean' ? value : undefined
-    case 'date':
-      return typeof value === 'string' ? isoDate(value) : undefined
-    case 'string':
-      return typeof value === 'object' ? text(value) : String(value).toWellFormed()
-  }
-}
-
-/** ISO-8601 as given; other date text that parses (e.g. RFC 2822) converted to ISO. */
-function isoDate(value: string): string | undefined {
-  const time = Date.parse(value)
-  if (Number.isNaN(time)) return undefined
-  return ISO_DATE.test(value) ? value : new Date(time).toISOString()
-}
-
-/** Arrays of plain values read best as a list; anything else nested is kept as JSON. */
-function text(value: unknown): string | undefined {
-  if (Array.isArray(value) && value.every((item) => ['string', 'number', 'boolean'].includes(typeof item))) {
-    return value.join(', ').toWellFormed()
-  }
-  try {
-    return JSON.stringify(value).toWellFormed()
-  } catch {
-    return undefined // too deeply nested to serialise: skip the field rather than fail the event
+  add(path: string[], value: unknown, issuePath: string) {
+    if (!present(value)) return
+    const name = customName(path)
+    if (!name) return // __proto__, empty or over-long names are never sent
+    const pinned = this.settings.fieldTypes.get(path.join('.'))
+    const existing = this.account.byName.get(name) ?? this.account.byLowerName.get(name.toLowerCase())
+    if (isObject(value) && path.length < MAX_DEPTH && !pinned && !existing) {
+      for (const [key, inner] of Object.entries(value)) this.add([...path, key], inner, `${issuePath}.${key}`)
+      return
+    }
+    const type = pinned ?? existing?.type ?? defaultType(path[path.length - 1], value)
+    const converted = convert(type, value)
+    if (!converted.ok) {
+      const whose = pinned ? 'AUTOPILOT_FIELD_TYPES pins it to' : existing ? `the account's field "${existing.name}" is` : 'it is sent as'
+      this.issues.push({ path: issuePath, message: `${converted.problem}, and ${whose} ${type}; not sent` })
+      return
+    }
+    const key = `${type}--${existing?.name ?? name}`
+    if (!(key in this.values)) this.size++
+    this.values[key] = converted.value
   }
 }
 

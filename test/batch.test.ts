@@ -68,7 +68,7 @@ describe('batches', () => {
     const { results, counts } = await json(response)
     expect(counts).toEqual({ delivered: 1, rejected: 2 })
     expect(results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([[1, 'rejected'], [2, 'rejected']])
-    expect(results[0].issues).toEqual([{ path: 'traits.email', message: 'must be a string' }])
+    expect(results[0].issues).toEqual([{ path: 'traits.email', message: 'must be a string; not used' }])
     expect(autopilot.contacts.size).toBe(1)
   })
 

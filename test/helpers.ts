@@ -48,6 +48,8 @@ export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions
     AUTOPILOT_TRIGGERS: JSON.stringify({ 'Step Activated': '0001', 'Order Completed': '0002' }),
     // Tests that are not about pacing do not wait for Autopilot's 5 r/s.
     AUTOPILOT_MAX_RPS: '1000',
+    // Tests that are not about the account's custom fields do not read them (test/account.test.ts does).
+    AUTOPILOT_FIELDS_REFRESH_SECONDS: '0',
     DB: testEnv.DB,
     ...env,
   }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { contactProblem } from '../sandbox/autopilot.js'
 import type { CustomType } from '../src/config'
 import { checkEvent, type SegmentEvent } from '../src/schema'
-import { customName, mergeContacts, MISSING_IDENTIFIER, toAction, traitsToContact, type Contact } from '../src/transform'
+import { mergeContacts, MISSING_IDENTIFIER, toAction, traitsToContact, type Contact } from '../src/transform'
+import { customName } from '../src/fields'
 
 const settings = {
   triggers: new Map([['Step Activated', '0001']]),
