@@ -3,7 +3,7 @@
 // with plain inputs and outputs.
 import * as v from 'valibot'
 import type { CustomType } from './config'
-import { convert, customName, defaultType, noAccountFields, text, type AccountFields, type CustomValue } from './fields'
+import { convert, customName, defaultType, noAccountFields, text, type AccountField, type AccountFields, type CustomValue } from './fields'
 import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from './schema'
 
 export type StandardField =
@@ -82,8 +82,15 @@ function emailSources(event: IdentifyEvent | TrackEvent): [string, unknown][] {
   return event.type === 'identify' ? [['traits.email', event.traits?.email], ['context.traits.email', context]] : [['properties.email', event.properties?.email], ['context.traits.email', context]]
 }
 
+const emails = new WeakMap<object, { email?: string; issues: Issue[] }>()
 /** The first valid email an identify or track carries (trimmed), and issues for invalid ones before it. */
 export function emailOf(event: IdentifyEvent | TrackEvent): { email?: string; issues: Issue[] } {
+  let found = emails.get(event)
+  if (!found) emails.set(event, (found = findEmail(event)))
+  return found
+}
+
+function findEmail(event: IdentifyEvent | TrackEvent): { email?: string; issues: Issue[] } {
   const issues: Issue[] = []
   for (const [path, value] of emailSources(event)) {
     if (!present(value)) continue
@@ -96,9 +103,15 @@ export function emailOf(event: IdentifyEvent | TrackEvent): { email?: string; is
 
 export const eventEmail = (event: IdentifyEvent | TrackEvent): string | undefined => emailOf(event).email
 
+const newEmails = new WeakMap<object, string | undefined>()
 /** The email traits change the contact to (`_NewEmail`, `newEmail`, `new_email`...), if valid. */
 export function newEmailIn(traits: Record<string, unknown> | undefined): string | undefined {
   if (!traits) return undefined
+  if (!newEmails.has(traits)) newEmails.set(traits, findNewEmail(traits))
+  return newEmails.get(traits)
+}
+
+function findNewEmail(traits: Record<string, unknown>): string | undefined {
   for (const [name, value] of Object.entries(traits)) {
     if (ALIASES[normal(name)] !== 'newEmail') continue
     const result = v.safeParse(Email, value)
@@ -256,36 +269,71 @@ const toCamel = (target: Reserved) => target.charAt(0).toLowerCase() + target.sl
 class CustomFields {
   readonly values: Record<string, CustomValue> = {}
   size = 0
-  private readonly account: AccountFields
+  private readonly plans: Map<string, Plan>
 
   constructor(
     private readonly settings: MappingSettings,
     private readonly issues: Issue[],
   ) {
-    this.account = settings.accountFields ?? noAccountFields
+    this.plans = plansFor(settings)
   }
 
   add(path: string[], value: unknown, issuePath: string) {
     if (!present(value)) return
-    const name = customName(path)
-    if (!name) return // __proto__, empty or over-long names are never sent
-    const pinned = this.settings.fieldTypes.get(path.join('.'))
-    const existing = this.account.byName.get(name) ?? this.account.byLowerName.get(name.toLowerCase())
+    const plan = this.plan(path)
+    if (!plan.name) return // __proto__, empty or over-long names are never sent
+    const { pinned, existing } = plan
     if (isObject(value) && path.length < MAX_DEPTH && !pinned && !existing) {
       for (const [key, inner] of Object.entries(value)) this.add([...path, key], inner, `${issuePath}.${key}`)
       return
     }
-    const type = pinned ?? existing?.type ?? defaultType(path[path.length - 1], value)
+    const type = pinned ?? existing?.type ?? (plan.dateName && typeof value === 'string' ? 'date' : defaultType('', value))
     const converted = convert(type, value)
     if (!converted.ok) {
       const whose = pinned ? 'AUTOPILOT_FIELD_TYPES pins it to' : existing ? `the account's field "${existing.name}" is` : 'it is sent as'
       this.issues.push({ path: issuePath, message: `${converted.problem}, and ${whose} ${type}; not sent` })
       return
     }
-    const key = `${type}--${existing?.name ?? name}`
+    const key = `${type}--${existing?.name ?? plan.name}`
     if (!(key in this.values)) this.size++
     this.values[key] = converted.value
   }
+
+  /** Where a trait goes, worked out once per trait name and settings, not per event. */
+  private plan(path: string[]): Plan {
+    const id = path.length === 1 ? path[0] : path.join('\u0000')
+    let plan = this.plans.get(id)
+    if (!plan) {
+      const name = customName(path)
+      const account = this.settings.accountFields ?? noAccountFields
+      plan = {
+        name,
+        pinned: this.settings.fieldTypes.get(path.join('.')),
+        existing: name ? (account.byName.get(name) ?? account.byLowerName.get(name.toLowerCase())) : undefined,
+        dateName: defaultType(path[path.length - 1], '') === 'date',
+      }
+      if (this.plans.size >= 10_000) this.plans.clear()
+      this.plans.set(id, plan)
+    }
+    return plan
+  }
+}
+
+interface Plan {
+  name?: string
+  pinned?: CustomType
+  existing?: AccountField
+  dateName: boolean
+}
+// Per settings (the pins) and account field list: both change rarely, so plans are reused.
+const planCache = new WeakMap<object, WeakMap<object, Map<string, Plan>>>()
+function plansFor(settings: MappingSettings): Map<string, Plan> {
+  const account = settings.accountFields ?? noAccountFields
+  let byPins = planCache.get(account)
+  if (!byPins) planCache.set(account, (byPins = new WeakMap()))
+  let plans = byPins.get(settings.fieldTypes)
+  if (!plans) byPins.set(settings.fieldTypes, (plans = new Map()))
+  return plans
 }
 
 /** Several events for one email become one contact; later values win per field. */
