@@ -6,6 +6,17 @@ import { defineConfig } from 'vitest/config'
 // migrations are applied in every test file (test/apply-migrations.ts). Unit tests build
 // their own env per test (see test/helpers.ts); these vars serve the Worker when
 // Miniflare itself invokes it (the queue consumer in the e2e test).
+// The pool (0.15, the last on Node 20) prints workerd's benign teardown warning
+// "WebSocket peer disconnected" once per test file; 0.16 filters it itself
+// (cloudflare/workers-sdk#13833). Drop exactly that line, nothing else.
+const TEARDOWN_NOISE = /^exception = workerd\/api\/web-socket\.c\+\+:\d+: disconnected: WebSocket peer disconnected\n?$/
+type Writer = { write: (chunk: string | Uint8Array, ...rest: unknown[]) => boolean }
+const { stdout, stderr } = (globalThis as unknown as { process: { stdout: Writer; stderr: Writer } }).process
+for (const stream of [stdout, stderr]) {
+  const write = stream.write.bind(stream)
+  stream.write = (chunk, ...rest) => TEARDOWN_NOISE.test(String(chunk)) || write(chunk, ...rest)
+}
+
 export default defineConfig(async () => ({
   plugins: [
     cloudflareTest({

@@ -89,7 +89,7 @@ function fits(type, value) {
  * Location header, 4xx/5xx with Autopilot's error shape, or 2xx with `body`), a hang, a
  * reset connection.
  * @typedef {{ status?: number, body?: unknown, location?: string, hang?: boolean, network?: boolean, retryAfter?: string, match?: (call: Call) => boolean }} Fault
- * @typedef {{ at: number, method: string, path: string, body: any, status: number, apiKey: string | null }} Call
+ * @typedef {{ at: number, done?: number, method: string, path: string, body: any, status: number, apiKey: string | null }} Call
  * @typedef {{
  *   apiKey?: string,
  *   rateLimit?: number,
@@ -167,6 +167,7 @@ export function createAutopilot(options = {}) {
     const response = await answer(request, call)
     if (state.latencyMs > 0) await delay(state.latencyMs, request.signal)
     call.status = response.status
+    call.done = now()
     options.log?.(`${call.method} ${call.path} -> ${call.status}${summary(call)}`)
     return response
   }

@@ -56,7 +56,7 @@ export class AutopilotError extends Error {
     readonly kind: Exclude<AnswerKind, 'ok'>,
     message: string,
     readonly status?: number,
-    /** Seconds, for 429. */
+    /** Seconds, for a 429 that said (Retry-After). */
     readonly retryAfter?: number,
     /** Autopilot answered. Without an answer (timeout, network) the call may still have taken effect. */
     readonly answered = status !== undefined,
@@ -91,13 +91,10 @@ export interface ClientOptions {
   gate?: CallGate
   /** Called after every call, for the request log. */
   onCall?: (record: CallRecord) => void
-  /** Told about every 429, so a pacer can slow down. */
-  onRateLimited?: (retryAfterSeconds: number) => void
   /** Calls repeated in place (through the gate again) before the failure is returned. */
   retries?: { rateLimited: number; unavailable: number }
 }
 
-export const DEFAULT_RETRY_AFTER_SECONDS = 1
 const NO_RETRIES = { rateLimited: 0, unavailable: 0 }
 
 export class AutopilotClient {
@@ -184,7 +181,6 @@ export class AutopilotClient {
       throw (failure = await errorFor(kind, response, op, path, apiKey))
     } finally {
       gate?.leave(failure)
-      if (failure?.kind === 'rate_limited') this.options.onRateLimited?.(failure.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS)
     }
   }
 }
@@ -230,10 +226,9 @@ async function errorInBody(response: Response, onOk?: (response: Response) => Pr
   }
 }
 
-function retryAfterSeconds(header: string | null): number {
+function retryAfterSeconds(header: string | null): number | undefined {
   const seconds = Number(header)
-  if (header && Number.isFinite(seconds) && seconds >= 0) return Math.min(Math.ceil(seconds), 3600)
-  return DEFAULT_RETRY_AFTER_SECONDS
+  return header && Number.isFinite(seconds) && seconds >= 0 ? Math.min(Math.ceil(seconds), 3600) : undefined
 }
 
 /** Autopilot's own message, short. */

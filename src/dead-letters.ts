@@ -53,7 +53,7 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
     valid.map(({ event, letter }) => ({ event, at: letter.firstSeen })),
     {
       store,
-      client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
+      client: AutopilotClient.for(config, { onCall: log.onCall, gate }),
       config,
       claimant: log.requestId,
       leaseMs: 10 * 60_000,

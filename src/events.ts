@@ -81,7 +81,7 @@ events.post('/', limitBody, async (c) => {
       const gate = new Gate({ pacer, maxCalls: config.maxCalls, deadline: started + config.deadlineMs, unavailableLimit: 2, stopOnRateLimit: true })
       const results = await deliverItems(items, {
         store: store!,
-        client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
+        client: AutopilotClient.for(config, { onCall: log.onCall, gate }),
         config,
         claimant: log.requestId,
         leaseMs: DIRECT_LEASE_MS,

@@ -71,6 +71,7 @@ export class Gate implements CallGate {
       return
     }
     const { kind } = error
+    if (kind === 'rate_limited') this.options.pacer.rateLimited(error.retryAfter)
     if (kind === 'unavailable') this.unavailableInARow++
     if (
       kind === 'key_rejected' ||

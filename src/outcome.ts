@@ -41,15 +41,18 @@ export const rejected = (message: string, issues?: Issue[]): Outcome => ({
 export const retry = (message: string, retryAfter?: number): Outcome =>
   retryAfter === undefined ? { status: 'retry', message, httpStatus: 503 } : { status: 'retry', message, httpStatus: 429, retryAfter }
 
+/** What Segment is told to wait after a 429 that did not say (Autopilot sends no Retry-After). */
+export const DEFAULT_RETRY_AFTER_SECONDS = 1
+
 /** A failure of a call (or of the chance to make one) as an outcome. */
 export function fromError(error: unknown): Outcome {
   if (error instanceof Stopped) {
     const cause = error.failure
-    const outcome = cause?.kind === 'rate_limited' ? retry(error.message, cause.retryAfter) : retry(error.message)
+    const outcome = cause?.kind === 'rate_limited' ? retry(error.message, cause.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS) : retry(error.message)
     return { ...outcome, notAttempted: true }
   }
   if (!(error instanceof AutopilotError)) throw error
-  if (error.kind === 'rate_limited') return retry(error.message, error.retryAfter)
+  if (error.kind === 'rate_limited') return retry(error.message, error.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS)
   if (error.retryable) return retry(error.message)
   return rejected(error.message)
 }

@@ -1,19 +1,25 @@
 // Keeps Autopilot call *starts* under AUTOPILOT_MAX_RPS (Autopilot allows 5 requests per
 // second per key): a sliding one-second window, so no second ever holds more. Waiters
-// are served in order. A 429 (someone else using the key, or Autopilot counting
-// differently) pauses for its Retry-After and takes one call/s off the pace, once per
-// pause; each quiet 2 s adds one back.
+// are served in order. A 429 pauses for its Retry-After — one call's slot when it gives
+// none (Autopilot's do not): the window already spaces the calls. 429s that keep coming
+// (someone else using the key) take one call/s off the pace each; every quiet 2 s adds
+// one back.
 
 const WINDOW_MS = 1000
 /** Timers are coarse: wait a little past the window so the next call is surely outside it. */
 const MARGIN_MS = 15
 const RECOVER_EVERY_MS = 2000
+/** A 429 this soon after another one means contention: slow down. */
+const REPEATED_WITHIN_MS = 1500
+/** The pause after a 429 without Retry-After: one call's slot at 5 r/s. */
+export const UNHINTED_PAUSE_MS = 200
 
 export class Pacer {
   private starts: number[] = []
   private pausedUntil = 0
   private limit: number
   private changedAt = 0
+  private lastRateLimited = -Infinity
   private line: Promise<unknown> = Promise.resolve()
 
   constructor(
@@ -59,14 +65,17 @@ export class Pacer {
     }
   }
 
-  /** Autopilot said 429: stop for Retry-After, then go on one call/s slower (once per pause). */
-  rateLimited(retryAfterSeconds: number): void {
+  /** Autopilot said 429: stop for Retry-After (or a moment); when 429s keep coming, go on one call/s slower. */
+  rateLimited(retryAfterSeconds?: number): void {
     const now = Date.now()
-    if (now >= this.pausedUntil) {
+    const repeated = now - this.lastRateLimited < REPEATED_WITHIN_MS
+    this.lastRateLimited = now
+    if ((repeated || retryAfterSeconds !== undefined) && now >= this.pausedUntil) {
       this.limit = Math.max(1, this.limit - 1)
       this.changedAt = now
     }
-    this.pausedUntil = Math.max(this.pausedUntil, now + retryAfterSeconds * 1000)
+    const pause = retryAfterSeconds === undefined ? UNHINTED_PAUSE_MS : retryAfterSeconds * 1000
+    this.pausedUntil = Math.max(this.pausedUntil, now + pause)
   }
 }
 

@@ -169,7 +169,6 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Conf
   const client = AutopilotClient.for(config, {
     onCall: log.onCall,
     gate: new Gate({ pacer, maxCalls: CONSUMER_MAX_CALLS, deadline: Date.now() + CONSUMER_BUDGET_MS, unavailableLimit: 5, stopOnRateLimit: false }),
-    onRateLimited: (seconds) => pacer.rateLimited(seconds),
     // A 429 means "slower", not "failed": the pacer pauses, then the call goes again.
     retries: { rateLimited: 5, unavailable: 2 },
   })

@@ -45,7 +45,7 @@ export async function sweep(env: Env): Promise<void> {
         rows.map((row) => ({ event: row.event, at: row.parkedAt, parked: { id: row.id, email: row.email } })),
         {
           store,
-          client: AutopilotClient.for(config, { onCall: log.onCall, gate, onRateLimited: (seconds) => pacer.rateLimited(seconds) }),
+          client: AutopilotClient.for(config, { onCall: log.onCall, gate }),
           config,
           claimant: log.requestId,
           leaseMs: SWEEP_BUDGET_MS + 10 * 60_000,
