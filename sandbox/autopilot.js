@@ -168,7 +168,10 @@ export function createAutopilot(options = {}) {
     if (state.latencyMs > 0) await delay(state.latencyMs, request.signal)
     call.status = response.status
     call.done = now()
-    options.log?.(`${call.method} ${call.path} -> ${call.status}${summary(call)}`)
+    if (options.log) {
+      const said = response.status >= 400 ? await response.clone().json().then((b) => ` "${b.message}"`, () => '') : ''
+      options.log(`${call.method} ${decodeURIComponent(call.path)} -> ${call.status}${said}${summary(call)}`)
+    }
     return response
   }
 
@@ -284,11 +287,14 @@ function hang(request) {
   })
 }
 
-/** @param {Call} call */
+/** What a call carried, for the sandbox's log: a bulk call shows its first contacts and counts the rest.
+ * @param {Call} call */
 function summary(call) {
-  if (call.path === '/contacts') return ` (${call.body?.contacts?.length ?? 0} contacts)`
-  if (call.path === '/contact' && call.body?.contact) return ` ${JSON.stringify(call.body.contact)}`
-  return ''
+  if (call.path === '/contact' && call.body?.contact) return `  ${JSON.stringify(call.body.contact)}`
+  const list = call.path === '/contacts' && Array.isArray(call.body?.contacts) ? call.body.contacts : undefined
+  if (!list) return ''
+  const shown = list.slice(0, 3).map((/** @type {Record<string, unknown>} */ { Email, ...rest }) => `${Email} ${JSON.stringify(rest)}`)
+  return `  ${list.length} contacts: ${shown.join('; ')}${list.length > 3 ? `; … and ${list.length - 3} more` : ''}`
 }
 
 /** @param {number} status */

@@ -6,9 +6,7 @@
 //   npm run doctor -- --url https://segment-autopilot.<you>.workers.dev   (ADMIN_TOKEN from the environment)
 import { existsSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-
-/** The ADMIN_TOKEN `npm start` gives the local Worker (scripts/start.js). */
-export const LOCAL_ADMIN_TOKEN = 'local-admin-token'
+import { LOCAL_ADMIN_TOKEN } from './local.js'
 
 const { values } = parseArgs({ options: { url: { type: 'string' }, token: { type: 'string' } } })
 const url = (values.url ?? process.env.WORKER_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, '')
@@ -34,7 +32,7 @@ if (!response.ok) {
 console.log(`Setup check of ${url}\n`)
 for (const { ok, check, message } of body.checks ?? []) console.log(`${ok ? '✓' : '✗'} ${check}: ${message}`)
 if (body.triggers?.length) console.log(`\nAPI triggers in the account: ${body.triggers.map((/** @type {{triggerId: string, journey?: string}} */ t) => `${t.triggerId}${t.journey ? ` (${t.journey})` : ''}`).join(', ')}`)
-if (body.customFields?.length) console.log(`Custom fields in the account: ${body.customFields.map((/** @type {{name: string, type: string}} */ f) => `${f.name} (${f.type})`).join(', ')}`)
+if (body.customFields?.length) console.log(`Custom fields in the account: ${body.customFields.map((/** @type {{name: string, type: string}} */ f) => `${f.name.replaceAll('--', ' ')} (${f.type})`).join(', ')}`)
 console.log(`\n${body.status === 'ok' ? 'Ready.' : body.message}`)
 process.exit(body.status === 'ok' ? 0 : 1)
 

@@ -56,6 +56,8 @@ export interface Config {
   /** 0: the account's custom fields are not read. */
   fieldsRefreshMs: number
   adminToken?: string
+  /** The wrangler environment this Worker is deployed as ('' or 'queued'), for the commands its hints name. */
+  deployEnv: '' | 'queued'
   /** Configuration mistakes: while any exist, events are answered 503 so Segment retries. */
   problems: string[]
 }
@@ -135,6 +137,7 @@ function parseConfig(env: Env): Config {
     storeTimeoutMs: read('STORE_TIMEOUT_MS', PositiveInt, DEFAULT_STORE_TIMEOUT_MS, 'must be a whole number of milliseconds'),
     fieldsRefreshMs: read('AUTOPILOT_FIELDS_REFRESH_SECONDS', WholeNumber, DEFAULT_FIELDS_REFRESH_SECONDS, 'must be a whole number of seconds (0: off)') * 1000,
     adminToken: secret('ADMIN_TOKEN'),
+    deployEnv: env.EVENTS ? 'queued' : '',
     problems,
   }
 }
@@ -142,6 +145,13 @@ function parseConfig(env: Env): Config {
 /** A reason no identify or track can be delivered now; they are answered 503 so Segment retries. */
 export function configurationProblem(config: Config): string | undefined {
   if (config.problems.length) return `Configuration error: ${config.problems.join('; ')}`
-  if (!config.apiKey) return 'AUTOPILOT_API_KEY is not set (wrangler secret put AUTOPILOT_API_KEY); nothing was sent'
+  if (!config.apiKey) return `AUTOPILOT_API_KEY is not set (${secretPut(config, 'AUTOPILOT_API_KEY')}); nothing was sent`
   return undefined
 }
+
+/** The command that sets a secret of this deployment (naming its environment). */
+export const secretPut = (config: Config, name: string) => `npx wrangler secret put ${name}${config.deployEnv ? ` --env ${config.deployEnv}` : ''}`
+
+/** The command that applies migrations/ to this deployment's database. */
+export const migrateCommand = (config: Config) =>
+  `npx wrangler d1 migrations apply ${config.deployEnv ? `segment-autopilot-${config.deployEnv} --env ${config.deployEnv}` : 'segment-autopilot'} --remote`

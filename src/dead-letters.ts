@@ -59,6 +59,7 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
       leaseMs: 10 * 60_000,
       recordProgress: false,
       onProblem: log.problem,
+      onReplay: log.countReplay,
     },
   )
   const done = valid.filter((_, i) => outcomes[i].status === 'delivered' || outcomes[i].status === 'skipped' || outcomes[i].status === 'deferred')

@@ -3,7 +3,7 @@
 // account have (and does AUTOPILOT_FIELD_TYPES fight them), is D1 migrated — each said in
 // words a Segment admin can act on.
 import { AutopilotError, type AutopilotClient } from './autopilot'
-import type { Config } from './config'
+import { migrateCommand, secretPut, type Config } from './config'
 import { customName, parseAccountFields } from './fields'
 import type { Store } from './store'
 
@@ -20,12 +20,12 @@ export interface SetupReport {
   customFields?: { name: string; type: string }[]
 }
 
-export async function checkSetup(config: Config, client: AutopilotClient | undefined, store: Store | undefined, migrateCommand: string): Promise<SetupReport> {
+export async function checkSetup(config: Config, client: AutopilotClient | undefined, store: Store | undefined): Promise<SetupReport> {
   const checks: Check[] = []
   const add = (check: string, ok: boolean, message: string) => checks.push({ check, ok, message })
   for (const problem of config.problems) add('settings', false, problem)
   if (!config.allowUnsigned && !config.sharedSecret && !config.webhookToken) {
-    add('settings', false, 'Neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set: every event Segment sends is refused (503) until one is')
+    add('settings', false, `Neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set: every event Segment sends is refused (503) until one is (${secretPut(config, 'SEGMENT_WEBHOOK_TOKEN')})`)
   }
   if (config.allowUnsigned) add('settings', false, 'ALLOW_UNSIGNED is "true": anyone who finds the URL can write to your Autopilot account (for npm start only)')
 
@@ -33,14 +33,14 @@ export async function checkSetup(config: Config, client: AutopilotClient | undef
   else {
     try {
       const missing = await store.missingTables()
-      add('database', !missing.length, missing.length ? `The D1 database is not migrated (missing: ${missing.join(', ')}): run ${migrateCommand}` : 'The D1 database is migrated')
+      add('database', !missing.length, missing.length ? `The D1 database is not migrated (missing: ${missing.join(', ')}): run ${migrateCommand(config)}` : 'The D1 database is migrated')
     } catch (error) {
       add('database', false, `The D1 database did not answer: ${error instanceof Error ? error.message : 'unknown error'}`)
     }
   }
 
   if (!client) {
-    add('api key', false, 'AUTOPILOT_API_KEY is not set: npx wrangler secret put AUTOPILOT_API_KEY')
+    add('api key', false, `AUTOPILOT_API_KEY is not set: ${secretPut(config, 'AUTOPILOT_API_KEY')}`)
     return report(checks)
   }
   const read = async (path: string): Promise<unknown> => {
@@ -56,7 +56,7 @@ export async function checkSetup(config: Config, client: AutopilotClient | undef
     if (account instanceof Error) add('api key', false, `Could not check the API key: ${account.message}`)
     else add('api key', true, 'Autopilot accepts AUTOPILOT_API_KEY')
   } catch {
-    add('api key', false, 'Autopilot refused AUTOPILOT_API_KEY: copy it again from Autopilot (Settings → Autopilot API) and run npx wrangler secret put AUTOPILOT_API_KEY')
+    add('api key', false, `Autopilot refused AUTOPILOT_API_KEY: copy it again from Autopilot (Settings → Autopilot API) and run ${secretPut(config, 'AUTOPILOT_API_KEY')}`)
     return report(checks)
   }
 

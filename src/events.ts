@@ -4,7 +4,7 @@ import { Hono } from 'hono'
 import { answerBatch, answerOne } from './answer'
 import { authenticate } from './auth'
 import { AutopilotClient } from './autopilot'
-import { configurationProblem } from './config'
+import { configurationProblem, secretPut } from './config'
 import { Gate } from './gate'
 import { limitBody, methodNotAllowed, type App } from './http'
 import type { Item } from './identity'
@@ -36,7 +36,8 @@ events.post('/', limitBody, async (c) => {
   const auth = await authenticate(c.req.raw.headers, raw, () => firstEvent(parse()?.value), config)
   log.fields.auth = auth
   if (auth === 'not-configured') {
-    return c.json({ message: 'Unauthenticated requests are refused: set SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN' }, 503)
+    const how = `${secretPut(config, 'SEGMENT_WEBHOOK_TOKEN')} or ${secretPut(config, 'SEGMENT_SHARED_SECRET')}`
+    return c.json({ message: `Unauthenticated requests are refused: set SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN (${how})` }, 503)
   }
   if (auth === 'first-event-only') {
     // Not 401: Segment would drop the batch. Retried, it is delivered once a token is set.
@@ -87,6 +88,7 @@ events.post('/', limitBody, async (c) => {
         leaseMs: DIRECT_LEASE_MS,
         recordProgress: true,
         onProblem: log.problem,
+        onReplay: log.countReplay,
       })
       results.forEach((outcome, i) => (outcomes[indices[i]] = outcome))
     }

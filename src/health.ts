@@ -15,10 +15,8 @@ health.get('/health', async (c) => {
   const check = c.req.query('check')
   if (check !== undefined) {
     if (check !== 'autopilot') return c.json({ message: 'The only check is ?check=autopilot' }, 400)
-    const queued = Boolean(c.env.EVENTS)
     const client = config.apiKey ? AutopilotClient.for(config, { onCall: log.onCall }) : undefined
-    const migrate = `npx wrangler d1 migrations apply ${queued ? 'segment-autopilot-queued --env queued' : 'segment-autopilot'} --remote`
-    const report = await checkSetup(config, client, store, migrate)
+    const report = await checkSetup(config, client, store)
     const failed = report.checks.filter((item) => !item.ok).length
     return c.json({ message: failed ? `${failed} problems: see checks` : 'ready: Autopilot, the triggers and the database check out', ...report })
   }

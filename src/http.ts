@@ -2,7 +2,7 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { authenticateAdmin } from './auth'
-import { getConfig, type Config, type Env } from './config'
+import { getConfig, secretPut, type Config, type Env } from './config'
 import { RequestLog } from './log'
 import { Store } from './store'
 
@@ -24,7 +24,7 @@ export const perRequest: MiddlewareHandler<App> = async (c, next) => {
 /** The admin endpoints: `Authorization: Bearer <ADMIN_TOKEN>`. */
 export const adminOnly: MiddlewareHandler<App> = async (c, next) => {
   const result = await authenticateAdmin(c.req.raw.headers, c.var.config)
-  if (result === 'not-configured') return c.json({ message: 'Set ADMIN_TOKEN (npx wrangler secret put ADMIN_TOKEN, with --env queued for queued mode) to use the admin endpoints' }, 403)
+  if (result === 'not-configured') return c.json({ message: `Set ADMIN_TOKEN (${secretPut(c.var.config, 'ADMIN_TOKEN')}) to use the admin endpoints` }, 403)
   if (result === 'unauthorized') return c.json({ message: 'unauthorized' }, 401)
   c.var.log.fields.auth = 'admin'
   await next()

@@ -13,6 +13,8 @@ export class RequestLog {
   readonly calls: CallRecord[] = []
   /** Event type -> outcome -> count. */
   readonly events: Record<string, Record<string, number>> = {}
+  /** Parked events replayed here (before the event that brought their email), by their own type. */
+  readonly replayed: Record<string, Record<string, number>> = {}
   /** messageIds of events rejected or to be retried (not PII), a few at most. */
   readonly notDelivered: { messageId: string; outcome: string }[] = []
   readonly fields: Record<string, unknown> = {}
@@ -32,8 +34,11 @@ export class RequestLog {
     ;((this.fields.problems ??= {}) as Record<string, string>)[stage] = message.slice(0, 300)
   }
 
-  count(type: string, outcome: string, messageId?: string) {
-    const byOutcome = (this.events[type] ??= {})
+  /** A parked event replayed: counted under its own type, apart from the events of the request. */
+  readonly countReplay = (type: string, outcome: string, messageId?: string) => this.count(type, outcome, messageId, this.replayed)
+
+  count(type: string, outcome: string, messageId?: string, into = this.events) {
+    const byOutcome = (into[type] ??= {})
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1
     if (messageId && (outcome === 'rejected' || outcome === 'retry') && this.notDelivered.length < MAX_LISTED_IDS) {
       this.notDelivered.push({ messageId, outcome })
@@ -49,6 +54,7 @@ export class RequestLog {
       ...fields,
       ms,
       events: this.events,
+      ...(Object.keys(this.replayed).length && { replayed: this.replayed }),
       ...(this.notDelivered.length && { notDelivered: this.notDelivered }),
       autopilot: this.calls,
     }

@@ -24,6 +24,8 @@ export interface Run {
   recordProgress: boolean
   /** Queued mode: the reason to dead-letter an item with this outcome, if it should be. */
   deadLetter?: (item: Item, outcome: Outcome) => string | undefined
+  /** Told how each replayed parked event ended, for the log. */
+  onReplay?: (type: string, status: string, messageId?: string) => void
   /** Told what went wrong without stopping the run (a store failure, an unreadable field list), for the log. */
   onProblem?: (stage: string, message: string) => void
 }
@@ -226,6 +228,7 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
     else if (outcome!.status === 'delivered' && snapshot.contacts.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(action.contact, entry.at) })
   }
   for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
+  for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
   for (const [userHash, { email, at }] of resolution.learn) writes.learn.push({ userHash, email, emailHash: await hashEmail(email), at })
   const outcomes = items.map((_, index) => byIndex.get(index)!.outcome!)
   if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {

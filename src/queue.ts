@@ -186,6 +186,7 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Conf
           recordProgress: false,
           deadLetter,
           onProblem: log.problem,
+          onReplay: log.countReplay,
         })
       : []
   } catch (error) {

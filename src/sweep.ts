@@ -53,6 +53,7 @@ export async function sweep(env: Env): Promise<void> {
           onProblem: log.problem,
         },
       )
+      outcomes.forEach((outcome, i) => log.countReplay(rows[i].event.type, outcome.status, rows[i].event.messageId ?? undefined))
       result.replayed = outcomes.filter((outcome) => outcome.status !== 'retry').length
       result.waiting = rows.length - result.replayed
     }

@@ -117,6 +117,14 @@ describe('parking', () => {
     expect(await parked()).toEqual([])
   })
 
+  it('logs a replayed track as a track, apart from the request\'s own events', async () => {
+    const { post, logLines } = setup()
+    const parkedTrack = trackFor('u-11b')
+    await post(parkedTrack)
+    await post(identifyWith('u-11b', { email: EMAIL }))
+    expect(logLines().at(-1)).toMatchObject({ events: { identify: { delivered: 1 } }, replayed: { track: { delivered: 1 } } })
+  })
+
   it('resolves within one batch: a userId-only event before the identify that carries the email', async () => {
     const { post, autopilot } = setup()
     const response = await post([trackFor('u-12'), identifyWith('u-12', { email: EMAIL })])

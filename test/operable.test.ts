@@ -31,6 +31,17 @@ describe('GET /health', () => {
     expect(await json(await get('/health'))).toMatchObject({ mode: 'queued', bindings: { DB: true, EVENTS: true } })
   })
 
+  it('names the environment in every hint that names a wrangler command (queued mode: --env queued)', async () => {
+    const { post, request } = setup({ EVENTS: fakeQueue().queue, AUTOPILOT_API_KEY: undefined, SEGMENT_SHARED_SECRET: undefined, SEGMENT_WEBHOOK_TOKEN: undefined })
+    expect((await json(await post(identifySeed, { signature: 'none' }))).message).toContain('npx wrangler secret put SEGMENT_WEBHOOK_TOKEN --env queued')
+    const admin = await request(new Request('https://worker.test/dead-letters'))
+    expect((await json(admin)).message).toContain('npx wrangler secret put ADMIN_TOKEN --env queued')
+    const keyless = setup({ EVENTS: fakeQueue().queue, AUTOPILOT_API_KEY: undefined })
+    expect((await json(await keyless.post(identifySeed))).message).toContain('npx wrangler secret put AUTOPILOT_API_KEY --env queued')
+    const direct = setup({ AUTOPILOT_API_KEY: undefined })
+    expect((await json(await direct.post(identifySeed))).message).toMatch(/npx wrangler secret put AUTOPILOT_API_KEY\)/)
+  })
+
   it('is misconfigured without the D1 database, and events are answered 503 naming it', async () => {
     const { get, post } = setup({ DB: undefined })
     expect(await json(await get('/health'))).toMatchObject({ status: 'misconfigured', problems: [expect.stringContaining('DB (the D1 database) is not bound')] })
