@@ -44,7 +44,7 @@ events.post('/', limitBody, async (c) => {
     return c.json(
       {
         message:
-          'This batch is signed over its first event only (as Segment signs batches), which vouches for that event alone: set SEGMENT_WEBHOOK_TOKEN and send it from Segment as "Authorization: Bearer <token>" (README: Security)',
+          'This batch is signed over its first event only (as Segment signs batches), which vouches for that event alone: set SEGMENT_WEBHOOK_TOKEN and send it from Segment as "Authorization: Bearer <token>" (see docs/security.md)',
       },
       503,
     )

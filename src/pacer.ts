@@ -7,7 +7,7 @@
 
 const WINDOW_MS = 1000
 /** Timers are coarse: wait a little past the window so the next call is surely outside it. */
-const MARGIN_MS = 15
+const MARGIN_MS = 40
 const RECOVER_EVERY_MS = 2000
 /** A 429 this soon after another one means contention: slow down. */
 const REPEATED_WITHIN_MS = 1500
