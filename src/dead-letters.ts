@@ -10,7 +10,9 @@ import { pacerFor } from './pacer'
 import { deliverItems } from './pipeline'
 import { enqueue, EVENTS_QUEUE } from './queue'
 import { checkEvent } from './schema'
-import type { Store } from './store'
+import type { Sql } from './sql'
+import { Store } from './store'
+import { Upkeep } from './upkeep'
 
 const MAX_PAGE = 1000
 const REDRIVE_AT_ONCE = 100
@@ -22,7 +24,7 @@ deadLetters.use('/dead-letters/*', adminOnly)
 deadLetters.get('/dead-letters', async (c) => {
   const limit = Math.min(MAX_PAGE, Math.max(1, Number(c.req.query('limit')) || 100))
   const after = Math.max(0, Number(c.req.query('after')) || 0)
-  const list = await storeOf(c).listDeadLetters(limit, after, c.req.query('reason') || undefined)
+  const list = await new Upkeep(sqlOf(c)).listDeadLetters(limit, after, c.req.query('reason') || undefined)
   return c.json({
     message: 'dead letters, oldest first',
     deadLetters: list,
@@ -32,13 +34,14 @@ deadLetters.get('/dead-letters', async (c) => {
 
 deadLetters.post('/dead-letters/redrive', async (c) => {
   const { ids, reason } = await choice(c)
-  const store = storeOf(c)
-  const letters = await store.deadLettersFor({ ids, reason, limit: REDRIVE_AT_ONCE })
+  const sql = sqlOf(c)
+  const upkeep = new Upkeep(sql)
+  const letters = await upkeep.deadLettersFor({ ids, reason, limit: REDRIVE_AT_ONCE })
   if (!letters.length) return c.json({ message: 'no dead letters to re-drive', redriven: 0 })
   if (c.env.EVENTS) {
     // Sent first, then removed: a crash in between repeats a send, never loses a letter.
     await enqueue(c.env.EVENTS, letters.map((letter) => ({ event: letter.event, at: letter.firstSeen })))
-    const removed = await store.deleteDeadLetters(letters.map((letter) => letter.id))
+    const removed = await upkeep.deleteDeadLetters(letters.map((letter) => letter.id))
     return c.json({ message: `re-drove ${removed} dead letters to ${EVENTS_QUEUE}`, redriven: removed })
   }
   // Direct mode: delivered now, within this request's call budget; what is not stays.
@@ -52,7 +55,7 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
   const outcomes = await deliverItems(
     valid.map(({ event, letter }) => ({ event, at: letter.firstSeen })),
     {
-      store,
+      store: new Store(sql),
       client: AutopilotClient.for(config, { onCall: log.onCall, gate }),
       config,
       claimant: log.requestId,
@@ -63,7 +66,7 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
     },
   )
   const done = valid.filter((_, i) => outcomes[i].status === 'delivered' || outcomes[i].status === 'skipped' || outcomes[i].status === 'deferred')
-  const removed = await store.deleteDeadLetters(done.map(({ letter }) => letter.id))
+  const removed = await upkeep.deleteDeadLetters(done.map(({ letter }) => letter.id))
   const failed = outcomes.filter((outcome) => outcome.status === 'rejected' || outcome.status === 'retry')
   return c.json({
     message: `delivered ${removed} of ${letters.length} dead letters${failed.length ? `; the rest stay (${failed[0].message})` : ''}`,
@@ -74,18 +77,18 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
 deadLetters.delete('/dead-letters', async (c) => {
   const { ids } = await choice(c)
   if (!ids) return c.json({ message: 'Give the ids to delete: {"ids": [...]}' }, 400)
-  return c.json({ message: 'deleted', deleted: await storeOf(c).deleteDeadLetters(ids) })
+  return c.json({ message: 'deleted', deleted: await new Upkeep(sqlOf(c)).deleteDeadLetters(ids) })
 })
 
 deadLetters.get('/dead-letters/:id', async (c) => {
   const id = Number(c.req.param('id'))
-  const letter = Number.isSafeInteger(id) ? await storeOf(c).deadLetter(id) : undefined
+  const letter = Number.isSafeInteger(id) ? await new Upkeep(sqlOf(c)).deadLetter(id) : undefined
   return letter ? c.json({ message: letter.reason, ...letter }) : c.json({ message: 'No such dead letter' }, 404)
 })
 
-function storeOf(c: Context<App>): Store {
-  if (!c.var.store) throw new HTTPException(503, { message: 'DB (the D1 database) is not bound: see wrangler.toml' })
-  return c.var.store
+function sqlOf(c: Context<App>): Sql {
+  if (!c.var.sql) throw new HTTPException(503, { message: 'DB (the D1 database) is not bound: see wrangler.toml' })
+  return c.var.sql
 }
 
 const Choice = v.optional(

@@ -5,7 +5,7 @@
 import { AutopilotError, type AutopilotClient } from './autopilot'
 import { migrateCommand, secretPut, type Config } from './config'
 import { customName, parseAccountFields } from './fields'
-import type { Store } from './store'
+import type { Upkeep } from './upkeep'
 
 export interface Check {
   check: string
@@ -20,7 +20,7 @@ export interface SetupReport {
   customFields?: { name: string; type: string }[]
 }
 
-export async function checkSetup(config: Config, client: AutopilotClient | undefined, store: Store | undefined): Promise<SetupReport> {
+export async function checkSetup(config: Config, client: AutopilotClient | undefined, store: Upkeep | undefined): Promise<SetupReport> {
   const checks: Check[] = []
   const add = (check: string, ok: boolean, message: string) => checks.push({ check, ok, message })
   for (const problem of config.problems) add('settings', false, problem)

@@ -13,6 +13,7 @@ import { pacerFor } from './pacer'
 import { deliverItems } from './pipeline'
 import { acceptForQueue } from './queue'
 import { ACKNOWLEDGED_ONLY, checkEvent, eventsOf, type SegmentEvent } from './schema'
+import { Store } from './store'
 
 /** A direct-mode claim on a journey trigger outlives any attempt still running (Segment waits 5 s). */
 const DIRECT_LEASE_MS = 10 * 60_000
@@ -21,7 +22,7 @@ export const events = new Hono<App>()
 
 events.post('/', limitBody, async (c) => {
   const started = Date.now()
-  const { config, log, store } = c.var
+  const { config, log, sql } = c.var
   const raw = await c.req.text()
   let parsed: { value: unknown } | undefined
   const parse = () => {
@@ -81,7 +82,7 @@ events.post('/', limitBody, async (c) => {
       const pacer = pacerFor(config.maxRps)
       const gate = new Gate({ pacer, maxCalls: config.maxCalls, deadline: started + config.deadlineMs, unavailableLimit: 2, stopOnRateLimit: true })
       const results = await deliverItems(items, {
-        store: store!,
+        store: new Store(sql!),
         client: AutopilotClient.for(config, { onCall: log.onCall, gate }),
         config,
         claimant: log.requestId,

@@ -2,6 +2,7 @@
 // is: converted when the conversion is exact (the text "42" into an integer field),
 // reported as an issue when it is not — never an invented value.
 import type { CustomType } from './config'
+import type { Issue } from './schema'
 
 export type CustomValue = string | number | boolean
 
@@ -188,3 +189,80 @@ export function parseAccountFields(body: unknown): AccountFields {
 }
 
 export const noAccountFields: AccountFields = { byName: new Map(), byLowerName: new Map() }
+
+/** Nested objects are flattened this deep; anything deeper is kept as JSON text. */
+const MAX_DEPTH = 3
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+const present = (value: unknown) => value !== undefined && value !== null
+
+/** Typed custom fields: the pinned type, else the account's own field (and its spelling), else today's rules. */
+export class CustomFields {
+  readonly values: Record<string, CustomValue> = {}
+  size = 0
+  private readonly plans: Map<string, Plan>
+
+  constructor(
+    private readonly fieldTypes: ReadonlyMap<string, CustomType>,
+    private readonly account: AccountFields = noAccountFields,
+    private readonly issues: Issue[],
+  ) {
+    this.plans = plansFor(fieldTypes, account)
+  }
+
+  add(path: string[], value: unknown, issuePath: string) {
+    if (!present(value)) return
+    const plan = this.plan(path)
+    if (!plan.name) return // __proto__, empty or over-long names are never sent
+    const { pinned, existing } = plan
+    if (isObject(value) && path.length < MAX_DEPTH && !pinned && !existing) {
+      for (const [key, inner] of Object.entries(value)) this.add([...path, key], inner, `${issuePath}.${key}`)
+      return
+    }
+    const type = pinned ?? existing?.type ?? (plan.dateName && typeof value === 'string' ? 'date' : defaultType('', value))
+    const converted = convert(type, value)
+    if (!converted.ok) {
+      const whose = pinned ? 'AUTOPILOT_FIELD_TYPES pins it to' : existing ? `the account's field "${existing.name}" is` : 'it is sent as'
+      this.issues.push({ path: issuePath, message: `${converted.problem}, and ${whose} ${type}; not sent` })
+      return
+    }
+    const key = `${type}--${existing?.name ?? plan.name}`
+    if (!(key in this.values)) this.size++
+    this.values[key] = converted.value
+  }
+
+  /** Where a trait goes, worked out once per trait name and settings, not per event. */
+  private plan(path: string[]): Plan {
+    const id = path.length === 1 ? path[0] : path.join('\u0000')
+    let plan = this.plans.get(id)
+    if (!plan) {
+      const name = customName(path)
+      const { account } = this
+      plan = {
+        name,
+        pinned: this.fieldTypes.get(path.join('.')),
+        existing: name ? (account.byName.get(name) ?? account.byLowerName.get(name.toLowerCase())) : undefined,
+        dateName: defaultType(path[path.length - 1], '') === 'date',
+      }
+      if (this.plans.size >= 10_000) this.plans.clear()
+      this.plans.set(id, plan)
+    }
+    return plan
+  }
+}
+
+interface Plan {
+  name?: string
+  pinned?: CustomType
+  existing?: AccountField
+  dateName: boolean
+}
+// Per settings (the pins) and account field list: both change rarely, so plans are reused.
+const planCache = new WeakMap<object, WeakMap<object, Map<string, Plan>>>()
+function plansFor(fieldTypes: ReadonlyMap<string, CustomType>, account: AccountFields): Map<string, Plan> {
+  let byPins = planCache.get(account)
+  if (!byPins) planCache.set(account, (byPins = new WeakMap()))
+  let plans = byPins.get(fieldTypes)
+  if (!plans) byPins.set(fieldTypes, (plans = new Map()))
+  return plans
+}
+

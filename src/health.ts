@@ -5,18 +5,19 @@ import { version } from '../package.json'
 import { AutopilotClient } from './autopilot'
 import { checkSetup } from './doctor'
 import { adminOnly, authMode, methodNotAllowed, type App } from './http'
+import { Upkeep } from './upkeep'
 
 export const health = new Hono<App>()
 
 health.get('/health', async (c, next) => (c.req.query('check') ? adminOnly(c, next) : next()))
 
 health.get('/health', async (c) => {
-  const { config, log, store } = c.var
+  const { config, log, sql } = c.var
   const check = c.req.query('check')
   if (check !== undefined) {
     if (check !== 'autopilot') return c.json({ message: 'The only check is ?check=autopilot' }, 400)
     const client = config.apiKey ? AutopilotClient.for(config, { onCall: log.onCall }) : undefined
-    const report = await checkSetup(config, client, store)
+    const report = await checkSetup(config, client, sql && new Upkeep(sql))
     const failed = report.checks.filter((item) => !item.ok).length
     return c.json({ message: failed ? `${failed} problems: see checks` : 'ready: Autopilot, the triggers and the database check out', ...report })
   }

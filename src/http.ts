@@ -4,20 +4,20 @@ import { bodyLimit } from 'hono/body-limit'
 import { authenticateAdmin } from './auth'
 import { getConfig, secretPut, type Config, type Env } from './config'
 import { RequestLog } from './log'
-import { Store } from './store'
+import { Sql } from './sql'
 
-export type App = { Bindings: Env; Variables: { config: Config; log: RequestLog; store?: Store } }
+export type App = { Bindings: Env; Variables: { config: Config; log: RequestLog; sql?: Sql } }
 
-/** Settings (parsed once per isolate), the store, and one log line per request. */
+/** Settings (parsed once per isolate), the database handle, and one log line per request. */
 export const perRequest: MiddlewareHandler<App> = async (c, next) => {
   const log = new RequestLog(c.req.header('cf-ray') ?? crypto.randomUUID(), c.env.ANALYTICS)
   const config = getConfig(c.env)
-  const store = c.env.DB && new Store(c.env.DB, config.storeTimeoutMs)
+  const sql = c.env.DB && new Sql(c.env.DB, config.storeTimeoutMs)
   c.set('config', config)
   c.set('log', log)
-  c.set('store', store)
+  c.set('sql', sql)
   await next()
-  if (store?.stats.queries) log.fields.d1 = store.stats
+  if (sql?.stats.queries) log.fields.d1 = sql.stats
   log.emit({ kind: 'request', method: c.req.method, path: c.req.path, status: c.res.status })
 }
 

@@ -6,11 +6,12 @@ import { accountFields, FIELDS_KEY, fieldsDue } from './account'
 import type { AutopilotClient } from './autopilot'
 import type { Config } from './config'
 import { deliver, type Job } from './deliver'
-import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, normalEmail, resolve, type Item, type Resolved } from './identity'
-import { onlyEmail, stamp, withoutNewer } from './newest'
+import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, normalEmail, resolve, type Item } from './identity'
+import { onlyEmail, withoutNewer } from './newest'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
-import { emptySnapshot, noWrites, StoreError, type MessageState, type Snapshot, type Store } from './store'
-import { emailOf, eventEmail, toAction, type Action, type MappingSettings } from './transform'
+import { entered, settle, type Entry } from './settle'
+import { emptySnapshot, noWrites, StoreError, type Snapshot, type Store } from './store'
+import { emailOf, eventEmail, toAction, type MappingSettings } from './transform'
 
 export interface Run {
   store: Store
@@ -28,38 +29,6 @@ export interface Run {
   onReplay?: (type: string, status: string, messageId?: string) => void
   /** Told what went wrong without stopping the run (a store failure, an unreadable field list), for the log. */
   onProblem?: (stage: string, message: string) => void
-}
-
-interface Entry {
-  item: Item
-  resolved: Resolved
-  at: number
-  /** The input item this is (undefined: a parked event replayed before `teacher`). */
-  index?: number
-  teacher?: number
-  state?: MessageState
-  action?: Action
-  emailHash?: string
-  claim?: string
-  outcome?: Outcome
-  /** An earlier entry carries the same messageId: this one gets its outcome. */
-  sameAs?: Entry
-}
-
-const letter = (item: Item, reason: string) => ({
-  reason,
-  attempts: (item.attempts ?? 0) + 1,
-  firstSeen: item.at,
-  messageId: item.event.messageId,
-  type: item.event.type,
-  event: item.event,
-})
-
-/** Journey entries this isolate made: a re-send reaching the same isolate is never triggered twice. */
-const entered = new Set<string>()
-const remember = (messageId: string) => {
-  if (entered.size >= 10_000) entered.delete(entered.values().next().value!)
-  entered.add(messageId)
 }
 
 const DELETED = 'not sent: this person was deleted (a Segment delete) after this event happened'
@@ -177,69 +146,7 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
   const results = jobs.length ? await deliver(jobs, run.client) : []
 
   // Outcomes, and what the store should learn from them.
-  for (const [entry, job] of jobOf) {
-    const { outcome, entered: triggered } = results[job]
-    entry.outcome = outcome
-    if (!entry.claim) continue
-    if (triggered === 'yes') {
-      writes.confirm.push(entry.claim)
-      remember(entry.claim)
-    } else if (triggered !== 'unknown') {
-      writes.release.push(entry.claim) // Autopilot answered: it did not enter the journey
-    }
-  }
-  const byIndex = new Map<number, Entry>()
-  for (const entry of entries) {
-    entry.outcome = entry.sameAs?.outcome ?? entry.outcome ?? retry('not attempted')
-    if (entry.index !== undefined) byIndex.set(entry.index, entry)
-  }
-  /** Entries whose outcome holds only once the write below is done. */
-  const needsWrite = new Set<Entry>()
-  for (const entry of entries) {
-    const { item, outcome } = entry
-    if (!item.parked) continue
-    // A parked event replayed: settled unless it is to be retried; a refusal becomes a dead letter.
-    if (outcome!.status !== 'retry') writes.unpark.push(item.parked.id)
-    if (outcome!.status === 'rejected') writes.deadLetters.push(letter(item, outcome!.message))
-    const teacher = entry.teacher === undefined ? entry : byIndex.get(entry.teacher)!
-    if (outcome!.status === 'retry' && teacher.outcome!.status !== 'retry') {
-      teacher.outcome = retry(`delivered, but earlier parked events of this userId were not: ${outcome!.message}`)
-    }
-    needsWrite.add(teacher)
-  }
-  for (const entry of byIndex.values()) {
-    const reason = entry.sameAs ? undefined : run.deadLetter?.(entry.item, entry.outcome!)
-    if (reason) {
-      writes.deadLetters.push(letter(entry.item, reason))
-      entry.outcome = rejected(reason, entry.outcome!.issues)
-      needsWrite.add(entry)
-    }
-    const { event } = entry.item
-    if (event.userId && resolution.learn.has(hashes.get(event.userId)!)) needsWrite.add(entry)
-  }
-  for (const entry of entries) {
-    const { outcome, action, resolved } = entry
-    if (resolved.kind === 'delete' && (outcome!.status === 'delivered' || !resolved.email)) {
-      writes.forget.push({ userHash: resolved.userHash, emailHash: entry.emailHash, at: entry.at })
-      needsWrite.add(entry)
-    }
-    if (!entry.emailHash || !action || !('contact' in action)) continue
-    if (outcome!.status === 'retry') writes.guards.push({ emailHash: entry.emailHash, fields: {} })
-    else if (outcome!.status === 'delivered' && snapshot.contacts.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(action.contact, entry.at) })
-  }
-  for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
-  for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
-  for (const [userHash, { email, at }] of resolution.learn) writes.learn.push({ userHash, email, emailHash: await hashEmail(email), at })
-  const outcomes = items.map((_, index) => byIndex.get(index)!.outcome!)
-  if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {
-    for (const entry of byIndex.values()) {
-      const messageId = entry.item.event.messageId
-      if (!messageId || !entry.action || entry.claim || entry.sameAs) continue
-      const { status, message } = entry.outcome!
-      if (status === 'delivered') writes.progress.push({ messageId, state: 'done' })
-      else if (status === 'rejected') writes.progress.push({ messageId, state: 'rejected', reason: message })
-    }
-  }
+  const { outcomes, needsWrite } = await settle({ items, entries, jobOf, results, writes, run, snapshot, learn: resolution.learn, learns: (userId) => resolution.learn.has(hashes.get(userId)!), hashEmail })
   if (!storeDown) {
     try {
       await store.write(writes)

@@ -12,6 +12,7 @@ import { queued, rejected, retry, skipped, type Outcome } from './outcome'
 import { pacerFor } from './pacer'
 import { deliverItems } from './pipeline'
 import { checkEvent, type SegmentEvent } from './schema'
+import { Sql } from './sql'
 import { noWrites, Store } from './store'
 import { eventEmail, toAction } from './transform'
 
@@ -123,12 +124,13 @@ export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<v
   const log = new RequestLog(`queue:${batch.messages[0]?.id ?? 'empty'}`, env.ANALYTICS)
   const tally: Tally = { acked: 0, retried: 0, deadLettered: 0, requeued: 0 }
   const config = getConfig(env)
-  const store = env.DB && new Store(env.DB, config.storeTimeoutMs)
+  const sql = env.DB && new Sql(env.DB, config.storeTimeoutMs)
+  const store = sql && new Store(sql)
   try {
     if (batch.queue === DEAD_LETTER_QUEUE) await storeDeadLetters(batch, store, tally)
     else await deliverBatch(batch, env, config, store, log, tally)
   } finally {
-    if (store) log.fields.d1 = store.stats
+    if (sql) log.fields.d1 = sql.stats
     log.emit({ kind: 'queue', queue: batch.queue, messages: batch.messages.length, ...tally })
   }
 }

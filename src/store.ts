@@ -1,13 +1,12 @@
-// All of the Worker's state, in D1 (SQL in migrations/). Set-based: a request or queue
+// What the pipeline remembers, in D1 (SQL in migrations/). Set-based: a request or queue
 // batch reads everything it needs in one query (read), takes what must be held before
 // calling Autopilot in one round trip (hold), and writes what it learned in one more
-// (write). Many rows travel as one JSON text read with json_each, so no statement
-// needs more than a handful of bound parameters whatever the batch size.
+// (write). Many rows travel as one JSON text read with json_each, so no statement needs
+// more than a handful of bound parameters whatever the batch size.
 import type { SegmentEvent } from './schema'
+import { json, type Sql } from './sql'
 
-export class StoreError extends Error {
-  override name = 'StoreError'
-}
+export { StoreError } from './sql'
 
 export interface Identity {
   email: string | null
@@ -89,43 +88,16 @@ export const noWrites = (): Writes => ({
   learn: [], forget: [], unpark: [], confirm: [], release: [], progress: [], guards: [], deadLetters: [], cache: [],
 })
 
-export interface QueryStats {
-  queries: number
-  rowsRead: number
-  rowsWritten: number
-}
-
-export interface DeadLetterRow {
-  id: number
-  reason: string
-  attempts: number
-  firstSeen: number
-  lastSeen: number
-  messageId: string | null
-  type: string | null
-}
-
-export const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 'account_cache'] as const
-
-const json = (value: unknown) => JSON.stringify(value)
-const ids = (value: readonly unknown[]) => JSON.stringify(value)
-
 export class Store {
-  /** Queries made through this store and the rows D1 says they touched (for logs and the cost report). */
-  readonly stats: QueryStats = { queries: 0, rowsRead: 0, rowsWritten: 0 }
-
-  constructor(
-    private readonly db: D1Database,
-    private readonly timeoutMs: number,
-  ) {}
+  constructor(readonly sql: Sql) {}
 
   /** Everything a batch needs, in one query. */
   async read(keys: { users: string[]; emails: string[]; messages: string[]; cache?: string[] }): Promise<Snapshot> {
     const snapshot = emptySnapshot()
     if (!keys.users.length && !keys.emails.length && !keys.messages.length && !keys.cache?.length) return snapshot
     type Row = { k: string; key: string; a: string | null; b: number | null; c: number | null; d: string | null }
-    const { results } = await this.all<Row>(
-      this.db
+    const { results } = await this.sql.all<Row>(
+      this.sql
         .prepare(
           `SELECT 'u' AS k, user_hash AS key, email AS a, taught_at AS b, deleted_at AS c, email_hash AS d
              FROM identities WHERE user_hash IN (SELECT value FROM json_each(?1))
@@ -140,7 +112,7 @@ export class Store {
            UNION ALL SELECT 'f', key, value, fetched_at, NULL, NULL
              FROM account_cache WHERE key IN (SELECT value FROM json_each(?4))`,
         )
-        .bind(ids(keys.users), ids(keys.emails), ids(keys.messages), ids(keys.cache ?? [])),
+        .bind(json(keys.users), json(keys.emails), json(keys.messages), json(keys.cache ?? [])),
     )
     for (const { k, key, a, b, c, d } of results) {
       if (k === 'u') snapshot.identities.set(key, { email: a, emailHash: d, taughtAt: b ?? 0, deletedAt: c })
@@ -155,14 +127,14 @@ export class Store {
   /** Parked events of these users, oldest first. */
   async parkedFor(userHashes: string[]): Promise<ParkedRow[]> {
     if (!userHashes.length) return []
-    const { results } = await this.all<ParkedSql>(
-      this.db
+    const { results } = await this.sql.all<ParkedSql>(
+      this.sql
         .prepare(
           `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event, m.state, m.lease_until, m.note
            FROM parked p LEFT JOIN messages m ON m.message_id = p.message_id
            WHERE p.user_hash IN (SELECT value FROM json_each(?1)) ORDER BY p.id`,
         )
-        .bind(ids(userHashes)),
+        .bind(json(userHashes)),
     )
     return results.map(toParked)
   }
@@ -173,7 +145,7 @@ export class Store {
     const now = Date.now()
     if (holds.park.length) {
       statements.push(
-        this.db
+        this.sql
           .prepare(
             `INSERT OR IGNORE INTO parked (user_hash, message_id, type, parked_at, event)
              SELECT value->>'u', value->>'m', value->>'t', ?2, value->>'e' FROM json_each(?1)`,
@@ -184,7 +156,7 @@ export class Store {
     if (holds.claims.length) {
       // New ids are claimed; an existing claim only once its lease has run out (a crashed attempt).
       statements.push(
-        this.db
+        this.sql
           .prepare(
             `INSERT INTO messages (message_id, state, at, lease_until, note)
              SELECT value, 'claimed', ?2, ?3, ?4 FROM json_each(?1) WHERE true
@@ -192,11 +164,11 @@ export class Store {
                WHERE messages.state = 'claimed' AND messages.lease_until < ?2
              RETURNING message_id`,
           )
-          .bind(ids(holds.claims), now, holds.leaseUntil, holds.by),
+          .bind(json(holds.claims), now, holds.leaseUntil, holds.by),
       )
     }
     if (!statements.length) return new Set()
-    const results = await this.batch(statements)
+    const results = await this.sql.batch(statements)
     const claimed = holds.claims.length ? (results.at(-1)!.results as { message_id: string }[]) : []
     return new Set(claimed.map((row) => row.message_id))
   }
@@ -205,7 +177,7 @@ export class Store {
   async write(writes: Writes): Promise<void> {
     const now = Date.now()
     const statements: D1PreparedStatement[] = []
-    const add = (sql: string, ...values: unknown[]) => statements.push(this.db.prepare(sql).bind(...values))
+    const add = (sql: string, ...values: unknown[]) => statements.push(this.sql.prepare(sql).bind(...values))
     if (writes.learn.length) {
       // Newest wins, and nothing older than a delete brings the person back.
       add(
@@ -239,17 +211,17 @@ export class Store {
         now,
       )
     }
-    if (writes.unpark.length) add('DELETE FROM parked WHERE id IN (SELECT value FROM json_each(?1))', ids(writes.unpark))
+    if (writes.unpark.length) add('DELETE FROM parked WHERE id IN (SELECT value FROM json_each(?1))', json(writes.unpark))
     if (writes.confirm.length) {
       add(
         `INSERT INTO messages (message_id, state, at) SELECT value, 'done', ?2 FROM json_each(?1) WHERE true
          ON CONFLICT (message_id) DO UPDATE SET state = 'done', at = ?2, note = NULL`,
-        ids(writes.confirm),
+        json(writes.confirm),
         now,
       )
     }
     if (writes.release.length) {
-      add(`DELETE FROM messages WHERE message_id IN (SELECT value FROM json_each(?1)) AND state = 'claimed'`, ids(writes.release))
+      add(`DELETE FROM messages WHERE message_id IN (SELECT value FROM json_each(?1)) AND state = 'claimed'`, json(writes.release))
     }
     if (writes.progress.length) {
       add(
@@ -287,141 +259,7 @@ export class Store {
         now,
       )
     }
-    if (statements.length) await this.batch(statements)
-  }
-
-  // --- the sweep ----------------------------------------------------------------
-
-  /** Removes parked events parked before `before`; returns what they were (no personal data). */
-  async expireParked(before: number): Promise<{ messageId: string | null; type: string; parkedAt: number }[]> {
-    const { results } = await this.all<{ message_id: string | null; type: string; parked_at: number }>(
-      this.db.prepare('DELETE FROM parked WHERE parked_at < ?1 RETURNING message_id, type, parked_at').bind(before),
-    )
-    return results.map((row) => ({ messageId: row.message_id, type: row.type, parkedAt: row.parked_at }))
-  }
-
-  /** Parked events whose userId's email is known now, oldest first: one query over all of them. */
-  async resolvableParked(limit: number): Promise<(ParkedRow & { email: string; emailHash: string })[]> {
-    const { results } = await this.all<ParkedSql & { email: string; email_hash: string }>(
-      this.db
-        .prepare(
-          `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event, m.state, m.lease_until, m.note, i.email, i.email_hash
-           FROM parked p JOIN identities i ON i.user_hash = p.user_hash
-           LEFT JOIN messages m ON m.message_id = p.message_id
-           WHERE i.email IS NOT NULL ORDER BY p.id LIMIT ?1`,
-        )
-        .bind(limit),
-    )
-    return results.map((row) => ({ ...toParked(row), email: row.email, emailHash: row.email_hash }))
-  }
-
-  /** Forgets what no attempt can need any more. */
-  async prune(messagesBefore: number, guardsBefore: number): Promise<void> {
-    await this.batch([
-      this.db
-        .prepare(`DELETE FROM messages WHERE (state <> 'claimed' AND at < ?1) OR (state = 'claimed' AND lease_until < ?1)`)
-        .bind(messagesBefore),
-      this.db.prepare('DELETE FROM contacts WHERE deleted_at IS NULL AND updated_at < ?1').bind(guardsBefore),
-    ])
-  }
-
-  // --- dead letters -------------------------------------------------------------
-
-  /** Oldest first, `limit` at a time after the id `after`; `reason` matches part of the reason. */
-  async listDeadLetters(limit: number, after = 0, reason?: string): Promise<DeadLetterRow[]> {
-    const { results } = await this.all<Record<string, unknown>>(
-      this.db
-        .prepare(
-          `SELECT id, reason, attempts, first_seen, last_seen, message_id, type FROM dead_letters
-           WHERE id > ?1 AND (?3 IS NULL OR instr(lower(reason), lower(?3)) > 0) ORDER BY id LIMIT ?2`,
-        )
-        .bind(after, limit, reason ?? null),
-    )
-    return results.map(toDeadLetter)
-  }
-
-  async deadLetter(id: number): Promise<(DeadLetterRow & { event: unknown }) | undefined> {
-    const row = await this.first<Record<string, unknown>>(this.db.prepare('SELECT * FROM dead_letters WHERE id = ?1').bind(id))
-    return row ? { ...toDeadLetter(row), event: JSON.parse(String(row.event)) } : undefined
-  }
-
-  /** The dead letters chosen by id (or the oldest `limit`, optionally by reason), with their events. */
-  async deadLettersFor(choice: { ids?: number[]; limit: number; reason?: string }): Promise<(DeadLetterRow & { event: unknown })[]> {
-    const { results } = await this.all<Record<string, unknown>>(
-      choice.ids
-        ? this.db.prepare('SELECT * FROM dead_letters WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id LIMIT ?2').bind(ids(choice.ids), choice.limit)
-        : this.db
-            .prepare('SELECT * FROM dead_letters WHERE (?2 IS NULL OR instr(lower(reason), lower(?2)) > 0) ORDER BY id LIMIT ?1')
-            .bind(choice.limit, choice.reason ?? null),
-    )
-    return results.map((row) => ({ ...toDeadLetter(row), event: JSON.parse(String(row.event)) }))
-  }
-
-  async deleteDeadLetters(idList: number[]): Promise<number> {
-    if (!idList.length) return 0
-    const result = await this.run(this.db.prepare('DELETE FROM dead_letters WHERE id IN (SELECT value FROM json_each(?1))').bind(ids(idList)))
-    return result.meta.changes ?? 0
-  }
-
-  /** Tables the migrations should have made that are missing. */
-  async missingTables(): Promise<string[]> {
-    const { results } = await this.all<{ name: string }>(
-      this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?1))`).bind(ids(TABLES)),
-    )
-    const present = new Set(results.map((row) => row.name))
-    return TABLES.filter((name) => !present.has(name))
-  }
-
-  // --- plumbing -----------------------------------------------------------------
-
-  private count(meta: D1Meta | undefined, queries = 1) {
-    this.stats.queries += queries
-    this.stats.rowsRead += meta?.rows_read ?? 0
-    this.stats.rowsWritten += meta?.rows_written ?? 0
-  }
-
-  private async all<T>(statement: D1PreparedStatement): Promise<D1Result<T>> {
-    const result = await this.timed(statement.all<T>())
-    this.count(result.meta)
-    return result
-  }
-
-  private async first<T>(statement: D1PreparedStatement): Promise<T | null> {
-    const { results } = await this.all<T>(statement)
-    return results[0] ?? null
-  }
-
-  private async run(statement: D1PreparedStatement): Promise<D1Result> {
-    const result = await this.timed(statement.run())
-    this.count(result.meta)
-    return result
-  }
-
-  /** One round trip, atomic: one failure rolls the whole batch back. Each statement counts as a query. */
-  private async batch(statements: D1PreparedStatement[]): Promise<D1Result[]> {
-    const results = await this.timed(this.db.batch(statements))
-    this.stats.queries += statements.length
-    for (const result of results) this.count(result.meta, 0)
-    return results
-  }
-
-  /**
-   * D1 errors and slowness become StoreError, so callers decide what can go on without
-   * the store. A query given up on may still complete later; every write is safe to repeat.
-   */
-  private async timed<T>(promise: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreError(`the database did not answer within ${this.timeoutMs} ms`)), this.timeoutMs)
-    })
-    try {
-      return await Promise.race([promise, timeout])
-    } catch (error) {
-      if (error instanceof StoreError) throw error
-      throw new StoreError(`the database failed: ${error instanceof Error ? error.message.slice(0, 200) : 'unknown error'}`)
-    } finally {
-      if (timer !== undefined) clearTimeout(timer)
-    }
+    if (statements.length) await this.sql.batch(statements)
   }
 }
 
@@ -434,7 +272,7 @@ function parseFields(text: string | null): Record<string, number> {
   }
 }
 
-type ParkedSql = {
+export type ParkedSql = {
   id: number
   user_hash: string
   message_id: string | null
@@ -445,7 +283,7 @@ type ParkedSql = {
   note: string | null
 }
 
-function toParked(row: ParkedSql): ParkedRow {
+export function toParked(row: ParkedSql): ParkedRow {
   return {
     id: row.id,
     userHash: row.user_hash,
@@ -461,17 +299,3 @@ function messageState(state: string, leaseUntil: number | null, note: string | n
   if (state === 'rejected') return { state, reason: note ?? '' }
   return { state: 'done' }
 }
-
-function toDeadLetter(row: Record<string, unknown>): DeadLetterRow {
-  return {
-    id: Number(row.id),
-    reason: String(row.reason),
-    attempts: Number(row.attempts),
-    firstSeen: Number(row.first_seen),
-    lastSeen: Number(row.last_seen),
-    messageId: (row.message_id as string | null) ?? null,
-    type: (row.type as string | null) ?? null,
-  }
-}
-
-type D1Meta = { rows_read?: number; rows_written?: number }

@@ -11,7 +11,9 @@ import { RequestLog } from './log'
 import { pacerFor } from './pacer'
 import { deliverItems } from './pipeline'
 import { enqueue } from './queue'
+import { Sql } from './sql'
 import { noWrites, Store } from './store'
+import { Upkeep } from './upkeep'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Parked events replayed per run (the rest next run, 30 minutes later). */
@@ -24,16 +26,18 @@ const SWEEP_BUDGET_MS = 60_000
 export async function sweep(env: Env): Promise<void> {
   if (!env.DB) return
   const config = getConfig(env)
-  const store = new Store(env.DB, config.storeTimeoutMs)
+  const sql = new Sql(env.DB, config.storeTimeoutMs)
+  const store = new Store(sql)
+  const upkeep = new Upkeep(sql)
   const log = new RequestLog(`sweep:${crypto.randomUUID()}`, env.ANALYTICS)
   const result = { expired: 0, replayed: 0, waiting: 0 }
   try {
     const now = Date.now()
-    for (const { messageId, type, parkedAt } of await store.expireParked(now - PARK_DAYS * DAY_MS)) {
+    for (const { messageId, type, parkedAt } of await upkeep.expireParked(now - PARK_DAYS * DAY_MS)) {
       console.log(JSON.stringify({ event: 'parked-event-expired', messageId, type, parkedDays: Math.floor((now - parkedAt) / DAY_MS) }))
       result.expired++
     }
-    const rows = configurationProblem(config) ? [] : await store.resolvableParked(REPLAYS_PER_RUN)
+    const rows = configurationProblem(config) ? [] : await upkeep.resolvableParked(REPLAYS_PER_RUN)
     if (rows.length && env.EVENTS) {
       await enqueue(env.EVENTS, rows.map((row) => ({ event: withEmail(row.event, row.email), at: row.parkedAt })))
       await store.write({ ...noWrites(), unpark: rows.map((row) => row.id) })
@@ -57,11 +61,11 @@ export async function sweep(env: Env): Promise<void> {
       result.replayed = outcomes.filter((outcome) => outcome.status !== 'retry').length
       result.waiting = rows.length - result.replayed
     }
-    await store.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
+    await upkeep.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
   } catch (error) {
     log.fields.error = error instanceof Error ? `${error.name}: ${error.message.slice(0, 200)}` : 'unknown'
   } finally {
-    log.fields.d1 = store.stats
+    log.fields.d1 = sql.stats
     log.emit({ kind: 'sweep', sweep: result })
   }
 }

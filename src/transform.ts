@@ -3,7 +3,7 @@
 // with plain inputs and outputs.
 import * as v from 'valibot'
 import type { CustomType } from './config'
-import { convert, customName, defaultType, noAccountFields, text, type AccountField, type AccountFields, type CustomValue } from './fields'
+import { convert, CustomFields, text, type AccountFields, type CustomValue } from './fields'
 import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from './schema'
 
 export type StandardField =
@@ -46,8 +46,6 @@ const ALIASES: Record<string, Reserved> = {
 const ADDRESS: Record<string, StandardField> = { street: 'MailingStreet', city: 'MailingCity', state: 'MailingState', postalcode: 'MailingPostalCode', zip: 'MailingPostalCode', country: 'MailingCountry' }
 const COMPANY: Record<string, 'name' | 'Industry' | 'NumberOfEmployees'> = { name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' }
 const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype'])
-/** Nested objects are flattened this deep; anything deeper is kept as JSON text. */
-const MAX_DEPTH = 3
 
 const normalized = new Map<string, string>()
 /** A trait name compared without case, spaces, underscores or dashes (cached per isolate). */
@@ -197,7 +195,7 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
     if (converted.ok) contact[field] = converted.value as string
     else drop(entry.path, converted.problem)
   }
-  const fields = new CustomFields(settings, issues)
+  const fields = new CustomFields(settings.fieldTypes, settings.accountFields, issues)
   for (const [target, entry] of reserved) {
     switch (target) {
       case 'email':
@@ -264,77 +262,6 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
 }
 
 const toCamel = (target: Reserved) => target.charAt(0).toLowerCase() + target.slice(1)
-
-/** Typed custom fields: the pinned type, else the account's own field (and its spelling), else today's rules. */
-class CustomFields {
-  readonly values: Record<string, CustomValue> = {}
-  size = 0
-  private readonly plans: Map<string, Plan>
-
-  constructor(
-    private readonly settings: MappingSettings,
-    private readonly issues: Issue[],
-  ) {
-    this.plans = plansFor(settings)
-  }
-
-  add(path: string[], value: unknown, issuePath: string) {
-    if (!present(value)) return
-    const plan = this.plan(path)
-    if (!plan.name) return // __proto__, empty or over-long names are never sent
-    const { pinned, existing } = plan
-    if (isObject(value) && path.length < MAX_DEPTH && !pinned && !existing) {
-      for (const [key, inner] of Object.entries(value)) this.add([...path, key], inner, `${issuePath}.${key}`)
-      return
-    }
-    const type = pinned ?? existing?.type ?? (plan.dateName && typeof value === 'string' ? 'date' : defaultType('', value))
-    const converted = convert(type, value)
-    if (!converted.ok) {
-      const whose = pinned ? 'AUTOPILOT_FIELD_TYPES pins it to' : existing ? `the account's field "${existing.name}" is` : 'it is sent as'
-      this.issues.push({ path: issuePath, message: `${converted.problem}, and ${whose} ${type}; not sent` })
-      return
-    }
-    const key = `${type}--${existing?.name ?? plan.name}`
-    if (!(key in this.values)) this.size++
-    this.values[key] = converted.value
-  }
-
-  /** Where a trait goes, worked out once per trait name and settings, not per event. */
-  private plan(path: string[]): Plan {
-    const id = path.length === 1 ? path[0] : path.join('\u0000')
-    let plan = this.plans.get(id)
-    if (!plan) {
-      const name = customName(path)
-      const account = this.settings.accountFields ?? noAccountFields
-      plan = {
-        name,
-        pinned: this.settings.fieldTypes.get(path.join('.')),
-        existing: name ? (account.byName.get(name) ?? account.byLowerName.get(name.toLowerCase())) : undefined,
-        dateName: defaultType(path[path.length - 1], '') === 'date',
-      }
-      if (this.plans.size >= 10_000) this.plans.clear()
-      this.plans.set(id, plan)
-    }
-    return plan
-  }
-}
-
-interface Plan {
-  name?: string
-  pinned?: CustomType
-  existing?: AccountField
-  dateName: boolean
-}
-// Per settings (the pins) and account field list: both change rarely, so plans are reused.
-const planCache = new WeakMap<object, WeakMap<object, Map<string, Plan>>>()
-function plansFor(settings: MappingSettings): Map<string, Plan> {
-  const account = settings.accountFields ?? noAccountFields
-  let byPins = planCache.get(account)
-  if (!byPins) planCache.set(account, (byPins = new WeakMap()))
-  let plans = byPins.get(settings.fieldTypes)
-  if (!plans) byPins.set(settings.fieldTypes, (plans = new Map()))
-  return plans
-}
 
 /** Several events for one email become one contact; later values win per field. */
 export function mergeContacts(earlier: Contact, later: Contact): Contact {

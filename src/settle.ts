@@ -1,0 +1,124 @@
+// Outcomes -> what the store learns from them (one write), for the pipeline: claims
+// confirmed or released, parked events settled or dead-lettered, identities learned,
+// deletes remembered, contact guards, and — when a request stopped early — its progress.
+import type { Result } from './deliver'
+import type { Item, Resolved } from './identity'
+import { stamp } from './newest'
+import { rejected, retry, type Outcome } from './outcome'
+import type { Run } from './pipeline'
+import type { MessageState, Snapshot, Writes } from './store'
+import type { Action } from './transform'
+
+export interface Entry {
+  item: Item
+  resolved: Resolved
+  at: number
+  /** The input item this is (undefined: a parked event replayed before `teacher`). */
+  index?: number
+  teacher?: number
+  state?: MessageState
+  action?: Action
+  emailHash?: string
+  claim?: string
+  outcome?: Outcome
+  /** An earlier entry carries the same messageId: this one gets its outcome. */
+  sameAs?: Entry
+}
+
+const letter = (item: Item, reason: string) => ({
+  reason,
+  attempts: (item.attempts ?? 0) + 1,
+  firstSeen: item.at,
+  messageId: item.event.messageId,
+  type: item.event.type,
+  event: item.event,
+})
+
+/** Journey entries this isolate made: a re-send reaching the same isolate is never triggered twice. */
+export const entered = new Set<string>()
+const remember = (messageId: string) => {
+  if (entered.size >= 10_000) entered.delete(entered.values().next().value!)
+  entered.add(messageId)
+}
+
+interface Settling {
+  items: readonly Item[]
+  entries: Entry[]
+  jobOf: Map<Entry, number>
+  results: Result[]
+  writes: Writes
+  run: Run
+  snapshot: Snapshot
+  learn: Map<string, { email: string; at: number }>
+  /** Whether the batch teaches this userId's email. */
+  learns: (userId: string) => boolean
+  hashEmail: (email: string) => Promise<string>
+}
+
+/** Each item's outcome, the writes they call for, and the entries whose outcome holds only once those are written. */
+export async function settle({ items, entries, jobOf, results, writes, run, snapshot, learn, learns, hashEmail }: Settling): Promise<{ outcomes: Outcome[]; needsWrite: Set<Entry> }> {
+  for (const [entry, job] of jobOf) {
+    const { outcome, entered: triggered } = results[job]
+    entry.outcome = outcome
+    if (!entry.claim) continue
+    if (triggered === 'yes') {
+      writes.confirm.push(entry.claim)
+      remember(entry.claim)
+    } else if (triggered !== 'unknown') {
+      writes.release.push(entry.claim) // Autopilot answered: it did not enter the journey
+    }
+  }
+  const byIndex = new Map<number, Entry>()
+  for (const entry of entries) {
+    entry.outcome = entry.sameAs?.outcome ?? entry.outcome ?? retry('not attempted')
+    if (entry.index !== undefined) byIndex.set(entry.index, entry)
+  }
+  /** Entries whose outcome holds only once the write below is done. */
+  const needsWrite = new Set<Entry>()
+  for (const entry of entries) {
+    const { item, outcome } = entry
+    if (!item.parked) continue
+    // A parked event replayed: settled unless it is to be retried; a refusal becomes a dead letter.
+    if (outcome!.status !== 'retry') writes.unpark.push(item.parked.id)
+    if (outcome!.status === 'rejected') writes.deadLetters.push(letter(item, outcome!.message))
+    const teacher = entry.teacher === undefined ? entry : byIndex.get(entry.teacher)!
+    if (outcome!.status === 'retry' && teacher.outcome!.status !== 'retry') {
+      teacher.outcome = retry(`delivered, but earlier parked events of this userId were not: ${outcome!.message}`)
+    }
+    needsWrite.add(teacher)
+  }
+  for (const entry of byIndex.values()) {
+    const reason = entry.sameAs ? undefined : run.deadLetter?.(entry.item, entry.outcome!)
+    if (reason) {
+      writes.deadLetters.push(letter(entry.item, reason))
+      entry.outcome = rejected(reason, entry.outcome!.issues)
+      needsWrite.add(entry)
+    }
+    const { event } = entry.item
+    if (event.userId && learns(event.userId)) needsWrite.add(entry)
+  }
+  for (const entry of entries) {
+    const { outcome, action, resolved } = entry
+    if (resolved.kind === 'delete' && (outcome!.status === 'delivered' || !resolved.email)) {
+      writes.forget.push({ userHash: resolved.userHash, emailHash: entry.emailHash, at: entry.at })
+      needsWrite.add(entry)
+    }
+    if (!entry.emailHash || !action || !('contact' in action)) continue
+    if (outcome!.status === 'retry') writes.guards.push({ emailHash: entry.emailHash, fields: {} })
+    else if (outcome!.status === 'delivered' && snapshot.contacts.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(action.contact, entry.at) })
+  }
+  for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
+  for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
+  for (const [userHash, { email, at }] of learn) writes.learn.push({ userHash, email, emailHash: await hashEmail(email), at })
+  const outcomes = items.map((_, index) => byIndex.get(index)!.outcome!)
+  if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {
+    for (const entry of byIndex.values()) {
+      const messageId = entry.item.event.messageId
+      if (!messageId || !entry.action || entry.claim || entry.sameAs) continue
+      const { status, message } = entry.outcome!
+      if (status === 'delivered') writes.progress.push({ messageId, state: 'done' })
+      else if (status === 'rejected') writes.progress.push({ messageId, state: 'rejected', reason: message })
+    }
+  }
+  return { outcomes, needsWrite }
+}

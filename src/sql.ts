@@ -1,0 +1,82 @@
+// The D1 plumbing every query goes through: one place that counts queries and the rows D1
+// reports (for the log line and the cost report), and that turns D1's errors and slowness
+// into StoreError, so callers decide what can go on without the store.
+
+export class StoreError extends Error {
+  override name = 'StoreError'
+}
+
+export interface QueryStats {
+  queries: number
+  rowsRead: number
+  rowsWritten: number
+}
+
+/** Many rows as one bound parameter, read with json_each: no statement needs more than a few. */
+export const json = (value: unknown) => JSON.stringify(value)
+
+export class Sql {
+  /** Queries made through this handle and the rows D1 says they touched. */
+  readonly stats: QueryStats = { queries: 0, rowsRead: 0, rowsWritten: 0 }
+
+  constructor(
+    private readonly db: D1Database,
+    private readonly timeoutMs: number,
+  ) {}
+
+  prepare(query: string): D1PreparedStatement {
+    return this.db.prepare(query)
+  }
+
+  private count(meta: D1Meta | undefined, queries = 1) {
+    this.stats.queries += queries
+    this.stats.rowsRead += meta?.rows_read ?? 0
+    this.stats.rowsWritten += meta?.rows_written ?? 0
+  }
+
+  async all<T>(statement: D1PreparedStatement): Promise<D1Result<T>> {
+    const result = await this.timed(statement.all<T>())
+    this.count(result.meta)
+    return result
+  }
+
+  async first<T>(statement: D1PreparedStatement): Promise<T | null> {
+    const { results } = await this.all<T>(statement)
+    return results[0] ?? null
+  }
+
+  async run(statement: D1PreparedStatement): Promise<D1Result> {
+    const result = await this.timed(statement.run())
+    this.count(result.meta)
+    return result
+  }
+
+  /** One round trip, atomic: one failure rolls the whole batch back. Each statement counts as a query. */
+  async batch(statements: D1PreparedStatement[]): Promise<D1Result[]> {
+    const results = await this.timed(this.db.batch(statements))
+    this.stats.queries += statements.length
+    for (const result of results) this.count(result.meta, 0)
+    return results
+  }
+
+  /**
+   * D1 errors and slowness become StoreError, so callers decide what can go on without
+   * the store. A query given up on may still complete later; every write is safe to repeat.
+   */
+  private async timed<T>(promise: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreError(`the database did not answer within ${this.timeoutMs} ms`)), this.timeoutMs)
+    })
+    try {
+      return await Promise.race([promise, timeout])
+    } catch (error) {
+      if (error instanceof StoreError) throw error
+      throw new StoreError(`the database failed: ${error instanceof Error ? error.message.slice(0, 200) : 'unknown error'}`)
+    } finally {
+      if (timer !== undefined) clearTimeout(timer)
+    }
+  }
+}
+
+type D1Meta = { rows_read?: number; rows_written?: number }
