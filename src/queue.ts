@@ -250,10 +250,14 @@ function deadLetter(item: Item, outcome: Outcome): string | undefined {
 async function storeDeadLetters(batch: MessageBatch<unknown>, store: Store | undefined, tally: Tally) {
   const writes = noWrites()
   for (const message of batch.messages) {
-    for (const item of itemsOf(message)) {
+    for (const raw of itemsOf(message)) {
+      // A dead letter an earlier version sent here itself carries its reason and event.
+      const legacy = raw.event as { deadLetter?: unknown; reason?: unknown; event?: unknown } | null
+      const ours = legacy?.deadLetter === true && typeof legacy.reason === 'string'
+      const item = ours ? { ...raw, event: legacy.event } : raw
       const event = item.event as { messageId?: unknown; type?: unknown } | null
       writes.deadLetters.push({
-        reason: 'retries exhausted (moved by Cloudflare Queues)',
+        reason: ours ? String(legacy.reason) : 'retries exhausted (moved by Cloudflare Queues)',
         attempts: item.attempts || message.attempts,
         firstSeen: item.at ?? message.timestamp.getTime(),
         ...(typeof event?.messageId === 'string' && { messageId: event.messageId }),

@@ -108,6 +108,13 @@ describe('the setup check: GET /health?check=autopilot and npm run doctor', () =
     expect((await get('/health')).status).toBe(200)
   })
 
+  it('answers 400 for a check it does not know', async () => {
+    const { request } = setup({ ADMIN_TOKEN: ADMIN })
+    const response = await request(new Request('https://worker.test/health?check=everything', { headers: { authorization: `Bearer ${ADMIN}` } }))
+    expect(response.status).toBe(400)
+    expect(await json(response)).toEqual({ message: 'The only check is ?check=autopilot' })
+  })
+
   it('says ready when the key, the trigger ids, the fields and the database check out', async () => {
     const { request } = setup({ ADMIN_TOKEN: ADMIN }, { triggers: ['0001', '0002'], customFields: { Age: 'integer' } })
     const body = await json(await check(request))

@@ -228,6 +228,19 @@ describe('the sweep (cron)', () => {
     expect(autopilot.calls.filter((call) => call.path === '/contacts')).toHaveLength(12)
   })
 
+  it('prunes ledger rows older than 7 days and guards untouched for 30, keeping tombstones', async () => {
+    const { env } = setup()
+    const old = Date.now() - 31 * 24 * 3600 * 1000
+    await env.DB!.batch([
+      env.DB!.prepare("INSERT INTO messages (message_id, state, at) VALUES ('old-done', 'done', ?1), ('new-done', 'done', ?2)").bind(old, Date.now()),
+      env.DB!.prepare("INSERT INTO contacts (email_hash, updated_at) VALUES ('old-guard', ?1), ('new-guard', ?2)").bind(old, Date.now()),
+      env.DB!.prepare("INSERT INTO contacts (email_hash, deleted_at, updated_at) VALUES ('tombstone', 1, ?1)").bind(old),
+    ])
+    await sweep(env)
+    expect(await rows('SELECT message_id FROM messages')).toEqual([{ message_id: 'new-done' }])
+    expect((await rows<{ email_hash: string }>('SELECT email_hash FROM contacts ORDER BY email_hash')).map((r) => r.email_hash)).toEqual(['new-guard', 'tombstone'])
+  })
+
   it('replays through the queue in queued mode', async () => {
     const events = fakeQueue()
     const { post, consume, env } = setup({ EVENTS: events.queue })

@@ -252,6 +252,16 @@ describe('queue consumer', () => {
     expect(await deadLetters()).toEqual([expect.objectContaining({ reason: 'Invalid event: traits must be an object' })])
   })
 
+  it('retries the messages of failed events whole when the queue will not take them back; the rest are acked', async () => {
+    const events = fakeQueue({ refuse: true })
+    const { consume, autopilot } = setup({ EVENTS: events.queue })
+    autopilot.contacts.set('fail@example.com', { Email: 'fail@example.com', custom: {} })
+    autopilot.inject(...[1, 2, 3].map(() => ({ status: 503, match: (call: { path: string }) => call.path.startsWith('/trigger') })))
+    const result = await consume([identify({ email: 'ok@example.com' }), track('Step Activated', 'fail@example.com')])
+    expect(result.explicitAcks).toEqual(['msg-0'])
+    expect(result.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(['msg-1'])
+  })
+
   it('retries while AUTOPILOT_API_KEY is missing', async () => {
     const { consume, autopilot } = queued({ AUTOPILOT_API_KEY: undefined })
     const result = await consume([identify({ email: 'a@example.com' })])
@@ -335,6 +345,22 @@ describe('dead letters', () => {
     expect(JSON.stringify(listed)).not.toContain('@example.com')
     const one = await request(new Request(`https://worker.test/dead-letters/${listed[0].id}`, { headers: admin }))
     expect((await json(one)).event.traits.email).toBe('fixed@example.com')
+  })
+
+  it('keep a dead letter an earlier version sent to the dead-letter queue, with its own reason and event', async () => {
+    const { consume } = queued()
+    const event = identify({ email: 'old@example.com' }, { messageId: 'legacy-1' })
+    await consume([{ body: { deadLetter: true, reason: 'Autopilot rejected it (400): old', attempts: 2, failedAt: '2026-11-01T00:00:00Z', event } }], 'autopilot-events-dlq')
+    const [row] = await deadLetters()
+    expect(row).toMatchObject({ reason: 'Autopilot rejected it (400): old', message_id: 'legacy-1', type: 'identify' })
+    expect(JSON.parse(row.event)).toEqual(event)
+  })
+
+  it('answer 404 for an unknown dead letter', async () => {
+    const { request } = await withDeadLetters()
+    const response = await request(new Request('https://worker.test/dead-letters/99999', { headers: admin }))
+    expect(response.status).toBe(404)
+    expect(await json(response)).toEqual({ message: 'No such dead letter' })
   })
 
   it('page by id and filter by reason', async () => {

@@ -50,7 +50,7 @@ describe('progress across Segment re-sends', () => {
     expect(statuses.at(-1)).toBe(200)
     expect(statuses.length).toBeLessThanOrEqual(2)
     expect(autopilot.contacts.size).toBe(99)
-    const last = await json(await post(batch)) // and a later re-send repeats no call
+    const last = await json(await post(batch))
     expect(last.results).toEqual([expect.objectContaining({ index: 42, status: 'rejected', message: expect.stringContaining('Invalid contact_id_or_email') })])
   })
 
@@ -98,6 +98,18 @@ describe('newest wins', () => {
     await consume(Array.from({ length: 20 }, (_, i) => identify({ email: `q${i}@example.com`, plan: 'new' }, { timestamp: '2026-11-01T11:00:00Z' })))
     await consume([events.sent[0].body])
     for (let i = 0; i < 20; i++) expect(autopilot.contacts.get(`q${i}@example.com`)?.custom).toEqual({ 'string--plan': 'new' })
+  })
+
+  it('an older event whose every field a newer one already set is not sent at all', async () => {
+    const { post, autopilot } = setup()
+    const older = identify({ email: 'all@example.com', plan: 'old' }, { timestamp: '2026-11-01T10:00:00Z' })
+    autopilot.inject({ status: 503 })
+    expect((await post(older)).status).toBe(503)
+    await post(identify({ email: 'all@example.com', plan: 'new' }, { timestamp: '2026-11-01T11:00:00Z' }))
+    const calls = autopilot.calls.length
+    const retried = await post(older)
+    expect(await json(retried)).toMatchObject({ status: 'delivered', message: expect.stringContaining('newer events already set every field') })
+    expect(autopilot.calls).toHaveLength(calls)
   })
 
   it('within one batch, by Segment timestamp rather than position', async () => {

@@ -124,6 +124,18 @@ describe('when the database fails or is slow', () => {
     expect(await rows('SELECT email FROM identities WHERE user_hash = ?1', await hashOf('u-write'))).toEqual([{ email: EMAIL }])
   })
 
+  it('delivers the teaching event when its parked events cannot be read; they stay parked for the next one (or the sweep)', async () => {
+    const store = testDb()
+    const { post } = setup({ DB: store.db })
+    await post(identify({ plan: 'x' }, { userId: 'u-pr' }))
+    store.fail('FROM parked p LEFT JOIN')
+    const response = await post(identify({ email: 'pr@example.com' }, { userId: 'u-pr' }))
+    expect(response.status).toBe(200)
+    expect(await rows('SELECT message_id FROM parked')).toHaveLength(1)
+    expect((await post(identify({ email: 'pr@example.com', title: 'x' }, { userId: 'u-pr' }))).status).toBe(200)
+    expect(await rows('SELECT message_id FROM parked')).toEqual([])
+  })
+
   it('never answers a bare 500 when the dead-letter endpoints cannot reach the database', async () => {
     const store = testDb()
     store.down()
@@ -135,6 +147,17 @@ describe('when the database fails or is slow', () => {
 })
 
 describe('within the platform', () => {
+  it('keeps at most six Autopilot calls in flight at once (the runtime opens six connections)', async () => {
+    const { post, autopilot } = setup({}, { latencyMs: 100 })
+    const emails = Array.from({ length: 20 }, (_, i) => `c${i}@example.com`)
+    for (const email of emails) autopilot.contacts.set(email, { Email: email, custom: {} })
+    expect((await post(emails.map((email) => track('Step Activated', email)))).status).toBe(200)
+    const spans = autopilot.calls.map((call) => [call.at, call.done ?? call.at])
+    const most = Math.max(...spans.map(([at]) => spans.filter(([start, end]) => start <= at && at < end).length))
+    expect(most).toBeGreaterThan(1)
+    expect(most).toBeLessThanOrEqual(6)
+  })
+
   it('reads what a batch needs in one query: storage work per event is constant', async () => {
     const { post } = setup()
     const store = testDb()
