@@ -70,7 +70,8 @@ export const Traits = v.pipe(v.custom<Record<string, unknown>>(isPlainObject, 'm
 export type Traits = v.InferOutput<typeof Traits>
 
 const common = {
-  messageId: v.optional(v.pipe(v.string('must be a string'), v.maxLength(256, 'must be at most 256 characters'))),
+  // Well-formed, as D1 stores it (a lone surrogate becomes U+FFFD there): the ledger compares them.
+  messageId: v.optional(v.pipe(v.string('must be a string'), v.maxLength(256, 'must be at most 256 characters'), v.transform((id) => id.toWellFormed()))),
   userId: v.nullish(Id),
   anonymousId: v.nullish(Id),
 }

@@ -34,6 +34,15 @@ describe('journey ledger: once per messageId', () => {
     expect(autopilot.enrolments).toHaveLength(1)
   })
 
+  it('enters once for a messageId that is not well-formed text (D1 stores a lone surrogate as U+FFFD)', async () => {
+    const { post, autopilot } = setup()
+    autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
+    const event = track('Step Activated', EMAIL, { messageId: 'm-\udfff' })
+    expect((await post(event)).status).toBe(200)
+    expect((await post(event)).status).toBe(200)
+    expect(autopilot.enrolments).toHaveLength(1)
+  })
+
   it('takes over a claim left by an attempt that crashed between its claim and its confirmation', async () => {
     const { post, autopilot, env } = setup()
     autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
