@@ -2,7 +2,7 @@
 // `npm run fuzz`: the property tests of test/properties.js, many more runs, against the
 // bundle `wrangler deploy` would upload, running in Miniflare (workerd).
 // By default 2,500 runs per property: about a minute on our 2-core machines.
-// FUZZ_RUNS=20000 for the long run (about eight minutes); FUZZ_SEED to repeat one.
+// FUZZ_RUNS=20000 for the long run (about six minutes); FUZZ_SEED to repeat one.
 import fc from 'fast-check'
 import { createAutopilot } from '../sandbox/autopilot.js'
 import { anyBodyProperty, customKeyProperty, FUZZ_API_KEY, FUZZ_ENV, FUZZ_MAX_BODY_BYTES, validIdentifyProperty } from '../test/properties.js'
