@@ -17,6 +17,8 @@ import { Store } from './store'
 
 /** A direct-mode claim on a journey trigger outlives any attempt still running (Segment waits 5 s). */
 const DIRECT_LEASE_MS = 10 * 60_000
+/** After the last Autopilot call may end (DIRECT_DEADLINE_MS), what the final D1 write may take. */
+const FINAL_WRITE_MS = 700
 
 export const events = new Hono<App>()
 
@@ -88,6 +90,7 @@ events.post('/', limitBody, async (c) => {
         claimant: log.requestId,
         leaseMs: DIRECT_LEASE_MS,
         recordProgress: true,
+        answerBy: started + config.deadlineMs + FINAL_WRITE_MS,
         onProblem: log.problem,
         onReplay: log.countReplay,
       })

@@ -23,6 +23,8 @@ export interface Run {
   leaseMs: number
   /** Direct mode: when anything is left to retry, record what finished so the re-send skips it. */
   recordProgress: boolean
+  /** Direct mode: when the answer is due (epoch ms); the final write gets only the time left. */
+  answerBy?: number
   /** Queued mode: the reason to dead-letter an item with this outcome, if it should be. */
   deadLetter?: (item: Item, outcome: Outcome) => string | undefined
   /** Told how each replayed parked event ended, for the log. */
@@ -30,6 +32,9 @@ export interface Run {
   /** Told what went wrong without stopping the run (a store failure, an unreadable field list), for the log. */
   onProblem?: (stage: string, message: string) => void
 }
+
+/** Even when the answer is nearly due, the final write gets this long. */
+const MIN_WRITE_MS = 200
 
 const DELETED = 'not sent: this person was deleted (a Segment delete) after this event happened'
 
@@ -149,7 +154,7 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
   const { outcomes, needsWrite } = await settle({ items, entries, jobOf, results, writes, run, snapshot, learn: resolution.learn, learns: (userId) => resolution.learn.has(hashes.get(userId)!), hashEmail })
   if (!storeDown) {
     try {
-      await store.write(writes)
+      await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
     } catch (error) {
       failed('write', error)
       // Done in Autopilot (or refused), but not recorded: the retry records it (an upsert is safe to repeat).

@@ -52,8 +52,8 @@ export class Sql {
   }
 
   /** One round trip, atomic: one failure rolls the whole batch back. Each statement counts as a query. */
-  async batch(statements: D1PreparedStatement[]): Promise<D1Result[]> {
-    const results = await this.timed(this.db.batch(statements))
+  async batch(statements: D1PreparedStatement[], timeoutMs = this.timeoutMs): Promise<D1Result[]> {
+    const results = await this.timed(this.db.batch(statements), timeoutMs)
     this.stats.queries += statements.length
     for (const result of results) this.count(result.meta, 0)
     return results
@@ -63,10 +63,10 @@ export class Sql {
    * D1 errors and slowness become StoreError, so callers decide what can go on without
    * the store. A query given up on may still complete later; every write is safe to repeat.
    */
-  private async timed<T>(promise: Promise<T>): Promise<T> {
+  private async timed<T>(promise: Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreError(`the database did not answer within ${this.timeoutMs} ms`)), this.timeoutMs)
+      timer = setTimeout(() => reject(new StoreError(`the database did not answer within ${timeoutMs} ms`)), timeoutMs)
     })
     try {
       return await Promise.race([promise, timeout])

@@ -173,8 +173,8 @@ export class Store {
     return new Set(claimed.map((row) => row.message_id))
   }
 
-  /** Writes what a delivery learned, in one atomic batch. */
-  async write(writes: Writes): Promise<void> {
+  /** Writes what a delivery learned, in one atomic batch (giving up after `timeoutMs`, when given). */
+  async write(writes: Writes, timeoutMs?: number): Promise<void> {
     const now = Date.now()
     const statements: D1PreparedStatement[] = []
     const add = (sql: string, ...values: unknown[]) => statements.push(this.sql.prepare(sql).bind(...values))
@@ -259,7 +259,7 @@ export class Store {
         now,
       )
     }
-    if (statements.length) await this.sql.batch(statements)
+    if (statements.length) await this.sql.batch(statements, timeoutMs)
   }
 }
 
