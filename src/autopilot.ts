@@ -20,7 +20,7 @@ export type Op = 'contact' | 'contacts' | 'trigger' | 'delete' | 'read'
  */
 export type AnswerKind = 'ok' | 'rate_limited' | 'unavailable' | 'redirected' | 'key_rejected' | 'not_found' | 'rejected'
 
-/** Autopilot's answers -> what happens next. First matching row wins; README lists it. */
+/** Autopilot's answers -> what happens next. First matching row wins; docs/delivery.md lists it. */
 export const ANSWERS: readonly { statuses: string; ops?: readonly Op[]; kind: AnswerKind }[] = [
   { statuses: '200-299', kind: 'ok' },
   { statuses: '300-399', kind: 'redirected' },

@@ -7,7 +7,7 @@ import type { AutopilotError, CallGate } from './autopilot'
 import type { Pacer } from './pacer'
 
 /** A call needs at least this long to be worth starting before the deadline. */
-export const MIN_CALL_MS = 500
+const MIN_CALL_MS = 500
 const MAX_IN_FLIGHT = 6
 
 /** No call was made: the budget or the time ran out, or an earlier failure stopped the run. */
@@ -34,17 +34,13 @@ export interface GateOptions {
 }
 
 export class Gate implements CallGate {
-  calls = 0
+  private calls = 0
   private inFlight = 0
   private readonly waiting: (() => void)[] = []
   private unavailableInARow = 0
   private stoppedBy?: AutopilotError
 
   constructor(private readonly options: GateOptions) {}
-
-  get halted(): AutopilotError | undefined {
-    return this.stoppedBy
-  }
 
   async enter(): Promise<number> {
     const { maxCalls, deadline = Infinity, pacer } = this.options

@@ -6,7 +6,7 @@ import type { ContactGuard } from './store'
 import type { Contact } from './transform'
 
 /** Field names as the guard keeps them: custom fields without their type (a type can change). */
-export function fieldsOf(contact: Contact): string[] {
+function fieldsOf(contact: Contact): string[] {
   const names: string[] = []
   for (const name of Object.keys(contact)) {
     if (name === 'Email') continue

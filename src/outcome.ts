@@ -42,7 +42,7 @@ export const retry = (message: string, retryAfter?: number): Outcome =>
   retryAfter === undefined ? { status: 'retry', message, httpStatus: 503 } : { status: 'retry', message, httpStatus: 429, retryAfter }
 
 /** What Segment is told to wait after a 429 that did not say (Autopilot sends no Retry-After). */
-export const DEFAULT_RETRY_AFTER_SECONDS = 1
+const DEFAULT_RETRY_AFTER_SECONDS = 1
 
 /** A failure of a call (or of the chance to make one) as an outcome. */
 export function fromError(error: unknown): Outcome {
@@ -56,6 +56,3 @@ export function fromError(error: unknown): Outcome {
   if (error.retryable) return retry(error.message)
   return rejected(error.message)
 }
-
-/** Final for this event: nothing more will be done for it by a re-send. */
-export const isFinal = (outcome: Outcome) => outcome.status !== 'retry'

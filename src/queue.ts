@@ -72,7 +72,7 @@ export async function enqueue(queue: Queue<unknown>, items: Envelope['items'], d
 }
 
 /** Whether an event fits in a queue message on its own. */
-export const fitsMessage = (event: unknown) => sizeOf(event) + 40 <= MAX_MESSAGE_BYTES
+const fitsMessage = (event: unknown) => sizeOf(event) + 40 <= MAX_MESSAGE_BYTES
 
 /**
  * Queued mode's ingress: what needs Autopilot or the store goes on the queue, identifies
@@ -113,7 +113,7 @@ function answerNow(event: SegmentEvent, config: Config): Outcome | undefined {
 }
 
 /** Exponential backoff with jitter: base, 2×base, 4×base… capped at an hour, each ×0.5–1. */
-export function backoffSeconds(attempts: number, baseSeconds: number): number {
+function backoffSeconds(attempts: number, baseSeconds: number): number {
   const ceiling = Math.min(MAX_DELAY_SECONDS, baseSeconds * 2 ** Math.max(0, attempts - 1))
   return Math.max(1, Math.ceil(ceiling * (0.5 + Math.random() / 2)))
 }

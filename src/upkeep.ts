@@ -13,7 +13,7 @@ export interface DeadLetterRow {
   type: string | null
 }
 
-export const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 'account_cache'] as const
+const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 'account_cache'] as const
 
 export class Upkeep {
   constructor(private readonly sql: Sql) {}
