@@ -23,6 +23,8 @@ interface Group {
   contact: Contact
   members: number[]
   done: Promise<Outcome>
+  /** Set by settle, as `done` resolves with it. */
+  outcome?: Outcome
   settle: (outcome: Outcome) => void
 }
 
@@ -63,22 +65,26 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient): Pr
     for (let start = 0; start < all.length; start += BULK_LIMIT) sends.push(send(all.slice(start, start + BULK_LIMIT)))
     for (const group of all) track(group.contact.Email, group.done)
 
-    const work = indices.map(async (i) => {
+    // A journey trigger waits for its person's upsert (if any) and runs as soon as it is done.
+    const triggers = indices.map(async (i) => {
       const { action } = jobs[i]
-      if (action.kind === 'upsert') {
-        const outcome = await groups.get(key(action.contact.Email))!.done
-        results[i] = { outcome: outcome.status === 'delivered' ? delivered(action.message, action.issues) : outcome }
-      } else if (action.kind === 'trigger') {
-        await track(
-          action.contact.Email,
-          (async () => {
-            const upserted = await groups.get(key(action.contact.Email))?.done
-            results[i] = upserted && upserted.status !== 'delivered' ? { outcome: upserted } : await enrol(client, action)
-          })(),
-        )
-      }
+      if (action.kind !== 'trigger') return
+      await track(
+        action.contact.Email,
+        (async () => {
+          const upserted = await groups.get(key(action.contact.Email))?.done
+          results[i] = upserted && upserted.status !== 'delivered' ? { outcome: upserted } : await enrol(client, action)
+        })(),
+      )
     })
-    await Promise.all([...sends, ...work])
+    await Promise.all([...sends, ...triggers])
+    // Every group is settled once the sends are done: an upsert takes its group's outcome.
+    for (const i of indices) {
+      const { action } = jobs[i]
+      if (action.kind !== 'upsert') continue
+      const outcome = groups.get(key(action.contact.Email))!.outcome!
+      results[i] = { outcome: outcome.status === 'delivered' ? delivered(action.message, action.issues) : outcome }
+    }
 
     await Promise.all(
       indices.map(async (i) => {
@@ -127,9 +133,18 @@ function addToGroup(groups: Map<string, Group>, contact: Contact, index: number)
     existing.members.push(index)
     return
   }
-  let settle!: (outcome: Outcome) => void
-  const done = new Promise<Outcome>((resolve) => (settle = resolve))
-  groups.set(key(contact.Email), { contact, members: [index], done, settle })
+  let resolve!: (outcome: Outcome) => void
+  const done = new Promise<Outcome>((r) => (resolve = r))
+  const group: Group = {
+    contact,
+    members: [index],
+    done,
+    settle: (outcome) => {
+      group.outcome ??= outcome
+      resolve(outcome)
+    },
+  }
+  groups.set(key(contact.Email), group)
 }
 
 /** Enters the journey: trigger; if Autopilot does not know the contact yet (404), create it and trigger once more. */

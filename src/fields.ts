@@ -152,10 +152,11 @@ export function strictDate(input: string): string | undefined {
   return undefined
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 function validDate(year: number, month: number, day: number): boolean {
   if (month < 1 || month > 12 || day < 1) return false
-  const days = [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-  return day <= days[month - 1]
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  return day <= DAYS_IN_MONTH[month - 1] + (leap ? 1 : 0)
 }
 
 /** Seconds (10 digits) or milliseconds (13 digits) since 1970: the two forms epoch times come in. */
@@ -209,23 +210,28 @@ export class CustomFields {
     this.plans = plansFor(fieldTypes, account)
   }
 
-  add(path: string[], value: unknown, issuePath: string) {
+  /**
+   * `path`: the trait's name, or its parts when nested (company.size). An issue names it as
+   * `issueBase` followed by the parts of `path` from `issueFrom` on (the first part may be
+   * spelled differently in the event).
+   */
+  add(path: string[], value: unknown, issueBase: string, issueFrom: number) {
     if (!present(value)) return
     const plan = this.plan(path)
     if (!plan.name) return // __proto__, empty or over-long names are never sent
     const { pinned, existing } = plan
     if (isObject(value) && path.length < MAX_DEPTH && !pinned && !existing) {
-      for (const [key, inner] of Object.entries(value)) this.add([...path, key], inner, `${issuePath}.${key}`)
+      for (const key in value) this.add([...path, key], value[key], issueBase, issueFrom)
       return
     }
     const type = pinned ?? existing?.type ?? (plan.dateName && typeof value === 'string' ? 'date' : defaultType('', value))
     const converted = convert(type, value)
     if (!converted.ok) {
       const whose = pinned ? 'AUTOPILOT_FIELD_TYPES pins it to' : existing ? `the account's field "${existing.name}" is` : 'it is sent as'
-      this.issues.push({ path: issuePath, message: `${converted.problem}, and ${whose} ${type}; not sent` })
+      this.issues.push({ path: [issueBase, ...path.slice(issueFrom)].join('.'), message: `${converted.problem}, and ${whose} ${type}; not sent` })
       return
     }
-    const key = `${type}--${existing?.name ?? plan.name}`
+    const key = (plan.keys[type] ??= `${type}--${existing?.name ?? plan.name}`)
     if (!(key in this.values)) this.size++
     this.values[key] = converted.value
   }
@@ -242,6 +248,7 @@ export class CustomFields {
         pinned: this.fieldTypes.get(path.join('.')),
         existing: name ? (account.byName.get(name) ?? account.byLowerName.get(name.toLowerCase())) : undefined,
         dateName: defaultType(path[path.length - 1], '') === 'date',
+        keys: {},
       }
       if (this.plans.size >= 10_000) this.plans.clear()
       this.plans.set(id, plan)
@@ -255,6 +262,8 @@ interface Plan {
   pinned?: CustomType
   existing?: AccountField
   dateName: boolean
+  /** The field's key in a contact's `custom`, per type sent. */
+  keys: Partial<Record<CustomType, string>>
 }
 // Per settings (the pins) and account field list: both change rarely, so plans are reused.
 const planCache = new WeakMap<object, WeakMap<object, Map<string, Plan>>>()

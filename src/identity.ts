@@ -30,18 +30,24 @@ export function eventTime(item: Item): number {
 export const normalEmail = (email: string) => email.trim().toLowerCase()
 
 const encoder = new TextEncoder()
-const hashes = new Map<string, Promise<string>>()
-/** SHA-256, hex; kept per isolate (active users' ids recur). */
+/** Digests done (hex) and in progress, per isolate: active users' ids and emails recur. */
+const done = new Map<string, string>()
+const pending = new Map<string, Promise<string>>()
+/** SHA-256, hex. */
 export function hashOf(text: string): Promise<string> {
-  let hash = hashes.get(text)
+  const known = done.get(text)
+  if (known !== undefined) return Promise.resolve(known)
+  let hash = pending.get(text)
   if (!hash) {
-    if (hashes.size >= 20_000) hashes.clear()
     hash = crypto.subtle.digest('SHA-256', encoder.encode(text)).then((digest) => {
       let hex = ''
       for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, '0')
+      pending.delete(text)
+      if (done.size >= 20_000) done.clear()
+      done.set(text, hex)
       return hex
     })
-    hashes.set(text, hash)
+    pending.set(text, hash)
   }
   return hash
 }
@@ -59,6 +65,8 @@ export type Resolved =
 
 export interface Resolution {
   resolved: Resolved[]
+  /** Each item's eventTime. */
+  times: number[]
   /** userId -> email to record (newest wins; only where it changed). */
   learn: Map<string, { email: string; at: number }>
   /** Users whose parked events are replayed, before the item at `before`, with this email. */
@@ -74,9 +82,16 @@ export async function hashesFor(items: readonly Item[]): Promise<Map<string, str
     const own = parked?.email ?? ((event.type === 'identify' || event.type === 'track') && eventEmail(event))
     if (own) texts.add(normalEmail(own))
   }
-  const list = [...texts]
-  const digests = await Promise.all(list.map(hashOf))
-  return new Map(list.map((text, i) => [text, digests[i]]))
+  const found = new Map<string, string>()
+  const missing: string[] = []
+  for (const text of texts) {
+    const hex = done.get(text)
+    if (hex === undefined) missing.push(text)
+    else found.set(text, hex)
+  }
+  const digests = await Promise.all(missing.map(hashOf))
+  missing.forEach((text, i) => found.set(text, digests[i]))
+  return found
 }
 
 /**
@@ -162,7 +177,7 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, hashes: Read
         return { kind: 'deliver', event }
     }
   })
-  return { resolved, learn, replays }
+  return { resolved, times, learn, replays }
 }
 
 /** The same event, carrying the email (where the mapping reads it). */

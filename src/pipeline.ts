@@ -48,7 +48,8 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
   const hashes = await hashesFor(items)
   const keys = { users: new Set<string>(), emails: new Set<string>(), messages: new Set<string>() }
   for (const { event, parked } of items) {
-    for (const id of [event.userId, event.type === 'alias' ? event.previousId : undefined]) if (id) keys.users.add(hashes.get(id)!)
+    if (event.userId) keys.users.add(hashes.get(event.userId)!)
+    if (event.type === 'alias' && event.previousId) keys.users.add(hashes.get(event.previousId)!)
     const own = parked?.email ?? ((event.type === 'identify' || event.type === 'track') && eventEmail(event))
     if (own) keys.emails.add(hashes.get(normalEmail(own))!)
     if (event.messageId && event.type !== 'page' && event.type !== 'screen' && event.type !== 'group') keys.messages.add(event.messageId)
@@ -103,13 +104,11 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
   for (const [index, item] of items.entries()) {
     for (const replay of replays.get(index) ?? []) add(replay)
     const messageId = item.event.messageId
-    add({ item, resolved: resolution.resolved[index], at: eventTime(item), index, state: messageId ? snapshot.messages.get(messageId) : undefined })
+    add({ item, resolved: resolution.resolved[index], at: resolution.times[index], index, state: messageId ? snapshot.messages.get(messageId) : undefined })
   }
 
-  // Emails -> their hashes (contact guards), for emails the batch did not carry itself.
-  const emailHashes = new Map<string, string>()
-  for (const identity of snapshot.identities.values()) if (identity.email && identity.emailHash) emailHashes.set(identity.email, identity.emailHash)
-  const hashEmail = async (email: string) => emailHashes.get(email) ?? hashes.get(email) ?? (await hashOf(email))
+  // Emails -> their hashes (contact guards); one the batch did not carry is hashed here.
+  const hashEmail = async (email: string) => hashes.get(email) ?? (await hashOf(email))
 
   // Decide what each entry needs; park and claim before any call.
   const now = Date.now()

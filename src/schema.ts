@@ -37,10 +37,7 @@ function withinLimits(value: unknown): boolean {
   }
   return true
 }
-const TraitValue = v.pipe(
-  v.unknown(),
-  v.check(withinLimits, `must hold text of at most ${MAX_TRAIT_TEXT} characters, nested at most ${MAX_TRAIT_DEPTH} levels`),
-)
+const OVER_LIMITS = `must hold text of at most ${MAX_TRAIT_TEXT} characters, nested at most ${MAX_TRAIT_DEPTH} levels`
 
 const AnyObject = v.custom<Record<string, unknown>>(isPlainObject, 'must be an object')
 
@@ -66,7 +63,18 @@ const Id = v.pipe(
  * address...) are read by the mapping, which leaves out a field it cannot send (with an
  * issue) rather than refusing the event.
  */
-export const Traits = v.pipe(v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'), v.objectWithRest({}, TraitValue))
+export const Traits = v.pipe(
+  v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'),
+  // One pass over the object as it is (no copy, every event has traits); an issue names the trait.
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return
+    const traits = dataset.value
+    for (const key in traits) {
+      const value = traits[key]
+      if (!withinLimits(value)) addIssue({ message: OVER_LIMITS, path: [{ type: 'object', origin: 'value', input: traits, key, value }] })
+    }
+  }),
+)
 export type Traits = v.InferOutput<typeof Traits>
 
 const common = {

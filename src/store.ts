@@ -10,7 +10,6 @@ export { StoreError } from './sql'
 
 export interface Identity {
   email: string | null
-  emailHash: string | null
   taughtAt: number
   deletedAt: number | null
 }
@@ -91,35 +90,40 @@ export const noWrites = (): Writes => ({
 export class Store {
   constructor(readonly sql: Sql) {}
 
-  /** Everything a batch needs, in one query. */
+  /**
+   * Everything a batch needs, in one query. Rows name their key by its position in the
+   * list asked for (users, messages), not by the key itself: a 64-character hash per row
+   * is most of what would travel otherwise.
+   */
   async read(keys: { users: string[]; emails: string[]; messages: string[]; cache?: string[] }): Promise<Snapshot> {
     const snapshot = emptySnapshot()
-    if (!keys.users.length && !keys.emails.length && !keys.messages.length && !keys.cache?.length) return snapshot
-    type Row = { k: string; key: string; a: string | null; b: number | null; c: number | null; d: string | null }
+    const { users, messages } = keys
+    if (!users.length && !keys.emails.length && !messages.length && !keys.cache?.length) return snapshot
+    type Row = { k: string; i: number | string; a: string | null; b: number | null; c: number | null }
     const { results } = await this.sql.all<Row>(
       this.sql
         .prepare(
-          `SELECT 'u' AS k, user_hash AS key, email AS a, taught_at AS b, deleted_at AS c, email_hash AS d
-             FROM identities WHERE user_hash IN (SELECT value FROM json_each(?1))
-           UNION ALL SELECT 'p', user_hash, NULL, count(*), NULL, NULL
-             FROM parked WHERE user_hash IN (SELECT value FROM json_each(?1)) GROUP BY user_hash
-           UNION ALL SELECT 'c', email_hash, fields, deleted_at, NULL, NULL
+          `SELECT 'u' AS k, j.key AS i, s.email AS a, s.taught_at AS b, s.deleted_at AS c
+             FROM json_each(?1) j JOIN identities s ON s.user_hash = j.value
+           UNION ALL SELECT 'p', j.key, NULL, count(*), NULL
+             FROM json_each(?1) j JOIN parked p ON p.user_hash = j.value GROUP BY j.key
+           UNION ALL SELECT 'c', email_hash, fields, deleted_at, NULL
              FROM contacts WHERE email_hash IN (
                SELECT value FROM json_each(?2)
                UNION SELECT email_hash FROM identities WHERE user_hash IN (SELECT value FROM json_each(?1)))
-           UNION ALL SELECT 'm' || state, message_id, note, lease_until, NULL, NULL
-             FROM messages WHERE message_id IN (SELECT value FROM json_each(?3))
-           UNION ALL SELECT 'f', key, value, fetched_at, NULL, NULL
+           UNION ALL SELECT 'm' || m.state, j.key, m.note, m.lease_until, NULL
+             FROM json_each(?3) j JOIN messages m ON m.message_id = j.value
+           UNION ALL SELECT 'f', key, value, fetched_at, NULL
              FROM account_cache WHERE key IN (SELECT value FROM json_each(?4))`,
         )
-        .bind(json(keys.users), json(keys.emails), json(keys.messages), json(keys.cache ?? [])),
+        .bind(json(users), json(keys.emails), json(messages), json(keys.cache ?? [])),
     )
-    for (const { k, key, a, b, c, d } of results) {
-      if (k === 'u') snapshot.identities.set(key, { email: a, emailHash: d, taughtAt: b ?? 0, deletedAt: c })
-      else if (k === 'p') snapshot.parkedCounts.set(key, b ?? 0)
-      else if (k === 'c') snapshot.contacts.set(key, { fields: parseFields(a), deletedAt: b })
-      else if (k === 'f') snapshot.cache.set(key, { value: a ?? '', fetchedAt: b ?? 0 })
-      else if (k.startsWith('m')) snapshot.messages.set(key, messageState(k.slice(1), b ?? null, a))
+    for (const { k, i, a, b, c } of results) {
+      if (k === 'u') snapshot.identities.set(users[i as number], { email: a, taughtAt: b ?? 0, deletedAt: c })
+      else if (k === 'p') snapshot.parkedCounts.set(users[i as number], b ?? 0)
+      else if (k === 'c') snapshot.contacts.set(i as string, { fields: parseFields(a), deletedAt: b })
+      else if (k === 'f') snapshot.cache.set(i as string, { value: a ?? '', fetchedAt: b ?? 0 })
+      else if (k.startsWith('m')) snapshot.messages.set(messages[i as number], messageState(k.slice(1), b ?? null, a))
     }
     return snapshot
   }

@@ -110,9 +110,9 @@ export function newEmailIn(traits: Record<string, unknown> | undefined): string 
 }
 
 function findNewEmail(traits: Record<string, unknown>): string | undefined {
-  for (const [name, value] of Object.entries(traits)) {
+  for (const name in traits) {
     if (ALIASES[normal(name)] !== 'newEmail') continue
-    const result = v.safeParse(Email, value)
+    const result = v.safeParse(Email, traits[name])
     if (result.success) return result.output.toLowerCase()
   }
   return undefined
@@ -161,42 +161,54 @@ function audienceTrait(event: TrackEvent): Record<string, boolean> | undefined {
 
 type Source = [path: string, traits: Record<string, unknown> | undefined]
 
+/** A reserved trait as found: where (for issues, built only when one is reported) and how it was spelled. */
+interface Found {
+  value: unknown
+  prefix: string
+  name: string
+  exact: boolean
+}
+const pathOf = (found: { prefix: string; name: string }) => `${found.prefix}.${found.name}`
+
 /**
  * Builds the Autopilot contact for an email from trait sources, later sources winning (so
  * traits win over context.traits). A reserved trait that cannot be sent as its field is
- * left out with an issue; the rest of the event goes on.
+ * left out with an issue; the rest of the event goes on. Runs for every event: strings for
+ * issue paths are made only when there is an issue.
  */
 export function traitsToContact(email: string, sources: readonly Source[], settings: MappingSettings): { contact: Contact; issues: Issue[] } {
-  const reserved = new Map<Reserved, { value: unknown; path: string; exact: boolean }>()
-  const custom = new Map<string, { value: unknown; path: string }>()
+  const reserved = new Map<Reserved, Found>()
+  const custom = new Map<string, { value: unknown; prefix: string }>()
   for (const [prefix, traits] of sources) {
     if (!traits) continue
-    const seen = new Set<Reserved>()
-    for (const [name, value] of Object.entries(traits)) {
+    let seen: Set<Reserved> | undefined
+    for (const name in traits) {
+      const value = traits[name]
       if (!present(value) || UNSAFE_NAMES.has(name)) continue
       const target = ALIASES[normal(name)]
       if (!target) {
-        custom.set(name, { value, path: `${prefix}.${name}` })
+        custom.set(name, { value, prefix })
         continue
       }
       // Within one source the usual spelling (firstName) wins over another (FIRSTNAME); a later source wins.
-      const exact = name === target || name === toCamel(target)
-      if (seen.has(target) && (reserved.get(target)!.exact || !exact)) continue
-      seen.add(target)
-      reserved.set(target, { value, path: `${prefix}.${name}`, exact })
+      const exact = name === target || name === CAMEL[target]
+      if (seen?.has(target) && (reserved.get(target)!.exact || !exact)) continue
+      ;(seen ??= new Set()).add(target)
+      reserved.set(target, { value, prefix, name, exact })
     }
   }
 
   const issues: Issue[] = []
   const drop = (path: string, problem: string) => issues.push({ path, message: `${problem}; not sent` })
   const contact: Contact = { Email: email.trim().toLowerCase() }
-  const setText = (field: StandardField, entry: { value: unknown; path: string }) => {
-    const converted = isObject(entry.value) || Array.isArray(entry.value) ? { ok: false as const, problem: 'must be text' } : text(entry.value)
+  const setText = (field: StandardField, value: unknown, where: () => string) => {
+    const converted = isObject(value) || Array.isArray(value) ? { ok: false as const, problem: 'must be text' } : text(value)
     if (converted.ok) contact[field] = converted.value as string
-    else drop(entry.path, converted.problem)
+    else drop(where(), converted.problem)
   }
   const fields = new CustomFields(settings.fieldTypes, settings.accountFields, issues)
-  for (const [target, entry] of reserved) {
+  for (const [target, found] of reserved) {
+    const { value } = found
     switch (target) {
       case 'email':
         break // the event's email is decided before (emailOf)
@@ -204,64 +216,70 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
       case 'industry':
         break // below, after the fields that take precedence
       case 'company':
-        if (isObject(entry.value)) {
-          for (const [name, value] of Object.entries(entry.value)) {
-            const part = COMPANY[normal(name)]
-            if (!present(value)) continue
-            if (part === 'name') setText('Company', { value, path: `${entry.path}.${name}` })
-            else if (part) setText(part, { value, path: `${entry.path}.${name}` })
-            else fields.add(['company', name], value, `${entry.path}.${name}`)
-          }
-        } else {
-          setText('Company', entry)
+        if (!isObject(value)) {
+          setText('Company', value, () => pathOf(found))
+          break
+        }
+        for (const name in value) {
+          const inner = value[name]
+          if (!present(inner)) continue
+          const part = COMPANY[normal(name)]
+          const where = () => `${pathOf(found)}.${name}`
+          if (part === 'name') setText('Company', inner, where)
+          else if (part) setText(part, inner, where)
+          else fields.add(['company', name], inner, pathOf(found), 1)
         }
         break
       case 'address':
-        if (!isObject(entry.value)) {
-          drop(entry.path, 'must be an object (street, city, state, postalCode, country)')
+        if (!isObject(value)) {
+          drop(pathOf(found), 'must be an object (street, city, state, postalCode, country)')
           break
         }
-        for (const [name, value] of Object.entries(entry.value)) {
-          if (!present(value)) continue
+        for (const name in value) {
+          const inner = value[name]
+          if (!present(inner)) continue
           const field = ADDRESS[normal(name)]
-          if (field) setText(field, { value, path: `${entry.path}.${name}` })
-          else fields.add(['address', name], value, `${entry.path}.${name}`)
+          if (field) setText(field, inner, () => `${pathOf(found)}.${name}`)
+          else fields.add(['address', name], inner, pathOf(found), 1)
         }
         break
       case 'unsubscribed': {
-        const converted = convert('boolean', entry.value)
+        const converted = convert('boolean', value)
         if (converted.ok) contact.unsubscribed = converted.value as boolean
-        else drop(entry.path, 'must be true or false')
+        else drop(pathOf(found), 'must be true or false')
         break
       }
       case 'newEmail': {
-        const result = v.safeParse(Email, entry.value)
-        if (!result.success) drop(entry.path, result.issues[0].message)
+        const result = v.safeParse(Email, value)
+        if (!result.success) drop(pathOf(found), result.issues[0].message)
         else if (result.output.toLowerCase() !== contact.Email) contact._NewEmail = result.output.toLowerCase()
         break
       }
       default:
-        setText(target, entry)
+        setText(target, value, () => pathOf(found))
     }
   }
   const industry = reserved.get('industry')
-  if (industry && contact.Industry === undefined) setText('Industry', industry)
+  if (industry && contact.Industry === undefined) setText('Industry', industry.value, () => pathOf(industry))
   const name = reserved.get('name')
   if (name && contact.FirstName === undefined && contact.LastName === undefined) {
     const full = text(name.value)
-    if (!full.ok || isObject(name.value)) drop(name.path, 'must be text')
+    if (!full.ok || isObject(name.value)) drop(pathOf(name), 'must be text')
     else {
       const [given, ...family] = String(full.value).trim().split(/\s+/)
       if (given) contact.FirstName = given
       if (family.length) contact.LastName = family.join(' ')
     }
   }
-  for (const [name, { value, path }] of custom) fields.add([name], value, path)
+  for (const [name, { value, prefix }] of custom) fields.add([name], value, prefix, 0)
   if (fields.size) contact.custom = fields.values
   return { contact, issues }
 }
 
-const toCamel = (target: Reserved) => target.charAt(0).toLowerCase() + target.slice(1)
+/** Each reserved name's usual camelCase spelling (firstName for FirstName). */
+const CAMEL = Object.fromEntries(
+  [...new Set(Object.values(ALIASES))].map((target) => [target, target.charAt(0).toLowerCase() + target.slice(1)]),
+) as Record<Reserved, string>
 
 /** Several events for one email become one contact; later values win per field. */
 export function mergeContacts(earlier: Contact, later: Contact): Contact {
