@@ -52,30 +52,16 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient): Pr
       else if (action.kind === 'reject') results[i] = { outcome: rejected(action.message, action.issues) }
       else if (action.kind === 'upsert' || (action.kind === 'trigger' && action.setFirst)) addToGroup(groups, action.contact, i)
     }
-    const tasks = new Map<string, Promise<unknown>[]>()
-    const track = (email: string, task: Promise<unknown>) => {
-      const list = tasks.get(key(email)) ?? []
-      list.push(task)
-      tasks.set(key(email), list)
-      return task
-    }
-
     const all = [...groups.values()]
     const sends: Promise<void>[] = []
     for (let start = 0; start < all.length; start += BULK_LIMIT) sends.push(send(all.slice(start, start + BULK_LIMIT)))
-    for (const group of all) track(group.contact.Email, group.done)
 
     // A journey trigger waits for its person's upsert (if any) and runs as soon as it is done.
     const triggers = indices.map(async (i) => {
       const { action } = jobs[i]
       if (action.kind !== 'trigger') return
-      await track(
-        action.contact.Email,
-        (async () => {
-          const upserted = await groups.get(key(action.contact.Email))?.done
-          results[i] = upserted && upserted.status !== 'delivered' ? { outcome: upserted } : await enrol(client, action)
-        })(),
-      )
+      const upserted = await groups.get(key(action.contact.Email))?.done
+      results[i] = upserted && upserted.status !== 'delivered' ? { outcome: upserted } : await enrol(client, action)
     })
     await Promise.all([...sends, ...triggers])
     // Every group is settled once the sends are done: an upsert takes its group's outcome.
@@ -86,11 +72,11 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient): Pr
       results[i] = { outcome: outcome.status === 'delivered' ? delivered(action.message, action.issues) : outcome }
     }
 
+    // Deletes last: every upsert and trigger of this phase has ended.
     await Promise.all(
       indices.map(async (i) => {
         const { action } = jobs[i]
         if (action.kind !== 'delete') return
-        await Promise.all(tasks.get(key(action.email)) ?? [])
         try {
           const gone = await client.deleteContact(action.email)
           results[i] = { outcome: delivered(gone === 'deleted' ? 'contact deleted' : 'contact was not in Autopilot') }

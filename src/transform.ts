@@ -74,12 +74,6 @@ export function toAction(event: SegmentEvent, settings: MappingSettings, knownEm
   }
 }
 
-/** Where Segment and Engage put the email: identify traits, else context.traits; track properties, else context.traits. */
-function emailSources(event: IdentifyEvent | TrackEvent): [string, unknown][] {
-  const context = event.context?.traits?.email
-  return event.type === 'identify' ? [['traits.email', event.traits?.email], ['context.traits.email', context]] : [['properties.email', event.properties?.email], ['context.traits.email', context]]
-}
-
 const emails = new WeakMap<object, { email?: string; issues: Issue[] }>()
 /** The first valid email an identify or track carries (trimmed), and issues for invalid ones before it. */
 export function emailOf(event: IdentifyEvent | TrackEvent): { email?: string; issues: Issue[] } {
@@ -88,15 +82,21 @@ export function emailOf(event: IdentifyEvent | TrackEvent): { email?: string; is
   return found
 }
 
+/** Where Segment and Engage put the email: identify traits, else context.traits; track properties, else context.traits. */
 function findEmail(event: IdentifyEvent | TrackEvent): { email?: string; issues: Issue[] } {
   const issues: Issue[] = []
-  for (const [path, value] of emailSources(event)) {
-    if (!present(value)) continue
-    const result = v.safeParse(Email, value)
-    if (result.success) return { email: result.output, issues }
-    issues.push({ path, message: `${result.issues[0].message}; not used` })
-  }
-  return { issues }
+  const own = event.type === 'identify' ? event.traits?.email : event.properties?.email
+  const email = valid(own, event.type === 'identify' ? 'traits.email' : 'properties.email', issues) ?? valid(event.context?.traits?.email, 'context.traits.email', issues)
+  return email === undefined ? { issues } : { email, issues }
+}
+
+/** The email if the value is one; an issue (at `path`) if it is present and is not. */
+function valid(value: unknown, path: string, issues: Issue[]): string | undefined {
+  if (!present(value)) return undefined
+  const result = v.safeParse(Email, value)
+  if (result.success) return result.output
+  issues.push({ path, message: `${result.issues[0].message}; not used` })
+  return undefined
 }
 
 export const eventEmail = (event: IdentifyEvent | TrackEvent): string | undefined => emailOf(event).email
@@ -123,7 +123,7 @@ function identifyAction(event: IdentifyEvent, settings: MappingSettings, knownEm
   const email = found.email ?? knownEmail
   if (!email) return missingEmail(event.userId, found.issues)
   const { contact, issues } = traitsToContact(email, [['context.traits', event.context?.traits], ['traits', event.traits]], settings)
-  return { kind: 'upsert', contact, message: 'contact upserted', ...withIssues([...found.issues, ...issues]) }
+  return { kind: 'upsert', contact, message: 'contact upserted', ...withIssues(found.issues, issues) }
 }
 
 function trackAction(event: TrackEvent, settings: MappingSettings, knownEmail?: string): Action {
@@ -131,7 +131,7 @@ function trackAction(event: TrackEvent, settings: MappingSettings, knownEmail?: 
   const email = found.email ?? knownEmail
   if (!email) return missingEmail(event.userId, found.issues)
   const { contact, issues } = traitsToContact(email, [['context.traits', event.context?.traits], ['properties', audienceTrait(event)]], settings)
-  const all = withIssues([...found.issues, ...issues])
+  const all = withIssues(found.issues, issues)
   const triggerId = settings.triggers.get(event.event)
   if (triggerId) return { kind: 'trigger', triggerId, contact, setFirst: Object.keys(contact).length > 1, ...all }
   const reason = `no journey trigger is mapped to "${event.event}" in AUTOPILOT_TRIGGERS`
@@ -139,7 +139,7 @@ function trackAction(event: TrackEvent, settings: MappingSettings, knownEmail?: 
   return { kind: 'skip', message: reason }
 }
 
-const withIssues = (issues: Issue[]) => (issues.length ? { issues } : {})
+const withIssues = (issues: Issue[], more: Issue[] = []) => (issues.length || more.length ? { issues: [...issues, ...more] } : {})
 
 function missingEmail(userId: string | null | undefined, issues: Issue[]): Action {
   if (!userId) return { kind: 'reject', message: MISSING_IDENTIFIER, ...withIssues(issues) }
