@@ -305,6 +305,20 @@ describe('Segment delete', () => {
     expect(autopilot.contacts.has(EMAIL)).toBe(false)
   })
 
+  it('deletes only after every upsert and journey trigger for that person in the batch has ended', async () => {
+    // Each answer takes a while, so a delete that did not wait would reach Autopilot first.
+    const { post, autopilot } = setup({}, { latencyMs: 60 })
+    const later = { timestamp: '2026-11-01T10:00:00Z' }
+    const response = await post([
+      identifyWith('u-46', { email: EMAIL }, later),
+      trackFor('u-46', later),
+      { type: 'delete', messageId: id(), userId: 'u-46', timestamp: '2026-11-01T11:00:00Z' },
+    ])
+    expect(response.status).toBe(200)
+    expect(autopilot.calls.map((call) => `${call.method} ${call.path.split('/')[1]}`)).toEqual(['POST contact', 'POST trigger', 'DELETE contact'])
+    expect(autopilot.contacts.has(EMAIL)).toBe(false)
+  })
+
   it('stays deleted: an older identify still being retried does not re-create the person', async () => {
     const { post, autopilot } = setup()
     const older = identifyWith('u-45', { email: EMAIL, plan: 'old' }, { timestamp: '2026-11-01T10:00:00Z' })
