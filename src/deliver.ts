@@ -21,7 +21,6 @@ export interface Result {
 
 interface Group {
   contact: Contact
-  members: number[]
   done: Promise<Outcome>
   /** Set by settle, as `done` resolves with it. */
   outcome?: Outcome
@@ -50,7 +49,7 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient): Pr
       const { action } = jobs[i]
       if (action.kind === 'skip') results[i] = { outcome: skipped(action.message) }
       else if (action.kind === 'reject') results[i] = { outcome: rejected(action.message, action.issues) }
-      else if (action.kind === 'upsert' || (action.kind === 'trigger' && action.setFirst)) addToGroup(groups, action.contact, i)
+      else if (action.kind === 'upsert' || (action.kind === 'trigger' && action.setFirst)) addToGroup(groups, action.contact)
     }
     const all = [...groups.values()]
     const sends: Promise<void>[] = []
@@ -112,18 +111,16 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient): Pr
   }
 }
 
-function addToGroup(groups: Map<string, Group>, contact: Contact, index: number) {
+function addToGroup(groups: Map<string, Group>, contact: Contact) {
   const existing = groups.get(key(contact.Email))
   if (existing) {
     existing.contact = mergeContacts(existing.contact, contact)
-    existing.members.push(index)
     return
   }
   let resolve!: (outcome: Outcome) => void
   const done = new Promise<Outcome>((r) => (resolve = r))
   const group: Group = {
     contact,
-    members: [index],
     done,
     settle: (outcome) => {
       group.outcome ??= outcome
