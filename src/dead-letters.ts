@@ -1,6 +1,7 @@
 // Dead letters: events that will not be delivered without someone's help, with the
 // reason. Inspect, re-drive (after fixing the cause), delete. ADMIN_TOKEN only.
-import { Hono, type Context } from 'hono'
+import { Hono } from 'hono/tiny'
+import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import * as v from 'valibot'
 import { AutopilotClient } from './autopilot'

@@ -1,6 +1,6 @@
 // POST /: what Segment sends. Authenticate, validate each event, then deliver now
 // (direct mode) or put on the queue (queued mode), and answer for Segment's retry rules.
-import { Hono } from 'hono'
+import { Hono } from 'hono/tiny'
 import { answerBatch, answerOne } from './answer'
 import { authenticate } from './auth'
 import { AutopilotClient } from './autopilot'

@@ -1,6 +1,6 @@
 // GET /health: what is configured (never a value) and whether it can work.
 // GET /health?check=autopilot (ADMIN_TOKEN): the setup check against Autopilot and D1.
-import { Hono } from 'hono'
+import { Hono } from 'hono/tiny'
 import { version } from '../package.json'
 import { AutopilotClient } from './autopilot'
 import { checkSetup } from './doctor'
