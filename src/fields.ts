@@ -20,7 +20,8 @@ export interface AccountFields {
 
 export type Converted = { ok: true; value: CustomValue } | { ok: false; problem: string }
 
-const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype'])
+/** Names that would reach an object's prototype: never a field. */
+export const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype'])
 const MAX_NAME_LENGTH = 200
 
 /** Autopilot's custom field name: spaces become `--`; names that cannot be sent give undefined. */
@@ -193,8 +194,8 @@ export const noAccountFields: AccountFields = { byName: new Map(), byLowerName: 
 
 /** Nested objects are flattened this deep; anything deeper is kept as JSON text. */
 const MAX_DEPTH = 3
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
-const present = (value: unknown) => value !== undefined && value !== null
+export const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+export const present = (value: unknown) => value !== undefined && value !== null
 
 /** Typed custom fields: the pinned type, else the account's own field (and its spelling), else today's rules. */
 export class CustomFields {

@@ -3,7 +3,7 @@
 // with plain inputs and outputs.
 import * as v from 'valibot'
 import type { CustomType } from './config'
-import { convert, CustomFields, text, type AccountFields, type CustomValue } from './fields'
+import { convert, CustomFields, isObject, present, text, UNSAFE_NAMES, type AccountFields, type CustomValue } from './fields'
 import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from './schema'
 
 export type StandardField =
@@ -45,7 +45,6 @@ const ALIASES: Record<string, Reserved> = {
 }
 const ADDRESS: Record<string, StandardField> = { street: 'MailingStreet', city: 'MailingCity', state: 'MailingState', postalcode: 'MailingPostalCode', zip: 'MailingPostalCode', country: 'MailingCountry' }
 const COMPANY: Record<string, 'name' | 'Industry' | 'NumberOfEmployees'> = { name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' }
-const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype'])
 
 const normalized = new Map<string, string>()
 /** A trait name compared without case, spaces, underscores or dashes (cached per isolate). */
@@ -59,8 +58,6 @@ function normal(name: string): string {
   return key
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
-const present = (value: unknown) => value !== undefined && value !== null
 
 /** Maps one validated Segment event to what must happen in Autopilot. `knownEmail`: resolved from its userId. */
 export function toAction(event: SegmentEvent, settings: MappingSettings, knownEmail?: string): Action {
