@@ -30,6 +30,13 @@ describe('routes', () => {
     expect((await json(response)).message).toContain(allow)
   })
 
+  it('takes a URL pasted with a trailing slash as the same route', async () => {
+    const { get } = setup()
+    const response = await get('/health/')
+    expect(response.status).toBe(200)
+    expect(await json(response)).toMatchObject({ status: 'ok', mode: 'direct' })
+  })
+
   it('answers JSON 404 for any other path', async () => {
     const { request } = setup()
     const response = await request(new Request('https://worker.test/nope', { method: 'POST', body: '{}' }))
