@@ -1,4 +1,4 @@
-// The floor `npm run bench` compares against: only the irreducible part of the job —
+// The bare Worker `npm run bench` compares against: only the irreducible part of the job —
 // verify Segment's HMAC, parse the JSON, one fetch with the email (one bulk call for
 // a batch). No validation, mapping, identity, logging or error handling. Not shipped.
 const encoder = new TextEncoder()

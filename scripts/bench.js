@@ -1,13 +1,12 @@
 // @ts-check
-// `npm run bench`: the Worker's own cost per event, against the floor.
+// `npm run bench`: the Worker's own cost per event, against a bare Worker and a D1 floor.
 // Builds the Worker as `wrangler deploy` does and runs the bundle in Miniflare, next to
 // a bare Worker (bench/bare-worker.js) that only verifies the HMAC, parses the JSON
 // and makes one fetch, and to that bare Worker plus one D1 lookup of the userIds
 // (bench/floor-worker.js: the least a Worker keeping identity in D1 adds). All get the same
 // signed events; Autopilot is the local stand-in answering at once. They take turns over
-// several rounds; the table shows
-// medians, with each workerd process's CPU time per request (Linux /proc; D1 runs in that
-// process too). Numbers go to bench/results/ so runs can be compared.
+// several rounds; the table shows medians, with each workerd process's CPU time per request
+// (Linux /proc; D1 runs in that process too). Numbers go to bench/results/ so runs can be compared.
 import { execFileSync } from 'node:child_process'
 import { createHash, createHmac } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
