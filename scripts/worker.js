@@ -46,6 +46,8 @@ export async function startWorker({ scriptPath, env, bindings, outbound, quiet =
   const mf = new Miniflare({
     modules: true,
     scriptPath,
+    // What the script imports is an ES module too (the bench's floor Worker imports the bare one).
+    modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }],
     compatibilityDate: workerOptions.compatibilityDate,
     bindings: { ...workerOptions.bindings, ...bindings },
     d1Databases: workerOptions.d1Databases,
