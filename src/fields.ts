@@ -23,6 +23,7 @@ export type Converted = { ok: true; value: CustomValue } | { ok: false; problem:
 /** Names that would reach an object's prototype: never a field. */
 export const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype'])
 const MAX_NAME_LENGTH = 200
+const UNSENDABLE_NAME = `the name cannot be an Autopilot field (empty, over ${MAX_NAME_LENGTH} characters, or __proto__, constructor, prototype); not sent`
 
 /** Autopilot's custom field name: spaces become `--`; names that cannot be sent give undefined. */
 export function customName(path: readonly string[]): string | undefined {
@@ -41,13 +42,12 @@ const fieldNames = new Map<string, string>()
 function fieldName(segment: string): string {
   let part = fieldNames.get(segment)
   if (part === undefined) {
-    part = UNSAFE_NAMES.has(segment)
-      ? ''
-      : segment
-          .toWellFormed()
-          .replace(/(?![\t\n\v\f\r])\p{Cc}/gu, '') // control characters; whitespace becomes -- below
-          .trim()
-          .replace(/\s+/gu, '--')
+    part = segment
+      .toWellFormed()
+      .replace(/(?![\t\n\v\f\r])\p{Cc}/gu, '') // control characters; whitespace becomes -- below
+      .trim()
+      .replace(/\s+/gu, '--')
+    if (UNSAFE_NAMES.has(part)) part = '' // "constructor " too: Autopilot refuses the name as it ends up
     if (fieldNames.size >= 10_000) fieldNames.clear()
     fieldNames.set(segment, part)
   }
@@ -219,7 +219,10 @@ export class CustomFields {
   add(path: string[], value: unknown, issueBase: string, issueFrom: number) {
     if (!present(value)) return
     const plan = this.plan(path)
-    if (!plan.name) return // __proto__, empty or over-long names are never sent
+    if (!plan.name) {
+      this.issues.push({ path: [issueBase, ...path.slice(issueFrom)].join('.'), message: UNSENDABLE_NAME })
+      return
+    }
     const { pinned, existing } = plan
     if (isObject(value) && path.length < MAX_DEPTH && !pinned && !existing) {
       for (const key in value) this.add([...path, key], value[key], issueBase, issueFrom)

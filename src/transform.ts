@@ -35,16 +35,18 @@ export const MISSING_IDENTIFIER = 'Missing unique identifier traits. Either emai
 
 /** What a reserved trait is, whatever its spelling: firstName, first_name, firstname, "First Name", FIRSTNAME. */
 type Reserved = StandardField | 'email' | 'name' | 'company' | 'industry' | 'address' | 'unsubscribed' | 'newEmail'
-const ALIASES: Record<string, Reserved> = {
+/** A table looked up by trait name: without a prototype, so a trait called "constructor" (in any spelling) is no key. */
+const byName = <T>(entries: Record<string, T>): Readonly<Record<string, T | undefined>> => Object.assign(Object.create(null), entries)
+const ALIASES = byName<Reserved>({
   email: 'email', name: 'name', company: 'company', industry: 'industry', address: 'address', unsubscribed: 'unsubscribed',
   newemail: 'newEmail', firstname: 'FirstName', givenname: 'FirstName', lastname: 'LastName', familyname: 'LastName',
   surname: 'LastName', phone: 'Phone', mobile: 'MobilePhone', mobilephone: 'MobilePhone', title: 'Title', website: 'Website',
   leadsource: 'LeadSource', status: 'Status', salutation: 'Salutation', twitter: 'Twitter', linkedin: 'LinkedIn', fax: 'Fax',
   numberofemployees: 'NumberOfEmployees', ownername: 'owner_name', mailingstreet: 'MailingStreet', mailingcity: 'MailingCity',
   mailingstate: 'MailingState', mailingpostalcode: 'MailingPostalCode', mailingcountry: 'MailingCountry',
-}
-const ADDRESS: Record<string, StandardField> = { street: 'MailingStreet', city: 'MailingCity', state: 'MailingState', postalcode: 'MailingPostalCode', zip: 'MailingPostalCode', country: 'MailingCountry' }
-const COMPANY: Record<string, 'name' | 'Industry' | 'NumberOfEmployees'> = { name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' }
+})
+const ADDRESS = byName<StandardField>({ street: 'MailingStreet', city: 'MailingCity', state: 'MailingState', postalcode: 'MailingPostalCode', zip: 'MailingPostalCode', country: 'MailingCountry' })
+const COMPANY = byName<'name' | 'Industry' | 'NumberOfEmployees'>({ name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' })
 
 const normalized = new Map<string, string>()
 /** A trait name compared without case, spaces, underscores or dashes (cached per isolate). */
@@ -260,11 +262,13 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
   if (industry && contact.Industry === undefined) setText('Industry', industry.value, () => pathOf(industry))
   const name = reserved.get('name')
   if (name && contact.FirstName === undefined && contact.LastName === undefined) {
-    const full = text(name.value)
-    if (!full.ok || isObject(name.value)) drop(pathOf(name), 'must be text')
+    // Text as for every standard field (no objects or lists); a blank name sets nothing, and says so.
+    const full = isObject(name.value) || Array.isArray(name.value) ? undefined : text(name.value)
+    const [given, ...family] = full?.ok ? String(full.value).trim().split(/\s+/) : []
+    if (!full?.ok) drop(pathOf(name), 'must be text')
+    else if (!given) drop(pathOf(name), 'is blank')
     else {
-      const [given, ...family] = String(full.value).trim().split(/\s+/)
-      if (given) contact.FirstName = given
+      contact.FirstName = given
       if (family.length) contact.LastName = family.join(' ')
     }
   }
@@ -275,7 +279,7 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
 
 /** Each reserved name's usual camelCase spelling (firstName for FirstName). */
 const CAMEL = Object.fromEntries(
-  [...new Set(Object.values(ALIASES))].map((target) => [target, target.charAt(0).toLowerCase() + target.slice(1)]),
+  [...new Set(Object.values(ALIASES) as Reserved[])].map((target) => [target, target.charAt(0).toLowerCase() + target.slice(1)]),
 ) as Record<Reserved, string>
 
 /** Several events for one email become one contact; later values win per field. */

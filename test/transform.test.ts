@@ -70,6 +70,30 @@ describe('identify: reserved traits -> standard fields', () => {
     expect(contactFrom({ name: 'Ada Lovelace', firstName: 'Augusta' })).toEqual({ Email: EMAIL, FirstName: 'Augusta' })
   })
 
+  it('reports a name that is a list or blank instead of dropping it silently (found by the mapping property)', () => {
+    for (const [name, message] of [[[], 'must be text; not sent'], [['Ada', 'Lovelace'], 'must be text; not sent'], ['   ', 'is blank; not sent']] as const) {
+      const { contact, issues } = traitsToContact(EMAIL, [['traits', { name }]], settings)
+      expect(contact).toEqual({ Email: EMAIL })
+      expect(issues).toEqual([{ path: 'traits.name', message }])
+    }
+  })
+
+  it('never takes a trait spelled like a prototype key ("Constructor", "constructor ") for a standard field (found by the mapping property)', () => {
+    const { contact, issues } = traitsToContact(EMAIL, [['traits', { 'constructor ': 'a', Constructor: 'b', company: { CONSTRUCTOR: 'c' }, address: { 'con_structor': 'd' } }]], settings)
+    expect(Object.keys(contact).sort()).toEqual(['Email', 'custom'])
+    expect(contactProblem(contact, new Map())).toBeUndefined()
+    expect(contact.custom).toEqual({ 'string--Constructor': 'b', 'string--company--CONSTRUCTOR': 'c', 'string--address--con_structor': 'd' })
+    // Autopilot refuses a field named constructor: the trait is left out, and the answer says so.
+    expect(issues).toEqual([{ path: 'traits.constructor ', message: expect.stringMatching(/^the name cannot be an Autopilot field .*; not sent$/) }])
+  })
+
+  it('says so when a trait name cannot be a field (blank, over 200 characters)', () => {
+    const long = 'x'.repeat(201)
+    const { contact, issues } = traitsToContact(EMAIL, [['traits', { '  ': 1, [long]: 2, plan: 'pro' }]], settings)
+    expect(contact.custom).toEqual({ 'string--plan': 'pro' })
+    expect(issues.map((issue) => issue.path)).toEqual(['traits.  ', `traits.${long}`])
+  })
+
   it('takes the email from context.traits when traits has none', () => {
     const action = toAction(event({ type: 'identify', userId: 'u', traits: { plan: 'pro' }, context: { traits: { email: EMAIL } } }), settings)
     expect(action).toMatchObject({ kind: 'upsert', contact: { Email: EMAIL, custom: { 'string--plan': 'pro' } } })
