@@ -4,12 +4,10 @@ import { Hono } from 'hono/tiny'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import * as v from 'valibot'
-import { AutopilotClient } from './autopilot'
-import { Gate } from './gate'
 import { adminOnly, type App } from './http'
-import { pacerFor } from './pacer'
-import { deliverItems } from './pipeline'
+import { deliverEvents } from './pipeline'
 import { enqueue, EVENTS_QUEUE } from './queue'
+import { deliveryRun } from './run'
 import { checkEvent } from './schema'
 import type { Sql } from './sql'
 import { Store } from './store'
@@ -51,20 +49,9 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
     const checked = checkEvent(letter.event)
     return checked.ok ? [{ letter, event: checked.event }] : []
   })
-  const pacer = pacerFor(config.maxRps)
-  const gate = new Gate({ pacer, maxCalls: config.maxCalls, deadline: Date.now() + config.deadlineMs, unavailableLimit: 2, stopOnRateLimit: true })
-  const outcomes = await deliverItems(
+  const outcomes = await deliverEvents(
     valid.map(({ event, letter }) => ({ event, at: letter.firstSeen })),
-    {
-      store: new Store(sql),
-      client: AutopilotClient.for(config, { onCall: log.onCall, gate }),
-      config,
-      claimant: log.requestId,
-      leaseMs: 10 * 60_000,
-      recordProgress: false,
-      onProblem: log.problem,
-      onReplay: log.countReplay,
-    },
+    deliveryRun('redrive', { config, store: new Store(sql), log }),
   )
   const done = valid.filter((_, i) => outcomes[i].status === 'delivered' || outcomes[i].status === 'skipped' || outcomes[i].status === 'deferred')
   const removed = await upkeep.deleteDeadLetters(done.map(({ letter }) => letter.id))

@@ -3,22 +3,15 @@
 import { Hono } from 'hono/tiny'
 import { answerBatch, answerOne } from './answer'
 import { authenticate } from './auth'
-import { AutopilotClient } from './autopilot'
 import { configurationProblem, secretPut } from './config'
-import { Gate } from './gate'
 import { limitBody, methodNotAllowed, type App } from './http'
 import type { Item } from './identity'
-import { rejected, retry, type Outcome } from './outcome'
-import { pacerFor } from './pacer'
-import { deliverItems } from './pipeline'
+import { rejected, retry, skipped, type Outcome } from './outcome'
+import { deliverEvents } from './pipeline'
 import { acceptForQueue } from './queue'
+import { deliveryRun } from './run'
 import { ACKNOWLEDGED_ONLY, checkEvent, eventsOf, type SegmentEvent } from './schema'
 import { Store } from './store'
-
-/** A direct-mode claim on a journey trigger outlives any attempt still running (Segment waits 5 s). */
-const DIRECT_LEASE_MS = 10 * 60_000
-/** After the last Autopilot call may end (DIRECT_DEADLINE_MS), what the final D1 write may take. */
-const FINAL_WRITE_MS = 700
 
 export const events = new Hono<App>()
 
@@ -39,7 +32,7 @@ events.post('/', limitBody, async (c) => {
   const auth = await authenticate(c.req.raw.headers, raw, () => firstEvent(parse()?.value), config)
   log.fields.auth = auth
   if (auth === 'not-configured') {
-    const how = `${secretPut(config, 'SEGMENT_WEBHOOK_TOKEN')} or ${secretPut(config, 'SEGMENT_SHARED_SECRET')}`
+    const how = `${secretPut(config.deployEnv, 'SEGMENT_WEBHOOK_TOKEN')} or ${secretPut(config.deployEnv, 'SEGMENT_SHARED_SECRET')}`
     return c.json({ message: `Unauthenticated requests are refused: set SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN (${how})` }, 503)
   }
   if (auth === 'first-event-only') {
@@ -71,7 +64,8 @@ events.post('/', limitBody, async (c) => {
       return
     }
     types[index] = checked.event.type
-    if (blocker && !ACKNOWLEDGED_ONLY.has(checked.event.type)) outcomes[index] = retry(blocker)
+    if (ACKNOWLEDGED_ONLY.has(checked.event.type)) outcomes[index] = skipped(`${checked.event.type} events are acknowledged and not sent to ${config.destination.label}`)
+    else if (blocker) outcomes[index] = retry(blocker)
     else valid[index] = checked.event
   })
   if (valid.some(Boolean)) {
@@ -81,19 +75,7 @@ events.post('/', limitBody, async (c) => {
     } else {
       const indices = [...valid.keys()].filter((index) => valid[index])
       const items: Item[] = indices.map((index) => ({ event: valid[index]!, at: started }))
-      const pacer = pacerFor(config.maxRps)
-      const gate = new Gate({ pacer, maxCalls: config.maxCalls, deadline: started + config.deadlineMs, unavailableLimit: 2, stopOnRateLimit: true })
-      const results = await deliverItems(items, {
-        store: new Store(sql!),
-        client: AutopilotClient.for(config, { onCall: log.onCall, gate }),
-        config,
-        claimant: log.requestId,
-        leaseMs: DIRECT_LEASE_MS,
-        recordProgress: true,
-        answerBy: started + config.deadlineMs + FINAL_WRITE_MS,
-        onProblem: log.problem,
-        onReplay: log.countReplay,
-      })
+      const results = await deliverEvents(items, deliveryRun('request', { config, store: new Store(sql!), log, started }))
       results.forEach((outcome, i) => (outcomes[indices[i]] = outcome))
     }
   }

@@ -1,9 +1,9 @@
-// Whether an Autopilot call may start now: the account's pace (pacer.ts), the calls one
+// Whether a destination call may start now: the account's pace (pacer.ts), the calls one
 // invocation may make (Cloudflare caps subrequests: 50 on the Free plan), the time
 // left before the answer is due (Segment waits 5 s), at most six calls in flight (the
 // Workers runtime opens six connections at once), and whether an earlier failure
 // means every further call would fail too.
-import type { AutopilotError, CallGate } from './autopilot'
+import type { CallError, CallGate } from './destinations/transport'
 import type { Pacer } from './pacer'
 
 /** A call needs at least this long to be worth starting before the deadline. */
@@ -16,7 +16,7 @@ export class Stopped extends Error {
   constructor(
     message: string,
     /** The failure that stopped the run, if one did. */
-    readonly failure?: AutopilotError,
+    readonly failure?: CallError,
   ) {
     super(message)
   }
@@ -38,14 +38,14 @@ export class Gate implements CallGate {
   private inFlight = 0
   private readonly waiting: (() => void)[] = []
   private unavailableInARow = 0
-  private stoppedBy?: AutopilotError
+  private stoppedBy?: CallError
 
   constructor(private readonly options: GateOptions) {}
 
   async enter(): Promise<number> {
     const { maxCalls, deadline = Infinity, pacer } = this.options
     this.check()
-    if (this.calls >= maxCalls) throw new Stopped(`not attempted: this invocation reached its ${maxCalls} Autopilot calls`)
+    if (this.calls >= maxCalls) throw new Stopped(`not attempted: this invocation reached its ${maxCalls} calls`)
     this.calls++
     if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => this.waiting.push(resolve))
     this.inFlight++
@@ -60,7 +60,7 @@ export class Gate implements CallGate {
     }
   }
 
-  leave(error?: AutopilotError): void {
+  leave(error?: CallError): void {
     this.release()
     if (!error) {
       this.unavailableInARow = 0

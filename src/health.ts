@@ -1,10 +1,9 @@
 // GET /health: what is configured (never a value) and whether it can work.
-// GET /health?check=autopilot (ADMIN_TOKEN): the setup check against Autopilot and D1.
+// GET /health?check=<destination> (ADMIN_TOKEN): the setup check against the destination and D1.
 import { Hono } from 'hono/tiny'
 import { version } from '../package.json'
-import { AutopilotClient } from './autopilot'
-import { checkSetup } from './doctor'
 import { adminOnly, authMode, methodNotAllowed, type App } from './http'
+import { checkSetup } from './setup'
 import { Upkeep } from './upkeep'
 
 export const health = new Hono<App>()
@@ -15,23 +14,23 @@ health.get('/health', async (c) => {
   const { config, log, sql } = c.var
   const check = c.req.query('check')
   if (check !== undefined) {
-    if (check !== 'autopilot') return c.json({ message: 'The only check is ?check=autopilot' }, 400)
-    const client = config.apiKey ? AutopilotClient.for(config, { onCall: log.onCall }) : undefined
-    const report = await checkSetup(config, client, sql && new Upkeep(sql))
-    const failed = report.checks.filter((item) => !item.ok).length
-    return c.json({ message: failed ? `${failed} problems: see checks` : 'ready: Autopilot, the triggers and the database check out', ...report })
+    const { destination } = config
+    if (check !== destination.id) return c.json({ message: `The only check is ?check=${destination.id}` }, 400)
+    const report = await checkSetup(config, { onCall: log.onCall }, sql && new Upkeep(sql))
+    const failed = report.checks.filter((item) => !item.ok && !item.note).length
+    return c.json({ message: failed ? `${failed} ${failed === 1 ? 'problem' : 'problems'}: see checks` : `ready: ${destination.label}, its journeys and the database check out`, ...report })
   }
   return c.json({
     status: config.problems.length ? 'misconfigured' : 'ok',
     version,
     mode: c.env.EVENTS ? 'queued' : 'direct',
     auth: authMode(config),
+    destination: config.destination.id,
     settings: {
-      AUTOPILOT_API_KEY: Boolean(config.apiKey),
+      ...config.destination.settings,
       SEGMENT_SHARED_SECRET: Boolean(config.sharedSecret),
       SEGMENT_WEBHOOK_TOKEN: Boolean(config.webhookToken),
       ALLOW_UNSIGNED: config.allowUnsigned,
-      AUTOPILOT_TRIGGERS: config.triggers.size,
       ADMIN_TOKEN: Boolean(config.adminToken),
     },
     bindings: { DB: Boolean(c.env.DB), EVENTS: Boolean(c.env.EVENTS), ANALYTICS: Boolean(c.env.ANALYTICS) },

@@ -10,8 +10,8 @@ export type App = { Bindings: Env; Variables: { config: Config; log: RequestLog;
 
 /** Settings (parsed once per isolate), the database handle, and one log line per request. */
 export const perRequest: MiddlewareHandler<App> = async (c, next) => {
-  const log = new RequestLog(c.req.header('cf-ray') ?? crypto.randomUUID(), c.env.ANALYTICS)
   const config = getConfig(c.env)
+  const log = new RequestLog(c.req.header('cf-ray') ?? crypto.randomUUID(), c.env.ANALYTICS, config.destination.id)
   const sql = c.env.DB && new Sql(c.env.DB, config.storeTimeoutMs)
   c.set('config', config)
   c.set('log', log)
@@ -24,7 +24,7 @@ export const perRequest: MiddlewareHandler<App> = async (c, next) => {
 /** The admin endpoints: `Authorization: Bearer <ADMIN_TOKEN>`. */
 export const adminOnly: MiddlewareHandler<App> = async (c, next) => {
   const result = await authenticateAdmin(c.req.raw.headers, c.var.config)
-  if (result === 'not-configured') return c.json({ message: `Set ADMIN_TOKEN (${secretPut(c.var.config, 'ADMIN_TOKEN')}) to use the admin endpoints` }, 403)
+  if (result === 'not-configured') return c.json({ message: `Set ADMIN_TOKEN (${secretPut(c.var.config.deployEnv, 'ADMIN_TOKEN')}) to use the admin endpoints` }, 403)
   if (result === 'unauthorized') return c.json({ message: 'unauthorized' }, 401)
   c.var.log.fields.auth = 'admin'
   await next()

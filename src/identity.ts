@@ -1,10 +1,12 @@
-// Identity: Autopilot keys contacts by email and has no external id, while Segment often
-// sends only a userId. The store remembers userId -> email (newest wins) and parks
+// Identity: destinations key people by email (Autopilot has no external id; Ortto's is
+// not enough to find a person Segment knows only by email), while Segment often sends
+// only a userId. The store remembers userId -> email (newest wins) and parks
 // events whose email is not known yet. This module decides, for a batch, what each
 // event becomes; it reads a snapshot the pipeline loaded in one query and does no I/O.
+import { Memo } from './cache'
 import type { SegmentEvent } from './schema'
 import type { Snapshot } from './store'
-import { eventEmail, newEmailIn } from './transform'
+import { eventEmail, newEmailIn, normalEmail } from './traits'
 
 export const PARK_DAYS = 7
 export const MAX_PARKED_PER_USER = 100
@@ -27,11 +29,9 @@ export function eventTime(item: Item): number {
   return Number.isFinite(time) ? time : item.at
 }
 
-export const normalEmail = (email: string) => email.trim().toLowerCase()
-
 const encoder = new TextEncoder()
 /** Digests done (hex) and in progress, per isolate: active users' ids and emails recur. */
-const done = new Map<string, string>()
+const done = new Memo<string, string>(20_000)
 const pending = new Map<string, Promise<string>>()
 /** SHA-256, hex. */
 export function hashOf(text: string): Promise<string> {
@@ -43,8 +43,7 @@ export function hashOf(text: string): Promise<string> {
       let hex = ''
       for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, '0')
       pending.delete(text)
-      if (done.size >= 20_000) done.clear()
-      done.set(text, hex)
+      done.put(text, hex)
       return hex
     })
     pending.set(text, hash)

@@ -1,4 +1,4 @@
-import type { CallRecord } from './autopilot'
+import type { CallRecord } from './destinations/transport'
 
 const MAX_LISTED_IDS = 20
 /** Outcomes counted in an Analytics Engine data point, in the order of its doubles. */
@@ -6,7 +6,7 @@ const OUTCOMES = ['delivered', 'skipped', 'rejected', 'retry', 'queued', 'deferr
 
 /**
  * One structured JSON line per request (or queue batch, or sweep): ids, counts,
- * Autopilot calls with status and duration — and, when ANALYTICS is bound, one
+ * the destination's calls with status and duration — and, when ANALYTICS is bound, one
  * Analytics Engine data point. Never emails, traits, properties, keys or signatures.
  */
 export class RequestLog {
@@ -23,6 +23,8 @@ export class RequestLog {
   constructor(
     readonly requestId: string,
     private readonly analytics?: AnalyticsEngineDataset,
+    /** The destination's id: the key its calls are listed under. */
+    private readonly destination = 'autopilot',
   ) {}
 
   readonly onCall = (record: CallRecord) => {
@@ -56,7 +58,7 @@ export class RequestLog {
       events: this.events,
       ...(Object.keys(this.replayed).length && { replayed: this.replayed }),
       ...(this.notDelivered.length && { notDelivered: this.notDelivered }),
-      autopilot: this.calls,
+      [this.destination]: this.calls,
     }
     console.log(JSON.stringify(line))
     this.analytics?.writeDataPoint({

@@ -1,5 +1,5 @@
 // What became of one event, and what this one event alone would be answered with.
-import { AutopilotError } from './autopilot'
+import { CallError } from './destinations/transport'
 import { Stopped } from './gate'
 import type { Issue } from './schema'
 
@@ -51,7 +51,7 @@ export function fromError(error: unknown): Outcome {
     const outcome = cause?.kind === 'rate_limited' ? retry(error.message, cause.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS) : retry(error.message)
     return { ...outcome, notAttempted: true }
   }
-  if (!(error instanceof AutopilotError)) throw error
+  if (!(error instanceof CallError)) throw error
   if (error.kind === 'rate_limited') return retry(error.message, error.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS)
   if (error.retryable) return retry(error.message)
   return rejected(error.message)

@@ -1,37 +1,17 @@
 // Items -> outcomes, with the store: one read (identities, parked counts, message
-// states, contact guards), identity resolution, mapping, one hold (park, claim journey
-// triggers), delivery, one write (what was learned). Used by direct mode per request,
-// by the queue consumer per batch, and by the sweep.
-import { accountFields, FIELDS_KEY, fieldsDue } from './account'
-import type { AutopilotClient } from './autopilot'
-import type { Config } from './config'
-import { deliver, type Job } from './deliver'
-import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, normalEmail, resolve, type Item } from './identity'
-import { onlyEmail, withoutNewer } from './newest'
+// states, person guards), identity resolution, mapping, one hold (park, claim journey
+// entries), delivery through the destination, one write (what was learned). Used by
+// direct mode per request, by the queue consumer per batch, by the sweep and by redrives.
+import { accountFor, accountKeyDue } from './account'
+import { conclude, entered, type Entry } from './conclude'
+import type { Job } from './destinations/destination'
+import { withoutNewer } from './guards'
+import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
-import { entered, settle, type Entry } from './settle'
-import { emptySnapshot, noWrites, StoreError, type Snapshot, type Store } from './store'
-import { emailOf, eventEmail, toAction, type MappingSettings } from './transform'
-
-export interface Run {
-  store: Store
-  client: AutopilotClient
-  /** Trigger map and pinned field types; the account's own fields are read as needed. */
-  config: Config
-  /** Who claims journey triggers (a request or batch id), and for how long (ms). */
-  claimant: string
-  leaseMs: number
-  /** Direct mode: when anything is left to retry, record what finished so the re-send skips it. */
-  recordProgress: boolean
-  /** Direct mode: when the answer is due (epoch ms); the final write gets only the time left. */
-  answerBy?: number
-  /** Queued mode: the reason to dead-letter an item with this outcome, if it should be. */
-  deadLetter?: (item: Item, outcome: Outcome) => string | undefined
-  /** Told how each replayed parked event ended, for the log. */
-  onReplay?: (type: string, status: string, messageId?: string) => void
-  /** Told what went wrong without stopping the run (a store failure, an unreadable field list), for the log. */
-  onProblem?: (stage: string, message: string) => void
-}
+import type { DeliveryRun } from './run'
+import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from './store'
+import { emailOf, eventEmail, normalEmail } from './traits'
+import { toOperation } from './transform'
 
 /** Even when the answer is nearly due, the final write gets this long. */
 const MIN_WRITE_MS = 200
@@ -39,7 +19,7 @@ const MIN_WRITE_MS = 200
 const DELETED = 'not sent: this person was deleted (a Segment delete) after this event happened'
 
 /** One outcome per item. */
-export async function deliverItems(items: readonly Item[], run: Run): Promise<Outcome[]> {
+export async function deliverEvents(items: readonly Item[], run: DeliveryRun): Promise<Outcome[]> {
   const { store } = run
   const failed = (stage: string, error: unknown) => {
     if (!(error instanceof StoreError)) throw error
@@ -54,12 +34,14 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
     if (own) keys.emails.add(hashes.get(normalEmail(own))!)
     if (event.messageId && event.type !== 'page' && event.type !== 'screen' && event.type !== 'group') keys.messages.add(event.messageId)
   }
-  const { config } = run
-  const mapsFields = config.fieldsRefreshMs > 0 && items.some(({ event }) => event.type === 'identify' || event.type === 'track')
+  const { destination } = run.config
+  const { people } = destination
+  const maps = items.some(({ event }) => event.type === 'identify' || event.type === 'track')
+  const accountKey = maps ? accountKeyDue(destination) : undefined
   let snapshot: Snapshot
   let storeDown = false
   try {
-    const cache = mapsFields && fieldsDue(config) ? [FIELDS_KEY] : []
+    const cache = accountKey ? [accountKey] : []
     snapshot = await store.read({ users: [...keys.users], emails: [...keys.emails], messages: [...keys.messages], cache })
   } catch (error) {
     failed('read', error)
@@ -67,12 +49,8 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
     storeDown = true
   }
   const resolution = resolve(items, snapshot, hashes, storeDown)
-  const writes = noWrites()
-  const mapping: MappingSettings = {
-    triggers: config.triggers,
-    fieldTypes: config.fieldTypes,
-    ...(mapsFields && { accountFields: await accountFields(config, snapshot, run.client, writes, (message) => run.onProblem?.('fields', message)) }),
-  }
+  const writes = emptyWrites()
+  const account = maps ? await accountFor(destination, snapshot, run.calls, writes, (message) => run.onProblem?.('fields', message)) : undefined
 
   // Entries in order; a user's parked events just before the event that brought the email.
   const replays = new Map<number, Entry[]>()
@@ -82,7 +60,7 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
         const { email, before } = resolution.replays.get(row.userHash)!
         const item: Item = { event: row.event, at: row.parkedAt, parked: { id: row.id, email } }
         const list = replays.get(before) ?? []
-        list.push({ item, resolved: { kind: 'deliver', event: row.event, email }, at: eventTime(item), teacher: before, state: row.state })
+        list.push({ item, resolved: { kind: 'deliver', event: row.event, email }, at: eventTime(item), replayedBefore: before, state: row.state })
         replays.set(before, list)
       }
     } catch (error) {
@@ -107,7 +85,7 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
     add({ item, resolved: resolution.resolved[index], at: resolution.times[index], index, state: messageId ? snapshot.messages.get(messageId) : undefined })
   }
 
-  // Emails -> their hashes (contact guards); one the batch did not carry is hashed here.
+  // Emails -> their hashes (person guards); one the batch did not carry is hashed here.
   const hashEmail = async (email: string) => hashes.get(email) ?? (await hashOf(email))
 
   // Decide what each entry needs; park and claim before any call.
@@ -138,19 +116,20 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
 
   // Deletes first for events newer than them: phase 1 runs after this batch's deletes.
   const deletedAt = new Map<string, number>()
-  for (const entry of entries) if (!entry.outcome && entry.action?.kind === 'delete') deletedAt.set(entry.action.email, entry.at)
-  const jobs: Job[] = []
+  for (const entry of entries) if (!entry.outcome && entry.op?.kind === 'delete') deletedAt.set(entry.op.email, entry.at)
+  const jobs: Job<unknown>[] = []
   const jobOf = new Map<Entry, number>()
   for (const entry of entries) {
-    if (entry.outcome || !entry.action) continue
-    const email = entry.action.kind === 'delete' ? undefined : 'contact' in entry.action ? entry.action.contact.Email : undefined
+    const { op } = entry
+    if (entry.outcome || !op) continue
+    const email = op.kind === 'upsert' || op.kind === 'enter' ? people.email(op.person) : undefined
     const phase = email !== undefined && (deletedAt.get(email) ?? Infinity) < entry.at ? 1 : 0
-    jobOf.set(entry, jobs.push({ action: entry.action, at: entry.at, phase }) - 1)
+    jobOf.set(entry, jobs.push({ op, at: entry.at, phase }) - 1)
   }
-  const results = jobs.length ? await deliver(jobs, run.client) : []
+  const results = jobs.length ? await destination.send(jobs, run.calls) : []
 
   // Outcomes, and what the store should learn from them.
-  const { outcomes, needsWrite } = await settle({ items, entries, jobOf, results, writes, run, snapshot, learn: resolution.learn, learns: (userId) => resolution.learn.has(hashes.get(userId)!), hashEmail })
+  const { outcomes, needsWrite } = await conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes, hashEmail })
   if (!storeDown) {
     try {
       await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
@@ -192,7 +171,7 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
           return skipped(`No email is known for this userId, so there is no Autopilot contact to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
         }
         entry.emailHash = await hashEmail(resolved.email)
-        entry.action = { kind: 'delete', email: resolved.email }
+        entry.op = { kind: 'delete', email: resolved.email }
         return undefined
       }
       case 'deliver':
@@ -201,26 +180,26 @@ export async function deliverItems(items: readonly Item[], run: Run): Promise<Ou
     const { state } = entry
     if (state?.state === 'done') return delivered('already delivered by an earlier attempt; not repeated')
     if (state?.state === 'rejected') return rejected(state.reason)
-    let action = toAction(resolved.event, mapping, resolved.email)
-    if (action.kind !== 'upsert' && action.kind !== 'trigger') {
-      entry.action = action
+    let op = toOperation(destination, resolved.event, account, resolved.email)
+    if (op.kind !== 'upsert' && op.kind !== 'enter') {
+      entry.op = op
       return undefined
     }
-    entry.emailHash = await hashEmail(action.contact.Email)
+    entry.emailHash = await hashEmail(people.email(op.person))
     const guard = snapshot.contacts.get(entry.emailHash)
     if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
     if (guard) {
-      const { contact, dropped } = withoutNewer(action.contact, guard, entry.at)
-      if (dropped) action = { ...action, contact }
-      if (action.kind === 'upsert' && dropped && onlyEmail(contact)) return delivered('not sent: newer events already set every field it carries')
-      if (action.kind === 'trigger') action = { ...action, setFirst: action.setFirst && !onlyEmail(contact) }
+      const { person, dropped } = withoutNewer(people, op.person, guard, entry.at)
+      if (dropped) op = { ...op, person }
+      if (op.kind === 'upsert' && dropped && people.bare(person)) return delivered('not sent: newer events already set every field it carries')
+      if (op.kind === 'enter') op = { ...op, setFirst: op.setFirst && !people.bare(person) }
     }
-    entry.action = action
-    if (action.kind !== 'trigger') return undefined
+    entry.op = op
+    if (op.kind !== 'enter') return undefined
     const messageId = resolved.event.messageId
     if (!messageId) return undefined
     if (storeDown) return retry('the journey ledger is unavailable; will retry')
-    if (entered.has(messageId)) return delivered(`already entered journey trigger ${action.triggerId}; not repeated`)
+    if (entered.has(messageId)) return delivered(`already entered ${destination.journeyNoun} ${op.journey}; not repeated`)
     if (state?.state === 'claimed' && state.leaseUntil >= now) return retry('another attempt is entering this journey now; will retry')
     entry.claim = messageId
     holds.claims.push(entry)

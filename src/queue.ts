@@ -1,20 +1,19 @@
 // Queued mode: the ingress packs validated events into queue messages (up to 100
-// events each) and answers 202 at once; the consumer delivers them through Autopilot's
-// 5 requests/s — bulk, merged, several calls in flight — and settles each event on its
-// own: delivered, retried later (only the events that failed go back on the queue), or
+// events each) and answers 202 at once; the consumer delivers them at the destination's
+// pace — bulk, merged, several calls in flight — and settles each event on its own:
+// delivered, retried later (only the events that failed go back on the queue), or
 // dead-lettered with the reason.
-import { AutopilotClient } from './autopilot'
 import { configurationProblem, getConfig, type Config, type Env } from './config'
-import { Gate } from './gate'
 import type { Item } from './identity'
 import { RequestLog } from './log'
 import { queued, rejected, retry, skipped, type Outcome } from './outcome'
-import { pacerFor } from './pacer'
-import { deliverItems } from './pipeline'
+import { deliverEvents } from './pipeline'
+import { deliveryRun } from './run'
 import { checkEvent, type SegmentEvent } from './schema'
 import { Sql } from './sql'
-import { noWrites, Store } from './store'
-import { eventEmail, toAction } from './transform'
+import { emptyWrites, Store } from './store'
+import { eventEmail } from './traits'
+import { toOperation } from './transform'
 
 export const EVENTS_QUEUE = 'autopilot-events'
 export const DEAD_LETTER_QUEUE = 'autopilot-events-dlq'
@@ -25,12 +24,8 @@ const MAX_DELAY_SECONDS = 3600
 const SEND_BATCH_MESSAGES = 100
 const SEND_BATCH_BYTES = 250 * 1024
 export const MAX_MESSAGE_BYTES = 120 * 1024
-/** One bulk call's worth: a message is delivered by one call when it holds identifies. */
+/** One bulk call's worth (both destinations take 100 people a call): a message of identifies is one call. */
 export const EVENTS_PER_MESSAGE = 100
-/** One consumer invocation stops starting calls after this; what is left goes back on the queue. */
-const CONSUMER_BUDGET_MS = 5 * 60_000
-/** Paid plan caps subrequests at 1,000 per invocation (older accounts) or more. */
-const CONSUMER_MAX_CALLS = 1000
 
 /** A queue message: events, when each reached the Worker, and how often each was tried. */
 export interface Envelope {
@@ -107,9 +102,9 @@ function answerNow(event: SegmentEvent, config: Config): Outcome | undefined {
   if (event.type === 'alias' || event.type === 'delete') return undefined
   // A userId without an email: the consumer resolves it (or parks it).
   if (event.userId && (event.type === 'identify' || event.type === 'track') && !eventEmail(event)) return undefined
-  const action = toAction(event, config)
-  if (action.kind === 'upsert' || action.kind === 'trigger') return undefined
-  return action.kind === 'reject' ? rejected(action.message, action.issues) : skipped(action.kind === 'skip' ? action.message : 'skipped')
+  const op = toOperation(config.destination, event)
+  if (op.kind === 'upsert' || op.kind === 'enter') return undefined
+  return op.kind === 'reject' ? rejected(op.message, op.issues) : skipped(op.kind === 'skip' ? op.message : 'skipped')
 }
 
 /** Exponential backoff with jitter: base, 2×base, 4×base… capped at an hour, each ×0.5–1. */
@@ -121,14 +116,14 @@ function backoffSeconds(attempts: number, baseSeconds: number): number {
 type Tally = { acked: number; retried: number; deadLettered: number; requeued: number }
 
 export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const log = new RequestLog(`queue:${batch.messages[0]?.id ?? 'empty'}`, env.ANALYTICS)
-  const tally: Tally = { acked: 0, retried: 0, deadLettered: 0, requeued: 0 }
   const config = getConfig(env)
+  const log = new RequestLog(`queue:${batch.messages[0]?.id ?? 'empty'}`, env.ANALYTICS, config.destination.id)
+  const tally: Tally = { acked: 0, retried: 0, deadLettered: 0, requeued: 0 }
   const sql = env.DB && new Sql(env.DB, config.storeTimeoutMs)
   const store = sql && new Store(sql)
   try {
     if (batch.queue === DEAD_LETTER_QUEUE) await storeDeadLetters(batch, store, tally)
-    else await deliverBatch(batch, env, config, store, log, tally)
+    else await consumeEvents(batch, env, config, store, log, tally)
   } finally {
     if (sql) log.fields.d1 = sql.stats
     log.emit({ kind: 'queue', queue: batch.queue, messages: batch.messages.length, ...tally })
@@ -144,7 +139,7 @@ function itemsOf(message: Message<unknown>): Envelope['items'] {
 /** Attempts before this one: the envelope counts re-enqueues, Queues counts whole-message retries. */
 const withRetries = (message: Message<unknown>) => (item: Envelope['items'][number]) => ({ ...item, attempts: (item.attempts ?? 0) + message.attempts - 1 })
 
-async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Config, store: Store | undefined, log: RequestLog, tally: Tally) {
+async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Config, store: Store | undefined, log: RequestLog, tally: Tally) {
   const blocker = configurationProblem(config)
   if (blocker || !store || !env.EVENTS) {
     for (const message of batch.messages) {
@@ -155,7 +150,7 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Conf
     return
   }
   const items: (Item & { message: number })[] = []
-  const invalid = noWrites()
+  const invalid = emptyWrites()
   for (const [m, message] of batch.messages.entries()) {
     for (const raw of itemsOf(message).map(withRetries(message))) {
       const checked = checkEvent(raw.event)
@@ -167,29 +162,12 @@ async function deliverBatch(batch: MessageBatch<unknown>, env: Env, config: Conf
       invalid.deadLetters.push({ reason: checked.message, attempts: (raw.attempts ?? 0) + 1, firstSeen: raw.at ?? Date.now(), event: raw.event })
     }
   }
-  const pacer = pacerFor(config.maxRps)
-  const client = AutopilotClient.for(config, {
-    onCall: log.onCall,
-    gate: new Gate({ pacer, maxCalls: CONSUMER_MAX_CALLS, deadline: Date.now() + CONSUMER_BUDGET_MS, unavailableLimit: 5, stopOnRateLimit: false }),
-    // A 429 means "slower", not "failed": the pacer pauses, then the call goes again.
-    retries: { rateLimited: 5, unavailable: 2 },
-  })
   let outcomes: Outcome[]
   try {
     if (invalid.deadLetters.length) await store.write(invalid)
     tally.deadLettered += invalid.deadLetters.length
     outcomes = items.length
-      ? await deliverItems(items, {
-          store,
-          client,
-          config,
-          claimant: log.requestId,
-          leaseMs: CONSUMER_BUDGET_MS + 10 * 60_000,
-          recordProgress: false,
-          deadLetter,
-          onProblem: log.problem,
-          onReplay: log.countReplay,
-        })
+      ? await deliverEvents(items, { ...deliveryRun('queue', { config, store, log }), deadLetter })
       : []
   } catch (error) {
     // The store refused what must be recorded (dead letters): every message goes back, whole.
@@ -248,7 +226,7 @@ function deadLetter(item: Item, outcome: Outcome): string | undefined {
 
 /** Messages Cloudflare Queues moved to the dead-letter queue itself (its retries exhausted). */
 async function storeDeadLetters(batch: MessageBatch<unknown>, store: Store | undefined, tally: Tally) {
-  const writes = noWrites()
+  const writes = emptyWrites()
   for (const message of batch.messages) {
     for (const raw of itemsOf(message)) {
       // A dead letter an earlier version sent here itself carries its reason and event.

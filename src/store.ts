@@ -83,7 +83,7 @@ export interface Writes {
   deadLetters: DeadLetterInput[]
   cache: { key: string; value: string }[]
 }
-export const noWrites = (): Writes => ({
+export const emptyWrites = (): Writes => ({
   learn: [], forget: [], unpark: [], confirm: [], release: [], progress: [], guards: [], deadLetters: [], cache: [],
 })
 

@@ -3,16 +3,14 @@
 // replay that failed, an email learned by another request meanwhile) are replayed —
 // through the queue in queued mode, delivered at once in direct mode; old ledger
 // entries and contact guards are pruned.
-import { AutopilotClient } from './autopilot'
 import { configurationProblem, getConfig, type Env } from './config'
-import { Gate } from './gate'
 import { PARK_DAYS, withEmail } from './identity'
 import { RequestLog } from './log'
-import { pacerFor } from './pacer'
-import { deliverItems } from './pipeline'
+import { deliverEvents } from './pipeline'
 import { enqueue } from './queue'
+import { deliveryRun } from './run'
 import { Sql } from './sql'
-import { noWrites, Store } from './store'
+import { emptyWrites, Store } from './store'
 import { Upkeep } from './upkeep'
 
 const DAY_MS = 24 * 3600 * 1000
@@ -21,7 +19,6 @@ const REPLAYS_PER_RUN = 1000
 /** Seven days: longer than Segment's 4 h of retries and the queue's retry schedule. */
 const KEEP_MESSAGES_MS = 7 * DAY_MS
 const KEEP_GUARDS_MS = 30 * DAY_MS
-const SWEEP_BUDGET_MS = 60_000
 
 export async function sweep(env: Env): Promise<void> {
   if (!env.DB) return
@@ -29,7 +26,7 @@ export async function sweep(env: Env): Promise<void> {
   const sql = new Sql(env.DB, config.storeTimeoutMs)
   const store = new Store(sql)
   const upkeep = new Upkeep(sql)
-  const log = new RequestLog(`sweep:${crypto.randomUUID()}`, env.ANALYTICS)
+  const log = new RequestLog(`sweep:${crypto.randomUUID()}`, env.ANALYTICS, config.destination.id)
   const result = { expired: 0, replayed: 0, waiting: 0 }
   try {
     const now = Date.now()
@@ -40,22 +37,12 @@ export async function sweep(env: Env): Promise<void> {
     const rows = configurationProblem(config) ? [] : await upkeep.resolvableParked(REPLAYS_PER_RUN)
     if (rows.length && env.EVENTS) {
       await enqueue(env.EVENTS, rows.map((row) => ({ event: withEmail(row.event, row.email), at: row.parkedAt })))
-      await store.write({ ...noWrites(), unpark: rows.map((row) => row.id) })
+      await store.write({ ...emptyWrites(), unpark: rows.map((row) => row.id) })
       result.replayed = rows.length
     } else if (rows.length) {
-      const pacer = pacerFor(config.maxRps)
-      const gate = new Gate({ pacer, maxCalls: config.maxCalls, deadline: now + SWEEP_BUDGET_MS, unavailableLimit: 2, stopOnRateLimit: true })
-      const outcomes = await deliverItems(
+      const outcomes = await deliverEvents(
         rows.map((row) => ({ event: row.event, at: row.parkedAt, parked: { id: row.id, email: row.email } })),
-        {
-          store,
-          client: AutopilotClient.for(config, { onCall: log.onCall, gate }),
-          config,
-          claimant: log.requestId,
-          leaseMs: SWEEP_BUDGET_MS + 10 * 60_000,
-          recordProgress: false,
-          onProblem: log.problem,
-        },
+        deliveryRun('sweep', { config, store, log, started: now }),
       )
       outcomes.forEach((outcome, i) => log.countReplay(rows[i].event.type, outcome.status, rows[i].event.messageId ?? undefined))
       result.replayed = outcomes.filter((outcome) => outcome.status !== 'retry').length

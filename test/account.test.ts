@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { FIELDS_KEY } from '../src/account'
+const FIELDS_KEY = 'autopilot:custom_fields'
 import { freshDb, identify, json, rows, setup, testDb } from './helpers'
 
 // The account's own custom fields: read from Autopilot, kept per isolate and in D1.

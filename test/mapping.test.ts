@@ -2,10 +2,10 @@ import fc from 'fast-check'
 import { beforeEach, describe, expect, it } from 'vitest'
 import engageAudience from '../examples/identify-engage-audience.json'
 import { contactProblem } from '../sandbox/autopilot.js'
-import type { CustomType } from '../src/config'
-import { strictDate } from '../src/fields'
+import type { ValueType as CustomType } from '../src/values'
+import { strictDate } from '../src/values'
 import { checkEvent, type SegmentEvent } from '../src/schema'
-import { toAction, type Action } from '../src/transform'
+import { toAction, type Action } from '../src/destinations/autopilot/mapping'
 import { freshDb, json, setup } from './helpers'
 
 const settings = { triggers: new Map([['Audience Entered', '0003']]), fieldTypes: new Map<string, CustomType>() }
@@ -14,7 +14,7 @@ const parse = (input: unknown): SegmentEvent => {
   if (!checked.ok) throw new Error(checked.message)
   return checked.event
 }
-const map = (input: unknown, more: Partial<typeof settings> = {}) => toAction(parse(input), { ...settings, ...more }) as Extract<Action, { kind: 'upsert' | 'trigger' }>
+const map = (input: unknown, more: Partial<typeof settings> = {}) => toAction(parse(input), { ...settings, ...more }) as Extract<Action, { kind: 'upsert' | 'enter' }>
 
 // Segment's spec example of an identify (segment.com/docs/connections/spec/identify).
 const specIdentify = {
@@ -34,7 +34,7 @@ const specIdentify = {
 
 describe('where traits are', () => {
   it('maps the Segment spec example', () => {
-    expect(map(specIdentify).contact).toEqual({
+    expect(map(specIdentify).person).toEqual({
       Email: 'peter@example.com',
       FirstName: 'Peter',
       LastName: 'Gibbons',
@@ -49,12 +49,12 @@ describe('where traits are', () => {
 
   it('reads context.traits when an identify has no top-level traits (as some sources send it)', () => {
     const action = map({ type: 'identify', userId: 'u', context: { traits: { email: 'ct@example.com', firstName: 'Con', lastName: 'Text', plan: 'pro' } } })
-    expect(action.contact).toEqual({ Email: 'ct@example.com', FirstName: 'Con', LastName: 'Text', custom: { 'string--plan': 'pro' } })
+    expect(action.person).toEqual({ Email: 'ct@example.com', FirstName: 'Con', LastName: 'Text', custom: { 'string--plan': 'pro' } })
   })
 
   it('merges traits over context.traits: traits win', () => {
     const action = map({ type: 'identify', traits: { email: 'a@example.com', plan: 'new' }, context: { traits: { plan: 'old', title: 'CTO', first_name: 'Ada' } } })
-    expect(action.contact).toEqual({ Email: 'a@example.com', FirstName: 'Ada', Title: 'CTO', custom: { 'string--plan': 'new' } })
+    expect(action.person).toEqual({ Email: 'a@example.com', FirstName: 'Ada', Title: 'CTO', custom: { 'string--plan': 'new' } })
   })
 })
 
@@ -66,18 +66,18 @@ describe('standard names in any case or spelling', () => {
     [{ 'First Name': 'Ada', 'Last Name': 'Lovelace' }],
     [{ FIRST_NAME: 'Ada', LAST_NAME: 'Lovelace' }],
   ])('%j -> FirstName, LastName', (names) => {
-    expect(map({ type: 'identify', traits: { email: 'a@example.com', ...names } }).contact).toEqual({ Email: 'a@example.com', FirstName: 'Ada', LastName: 'Lovelace' })
+    expect(map({ type: 'identify', traits: { email: 'a@example.com', ...names } }).person).toEqual({ Email: 'a@example.com', FirstName: 'Ada', LastName: 'Lovelace' })
   })
 
   it('prefers the usual spelling when two spellings of one trait arrive together', () => {
-    expect(map({ type: 'identify', traits: { email: 'a@example.com', FIRSTNAME: 'Shout', firstName: 'Ada' } }).contact.FirstName).toBe('Ada')
+    expect(map({ type: 'identify', traits: { email: 'a@example.com', FIRSTNAME: 'Shout', firstName: 'Ada' } }).person.FirstName).toBe('Ada')
   })
 })
 
 describe('Engage audiences', () => {
   it('an audience identify sets the audience boolean (true on entry, false on exit)', () => {
-    expect(map(engageAudience).contact.custom).toEqual({ 'boolean--order_completed_last_30days': true })
-    expect(map({ ...engageAudience, traits: { ...engageAudience.traits, order_completed_last_30days: false } }).contact.custom).toEqual({ 'boolean--order_completed_last_30days': false })
+    expect(map(engageAudience).person.custom).toEqual({ 'boolean--order_completed_last_30days': true })
+    expect(map({ ...engageAudience, traits: { ...engageAudience.traits, order_completed_last_30days: false } }).person.custom).toEqual({ 'boolean--order_completed_last_30days': false })
   })
 
   it('a mapped Audience Entered sets the boolean and enters the journey: the contact first, then the trigger', async () => {
@@ -100,7 +100,7 @@ describe('Engage audiences', () => {
 describe('dates: recognised strictly, never invented', () => {
   it.each(['Version 2', '0', '12', '2026-02-30', '2026-13-01', '2025-02-29', 'tomorrow', '2026-11-28T25:00:00Z', '12/03/2026'])('a date-named trait holding %j is left out with an issue', (value) => {
     const action = map({ type: 'identify', traits: { email: 'a@example.com', createdAt: value } })
-    expect(action.contact.custom).toBeUndefined()
+    expect(action.person.custom).toBeUndefined()
     expect(action.issues).toEqual([{ path: 'traits.createdAt', message: expect.stringContaining('is not a date') }])
   })
 
@@ -114,7 +114,7 @@ describe('dates: recognised strictly, never invented', () => {
     ['Sat, 28 Nov 2026 10:00:00 GMT', '2026-11-28T10:00:00.000Z'], // JavaScript's toUTCString()
   ])('%j is a date: sent as %j', (value, sent) => {
     expect(strictDate(value)).toBe(sent)
-    expect(map({ type: 'identify', traits: { email: 'a@example.com', createdAt: value } }).contact.custom).toEqual({ 'date--createdAt': sent })
+    expect(map({ type: 'identify', traits: { email: 'a@example.com', createdAt: value } }).person.custom).toEqual({ 'date--createdAt': sent })
   })
 })
 
@@ -206,10 +206,10 @@ describe('property: any trait becomes a field Autopilot accepts, or an issue —
         if (!checked.ok) return
         const action = toAction(checked.event, { ...settings, accountFields })
         if (action.kind !== 'upsert') return
-        expect(contactProblem(action.contact, new Map(accountType ? [[fieldName, accountType]] : []))).toBeUndefined()
-        const sent = Object.entries(action.contact.custom ?? {})
+        expect(contactProblem(action.person, new Map(accountType ? [[fieldName, accountType]] : []))).toBeUndefined()
+        const sent = Object.entries(action.person.custom ?? {})
         const reported = action.issues ?? []
-        const standard = Object.keys(action.contact).filter((key) => key !== 'Email' && key !== 'custom')
+        const standard = Object.keys(action.person).filter((key) => key !== 'Email' && key !== 'custom')
         // Accounted for: sent (as a custom or standard field), reported, or a name that is never sent.
         expect(sent.length + reported.length + standard.length > 0 || !fieldName || ['__proto__', 'constructor', 'prototype'].includes(name) || value === null).toBe(true)
         for (const [key, out] of sent) {

@@ -10,6 +10,7 @@ describe('GET /health', () => {
     const body = await json(await get('/health'))
     expect(body).toEqual({
       status: 'ok',
+      destination: 'autopilot',
       version,
       mode: 'direct',
       auth: 'signature',

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { contactProblem } from '../sandbox/autopilot.js'
-import type { CustomType } from '../src/config'
+import type { ValueType as CustomType } from '../src/values'
 import { checkEvent, type SegmentEvent } from '../src/schema'
-import { mergeContacts, MISSING_IDENTIFIER, toAction, traitsToContact, type Contact } from '../src/transform'
-import { customName } from '../src/fields'
+import { mergeContacts, MISSING_IDENTIFIER, toAction, traitsToContact, type Contact } from '../src/destinations/autopilot/mapping'
+import { customName } from '../src/destinations/autopilot/fields'
 
 const settings = {
   triggers: new Map([['Step Activated', '0001']]),
@@ -20,8 +20,8 @@ function event(input: Record<string, unknown>): SegmentEvent {
 function contactFrom(traits: Record<string, unknown>, fieldTypes = settings.fieldTypes): Contact {
   const action = toAction(event({ type: 'identify', userId: 'u', traits: { email: EMAIL, ...traits } }), { ...settings, fieldTypes })
   if (action.kind !== 'upsert') throw new Error(`expected an upsert, got ${action.kind}`)
-  expect(contactProblem(action.contact)).toBeUndefined()
-  return action.contact
+  expect(contactProblem(action.person)).toBeUndefined()
+  return action.person
 }
 
 describe('identify: reserved traits -> standard fields', () => {
@@ -96,7 +96,7 @@ describe('identify: reserved traits -> standard fields', () => {
 
   it('takes the email from context.traits when traits has none', () => {
     const action = toAction(event({ type: 'identify', userId: 'u', traits: { plan: 'pro' }, context: { traits: { email: EMAIL } } }), settings)
-    expect(action).toMatchObject({ kind: 'upsert', contact: { Email: EMAIL, custom: { 'string--plan': 'pro' } } })
+    expect(action).toMatchObject({ kind: 'upsert', person: { Email: EMAIL, custom: { 'string--plan': 'pro' } } })
   })
 
   it('keeps company and address sub-fields it has no standard field for as custom fields', () => {
@@ -198,13 +198,13 @@ describe('track', () => {
       event({ type: 'track', event: 'Step Activated', properties: { email: 'p@example.com' }, context: { traits: { email: 'c@example.com' } } }),
       settings,
     )
-    expect(action).toEqual({ kind: 'trigger', triggerId: '0001', contact: { Email: 'p@example.com' }, setFirst: false })
+    expect(action).toEqual({ kind: 'enter', journey: '0001', person: { Email: 'p@example.com' }, setFirst: false })
   })
 
   it('takes the email from context.traits (Engage) and maps those traits for the upsert', () => {
     const action = toAction(event({ type: 'track', event: 'Step Activated', context: { traits: { email: EMAIL, firstName: 'Ada' } } }), settings)
     // It carries a trait to set: the contact is upserted before the trigger.
-    expect(action).toEqual({ kind: 'trigger', triggerId: '0001', contact: { Email: EMAIL, FirstName: 'Ada' }, setFirst: true })
+    expect(action).toEqual({ kind: 'enter', journey: '0001', person: { Email: EMAIL, FirstName: 'Ada' }, setFirst: true })
   })
 
   it('skips an unmapped event that carries nothing but the email', () => {
@@ -214,7 +214,7 @@ describe('track', () => {
 
   it('upserts an unmapped event whose context.traits carry more than the email', () => {
     const action = toAction(event({ type: 'track', event: 'Clicked', context: { traits: { email: EMAIL, plan: 'pro' } } }), settings)
-    expect(action).toMatchObject({ kind: 'upsert', contact: { Email: EMAIL, custom: { 'string--plan': 'pro' } } })
+    expect(action).toMatchObject({ kind: 'upsert', person: { Email: EMAIL, custom: { 'string--plan': 'pro' } } })
   })
 
   it('turns an Engage audience track into the audience boolean on the contact', () => {
@@ -222,12 +222,12 @@ describe('track', () => {
       event({ type: 'track', event: 'Audience Entered', properties: { audience_key: 'vip', vip: true }, context: { traits: { email: EMAIL } } }),
       settings,
     )
-    expect(entered).toMatchObject({ kind: 'upsert', contact: { Email: EMAIL, custom: { 'boolean--vip': true } } })
+    expect(entered).toMatchObject({ kind: 'upsert', person: { Email: EMAIL, custom: { 'boolean--vip': true } } })
     const exited = toAction(
       event({ type: 'track', event: 'Audience Exited', properties: { audience_key: 'vip', vip: false }, context: { traits: { email: EMAIL } } }),
       settings,
     )
-    expect(exited).toMatchObject({ kind: 'upsert', contact: { custom: { 'boolean--vip': false } } })
+    expect(exited).toMatchObject({ kind: 'upsert', person: { custom: { 'boolean--vip': false } } })
   })
 
   it('rejects a track with neither email nor userId', () => {

@@ -1,23 +1,23 @@
-// Outcomes -> what the store learns from them (one write), for the pipeline: claims
-// confirmed or released, parked events settled or dead-lettered, identities learned,
-// deletes remembered, contact guards, and — when a request stopped early — its progress.
-import type { Result } from './deliver'
-import type { Item, Resolved } from './identity'
-import { stamp } from './newest'
+// After delivery, for the pipeline: each item's outcome, and what the store learns from
+// them (one write): claims confirmed or released, parked events unparked or dead-lettered,
+// identities learned, deletes remembered, person guards, and — when a request stopped
+// early — its progress.
+import type { Operation, Result } from './destinations/destination'
+import { stamp } from './guards'
+import type { Item, Resolution, Resolved } from './identity'
 import { rejected, retry, type Outcome } from './outcome'
-import type { Run } from './pipeline'
+import type { DeliveryRun } from './run'
 import type { MessageState, Snapshot, Writes } from './store'
-import type { Action } from './transform'
 
 export interface Entry {
   item: Item
   resolved: Resolved
   at: number
-  /** The input item this is (undefined: a parked event replayed before `teacher`). */
+  /** The input item this is (undefined: a parked event replayed before the item at `replayedBefore`). */
   index?: number
-  teacher?: number
+  replayedBefore?: number
   state?: MessageState
-  action?: Action
+  op?: Operation<unknown>
   emailHash?: string
   claim?: string
   outcome?: Outcome
@@ -41,22 +41,24 @@ const remember = (messageId: string) => {
   entered.add(messageId)
 }
 
-interface Settling {
+interface Delivered {
   items: readonly Item[]
   entries: Entry[]
+  /** Each delivered entry's job, and the jobs' results. */
   jobOf: Map<Entry, number>
   results: Result[]
   writes: Writes
-  run: Run
+  run: DeliveryRun
   snapshot: Snapshot
-  learn: Map<string, { email: string; at: number }>
-  /** Whether the batch teaches this userId's email. */
-  learns: (userId: string) => boolean
+  resolution: Resolution
+  hashes: ReadonlyMap<string, string>
   hashEmail: (email: string) => Promise<string>
 }
 
 /** Each item's outcome, the writes they call for, and the entries whose outcome holds only once those are written. */
-export async function settle({ items, entries, jobOf, results, writes, run, snapshot, learn, learns, hashEmail }: Settling): Promise<{ outcomes: Outcome[]; needsWrite: Set<Entry> }> {
+export async function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes, hashEmail }: Delivered): Promise<{ outcomes: Outcome[]; needsWrite: Set<Entry> }> {
+  const { learn } = resolution
+  const { people } = run.config.destination
   for (const [entry, job] of jobOf) {
     const { outcome, entered: triggered } = results[job]
     entry.outcome = outcome
@@ -65,7 +67,7 @@ export async function settle({ items, entries, jobOf, results, writes, run, snap
       writes.confirm.push(entry.claim)
       remember(entry.claim)
     } else if (triggered !== 'unknown') {
-      writes.release.push(entry.claim) // Autopilot answered: it did not enter the journey
+      writes.release.push(entry.claim) // the destination answered: it did not enter the journey
     }
   }
   const byIndex = new Map<number, Entry>()
@@ -81,11 +83,11 @@ export async function settle({ items, entries, jobOf, results, writes, run, snap
     // A parked event replayed: settled unless it is to be retried; a refusal becomes a dead letter.
     if (outcome!.status !== 'retry') writes.unpark.push(item.parked.id)
     if (outcome!.status === 'rejected') writes.deadLetters.push(letter(item, outcome!.message))
-    const teacher = entry.teacher === undefined ? entry : byIndex.get(entry.teacher)!
-    if (outcome!.status === 'retry' && teacher.outcome!.status !== 'retry') {
-      teacher.outcome = retry(`delivered, but earlier parked events of this userId were not: ${outcome!.message}`)
+    const bringsEmail = entry.replayedBefore === undefined ? entry : byIndex.get(entry.replayedBefore)!
+    if (outcome!.status === 'retry' && bringsEmail.outcome!.status !== 'retry') {
+      bringsEmail.outcome = retry(`delivered, but earlier parked events of this userId were not: ${outcome!.message}`)
     }
-    needsWrite.add(teacher)
+    needsWrite.add(bringsEmail)
   }
   for (const entry of byIndex.values()) {
     const reason = entry.sameAs ? undefined : run.deadLetter?.(entry.item, entry.outcome!)
@@ -95,17 +97,17 @@ export async function settle({ items, entries, jobOf, results, writes, run, snap
       needsWrite.add(entry)
     }
     const { event } = entry.item
-    if (event.userId && learns(event.userId)) needsWrite.add(entry)
+    if (event.userId && learn.has(hashes.get(event.userId)!)) needsWrite.add(entry)
   }
   for (const entry of entries) {
-    const { outcome, action, resolved } = entry
+    const { outcome, op, resolved } = entry
     if (resolved.kind === 'delete' && (outcome!.status === 'delivered' || !resolved.email)) {
       writes.forget.push({ userHash: resolved.userHash, emailHash: entry.emailHash, at: entry.at })
       needsWrite.add(entry)
     }
-    if (!entry.emailHash || !action || !('contact' in action)) continue
+    if (!entry.emailHash || !op || (op.kind !== 'upsert' && op.kind !== 'enter')) continue
     if (outcome!.status === 'retry') writes.guards.push({ emailHash: entry.emailHash, fields: {} })
-    else if (outcome!.status === 'delivered' && snapshot.contacts.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(action.contact, entry.at) })
+    else if (outcome!.status === 'delivered' && snapshot.contacts.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(people, op.person, entry.at) })
   }
   for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
   for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
@@ -114,7 +116,7 @@ export async function settle({ items, entries, jobOf, results, writes, run, snap
   if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {
     for (const entry of byIndex.values()) {
       const messageId = entry.item.event.messageId
-      if (!messageId || !entry.action || entry.claim || entry.sameAs) continue
+      if (!messageId || !entry.op || entry.claim || entry.sameAs) continue
       const { status, message } = entry.outcome!
       if (status === 'delivered') writes.progress.push({ messageId, state: 'done' })
       else if (status === 'rejected') writes.progress.push({ messageId, state: 'rejected', reason: message })

@@ -1,30 +1,17 @@
-// Turns mapped actions into as few Autopilot calls as possible, started as fast as the
-// gate allows (several in flight), and decides each one's outcome. Used by the pipeline
-// in direct mode, in the queue consumer and in the sweep.
-import { AutopilotError, BULK_LIMIT, type AutopilotClient } from './autopilot'
-import { delivered, fromError, rejected, retry, skipped, type Outcome } from './outcome'
-import { mergeContacts, type Action, type Contact } from './transform'
-
-export interface Job {
-  action: Action
-  /** Segment timestamp: when several events for one person merge, the newest wins per field. */
-  at: number
-  /** 1: runs after this batch's deletes (an event newer than a delete of the same person). */
-  phase: 0 | 1
-}
-
-export interface Result {
-  outcome: Outcome
-  /** Journey triggers: 'yes' entered; 'unknown' the trigger call got no answer (it may have entered). */
-  entered?: 'yes' | 'unknown'
-}
+// Turns operations into as few Autopilot calls as possible, started as fast as the gate
+// allows (several in flight), and decides each one's outcome.
+import { delivered, fromError, rejected, retry, skipped, type Outcome } from '../../outcome'
+import type { Job, Operation, Result } from '../destination'
+import { CallError } from '../transport'
+import { BULK_LIMIT, type AutopilotClient } from './client'
+import { mergeContacts, type Contact } from './mapping'
 
 interface Group {
   contact: Contact
   done: Promise<Outcome>
-  /** Set by settle, as `done` resolves with it. */
+  /** Set by `finish`, as `done` resolves with it. */
   outcome?: Outcome
-  settle: (outcome: Outcome) => void
+  finish: (outcome: Outcome) => void
 }
 
 const key = (email: string) => email.toLowerCase()
@@ -34,7 +21,7 @@ const key = (email: string) => email.toLowerCase()
  * case-insensitively — and sent in bulk, at most 100 a call; a journey trigger once its
  * person's upsert is done; a delete after everything else for that person.
  */
-export async function deliver(jobs: readonly Job[], client: AutopilotClient): Promise<Result[]> {
+export async function sendToAutopilot(jobs: readonly Job<Contact>[], client: AutopilotClient): Promise<Result[]> {
   const results: Result[] = new Array(jobs.length)
   for (const phase of [0, 1] as const) {
     const indices = [...jobs.keys()].filter((i) => jobs[i].phase === phase)
@@ -46,10 +33,10 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient): Pr
     const groups = new Map<string, Group>()
     const byTime = [...indices].sort((a, b) => jobs[a].at - jobs[b].at || a - b)
     for (const i of byTime) {
-      const { action } = jobs[i]
+      const { op: action } = jobs[i]
       if (action.kind === 'skip') results[i] = { outcome: skipped(action.message) }
       else if (action.kind === 'reject') results[i] = { outcome: rejected(action.message, action.issues) }
-      else if (action.kind === 'upsert' || (action.kind === 'trigger' && action.setFirst)) addToGroup(groups, action.contact)
+      else if (action.kind === 'upsert' || (action.kind === 'enter' && action.setFirst)) addToGroup(groups, action.person)
     }
     const all = [...groups.values()]
     const sends: Promise<void>[] = []
@@ -57,24 +44,24 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient): Pr
 
     // A journey trigger waits for its person's upsert (if any) and runs as soon as it is done.
     const triggers = indices.map(async (i) => {
-      const { action } = jobs[i]
-      if (action.kind !== 'trigger') return
-      const upserted = await groups.get(key(action.contact.Email))?.done
+      const { op: action } = jobs[i]
+      if (action.kind !== 'enter') return
+      const upserted = await groups.get(key(action.person.Email))?.done
       results[i] = upserted && upserted.status !== 'delivered' ? { outcome: upserted } : await enrol(client, action)
     })
     await Promise.all([...sends, ...triggers])
     // Every group is settled once the sends are done: an upsert takes its group's outcome.
     for (const i of indices) {
-      const { action } = jobs[i]
+      const { op: action } = jobs[i]
       if (action.kind !== 'upsert') continue
-      const outcome = groups.get(key(action.contact.Email))!.outcome!
+      const outcome = groups.get(key(action.person.Email))!.outcome!
       results[i] = { outcome: outcome.status === 'delivered' ? delivered(action.message, action.issues) : outcome }
     }
 
     // Deletes last: every upsert and trigger of this phase has ended.
     await Promise.all(
       indices.map(async (i) => {
-        const { action } = jobs[i]
+        const { op: action } = jobs[i]
         if (action.kind !== 'delete') return
         try {
           const gone = await client.deleteContact(action.email)
@@ -92,20 +79,20 @@ export async function deliver(jobs: readonly Job[], client: AutopilotClient): Pr
     try {
       if (chunk.length === 1) await client.upsertContact(chunk[0].contact)
       else await client.upsertContacts(chunk.map((group) => group.contact))
-      for (const group of chunk) group.settle(delivered('contact upserted'))
+      for (const group of chunk) group.finish(delivered('contact upserted'))
     } catch (error) {
       let outcome: Outcome
       try {
         outcome = fromError(error)
       } catch (unexpected) {
-        for (const group of chunk) group.settle(retry('internal error'))
+        for (const group of chunk) group.finish(retry('internal error'))
         throw unexpected
       }
       if (outcome.status === 'rejected' && chunk.length > 1) {
         const middle = Math.ceil(chunk.length / 2)
         await Promise.all([send(chunk.slice(0, middle)), send(chunk.slice(middle))])
       } else {
-        for (const group of chunk) group.settle(outcome)
+        for (const group of chunk) group.finish(outcome)
       }
     }
   }
@@ -122,7 +109,7 @@ function addToGroup(groups: Map<string, Group>, contact: Contact) {
   const group: Group = {
     contact,
     done,
-    settle: (outcome) => {
+    finish: (outcome) => {
       group.outcome ??= outcome
       resolve(outcome)
     },
@@ -131,28 +118,28 @@ function addToGroup(groups: Map<string, Group>, contact: Contact) {
 }
 
 /** Enters the journey: trigger; if Autopilot does not know the contact yet (404), create it and trigger once more. */
-async function enrol(client: AutopilotClient, action: Extract<Action, { kind: 'trigger' }>): Promise<Result> {
-  const { triggerId, contact } = action
+async function enrol(client: AutopilotClient, action: Extract<Operation<Contact>, { kind: 'enter' }>): Promise<Result> {
+  const { journey: triggerId, person: contact } = action
   let calling: 'trigger' | 'upsert' = 'trigger'
   try {
     try {
       await client.trigger(triggerId, contact.Email)
     } catch (error) {
-      if (!(error instanceof AutopilotError) || error.kind !== 'not_found') throw error
+      if (!(error instanceof CallError) || error.kind !== 'not_found') throw error
       calling = 'upsert'
       await client.upsertContact(contact)
       calling = 'trigger'
       try {
         await client.trigger(triggerId, contact.Email)
       } catch (again) {
-        if (!(again instanceof AutopilotError) || again.kind !== 'not_found') throw again
+        if (!(again instanceof CallError) || again.kind !== 'not_found') throw again
         // Retryable: the trigger id may be wrong (fix AUTOPILOT_TRIGGERS) or the new contact not visible yet.
-        throw new AutopilotError('unavailable', `Autopilot answered 404 for journey trigger ${triggerId} after the contact was created: check AUTOPILOT_TRIGGERS`, 404)
+        throw new CallError('unavailable', `Autopilot answered 404 for journey trigger ${triggerId} after the contact was created: check AUTOPILOT_TRIGGERS`, 404)
       }
     }
     return { outcome: delivered(`entered journey trigger ${triggerId}`, action.issues), entered: 'yes' }
   } catch (error) {
-    const unanswered = error instanceof AutopilotError && !error.answered && calling === 'trigger'
+    const unanswered = error instanceof CallError && !error.answered && calling === 'trigger'
     return { outcome: fromError(error), ...(unanswered && { entered: 'unknown' as const }) }
   }
 }

@@ -1,0 +1,219 @@
+// Segment -> Autopilot mapping. Pure: a function of the event and the settings (and of the
+// account's custom field definitions, read elsewhere), no I/O. Everything here is tested
+// with plain inputs and outputs.
+import * as v from 'valibot'
+import type { Operation, People } from '../destination'
+import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from '../../schema'
+import { audienceTrait, byName, collectTraits, emailOf, normal, pathOf, type Reserved, type Source } from '../../traits'
+import { convert, isObject, present, text, type CustomValue, type ValueType } from '../../values'
+import { CustomFields, type AccountFields } from './fields'
+
+export type StandardField =
+  | 'FirstName' | 'LastName' | 'Salutation' | 'Company' | 'NumberOfEmployees' | 'Title' | 'Industry'
+  | 'Phone' | 'MobilePhone' | 'Fax' | 'Website' | 'MailingStreet' | 'MailingCity' | 'MailingState'
+  | 'MailingPostalCode' | 'MailingCountry' | 'LeadSource' | 'Status' | 'LinkedIn' | 'Twitter' | 'owner_name'
+
+export type Contact = { Email: string; unsubscribed?: boolean; _NewEmail?: string; custom?: Record<string, CustomValue> } & {
+  [F in StandardField]?: string
+}
+
+export interface MappingSettings {
+  triggers: ReadonlyMap<string, string>
+  /** AUTOPILOT_FIELD_TYPES: trait (dotted path) -> type; wins over everything. */
+  fieldTypes: ReadonlyMap<string, ValueType>
+  /** The account's own custom fields: a trait goes into the existing field, in its type. */
+  accountFields?: AccountFields
+}
+
+export type Action = Operation<Contact>
+
+export const MISSING_IDENTIFIER = 'Missing unique identifier traits. Either email or user_id traits must be provided'
+
+/** The person vocabulary's names that are Autopilot standard fields. */
+const STANDARD: Partial<Record<Reserved, StandardField>> = {
+  firstName: 'FirstName', lastName: 'LastName', salutation: 'Salutation', numberOfEmployees: 'NumberOfEmployees', title: 'Title',
+  phone: 'Phone', mobilePhone: 'MobilePhone', fax: 'Fax', website: 'Website', mailingStreet: 'MailingStreet', mailingCity: 'MailingCity',
+  mailingState: 'MailingState', mailingPostalCode: 'MailingPostalCode', mailingCountry: 'MailingCountry', leadSource: 'LeadSource',
+  status: 'Status', linkedIn: 'LinkedIn', twitter: 'Twitter', ownerName: 'owner_name',
+}
+const ADDRESS = byName<StandardField>({ street: 'MailingStreet', city: 'MailingCity', state: 'MailingState', postalcode: 'MailingPostalCode', zip: 'MailingPostalCode', country: 'MailingCountry' })
+const COMPANY = byName<'name' | 'Industry' | 'NumberOfEmployees'>({ name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' })
+const part = (name: string) => name.toLowerCase().replace(/[\s_-]+/g, '')
+
+/** Maps one validated Segment event to what must happen in Autopilot. `knownEmail`: resolved from its userId. */
+export function toAction(event: SegmentEvent, settings: MappingSettings, knownEmail?: string): Action {
+  switch (event.type) {
+    case 'identify':
+      return identifyAction(event, settings, knownEmail)
+    case 'track':
+      return trackAction(event, settings, knownEmail)
+    default:
+      return { kind: 'skip', message: `${event.type} events are acknowledged and not sent to Autopilot` }
+  }
+}
+
+function identifyAction(event: IdentifyEvent, settings: MappingSettings, knownEmail?: string): Action {
+  const found = emailOf(event)
+  const email = found.email ?? knownEmail
+  if (!email) return missingEmail(event.userId, found.issues)
+  const { contact, issues } = traitsToContact(email, [['context.traits', event.context?.traits], ['traits', event.traits]], settings)
+  return { kind: 'upsert', person: contact, message: 'contact upserted', ...withIssues(found.issues, issues) }
+}
+
+function trackAction(event: TrackEvent, settings: MappingSettings, knownEmail?: string): Action {
+  const found = emailOf(event)
+  const email = found.email ?? knownEmail
+  if (!email) return missingEmail(event.userId, found.issues)
+  const { contact, issues } = traitsToContact(email, [['context.traits', event.context?.traits], ['properties', audienceTrait(event)]], settings)
+  const all = withIssues(found.issues, issues)
+  const triggerId = settings.triggers.get(event.event)
+  if (triggerId) return { kind: 'enter', journey: triggerId, person: contact, setFirst: Object.keys(contact).length > 1, ...all }
+  const reason = `no journey trigger is mapped to "${event.event}" in AUTOPILOT_TRIGGERS`
+  if (Object.keys(contact).length > 1) return { kind: 'upsert', person: contact, message: `${reason}; contact upserted`, ...all }
+  return { kind: 'skip', message: reason }
+}
+
+const withIssues = (issues: Issue[], more: Issue[] = []) => (issues.length || more.length ? { issues: [...issues, ...more] } : {})
+
+function missingEmail(userId: string | null | undefined, issues: Issue[]): Action {
+  if (!userId) return { kind: 'reject', message: MISSING_IDENTIFIER, ...withIssues(issues) }
+  return {
+    kind: 'reject',
+    message: 'Autopilot keys contacts by email: this event has a userId but no email (traits.email, properties.email or context.traits.email)',
+    ...withIssues(issues),
+  }
+}
+
+/**
+ * Builds the Autopilot contact for an email from trait sources, later sources winning (so
+ * traits win over context.traits). A reserved trait that cannot be sent as its field is
+ * left out with an issue; the rest of the event goes on. Runs for every event: strings for
+ * issue paths are made only when there is an issue.
+ */
+export function traitsToContact(email: string, sources: readonly Source[], settings: MappingSettings): { contact: Contact; issues: Issue[] } {
+  const { reserved, custom } = collectTraits(sources)
+
+  const issues: Issue[] = []
+  const drop = (path: string, problem: string) => issues.push({ path, message: `${problem}; not sent` })
+  const contact: Contact = { Email: email.trim().toLowerCase() }
+  const setText = (field: StandardField, value: unknown, where: () => string) => {
+    const converted = isObject(value) || Array.isArray(value) ? { ok: false as const, problem: 'must be text' } : text(value)
+    if (converted.ok) contact[field] = converted.value as string
+    else drop(where(), converted.problem)
+  }
+  const fields = new CustomFields(settings.fieldTypes, settings.accountFields, issues)
+  for (const [target, found] of reserved) {
+    const { value } = found
+    switch (target) {
+      case 'email':
+        break // the event's email is decided before (emailOf)
+      case 'name':
+      case 'industry':
+        break // below, after the fields that take precedence
+      case 'company':
+        if (!isObject(value)) {
+          setText('Company', value, () => pathOf(found))
+          break
+        }
+        for (const name in value) {
+          const inner = value[name]
+          if (!present(inner)) continue
+          const part = COMPANY[normal(name)]
+          const where = () => `${pathOf(found)}.${name}`
+          if (part === 'name') setText('Company', inner, where)
+          else if (part) setText(part, inner, where)
+          else fields.add(['company', name], inner, pathOf(found), 1)
+        }
+        break
+      case 'address':
+        if (!isObject(value)) {
+          drop(pathOf(found), 'must be an object (street, city, state, postalCode, country)')
+          break
+        }
+        for (const name in value) {
+          const inner = value[name]
+          if (!present(inner)) continue
+          const field = ADDRESS[normal(name)]
+          if (field) setText(field, inner, () => `${pathOf(found)}.${name}`)
+          else fields.add(['address', name], inner, pathOf(found), 1)
+        }
+        break
+      case 'unsubscribed': {
+        const converted = convert('boolean', value)
+        if (converted.ok) contact.unsubscribed = converted.value as boolean
+        else drop(pathOf(found), 'must be true or false')
+        break
+      }
+      case 'newEmail': {
+        const result = v.safeParse(Email, value)
+        if (!result.success) drop(pathOf(found), result.issues[0].message)
+        else if (result.output.toLowerCase() !== contact.Email) contact._NewEmail = result.output.toLowerCase()
+        break
+      }
+      default: {
+        // A person trait Autopilot has no standard field for (birthday, language): a custom field of its name.
+        const field = STANDARD[target]
+        if (field) setText(field, value, () => pathOf(found))
+        else fields.add([found.name], value, found.prefix, 0)
+      }
+    }
+  }
+  const industry = reserved.get('industry')
+  if (industry && contact.Industry === undefined) setText('Industry', industry.value, () => pathOf(industry))
+  const name = reserved.get('name')
+  if (name && contact.FirstName === undefined && contact.LastName === undefined) {
+    // Text as for every standard field (no objects or lists); a blank name sets nothing, and says so.
+    const full = isObject(name.value) || Array.isArray(name.value) ? undefined : text(name.value)
+    const [given, ...family] = full?.ok ? String(full.value).trim().split(/\s+/) : []
+    if (!full?.ok) drop(pathOf(name), 'must be text')
+    else if (!given) drop(pathOf(name), 'is blank')
+    else {
+      contact.FirstName = given
+      if (family.length) contact.LastName = family.join(' ')
+    }
+  }
+  for (const [name, { value, prefix }] of custom) fields.add([name], value, prefix, 0)
+  if (fields.size) contact.custom = fields.values
+  return { contact, issues }
+}
+
+/** Several events for one email become one contact; later values win per field. */
+export function mergeContacts(earlier: Contact, later: Contact): Contact {
+  const merged: Contact = { ...earlier, ...later }
+  if (earlier.custom || later.custom) merged.custom = { ...earlier.custom, ...later.custom }
+  return merged
+}
+
+/** Custom field keys without their type, as guards keep them (a field's type can change). */
+const untyped = (key: string) => `custom:${key.slice(key.indexOf('--') + 2)}`
+
+/** How "newest wins" sees an Autopilot contact: standard fields by name, custom ones without their type. */
+export const contactPeople: People<Contact> = {
+  email: (contact) => contact.Email,
+  names(contact) {
+    const names: string[] = []
+    for (const name of Object.keys(contact)) {
+      if (name === 'Email') continue
+      if (name === 'custom') for (const key of Object.keys(contact.custom ?? {})) names.push(untyped(key))
+      else names.push(name)
+    }
+    return names
+  },
+  without(contact, newer) {
+    let dropped = 0
+    const kept: Record<string, unknown> = {}
+    for (const [name, value] of Object.entries(contact)) {
+      if (name === 'custom') {
+        const custom = Object.fromEntries(Object.entries(contact.custom ?? {}).filter(([key]) => !newer(untyped(key))))
+        dropped += Object.keys(contact.custom ?? {}).length - Object.keys(custom).length
+        if (Object.keys(custom).length) kept.custom = custom
+      } else if (name !== 'Email' && newer(name)) {
+        dropped++
+      } else {
+        kept[name] = value
+      }
+    }
+    return { person: kept as Contact, dropped }
+  },
+  bare: (contact) => Object.keys(contact).length === 1,
+}

@@ -1,0 +1,100 @@
+// The seam: everything a destination owns, and nothing else. A destination is a
+// declaration (as in Segment's action-destinations): its settings, a pure mapping from a
+// Segment event to one operation, how its people's fields are named for "newest wins",
+// how it sends a batch of operations (its client and answer table inside), what it reads
+// from the account and for how long that is kept, its setup check, and its default pace.
+// Identity, the store, the ledger, parking, pacing, the queue, the sweep, dead letters,
+// answers and logs are the pipeline's, and never name a destination.
+import type { Outcome } from '../outcome'
+import type { Issue, SegmentEvent } from '../schema'
+import type { CallOptions } from './transport'
+
+export type DestinationId = 'autopilot' | 'ortto'
+
+/** What one Segment event asks of the destination. `P` is the destination's person payload. */
+export type Operation<P> =
+  | { kind: 'upsert'; person: P; message: string; issues?: Issue[] }
+  /** Enter a journey (an Autopilot trigger, an Ortto activity). setFirst: the person's fields are set before. */
+  | { kind: 'enter'; journey: string; person: P; setFirst: boolean; issues?: Issue[]; attributes?: Record<string, unknown> }
+  | { kind: 'delete'; email: string }
+  | { kind: 'skip'; message: string }
+  | { kind: 'reject'; message: string; issues?: Issue[] }
+
+export interface Job<P> {
+  op: Operation<P>
+  /** Segment timestamp: when several events for one person merge, the newest wins per field. */
+  at: number
+  /** 1: runs after this batch's deletes (an event newer than a delete of the same person). */
+  phase: 0 | 1
+}
+
+export interface Result {
+  outcome: Outcome
+  /** Journey entries: 'yes' entered; 'unknown' the call got no answer (it may have entered). */
+  entered?: 'yes' | 'unknown'
+}
+
+/** How "newest wins" sees a person: its key and the names of the fields it sets. */
+export interface People<P> {
+  email(person: P): string
+  /** Field names as the guard records them (stable across a field's type). */
+  names(person: P): string[]
+  /** The person without the fields `newer` names, and how many were dropped. */
+  without(person: P, newer: (name: string) => boolean): { person: P; dropped: number }
+  /** It sets nothing but its key. */
+  bare(person: P): boolean
+}
+
+export interface Check {
+  check: string
+  ok: boolean
+  message: string
+  /** Not a failure: worth knowing (ALLOW_UNSIGNED locally). */
+  note?: boolean
+}
+
+/** What the destination reads from the account (custom fields, schemas), kept per isolate and in D1. */
+export interface AccountSource<A> {
+  /** Its key in the account cache (D1). */
+  key: string
+  /** How long a read is good for; 0: never read (the mapping goes without). */
+  refreshMs: number
+  read(options: CallOptions): Promise<A>
+  /** As kept in D1, and back. */
+  store(account: A): string
+  restore(text: string): A
+  /** What the mapping gets when nothing could be read. */
+  none: A
+}
+
+export interface Destination<P = unknown, A = unknown> {
+  id: DestinationId
+  /** Its name in messages: "Autopilot", "Ortto". */
+  label: string
+  /** What a journey entry is called in messages: "journey trigger", "activity". */
+  journeyNoun: string
+  /** Settings that do not parse, each naming the setting: events are answered 503 while any exist. */
+  problems: string[]
+  /** Why nothing can be sent now (the API key is missing), naming the setting; events answer 503. */
+  unready?: string
+  /** Call starts per second, calls per direct-mode request (subrequests), one call's timeout. */
+  maxRps: number
+  maxCalls: number
+  timeoutMs: number
+  /** People per bulk call: sizes queue messages so a consumer batch fills whole calls. */
+  bulkLimit: number
+  /** For /health: each setting's presence or size, never a value. */
+  settings: Record<string, boolean | number>
+  account?: AccountSource<A>
+  /** Pure: a function of the event, the settings and the account read. `knownEmail`: resolved from its userId. */
+  map(event: SegmentEvent, account: A, knownEmail?: string): Operation<P>
+  people: People<P>
+  /** Sends the jobs in as few calls as its API allows; one result per job, in order. */
+  send(jobs: readonly Job<P>[], options: CallOptions): Promise<Result[]>
+  /** The setup check against the account (key, journeys, fields), in words an admin can act on. */
+  check(options: CallOptions): Promise<{ checks: Check[]; details: Record<string, unknown> }>
+}
+
+/** A destination whose person and account types are not known to the caller. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyDestination = Destination<any, any>

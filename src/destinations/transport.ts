@@ -1,0 +1,199 @@
+// One HTTP call to a destination, for every destination: through the gate (pace, budget,
+// deadline), with a timeout, redirects never followed, logged without payloads, and the
+// answer classified by the destination's own table into the outcome kinds the pipeline
+// knows. Destinations describe their answers; this module knows no destination by name.
+
+/**
+ * - rate_limited: later, after `retryAfter` when the destination said (Segment retries 429 too)
+ * - unavailable: 5xx, timeouts, resets, a 2xx that says error — retry
+ * - redirected: 3xx — never followed (a POST would turn into a GET that "succeeds"); retry
+ * - key_rejected: 401/403 — retry while the key is fixed
+ * - not_found: the destination does not know the person (yet)
+ * - rejected: permanent for this payload, with the destination's reason
+ */
+export type FailureKind = 'rate_limited' | 'unavailable' | 'redirected' | 'key_rejected' | 'not_found' | 'rejected'
+export type AnswerKind = 'ok' | FailureKind
+
+const RETRYABLE = new Set<FailureKind>(['rate_limited', 'unavailable', 'redirected', 'key_rejected'])
+
+/** A call that failed, classified. */
+export class CallError extends Error {
+  override name = 'CallError'
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+    readonly status?: number,
+    /** Seconds, for a rate limit that said how long (a header, or a field in the body). */
+    readonly retryAfter?: number,
+    /** The destination answered. Without an answer (timeout, network) the call may still have taken effect. */
+    readonly answered = status !== undefined,
+  ) {
+    super(message)
+  }
+
+  get retryable(): boolean {
+    return RETRYABLE.has(this.kind)
+  }
+}
+
+/** One call, as logged: no payloads, no emails. */
+export interface CallRecord {
+  op: string
+  status: number | 'timeout' | 'network'
+  ms: number
+}
+
+/** Whether and when a call may start, and how long it may take. */
+export interface CallGate {
+  /** Resolves with the milliseconds this call may take, or throws when no call may start. */
+  enter(): Promise<number>
+  /** How the call ended (undefined: fine). */
+  leave(error?: CallError): void
+}
+
+/** What the neutral code hands a destination for one run of calls. */
+export interface CallOptions {
+  gate?: CallGate
+  /** Called after every call, for the request log. */
+  onCall?: (record: CallRecord) => void
+  /** Calls repeated in place (through the gate again) before the failure is returned. */
+  retries?: { rateLimited: number; unavailable: number }
+}
+
+/** Status ranges -> kinds; first matching row wins (docs/delivery.md lists each destination's). */
+export interface AnswerRow<Op extends string> {
+  statuses: string
+  ops?: readonly Op[]
+  kind: AnswerKind
+}
+
+/** A destination's answer table, compiled once. */
+export function answerTable<Op extends string>(rows: readonly AnswerRow<Op>[]): (status: number, op: Op) => AnswerKind {
+  const rules = rows.map(({ statuses, ops, kind }) => ({
+    ranges: statuses.split(' ').map((part) => part.split('-').map(Number) as [number, number?]),
+    ops,
+    kind,
+  }))
+  return (status, op) => {
+    for (const { ranges, ops, kind } of rules) {
+      if (ops && !ops.includes(op)) continue
+      if (ranges.some(([low, high = low]) => status >= low && status <= high)) return kind
+    }
+    return 'unavailable'
+  }
+}
+
+export interface Endpoint {
+  /** The destination's name in messages ("Autopilot", "Ortto"). */
+  label: string
+  baseUrl: string
+  headers: Record<string, string>
+  timeoutMs: number
+  /** Never in a message, in case the destination ever echoes it. */
+  secret: string
+}
+
+export interface Request<Op extends string> {
+  op: Op
+  method: string
+  path: string
+  body?: unknown
+  /** An unanswered call may be repeated in place (false: it may have taken effect, e.g. a journey entry). */
+  repeatable: boolean
+}
+
+/**
+ * Makes the call, repeated in place as `options.retries` allows; returns the response of a
+ * call the classifier accepted, or throws CallError. `classify` reads the response and says
+ * what it means (it may read the body; the response is handed back unread otherwise).
+ */
+export async function call<Op extends string>(
+  endpoint: Endpoint,
+  options: CallOptions,
+  request: Request<Op>,
+  classify: (response: Response, op: Op) => Promise<CallError | undefined>,
+): Promise<Response> {
+  const retries = { ...(options.retries ?? { rateLimited: 0, unavailable: 0 }) }
+  for (;;) {
+    try {
+      return await callOnce(endpoint, options, request, classify)
+    } catch (error) {
+      if (!(error instanceof CallError)) throw error
+      if (error.kind === 'rate_limited' && retries.rateLimited-- > 0) continue
+      if (error.kind === 'unavailable' && (request.repeatable || error.answered) && retries.unavailable-- > 0) continue
+      throw error
+    }
+  }
+}
+
+async function callOnce<Op extends string>(
+  endpoint: Endpoint,
+  { gate, onCall }: CallOptions,
+  { op, method, path, body }: Request<Op>,
+  classify: (response: Response, op: Op) => Promise<CallError | undefined>,
+): Promise<Response> {
+  const { label } = endpoint
+  const timeoutMs = gate ? Math.min(endpoint.timeoutMs, await gate.enter()) : endpoint.timeoutMs
+  const started = Date.now()
+  let failure: CallError | undefined
+  try {
+    let response: Response
+    try {
+      response = await fetch(`${endpoint.baseUrl}${path}`, {
+        method,
+        headers: endpoint.headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+        redirect: 'manual',
+      })
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
+      onCall?.({ op, status: timedOut ? 'timeout' : 'network', ms: Date.now() - started })
+      throw (failure = timedOut
+        ? new CallError('unavailable', `${label} did not answer within ${timeoutMs} ms`)
+        : new CallError('unavailable', `Could not reach ${label} (network error)`))
+    }
+    onCall?.({ op, status: response.status, ms: Date.now() - started })
+    failure = await classify(response, op)
+    if (failure) throw failure
+    return response
+  } finally {
+    gate?.leave(failure)
+  }
+}
+
+/** The longest pause a destination's rate limit may impose (RATE_LIMIT_MAX_PAUSE_SECONDS caps it further). */
+export const RETRY_AFTER_CEILING_SECONDS = 3600
+
+/**
+ * Seconds to wait from a Retry-After value (delta-seconds or an HTTP date), or from a number a
+ * body gave; undefined when it is missing, negative or unparsable (the pacer then uses its own
+ * short pause). Capped by the gate's pacer, not here.
+ */
+export function waitSeconds(value: string | number | null | undefined, now = Date.now()): number | undefined {
+  if (value === null || value === undefined || value === '') return undefined
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.ceil(value) : undefined
+  const text = value.trim()
+  if (/^\d+(?:\.\d+)?$/.test(text)) return Math.ceil(Number(text))
+  const date = Date.parse(text)
+  if (!/[a-z]/i.test(text) || !Number.isFinite(date)) return undefined
+  return Math.max(0, Math.ceil((date - now) / 1000))
+}
+
+/** The secret never leaves in a message. */
+export const redact = (text: string, secret: string) => (secret ? text.replaceAll(secret, '[redacted]') : text)
+
+/** A short reason from an error body: its `message` (or `error.message`, `error`), else the text. */
+export async function reasonOf(response: Response, secret: string): Promise<string> {
+  let text = ''
+  try {
+    text = await response.text()
+    const parsed = JSON.parse(text) as { message?: unknown; error?: unknown }
+    const error = parsed?.error as { message?: unknown } | string | undefined
+    const said = parsed?.message ?? (typeof error === 'object' ? error?.message : error)
+    if (typeof said === 'string') text = said
+  } catch {
+    // not JSON: the text as it is
+  }
+  return redact((text || response.statusText || 'no reason given').slice(0, 300), secret)
+}
