@@ -64,16 +64,17 @@ export async function authenticate(
   return 'unauthorized'
 }
 
-/** The admin endpoints: `Authorization: Bearer <ADMIN_TOKEN>`. */
-export async function authenticateAdmin(headers: Headers, config: Config): Promise<'ok' | 'unauthorized' | 'not-configured'> {
-  const { admin } = keysOf(config)
-  if (!admin) return 'not-configured'
-  return (await bearerMatches(headers, admin)) ? 'ok' : 'unauthorized'
+/** ADMIN_TOKEN (for hono/bearer-auth and the operator page's login), in constant time. */
+export async function adminTokenMatches(token: string, config: Config): Promise<boolean> {
+  return tokenMatches(token, keysOf(config).admin)
 }
 
 async function bearerMatches(headers: Headers, expected: Promise<ArrayBuffer> | undefined): Promise<boolean> {
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1]
-  return Boolean(expected && bearer && crypto.subtle.timingSafeEqual(await sha256(bearer), await expected))
+  return tokenMatches(/^Bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') ?? '')?.[1], expected)
+}
+
+async function tokenMatches(token: string | undefined, expected: Promise<ArrayBuffer> | undefined): Promise<boolean> {
+  return Boolean(expected && token && crypto.subtle.timingSafeEqual(await sha256(token), await expected))
 }
 
 /** SHA-1 HMAC as 40 hex digits, or nothing. */

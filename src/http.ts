@@ -1,7 +1,8 @@
 // What every route shares: the app's types, the per-request middleware, the admin guard.
 import type { Context, MiddlewareHandler } from 'hono'
+import { bearerAuth } from 'hono/bearer-auth'
 import { bodyLimit } from 'hono/body-limit'
-import { authenticateAdmin } from './auth'
+import { adminTokenMatches } from './auth'
 import { getConfig, secretPut, type Config, type Env } from './config'
 import { RequestLog } from './log'
 import { Sql } from './sql'
@@ -21,13 +22,22 @@ export const perRequest: MiddlewareHandler<App> = async (c, next) => {
   log.emit({ kind: 'request', method: c.req.method, path: c.req.path, status: c.res.status })
 }
 
-/** The admin endpoints: `Authorization: Bearer <ADMIN_TOKEN>`. */
+const UNAUTHORIZED = { message: { message: 'unauthorized' } }
+/** hono/bearer-auth against ADMIN_TOKEN, compared in constant time (auth.ts); JSON answers like every other. */
+const bearer = bearerAuth<App>({
+  verifyToken: (token, c) => adminTokenMatches(token, c.var.config),
+  noAuthenticationHeader: UNAUTHORIZED,
+  invalidAuthenticationHeader: UNAUTHORIZED,
+  invalidToken: UNAUTHORIZED,
+})
+
+/** The admin endpoints: `Authorization: Bearer <ADMIN_TOKEN>`; refused with a hint when no ADMIN_TOKEN is set. */
 export const adminOnly: MiddlewareHandler<App> = async (c, next) => {
-  const result = await authenticateAdmin(c.req.raw.headers, c.var.config)
-  if (result === 'not-configured') return c.json({ message: `Set ADMIN_TOKEN (${secretPut(c.var.config.deployEnv, 'ADMIN_TOKEN')}) to use the admin endpoints` }, 403)
-  if (result === 'unauthorized') return c.json({ message: 'unauthorized' }, 401)
-  c.var.log.fields.auth = 'admin'
-  await next()
+  if (!c.var.config.adminToken) return c.json({ message: `Set ADMIN_TOKEN (${secretPut(c.var.config.deployEnv, 'ADMIN_TOKEN')}) to use the admin endpoints` }, 403)
+  return bearer(c, async () => {
+    c.var.log.fields.auth = 'admin'
+    await next()
+  })
 }
 
 const limiters = new Map<number, MiddlewareHandler<App>>()

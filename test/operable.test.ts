@@ -50,6 +50,15 @@ describe('GET /health', () => {
     expect(response.status).toBe(503)
     expect((await json(response)).message).toContain('DB (the D1 database) is not bound')
   })
+
+  it('answers page, screen and group events (userId or not) as acknowledged without the D1 database', async () => {
+    const { post } = setup({ DB: undefined })
+    for (const type of ['page', 'screen', 'group']) {
+      const response = await post({ type, userId: 'u-1', messageId: `${type}-1` })
+      expect(response.status).toBe(200)
+      expect(await json(response)).toEqual({ status: 'skipped', message: `${type} events are acknowledged and not sent to Autopilot` })
+    }
+  })
 })
 
 describe('Analytics Engine (optional)', () => {
