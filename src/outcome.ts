@@ -16,6 +16,8 @@ export interface Outcome {
   issues?: Issue[]
   /** Retry: no call was made for it (budget, deadline, a failure that stopped the run). */
   notAttempted?: boolean
+  /** Retry: the call got no answer (timeout, reset), so it may have taken effect. */
+  unanswered?: boolean
 }
 
 export const delivered = (message: string, issues?: Issue[]): Outcome => ({
@@ -53,6 +55,6 @@ export function fromError(error: unknown): Outcome {
   }
   if (!(error instanceof CallError)) throw error
   if (error.kind === 'rate_limited') return retry(error.message, error.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS)
-  if (error.retryable) return retry(error.message)
+  if (error.retryable) return error.answered ? retry(error.message) : { ...retry(error.message), unanswered: true }
   return rejected(error.message)
 }

@@ -102,15 +102,20 @@ export const pathOf = (found: { prefix: string; name: string }) => `${found.pref
 /** Each reserved name's own spellings: firstName and FirstName. */
 const isExact = (name: string, target: Reserved) => name === target || (name.charAt(0) === target.charAt(0).toUpperCase() && name.slice(1) === target.slice(1))
 
+/** Two values that say the same (a trait repeated in traits and context.traits is nothing lost). */
+const same = (a: unknown, b: unknown) => a === b || (typeof a === 'object' && typeof b === 'object' && JSON.stringify(a) === JSON.stringify(b))
+
 /**
  * The traits of an event's sources, later sources winning (traits over context.traits):
  * reserved ones by meaning, the rest by name. Within one source the usual spelling
- * (firstName) wins over another (FIRSTNAME); the ones that lose are returned as `shadowed`.
+ * (firstName) wins over another (FIRSTNAME), then the first in the event. Traits left out
+ * with a different value than the one kept are returned in `shadowed`, for the answer's issues.
  */
-export function collectTraits(sources: readonly Source[]): { reserved: Map<Reserved, Found>; custom: Map<string, Found>; shadowed: Found[] } {
+export function collectTraits(sources: readonly Source[]): { reserved: Map<Reserved, Found>; custom: Map<string, Found>; shadowed: { lost: Found; kept: Found }[] } {
   const reserved = new Map<Reserved, Found>()
   const custom = new Map<string, Found>()
-  const shadowed: Found[] = []
+  const shadowed: { lost: Found; kept: Found }[] = []
+  const shadow = (lost: Found, kept: Found) => same(lost.value, kept.value) || shadowed.push({ lost, kept })
   for (const [prefix, traits] of sources) {
     if (!traits) continue
     let seen: Set<Reserved> | undefined
@@ -118,20 +123,20 @@ export function collectTraits(sources: readonly Source[]): { reserved: Map<Reser
       const value = traits[name]
       if (!present(value) || UNSAFE_NAMES.has(name)) continue
       const target = reservedName(name)
+      const found = { value, prefix, name, exact: true }
       if (!target) {
         const earlier = custom.get(name)
-        if (earlier) shadowed.push(earlier)
-        custom.set(name, { value, prefix, name, exact: true })
+        if (earlier) shadow(earlier, found)
+        custom.set(name, found)
         continue
       }
-      const exact = isExact(name, target)
-      const found = { value, prefix, name, exact }
+      found.exact = isExact(name, target)
       const earlier = reserved.get(target)
-      if (seen?.has(target) && (earlier!.exact || !exact)) {
-        shadowed.push(found)
+      if (seen?.has(target) && (earlier!.exact || !found.exact)) {
+        shadow(found, earlier!)
         continue
       }
-      if (earlier) shadowed.push(earlier)
+      if (earlier) shadow(earlier, found)
       ;(seen ??= new Set()).add(target)
       reserved.set(target, found)
     }

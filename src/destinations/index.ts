@@ -2,9 +2,10 @@
 // existing deployment keeps working unchanged).
 import type { Vars } from '../settings'
 import { autopilot } from './autopilot'
+import { ortto } from './ortto'
 import type { AnyDestination } from './destination'
 
-const DESTINATIONS: Record<string, (env: Vars, deployEnv: string) => AnyDestination> = { autopilot }
+const DESTINATIONS: Record<string, (env: Vars, deployEnv: string) => AnyDestination> = { autopilot, ortto }
 
 export function destinationFor(env: Vars & { DESTINATION?: string }, deployEnv: string): AnyDestination {
   const name = (env.DESTINATION ?? '').trim().toLowerCase() || 'autopilot'

@@ -1,0 +1,165 @@
+// The Ortto client (api.ap3api.com/v1 and its regions), and the one table that says what
+// its answers mean. Ortto answers per item inside a 200 (a person or activity "invalid"),
+// refuses a whole call with 400 and per-item details, says how long to wait in the body
+// of a 429, and bans an IP after 15 refused calls in 15 s — so this client never makes a
+// call that could be the 11th refused one in 15 s.
+import * as v from 'valibot'
+import { answerTable, call, CallError, reasonOf, redact, waitSeconds, type CallOptions, type Endpoint } from '../transport'
+
+export const BULK_LIMIT = 100
+export type Op = 'merge' | 'activities' | 'find' | 'archive' | 'delete' | 'read'
+
+/** Ortto's answers -> what happens next; first matching row wins (docs/delivery.md lists it). */
+export const ANSWERS = [
+  { statuses: '200-299', kind: 'ok' },
+  { statuses: '300-399', kind: 'redirected' },
+  { statuses: '401 403', kind: 'key_rejected' },
+  { statuses: '404', kind: 'unavailable' },
+  { statuses: '408 425', kind: 'unavailable' },
+  { statuses: '429', kind: 'rate_limited' },
+  { statuses: '400-499', kind: 'rejected' },
+  { statuses: '500-599', kind: 'unavailable' },
+  { statuses: '100-999', kind: 'unavailable' },
+] as const
+export const kindOf = answerTable<Op>(ANSWERS)
+
+/** One item's answer: done, or refused with Ortto's reason. */
+export type ItemAnswer = { ok: true; id?: string } | { ok: false; reason: string }
+
+const Item = v.looseObject({ status: v.optional(v.string()), error: v.optional(v.unknown()), person_id: v.optional(v.string()), id: v.optional(v.string()) })
+const MergeAnswer = v.looseObject({ people: v.array(Item) })
+const ActivitiesAnswer = v.looseObject({ activities: v.array(Item) })
+const ErrorAnswer = v.looseObject({ details: v.optional(v.array(Item)), error: v.optional(v.unknown()), 'try-in-seconds': v.optional(v.unknown()) })
+const FoundPeople = v.looseObject({ contacts: v.optional(v.nullable(v.array(v.looseObject({ id: v.string() }))), []) })
+
+/** Statuses of an item that went through. */
+const DONE = new Set(['created', 'merged', 'updated', 'queued', 'success', 'ok'])
+
+// Ortto bans an IP for 15 s after 15 refused calls within 15 s: hold back well before.
+const REFUSAL_WINDOW_MS = 15_000
+const MAX_REFUSALS = 10
+const refusals: number[] = []
+const refusalsInWindow = (now: number) => {
+  while (refusals.length && now - refusals[0] >= REFUSAL_WINDOW_MS) refusals.shift()
+  return refusals.length
+}
+
+/** A call refused whole (400) with a reason per item, in order. */
+export class RefusedItems extends CallError {
+  constructor(
+    message: string,
+    status: number,
+    readonly items: ItemAnswer[],
+  ) {
+    super('rejected', message, status)
+  }
+}
+
+export class OrttoClient {
+  private readonly endpoint: Endpoint
+
+  constructor(
+    { baseUrl, apiKey, timeoutMs }: { baseUrl: string; apiKey: string; timeoutMs: number },
+    private readonly options: CallOptions = {},
+  ) {
+    this.endpoint = { label: 'Ortto', baseUrl, timeoutMs, secret: apiKey, headers: { 'x-api-key': apiKey, 'content-type': 'application/json', accept: 'application/json' } }
+  }
+
+  /** Up to 100 people; one answer per person, in order. */
+  async merge(people: { fields: Record<string, unknown>; tags?: string[]; unset_tags?: string[] }[]): Promise<ItemAnswer[]> {
+    const response = await this.send('merge', 'POST', '/person/merge', { people, merge_by: ['str::email'], merge_strategy: 2, find_strategy: 0 })
+    return itemsOf(v.safeParse(MergeAnswer, await response.json().catch(() => undefined)), people.length, 'people')
+  }
+
+  /** Up to 100 activities; one answer per activity, in order. Not safe to repeat when unanswered. */
+  async createActivities(activities: { activity_id: string; attributes?: Record<string, unknown>; fields: Record<string, unknown> }[]): Promise<ItemAnswer[]> {
+    const response = await this.send('activities', 'POST', '/activities/create', { activities, merge_by: ['str::email'] })
+    return itemsOf(v.safeParse(ActivitiesAnswer, await response.json().catch(() => undefined)), activities.length, 'activities')
+  }
+
+  /** The ids of the people with this email. */
+  async find(email: string): Promise<string[]> {
+    const response = await this.send('find', 'POST', '/person/get', { limit: 10, fields: ['str::email'], filter: { '$str::is': { field_id: 'str::email', value: email } } })
+    const parsed = v.safeParse(FoundPeople, await response.json().catch(() => undefined))
+    if (!parsed.success) throw new CallError('unavailable', 'Ortto answered person/get with a body this Worker does not understand', response.status)
+    return (parsed.output.contacts ?? []).map((person) => person.id)
+  }
+
+  async archive(ids: string[]): Promise<void> {
+    await this.send('archive', 'PUT', '/person/archive', { inclusion_ids: ids })
+  }
+
+  async delete(ids: string[]): Promise<void> {
+    await this.send('delete', 'DELETE', '/person/delete', { inclusion_ids: ids })
+  }
+
+  /** A read of JSON (the account's schema, the setup check). */
+  async read(path: string, body: unknown = {}): Promise<unknown> {
+    const response = await this.send('read', 'POST', path, body)
+    return response.json().catch(() => undefined)
+  }
+
+  private async send(op: Op, method: string, path: string, body: unknown): Promise<Response> {
+    const now = Date.now()
+    if (refusalsInWindow(now) >= MAX_REFUSALS) {
+      throw new CallError('unavailable', `not attempted: Ortto refused ${MAX_REFUSALS} calls within 15 s, and it bans an IP after 15; will retry`)
+    }
+    return call(this.endpoint, this.options, { op, method, path, body, repeatable: op !== 'activities' }, (response) => this.classify(response, op, path))
+  }
+
+  private async classify(response: Response, op: Op, path: string): Promise<CallError | undefined> {
+    const { status } = response
+    const kind = kindOf(status, op)
+    if (status >= 400 && status < 500) refusals.push(Date.now())
+    const secret = this.endpoint.secret
+    switch (kind) {
+      case 'ok':
+        return undefined
+      case 'rate_limited': {
+        const text = await response.text().catch(() => '')
+        const said = v.safeParse(v.looseObject({ error: v.optional(v.looseObject({ 'try-in-seconds': v.optional(v.unknown()) })) }), safeJson(text))
+        const inBody = said.success ? said.output.error?.['try-in-seconds'] : undefined
+        const wait = waitSeconds(typeof inBody === 'number' || typeof inBody === 'string' ? inBody : undefined) ?? waitSeconds(response.headers.get('retry-after'))
+        return new CallError(kind, 'Ortto rate limit reached (429)', status, wait)
+      }
+      case 'key_rejected':
+        return new CallError(kind, `Ortto rejected the API key (${status}): check ORTTO_API_KEY (Ortto → Settings → Data sources → Custom API) and ORTTO_REGION`, status)
+      case 'redirected':
+        return new CallError(kind, `Ortto redirected ${op} (${status}), which is never followed: check ORTTO_REGION and ORTTO_BASE_URL`, status)
+      case 'rejected': {
+        const text = await response.text().catch(() => '')
+        const parsed = v.safeParse(ErrorAnswer, safeJson(text))
+        const reason = redact(parsed.success && typeof parsed.output.error === 'string' ? parsed.output.error : text.slice(0, 300) || response.statusText, secret)
+        const details = parsed.success ? parsed.output.details : undefined
+        if (details?.length) return new RefusedItems(`Ortto refused the call (${status}): ${reason}`, status, details.map((item) => answerOf(item, secret)))
+        return new CallError(kind, `Ortto refused it (${status}): ${reason}`, status)
+      }
+      case 'not_found':
+      case 'unavailable':
+        if (status === 404) return new CallError('unavailable', `Ortto answered 404 for ${path}: check ORTTO_REGION and ORTTO_BASE_URL`, status)
+        return new CallError('unavailable', `Ortto is unavailable (${status}): ${await reasonOf(response, secret)}`, status)
+    }
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function answerOf(item: v.InferOutput<typeof Item>, secret: string): ItemAnswer {
+  if (item.status && DONE.has(item.status)) return { ok: true, id: item.person_id ?? item.id }
+  if (!item.status && !item.error) return { ok: true, id: item.person_id ?? item.id }
+  const error = typeof item.error === 'string' ? item.error : item.error ? JSON.stringify(item.error) : item.status
+  return { ok: false, reason: redact(`Ortto refused it (${item.status ?? 'invalid'}): ${String(error).slice(0, 300)}`, secret) }
+}
+
+function itemsOf(parsed: v.SafeParseResult<typeof MergeAnswer> | v.SafeParseResult<typeof ActivitiesAnswer>, count: number, key: 'people' | 'activities'): ItemAnswer[] {
+  const list = parsed.success ? (parsed.output as Record<string, v.InferOutput<typeof Item>[]>)[key] : undefined
+  // An answer that does not say per item: the call went through (2xx) for all of them.
+  if (!list || list.length !== count) return Array.from({ length: count }, () => ({ ok: true }))
+  return list.map((item) => answerOf(item, ''))
+}

@@ -1,0 +1,107 @@
+// Ortto's field ids and values. Custom fields and activity attributes are the account's
+// own, read from Ortto and matched by name — an id is never derived from a trait name —
+// and a value is sent in the type its id's prefix says (int:cm:logins holds a whole
+// number), converted only when that is exact.
+import { normal } from '../../traits'
+import { convert, isObject, strictDate, validDate, type Converted } from '../../values'
+
+/** A field (or activity attribute) the account has: its id exactly as Ortto lists it, and its name. */
+export interface OrttoField {
+  id: string
+  name: string
+}
+
+/** Fields by exact name and by name compared without case, spaces, underscores or dashes. */
+export interface FieldIndex {
+  exact: ReadonlyMap<string, OrttoField>
+  loose: ReadonlyMap<string, OrttoField>
+}
+
+export interface OrttoAccount {
+  fields: FieldIndex
+  /** Activity id -> its attributes. */
+  activities: ReadonlyMap<string, FieldIndex>
+}
+
+export function fieldIndex(fields: readonly OrttoField[]): FieldIndex {
+  const exact = new Map<string, OrttoField>()
+  const loose = new Map<string, OrttoField>()
+  for (const field of fields) {
+    if (!exact.has(field.name)) exact.set(field.name, field)
+    const key = normal(field.name)
+    if (!loose.has(key)) loose.set(key, field)
+  }
+  return { exact, loose }
+}
+
+export const noAccount: OrttoAccount = { fields: fieldIndex([]), activities: new Map() }
+
+/** The field a trait of this name goes into, and whether the name matched exactly. */
+export function fieldNamed(index: FieldIndex, name: string): { field: OrttoField; exact: boolean } | undefined {
+  const exact = index.exact.get(name)
+  if (exact) return { field: exact, exact: true }
+  const loose = index.loose.get(normal(name))
+  return loose && { field: loose, exact: false }
+}
+
+const MAX_STR = 255
+const MAX_TEXT = 4000
+
+/** A value as the field of this id holds it: by the id's type prefix (str, txt, int, dec, cur, bol, dtz, tme, geo, phn, sst). */
+export function valueFor(id: string, value: unknown): Converted | { ok: true; value: unknown } {
+  const type = id.slice(0, id.indexOf(':'))
+  switch (type) {
+    case 'str':
+    case 'sst':
+      return textUpTo(value, MAX_STR)
+    case 'txt':
+      return textUpTo(value, MAX_TEXT)
+    case 'int':
+      return convert('integer', value)
+    case 'dec':
+    case 'cur': {
+      // Decimal fields hold thousandths.
+      const number = convert('float', value)
+      return number.ok ? { ok: true, value: Math.round((number.value as number) * 1000) } : number
+    }
+    case 'bol':
+      return convert('boolean', value)
+    case 'dtz':
+      return dateParts(value)
+    case 'tme': {
+      const date = convert('date', value)
+      return date
+    }
+    case 'geo': {
+      const name = textUpTo(value, MAX_STR)
+      return name.ok ? { ok: true, value: { name: name.value } } : name
+    }
+    case 'phn':
+      return phone(value)
+    default:
+      return { ok: false, problem: `is for a field of type "${type}", which this Worker does not send` }
+  }
+}
+
+function textUpTo(value: unknown, max: number): Converted {
+  if (isObject(value) || Array.isArray(value)) return { ok: false, problem: 'must be text' }
+  const text = convert('string', value)
+  if (text.ok && String(text.value).length > max) return { ok: false, problem: `is longer than ${max} characters` }
+  return text
+}
+
+/** A real calendar date (YYYY-MM-DD, or a timestamp whose date part is one) as Ortto's date object. */
+export function dateParts(value: unknown): Converted | { ok: true; value: unknown } {
+  const iso = typeof value === 'string' ? strictDate(value) : undefined
+  const match = iso && /^(\d{4})-(\d{2})-(\d{2})/.exec(iso)
+  if (!match || !validDate(+match[1], +match[2], +match[3])) return { ok: false, problem: 'is not a calendar date (YYYY-MM-DD)' }
+  return { ok: true, value: { year: +match[1], month: +match[2], day: +match[3], timezone: 'UTC' } }
+}
+
+/** A phone number with its country code, digits only; Ortto parses the country from it. */
+function phone(value: unknown): Converted | { ok: true; value: unknown } {
+  if (typeof value !== 'string' && typeof value !== 'number') return { ok: false, problem: 'must be a phone number' }
+  const digits = String(value).replace(/[^\d]/g, '')
+  if (digits.length < 6 || digits.length > 15) return { ok: false, problem: 'must be a phone number (6 to 15 digits, with the country code)' }
+  return { ok: true, value: { phone: digits, parse_with_country_code: true } }
+}

@@ -1,0 +1,132 @@
+// Operations -> as few Ortto calls as possible: people merged per email and sent 100 a
+// call, then activities 100 a call (each after its person's merge), then deletes (find,
+// archive, delete). One bad person or activity never blocks the others: Ortto's answer
+// per item says which, and a call refused whole is answered per item from its details,
+// or split in halves — never re-sent as it was (Ortto bans an IP after 15 refused calls).
+import { delivered, fromError, rejected, retry, skipped, type Outcome } from '../../outcome'
+import type { Job, Operation, Result } from '../destination'
+import { BULK_LIMIT, RefusedItems, type ItemAnswer, type OrttoClient } from './client'
+import { mergePeople, type OrttoPerson } from './mapping'
+
+type Enter = Extract<Operation<OrttoPerson>, { kind: 'enter' }>
+
+/** Sends `items` in calls of at most 100; each item's answer. A call refused whole is never re-sent as it was. */
+async function inBulk<T>(items: T[], send: (chunk: T[]) => Promise<ItemAnswer[]>): Promise<(ItemAnswer | Outcome)[]> {
+  const answers: (ItemAnswer | Outcome)[] = new Array(items.length)
+  const run = async (indices: number[]): Promise<void> => {
+    try {
+      const got = await send(indices.map((i) => items[i]))
+      indices.forEach((i, k) => (answers[i] = got[k]))
+    } catch (error) {
+      if (error instanceof RefusedItems && error.items.length === indices.length) {
+        // Refused whole, with a reason per item: the good ones go again once, without the bad.
+        const again: number[] = []
+        indices.forEach((i, k) => (error.items[k].ok ? again.push(i) : (answers[i] = error.items[k])))
+        if (again.length && again.length < indices.length) return run(again)
+        if (again.length) for (const i of again) answers[i] = { ok: false, reason: error.message }
+        return
+      }
+      const outcome = fromError(error)
+      if (outcome.status === 'rejected' && indices.length > 1) {
+        const middle = Math.ceil(indices.length / 2)
+        await run(indices.slice(0, middle))
+        await run(indices.slice(middle))
+        return
+      }
+      for (const i of indices) answers[i] = outcome
+    }
+  }
+  const chunks: Promise<void>[] = []
+  for (let start = 0; start < items.length; start += BULK_LIMIT) chunks.push(run([...items.keys()].slice(start, start + BULK_LIMIT)))
+  await Promise.all(chunks)
+  return answers
+}
+
+const isAnswer = (value: ItemAnswer | Outcome): value is ItemAnswer => 'ok' in value
+const outcomeOf = (answer: ItemAnswer | Outcome, message: string): Outcome => (isAnswer(answer) ? (answer.ok ? delivered(message) : rejected(answer.reason)) : answer)
+
+export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: OrttoClient): Promise<Result[]> {
+  const results: Result[] = new Array(jobs.length)
+  for (const phase of [0, 1] as const) {
+    const indices = [...jobs.keys()].filter((i) => jobs[i].phase === phase)
+    if (indices.length) await run(indices)
+  }
+  for (const i of jobs.keys()) results[i] ??= { outcome: retry('not attempted') }
+  return results
+
+  async function run(indices: number[]) {
+    const people = new Map<string, OrttoPerson>()
+    const byTime = [...indices].sort((a, b) => jobs[a].at - jobs[b].at || a - b)
+    for (const i of byTime) {
+      const { op } = jobs[i]
+      if (op.kind === 'skip') results[i] = { outcome: skipped(op.message) }
+      else if (op.kind === 'reject') results[i] = { outcome: rejected(op.message, op.issues) }
+      else if (op.kind === 'upsert' || (op.kind === 'enter' && op.setFirst)) {
+        const earlier = people.get(op.person.email)
+        people.set(op.person.email, earlier ? mergePeople(earlier, op.person) : op.person)
+      }
+    }
+    const emails = [...people.keys()]
+    const merged = new Map<string, Outcome>()
+    const answers = await inBulk([...people.values()], (chunk) => client.merge(chunk.map(wirePerson)))
+    emails.forEach((email, k) => merged.set(email, outcomeOf(answers[k], 'person merged')))
+    for (const i of indices) {
+      const { op } = jobs[i]
+      if (op.kind !== 'upsert') continue
+      const outcome = merged.get(op.person.email)!
+      results[i] = { outcome: outcome.status === 'delivered' ? delivered(op.message, op.issues) : outcome }
+    }
+
+    // Activities, once their person's merge (if any) went through.
+    const entries: number[] = []
+    for (const i of indices) {
+      const { op } = jobs[i]
+      if (op.kind !== 'enter') continue
+      const before = merged.get(op.person.email)
+      if (op.setFirst && before && before.status !== 'delivered') results[i] = { outcome: before }
+      else entries.push(i)
+    }
+    const entered = await inBulk(entries, (chunk) =>
+      client.createActivities(
+        chunk.map((i) => {
+          const op = jobs[i].op as Enter
+          return { activity_id: op.journey, ...(op.attributes && { attributes: op.attributes }), fields: { 'str::email': op.person.email, ...op.person.fields } }
+        }),
+      ),
+    )
+    entries.forEach((i, k) => {
+      const answer = entered[k]
+      const op = jobs[i].op as Enter
+      if (isAnswer(answer)) results[i] = answer.ok ? { outcome: delivered(`entered activity ${op.journey}`, op.issues), entered: 'yes' } : { outcome: rejected(answer.reason) }
+      else results[i] = { outcome: answer, ...(answer.unanswered && { entered: 'unknown' as const }) }
+    })
+
+    // Deletes last: every merge and activity of this phase has ended.
+    await Promise.all(
+      indices.map(async (i) => {
+        const { op } = jobs[i]
+        if (op.kind !== 'delete') return
+        try {
+          const ids = await client.find(op.email)
+          if (!ids.length) {
+            results[i] = { outcome: delivered('person was not in Ortto') }
+            return
+          }
+          await client.archive(ids) // Ortto deletes only archived people
+          await client.delete(ids)
+          results[i] = { outcome: delivered('person archived and deleted') }
+        } catch (error) {
+          results[i] = { outcome: fromError(error) }
+        }
+      }),
+    )
+  }
+}
+
+function wirePerson(person: OrttoPerson) {
+  return {
+    fields: { 'str::email': person.email, ...person.fields },
+    ...(person.tags && { tags: person.tags }),
+    ...(person.unsetTags && { unset_tags: person.unsetTags }),
+  }
+}
