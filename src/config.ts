@@ -3,6 +3,7 @@
 // DESTINATION in destinations/index.ts.
 import type { AnyDestination } from './destinations/destination'
 import { destinationFor } from './destinations'
+import { DEFAULT_MAX_PAUSE_SECONDS } from './destinations/transport'
 import { PositiveInt, settingsReader } from './settings'
 
 /** Everything the Worker can be given. Names are a contract: README lists each. */
@@ -71,7 +72,6 @@ export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 export const DEFAULT_RETRY_BASE_SECONDS = 10
 export const DEFAULT_DEADLINE_MS = 4000
 export const DEFAULT_STORE_TIMEOUT_MS = 2000
-export const DEFAULT_MAX_PAUSE_SECONDS = 60
 
 const configs = new WeakMap<object, Config>()
 

@@ -17,6 +17,8 @@ export class Stopped extends Error {
     message: string,
     /** The failure that stopped the run, if one did. */
     readonly failure?: CallError,
+    /** Seconds until calls may start again, when a rate limit's pause is what stopped it. */
+    readonly retryAfter?: number,
   ) {
     super(message)
   }
@@ -50,24 +52,31 @@ export class Gate implements CallGate {
     if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => this.waiting.push(resolve))
     this.inFlight++
     try {
-      if (!(await pacer.wait(deadline - MIN_CALL_MS))) throw new Stopped('not attempted before the answer was due (Segment waits 5 s)')
+      if (!(await pacer.wait(deadline - MIN_CALL_MS))) {
+        const left = pacer.pauseLeft()
+        if (left > 0) throw new Stopped(`not attempted: the destination asked to wait (rate limit); ${Math.ceil(left / 1000)} s left`, undefined, Math.ceil(left / 1000))
+        throw new Stopped('not attempted before the answer was due (Segment waits 5 s)')
+      }
       this.check()
       return Math.max(MIN_CALL_MS, deadline - Date.now())
     } catch (error) {
       this.calls--
       this.release()
+      pacer.answered() // a probe that never went out must not hold the others back
       throw error
     }
   }
 
   leave(error?: CallError): void {
     this.release()
+    const { pacer } = this.options
+    if (error?.kind !== 'rate_limited') pacer.answered()
     if (!error) {
       this.unavailableInARow = 0
       return
     }
     const { kind } = error
-    if (kind === 'rate_limited') this.options.pacer.rateLimited(error.retryAfter)
+    if (kind === 'rate_limited') pacer.rateLimited(error.retryAfter)
     if (kind === 'unavailable') this.unavailableInARow++
     if (
       kind === 'key_rejected' ||

@@ -21,7 +21,7 @@ app.route('/', deadLetters)
 app.notFound((c) => c.json({ message: `Not found: ${c.req.method} ${c.req.path}` }, 404))
 
 app.onError((error, c) => {
-  if (error instanceof HTTPException) return c.json({ message: error.message || 'request refused' }, error.status)
+  if (error instanceof HTTPException) return error.res ? error.getResponse() : c.json({ message: error.message || 'request refused' }, error.status)
   const log = c.get('log')
   if (log) log.fields.error = error.name
   // The database failed or was slow: retry later. Never a bare 500, never details that could carry secrets.

@@ -50,7 +50,8 @@ const DEFAULT_RETRY_AFTER_SECONDS = 1
 export function fromError(error: unknown): Outcome {
   if (error instanceof Stopped) {
     const cause = error.failure
-    const outcome = cause?.kind === 'rate_limited' ? retry(error.message, cause.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS) : retry(error.message)
+    const wait = error.retryAfter ?? (cause?.kind === 'rate_limited' ? (cause.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS) : undefined)
+    const outcome = retry(error.message, wait)
     return { ...outcome, notAttempted: true }
   }
   if (!(error instanceof CallError)) throw error

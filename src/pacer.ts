@@ -1,9 +1,10 @@
-// Keeps Autopilot call *starts* under AUTOPILOT_MAX_RPS (Autopilot allows 5 requests per
-// second per key): a sliding one-second window, so no second ever holds more. Waiters
-// are served in order. A 429 pauses for its Retry-After — one call's slot when it gives
-// none (Autopilot's do not): the window already spaces the calls. 429s that keep coming
-// (someone else using the key) take one call/s off the pace each; every quiet 2 s adds
-// one back.
+// Keeps a destination's call *starts* under its rate (AUTOPILOT_MAX_RPS, ORTTO_MAX_RPS): a
+// sliding one-second window, so no second ever holds more. Waiters are served in order.
+// A 429 pauses for the wait it gave (already capped by RATE_LIMIT_MAX_PAUSE_SECONDS) —
+// one call's slot when it gives none (Autopilot's do not): the window already spaces the
+// calls. After a pause one call goes first, alone (a probe): the others follow once it
+// has an answer that is not another 429. 429s that keep coming (someone else using the
+// key) take one call/s off the pace each; every quiet 2 s adds one back.
 
 const WINDOW_MS = 1000
 /** Timers are coarse: wait a little past the window so the next call is surely outside it. */
@@ -21,6 +22,10 @@ export class Pacer {
   private changedAt = 0
   private lastRateLimited = -Infinity
   private line: Promise<unknown> = Promise.resolve()
+  /** After a pause: 'open' the next call is the probe; 'out' it is in flight, the others wait for its answer. */
+  private probe: 'none' | 'open' | 'out' = 'none'
+  private probeAnswered?: () => void
+  private probeDone: Promise<void> = Promise.resolve()
 
   constructor(
     readonly maxPerSecond: number,
@@ -49,6 +54,11 @@ export class Pacer {
         await this.sleep(this.pausedUntil - now)
         continue
       }
+      if (this.probe === 'out') {
+        if (now > latest) return false
+        await Promise.race([this.probeDone, this.sleep(Math.max(1, latest - now))])
+        continue
+      }
       if (this.limit < this.maxPerSecond && now - this.changedAt >= RECOVER_EVERY_MS) {
         this.limit++
         this.changedAt = now
@@ -57,6 +67,7 @@ export class Pacer {
       if (this.starts.length < this.limit) {
         if (now > latest) return false
         this.starts.push(now)
+        if (this.probe === 'open') this.probe = 'out'
         return true
       }
       const next = this.starts[this.starts.length - this.limit] + WINDOW_MS + MARGIN_MS
@@ -76,14 +87,29 @@ export class Pacer {
     }
     const pause = retryAfterSeconds === undefined ? UNHINTED_PAUSE_MS : retryAfterSeconds * 1000
     this.pausedUntil = Math.max(this.pausedUntil, now + pause)
+    if (this.probe !== 'open') this.probeDone = new Promise((resolve) => (this.probeAnswered = resolve))
+    this.probe = 'open'
+  }
+
+  /** A call was answered with anything but a 429: if it was the probe, the others may go. */
+  answered(): void {
+    if (this.probe !== 'out') return
+    this.probe = 'none'
+    this.probeAnswered?.()
+  }
+
+  /** Milliseconds left of a pause a 429 imposed (0: none). */
+  pauseLeft(now = Date.now()): number {
+    return Math.max(0, this.pausedUntil - now)
   }
 }
 
-const pacers = new Map<number, Pacer>()
-/** One pacer per isolate and rate: every call this isolate makes to the account shares it. */
-export function pacerFor(maxPerSecond: number): Pacer {
-  let pacer = pacers.get(maxPerSecond)
-  if (!pacer) pacers.set(maxPerSecond, (pacer = new Pacer(maxPerSecond)))
+const pacers = new Map<string, Pacer>()
+/** One pacer per isolate, destination and rate: every call this isolate makes to the account shares it. */
+export function pacerFor(maxPerSecond: number, destination = 'autopilot'): Pacer {
+  const key = `${destination}:${maxPerSecond}`
+  let pacer = pacers.get(key)
+  if (!pacer) pacers.set(key, (pacer = new Pacer(maxPerSecond)))
   return pacer
 }
 

@@ -48,7 +48,7 @@ export function deliveryRun(kind: RunKind, { config, store, log, started = Date.
   const direct = kind !== 'queue'
   const budgetMs = kind === 'queue' ? CONSUMER_BUDGET_MS : kind === 'sweep' ? SWEEP_BUDGET_MS : config.deadlineMs
   const gate = new Gate({
-    pacer: pacerFor(destination.maxRps),
+    pacer: pacerFor(destination.maxRps, destination.id),
     maxCalls: direct ? destination.maxCalls : CONSUMER_MAX_CALLS,
     deadline: started + budgetMs,
     unavailableLimit: direct ? 2 : 5,
@@ -58,7 +58,7 @@ export function deliveryRun(kind: RunKind, { config, store, log, started = Date.
   return {
     store,
     config,
-    calls: { onCall: log.onCall, gate, ...(!direct && { retries: { rateLimited: 5, unavailable: 2 } }) },
+    calls: { onCall: log.onCall, gate, maxPauseSeconds: config.maxPauseSeconds, ...(!direct && { retries: { rateLimited: 5, unavailable: 2 } }) },
     claimant: log.requestId,
     leaseMs: budgetMs + LEASE_MARGIN_MS,
     recordProgress: kind === 'request',

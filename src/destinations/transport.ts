@@ -41,6 +41,9 @@ export interface CallRecord {
   op: string
   status: number | 'timeout' | 'network'
   ms: number
+  /** A rate limit's pause in seconds, as applied (capped), and as asked when the cap cut it. */
+  wait?: number
+  asked?: number
 }
 
 /** Whether and when a call may start, and how long it may take. */
@@ -58,6 +61,8 @@ export interface CallOptions {
   onCall?: (record: CallRecord) => void
   /** Calls repeated in place (through the gate again) before the failure is returned. */
   retries?: { rateLimited: number; unavailable: number }
+  /** The longest pause a rate limit answer may impose (RATE_LIMIT_MAX_PAUSE_SECONDS): a longer one is a bug or a broken proxy. */
+  maxPauseSeconds?: number
 }
 
 /** Status ranges -> kinds; first matching row wins (docs/delivery.md lists each destination's). */
@@ -128,7 +133,7 @@ export async function call<Op extends string>(
 
 async function callOnce<Op extends string>(
   endpoint: Endpoint,
-  { gate, onCall }: CallOptions,
+  { gate, onCall, maxPauseSeconds = DEFAULT_MAX_PAUSE_SECONDS }: CallOptions,
   { op, method, path, body }: Request<Op>,
   classify: (response: Response, op: Op) => Promise<CallError | undefined>,
 ): Promise<Response> {
@@ -153,8 +158,11 @@ async function callOnce<Op extends string>(
         ? new CallError('unavailable', `${label} did not answer within ${timeoutMs} ms`)
         : new CallError('unavailable', `Could not reach ${label} (network error)`))
     }
-    onCall?.({ op, status: response.status, ms: Date.now() - started })
+    const record: CallRecord = { op, status: response.status, ms: 0 }
     failure = await classify(response, op)
+    if (failure?.kind === 'rate_limited') failure = capped(failure, maxPauseSeconds, record)
+    record.ms = Date.now() - started
+    onCall?.(record)
     if (failure) throw failure
     return response
   } finally {
@@ -162,13 +170,21 @@ async function callOnce<Op extends string>(
   }
 }
 
-/** The longest pause a destination's rate limit may impose (RATE_LIMIT_MAX_PAUSE_SECONDS caps it further). */
-export const RETRY_AFTER_CEILING_SECONDS = 3600
+export const DEFAULT_MAX_PAUSE_SECONDS = 60
+
+/** A rate limit whose pause is cut to the cap (and logged as asked and applied). */
+function capped(error: CallError, maxPauseSeconds: number, record: CallRecord): CallError {
+  if (error.retryAfter === undefined) return error
+  record.wait = Math.min(error.retryAfter, maxPauseSeconds)
+  if (error.retryAfter <= maxPauseSeconds) return error
+  record.asked = error.retryAfter
+  return new CallError(error.kind, `${error.message}; it asked for a ${error.retryAfter} s pause, capped at ${maxPauseSeconds} s`, error.status, maxPauseSeconds)
+}
 
 /**
  * Seconds to wait from a Retry-After value (delta-seconds or an HTTP date), or from a number a
  * body gave; undefined when it is missing, negative or unparsable (the pacer then uses its own
- * short pause). Capped by the gate's pacer, not here.
+ * short pause). Capped in `call` (RATE_LIMIT_MAX_PAUSE_SECONDS).
  */
 export function waitSeconds(value: string | number | null | undefined, now = Date.now()): number | undefined {
   if (value === null || value === undefined || value === '') return undefined
