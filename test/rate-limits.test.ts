@@ -44,9 +44,9 @@ describe('the pause a rate limit may impose', () => {
   })
 
   it.each([
-    ['an HTTP date 3 s ahead', () => new Date(Date.now() + 3000).toUTCString(), [2, 4]],
-    ['a negative number', () => '-5', [1, 1]],
-    ['text that is no wait', () => 'soon', [1, 1]],
+    ['an HTTP date 3 s ahead', (): string => new Date(Date.now() + 3000).toUTCString(), [2, 4]],
+    ['a negative number', (): string => '-5', [1, 1]],
+    ['text that is no wait', (): string => 'soon', [1, 1]],
   ] as const)('reads %s as a wait Segment can use', async (_, header, [low, high]) => {
     const { post, autopilot } = setup()
     autopilot.inject({ status: 429, retryAfter: header() })

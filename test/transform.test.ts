@@ -254,3 +254,32 @@ describe('mergeContacts', () => {
     ).toEqual({ Email: EMAIL, FirstName: 'B', Title: 'T', custom: { 'string--plan': 'pro', 'float--n': 1 } })
   })
 })
+
+describe('traits that map to the same field', () => {
+  it('keeps the exact name, else the first in the event, and names every trait left out', () => {
+    const { contact, issues } = traitsToContact(
+      EMAIL,
+      [['traits', { 'Favorite Color': 'red', 'Favorite  Color': 'green', 'Favorite--Color': 'blue', FavoriteColor: 'cyan' }]],
+      settings,
+    )
+    expect(contact.custom).toEqual({ 'string--Favorite--Color': 'blue', 'string--FavoriteColor': 'cyan' })
+    expect(issues.map((issue) => issue.path).sort()).toEqual(['traits.Favorite  Color', 'traits.Favorite Color'])
+    for (const issue of issues) expect(issue.message).toContain('not sent')
+  })
+
+  it('without an exact name, the first in the event wins', () => {
+    const { contact, issues } = traitsToContact(EMAIL, [['traits', { 'Favorite Color': 'red', 'Favorite  Color': 'green' }]], settings)
+    expect(contact.custom).toEqual({ 'string--Favorite--Color': 'red' })
+    expect(issues).toEqual([{ path: 'traits.Favorite  Color', message: 'traits.Favorite Color goes into the same field (favorite--color); not sent' }])
+  })
+
+  it('names a context.traits value that traits replaced with a different one, and not one they repeat', () => {
+    const { contact, issues } = traitsToContact(
+      EMAIL,
+      [['context.traits', { firstName: 'Old', plan: 'basic', lastName: 'Same' }], ['traits', { firstName: 'New', plan: 'pro', lastName: 'Same' }]],
+      settings,
+    )
+    expect(contact).toMatchObject({ FirstName: 'New', LastName: 'Same', custom: { 'string--plan': 'pro' } })
+    expect(issues.map((issue) => issue.path).sort()).toEqual(['context.traits.firstName', 'context.traits.plan'])
+  })
+})

@@ -111,6 +111,8 @@ export class CustomFields {
   readonly values: Record<string, CustomValue> = {}
   size = 0
   private readonly plans: Memo<string, Plan>
+  /** Which trait fills each field (lowercased name: Autopilot matches field names without case). */
+  private readonly owners = new Map<string, TraitAt & { key: string }>()
 
   constructor(
     private readonly fieldTypes: ReadonlyMap<string, CustomType>,
@@ -145,7 +147,18 @@ export class CustomFields {
       return
     }
     const key = (plan.keys[type] ??= `${type}--${existing?.name ?? plan.name}`)
-    if (!(key in this.values)) this.size++
+    // Two traits for one field (names that clean to the same one: "Favorite Color", "Favorite--Color"):
+    // the exact name wins, else the first in the event; the other is named in the issues.
+    const where = { path, issueBase, issueFrom, exact: plan.exact }
+    const owner = this.owners.get(plan.field)
+    if (owner) {
+      if (owner.exact || !plan.exact) return this.issues.push({ path: pathText(where), message: `${pathText(owner)} goes into the same field (${plan.field}); not sent` })
+      this.issues.push({ path: pathText(owner), message: `${pathText(where)} is the field's exact name (${plan.field}) and goes into it; not sent` })
+      delete this.values[owner.key]
+      this.size--
+    }
+    this.owners.set(plan.field, { ...where, key })
+    this.size++
     this.values[key] = converted.value
   }
 
@@ -156,8 +169,11 @@ export class CustomFields {
     if (!plan) {
       const name = customName(path)
       const { account } = this
+      const field = this.account.byLowerName.get((name ?? '').toLowerCase())?.name ?? name
       plan = {
         name,
+        field: (field ?? '').toLowerCase(),
+        exact: path.join('--') === field,
         pinned: this.fieldTypes.get(path.join('.')),
         existing: name ? (account.byName.get(name) ?? account.byLowerName.get(name.toLowerCase())) : undefined,
         dateName: defaultType(path[path.length - 1], '') === 'date',
@@ -169,8 +185,19 @@ export class CustomFields {
   }
 }
 
+interface TraitAt {
+  path: string[]
+  issueBase: string
+  issueFrom: number
+  exact: boolean
+}
+const pathText = ({ path, issueBase, issueFrom }: TraitAt) => [issueBase, ...path.slice(issueFrom)].join('.')
+
 interface Plan {
   name?: string
+  /** The field it fills, lowercased, and whether the trait's name is exactly the field's. */
+  field: string
+  exact: boolean
   pinned?: CustomType
   existing?: AccountField
   dateName: boolean

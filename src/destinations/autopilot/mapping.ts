@@ -91,7 +91,7 @@ function missingEmail(userId: string | null | undefined, issues: Issue[]): Actio
  * issue paths are made only when there is an issue.
  */
 export function traitsToContact(email: string, sources: readonly Source[], settings: MappingSettings): { contact: Contact; issues: Issue[] } {
-  const { reserved, custom } = collectTraits(sources)
+  const { reserved, custom, shadowed } = collectTraits(sources)
 
   const issues: Issue[] = []
   const drop = (path: string, problem: string) => issues.push({ path, message: `${problem}; not sent` })
@@ -101,6 +101,7 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
     if (converted.ok) contact[field] = converted.value as string
     else drop(where(), converted.problem)
   }
+  for (const { lost, kept } of shadowed) drop(pathOf(lost), `${pathOf(kept)} is used instead`)
   const fields = new CustomFields(settings.fieldTypes, settings.accountFields, issues)
   for (const [target, found] of reserved) {
     const { value } = found
