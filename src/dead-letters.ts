@@ -11,10 +11,10 @@ import { deliveryRun } from './run'
 import { checkEvent } from './schema'
 import type { Sql } from './sql'
 import { Store } from './store'
-import { Upkeep } from './upkeep'
+import { Upkeep, type DeadLetterRow } from './upkeep'
 
 const MAX_PAGE = 1000
-const REDRIVE_AT_ONCE = 100
+export const REDRIVE_AT_ONCE = 100
 
 export const deadLetters = new Hono<App>()
 deadLetters.use('/dead-letters', adminOnly)
@@ -33,15 +33,24 @@ deadLetters.get('/dead-letters', async (c) => {
 
 deadLetters.post('/dead-letters/redrive', async (c) => {
   const { ids, reason } = await choice(c)
+  const letters = await new Upkeep(sqlOf(c)).deadLettersFor({ ids, reason, limit: REDRIVE_AT_ONCE })
+  if (!letters.length) return c.json({ message: 'no dead letters to re-drive', redriven: 0 })
+  return c.json(await redrive(c, letters))
+})
+
+/**
+ * Re-drives these dead letters (at most REDRIVE_AT_ONCE) and removes those it passed on:
+ * queued mode sends them to the events queue; direct mode delivers them now, within this
+ * request's call budget, and what is not delivered stays. Also the operator page's redrive.
+ */
+export async function redrive(c: Context<App>, letters: (DeadLetterRow & { event: unknown })[]): Promise<{ message: string; redriven: number }> {
   const sql = sqlOf(c)
   const upkeep = new Upkeep(sql)
-  const letters = await upkeep.deadLettersFor({ ids, reason, limit: REDRIVE_AT_ONCE })
-  if (!letters.length) return c.json({ message: 'no dead letters to re-drive', redriven: 0 })
   if (c.env.EVENTS) {
     // Sent first, then removed: a crash in between repeats a send, never loses a letter.
     await enqueue(c.env.EVENTS, letters.map((letter) => ({ event: letter.event, at: letter.firstSeen })))
     const removed = await upkeep.deleteDeadLetters(letters.map((letter) => letter.id))
-    return c.json({ message: `re-drove ${removed} dead letters to ${EVENTS_QUEUE}`, redriven: removed })
+    return { message: `re-drove ${removed} dead letters to ${EVENTS_QUEUE}`, redriven: removed }
   }
   // Direct mode: delivered now, within this request's call budget; what is not stays.
   const { config, log } = c.var
@@ -56,11 +65,11 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
   const done = valid.filter((_, i) => outcomes[i].status === 'delivered' || outcomes[i].status === 'skipped' || outcomes[i].status === 'deferred')
   const removed = await upkeep.deleteDeadLetters(done.map(({ letter }) => letter.id))
   const failed = outcomes.filter((outcome) => outcome.status === 'rejected' || outcome.status === 'retry')
-  return c.json({
+  return {
     message: `delivered ${removed} of ${letters.length} dead letters${failed.length ? `; the rest stay (${failed[0].message})` : ''}`,
     redriven: removed,
-  })
-})
+  }
+}
 
 deadLetters.delete('/dead-letters', async (c) => {
   const { ids } = await choice(c)

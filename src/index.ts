@@ -3,6 +3,7 @@
 // bundle is 2.4 KB smaller gzipped with no measured cost per request (`npm run bench`).
 import { Hono } from 'hono/tiny'
 import { HTTPException } from 'hono/http-exception'
+import { admin } from './admin'
 import type { Env } from './config'
 import { deadLetters } from './dead-letters'
 import { events } from './events'
@@ -18,6 +19,7 @@ app.use('*', perRequest)
 app.route('/', events)
 app.route('/', health)
 app.route('/', deadLetters)
+app.route('/', admin)
 app.notFound((c) => c.json({ message: `Not found: ${c.req.method} ${c.req.path}` }, 404))
 
 app.onError((error, c) => {

@@ -11,7 +11,7 @@ import { enqueue } from './queue'
 import { deliveryRun } from './run'
 import { Sql } from './sql'
 import { emptyWrites, Store } from './store'
-import { Upkeep } from './upkeep'
+import { LAST_SWEEP_KEY, Upkeep } from './upkeep'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Parked events replayed per run (the rest next run, 30 minutes later). */
@@ -27,9 +27,9 @@ export async function sweep(env: Env): Promise<void> {
   const store = new Store(sql)
   const upkeep = new Upkeep(sql)
   const log = new RequestLog(`sweep:${crypto.randomUUID()}`, env.ANALYTICS, config.destination.id)
-  const result = { expired: 0, replayed: 0, waiting: 0 }
+  const result = { expired: 0, replayed: 0, waiting: 0, pruned: { messages: 0, guards: 0 } }
+  const now = Date.now()
   try {
-    const now = Date.now()
     for (const { messageId, type, parkedAt } of await upkeep.expireParked(now - PARK_DAYS * DAY_MS)) {
       console.log(JSON.stringify({ event: 'parked-event-expired', messageId, type, parkedDays: Math.floor((now - parkedAt) / DAY_MS) }))
       result.expired++
@@ -48,10 +48,15 @@ export async function sweep(env: Env): Promise<void> {
       result.replayed = outcomes.filter((outcome) => outcome.status !== 'retry').length
       result.waiting = rows.length - result.replayed
     }
-    await upkeep.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
+    result.pruned = await upkeep.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
   } catch (error) {
     log.fields.error = error instanceof Error ? `${error.name}: ${error.message.slice(0, 200)}` : 'unknown'
   } finally {
+    // What the operator page (GET /admin) shows as the last sweep: one write per sweep, counts only.
+    const summary = { at: now, ms: Date.now() - now, ...result, ...(log.fields.error !== undefined && { error: log.fields.error }) }
+    await store.write({ ...emptyWrites(), cache: [{ key: LAST_SWEEP_KEY, value: JSON.stringify(summary) }] }).catch((error: unknown) => {
+      log.problem('last sweep', error instanceof Error ? error.message : 'unknown error')
+    })
     log.fields.d1 = sql.stats
     log.emit({ kind: 'sweep', sweep: result })
   }

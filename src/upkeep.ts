@@ -15,6 +15,24 @@ export interface DeadLetterRow {
 
 const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 'account_cache'] as const
 
+/** The account_cache row each sweep overwrites with a summary of itself (one write per sweep). */
+export const LAST_SWEEP_KEY = 'sweep:last'
+
+/** What the operator page counts (src/admin.ts), read in one query. */
+export interface Overview {
+  parked: { count: number; users: number; oldestAt: number | null; expiringSoon: number }
+  claims: { pending: number; stale: number; oldestStaleLease: number | null }
+  deadLetters: { count: number; reasons: number; firstSeen: number | null; lastSeen: number | null }
+  lastSweep: { at: number; summary: string } | null
+}
+
+export interface DeadLetterReason {
+  reason: string
+  count: number
+  firstSeen: number
+  lastSeen: number
+}
+
 export class Upkeep {
   constructor(private readonly sql: Sql) {}
 
@@ -41,14 +59,15 @@ export class Upkeep {
     return results.map((row) => ({ ...toParked(row), email: row.email, emailHash: row.email_hash }))
   }
 
-  /** Forgets what no attempt can need any more. */
-  async prune(messagesBefore: number, guardsBefore: number): Promise<void> {
-    await this.sql.batch([
+  /** Forgets what no attempt can need any more; says how many ledger rows and contact guards went. */
+  async prune(messagesBefore: number, guardsBefore: number): Promise<{ messages: number; guards: number }> {
+    const [messages, guards] = await this.sql.batch([
       this.sql
         .prepare(`DELETE FROM messages WHERE (state <> 'claimed' AND at < ?1) OR (state = 'claimed' AND lease_until < ?1)`)
         .bind(messagesBefore),
       this.sql.prepare('DELETE FROM contacts WHERE deleted_at IS NULL AND updated_at < ?1').bind(guardsBefore),
     ])
+    return { messages: messages.meta.changes ?? 0, guards: guards.meta.changes ?? 0 }
   }
 
   /** Oldest first, `limit` at a time after the id `after`; `reason` matches part of the reason. */
@@ -94,6 +113,56 @@ export class Upkeep {
     )
     const present = new Set(results.map((row) => row.name))
     return TABLES.filter((name) => !present.has(name))
+  }
+
+  /**
+   * Everything the operator page counts, in one query: a few small aggregates joined by
+   * UNION ALL, one row each (k names it; n, a, b, c are its numbers or text).
+   * @param now claims whose lease ended before this are stale
+   * @param expiringBefore parked events parked before this are counted as expiring soon
+   */
+  async overview(now: number, expiringBefore: number): Promise<Overview> {
+    type Row = { k: string; n: number | null; a: number | null; b: number | null; c: number | string | null }
+    const { results } = await this.sql.all<Row>(
+      this.sql
+        .prepare(
+          `SELECT 'parked' AS k, count(*) AS n, min(parked_at) AS a, count(DISTINCT user_hash) AS b, total(parked_at < ?2) AS c FROM parked
+           UNION ALL SELECT 'claims', total(lease_until >= ?1), min(CASE WHEN lease_until < ?1 THEN lease_until END), total(lease_until < ?1), NULL
+             FROM messages WHERE state = 'claimed'
+           UNION ALL SELECT 'dead', count(*), min(first_seen), max(last_seen), count(DISTINCT reason) FROM dead_letters
+           UNION ALL SELECT 'sweep', NULL, fetched_at, NULL, value FROM account_cache WHERE key = ?3`,
+        )
+        .bind(now, expiringBefore, LAST_SWEEP_KEY),
+    )
+    const row = (k: string): Row => results.find((r) => r.k === k) ?? { k, n: 0, a: null, b: 0, c: 0 }
+    const [parked, claims, dead, sweep] = ['parked', 'claims', 'dead', 'sweep'].map(row)
+    return {
+      parked: { count: Number(parked.n ?? 0), users: Number(parked.b ?? 0), oldestAt: parked.a, expiringSoon: Number(parked.c ?? 0) },
+      claims: { pending: Number(claims.n ?? 0), stale: Number(claims.b ?? 0), oldestStaleLease: claims.a },
+      deadLetters: { count: Number(dead.n ?? 0), reasons: Number(dead.c ?? 0), firstSeen: dead.a, lastSeen: dead.b },
+      lastSweep: sweep.a === null ? null : { at: Number(sweep.a), summary: String(sweep.c) },
+    }
+  }
+
+  /** Dead letters grouped by their exact reason, the most recently seen first. */
+  async deadLetterReasons(limit: number): Promise<DeadLetterReason[]> {
+    const { results } = await this.sql.all<{ reason: string; n: number; first_seen: number; last_seen: number }>(
+      this.sql
+        .prepare(
+          `SELECT reason, count(*) AS n, min(first_seen) AS first_seen, max(last_seen) AS last_seen FROM dead_letters
+           GROUP BY reason ORDER BY last_seen DESC, reason LIMIT ?1`,
+        )
+        .bind(limit),
+    )
+    return results.map((row) => ({ reason: row.reason, count: row.n, firstSeen: row.first_seen, lastSeen: row.last_seen }))
+  }
+
+  /** The oldest `limit` dead letters whose reason is exactly `reason`, with their events. */
+  async deadLettersWithReason(reason: string, limit: number): Promise<(DeadLetterRow & { event: unknown })[]> {
+    const { results } = await this.sql.all<Record<string, unknown>>(
+      this.sql.prepare('SELECT * FROM dead_letters WHERE reason = ?1 ORDER BY id LIMIT ?2').bind(reason, limit),
+    )
+    return results.map((row) => ({ ...toDeadLetter(row), event: JSON.parse(String(row.event)) }))
   }
 }
 
