@@ -49,6 +49,14 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     storeDown = true
   }
   const resolution = resolve(items, snapshot, hashes, storeDown)
+  /** Items delivered that still owe the store a write a later step depends on: retried, never acked around it. */
+  const owed = new Map<number, string>()
+  if (storeDown) {
+    // Without the read nothing is written: an email taught here would be lost, and parked events never replayed.
+    for (const [index, { event }] of items.entries()) {
+      if (event.userId && resolution.learn.has(hashes.get(event.userId)!)) owed.set(index, "delivered, but the database did not answer, so this userId's email was not recorded; will retry")
+    }
+  }
   const writes = emptyWrites()
   const account = maps ? await accountFor(destination, snapshot, run.calls, writes, (message) => run.onProblem?.('fields', message)) : undefined
 
@@ -64,7 +72,9 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
         replays.set(before, list)
       }
     } catch (error) {
-      failed('parked', error) // they stay parked: the next event with the email, or the sweep, replays them
+      failed('parked', error)
+      // They stay parked; the events that bring their email are retried, so the retry replays them.
+      for (const { before } of resolution.replays.values()) owed.set(before, 'delivered, but earlier parked events of this userId could not be read; will retry')
     }
   }
   // One messageId is one event: a copy in the same run (a re-send queued twice, a parked
@@ -130,6 +140,9 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
 
   // Outcomes, and what the store should learn from them.
   const { outcomes, needsWrite } = await conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes, hashEmail })
+  for (const [index, reason] of owed) {
+    if (outcomes[index].status === 'delivered' || outcomes[index].status === 'skipped') outcomes[index] = retry(reason)
+  }
   if (!storeDown) {
     try {
       await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))

@@ -4,12 +4,21 @@
 
 export class StoreError extends Error {
   override name = 'StoreError'
+  constructor(
+    message: string,
+    /** It timed out (and may still complete), rather than failed. */
+    readonly slow = false,
+  ) {
+    super(message)
+  }
 }
 
 export interface QueryStats {
   queries: number
   rowsRead: number
   rowsWritten: number
+  /** Queries tried again after a failure. */
+  retried?: number
 }
 
 /** Many rows as one bound parameter, read with json_each: no statement needs more than a few. */
@@ -35,7 +44,7 @@ export class Sql {
   }
 
   async all<T>(statement: D1PreparedStatement): Promise<D1Result<T>> {
-    const result = await this.timed(statement.all<T>())
+    const result = await this.once(() => statement.all<T>())
     this.count(result.meta)
     return result
   }
@@ -46,17 +55,32 @@ export class Sql {
   }
 
   async run(statement: D1PreparedStatement): Promise<D1Result> {
-    const result = await this.timed(statement.run())
+    const result = await this.once(() => statement.run())
     this.count(result.meta)
     return result
   }
 
   /** One round trip, atomic: one failure rolls the whole batch back. Each statement counts as a query. */
   async batch(statements: D1PreparedStatement[], timeoutMs = this.timeoutMs): Promise<D1Result[]> {
-    const results = await this.timed(this.db.batch(statements), timeoutMs)
+    const results = await this.once(() => this.db.batch(statements), timeoutMs)
     this.stats.queries += statements.length
     for (const result of results) this.count(result.meta, 0)
     return results
+  }
+
+  /**
+   * A query that failed (not one that was slow) is tried once more: Cloudflare documents D1's
+   * errors as mostly transient, and a batch that failed wrote nothing. A slow one may still
+   * complete, so it is not repeated: the caller goes on without it.
+   */
+  private async once<T>(query: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    try {
+      return await this.timed(query(), timeoutMs)
+    } catch (error) {
+      if (error instanceof StoreError && error.slow) throw error
+      this.stats.retried = (this.stats.retried ?? 0) + 1
+      return this.timed(query(), timeoutMs)
+    }
   }
 
   /**
@@ -66,7 +90,7 @@ export class Sql {
   private async timed<T>(promise: Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreError(`the database did not answer within ${timeoutMs} ms`)), timeoutMs)
+      timer = setTimeout(() => reject(new StoreError(`the database did not answer within ${timeoutMs} ms`, true)), timeoutMs)
     })
     try {
       return await Promise.race([promise, timeout])

@@ -228,7 +228,7 @@ describe('queue consumer', () => {
 
   it('puts an event back on the queue (never drops it) when the database refuses its dead letter', async () => {
     const store = testDb()
-    store.fail('INSERT INTO dead_letters')
+    store.fail('INSERT INTO dead_letters', 2)
     const { consume, requeued } = queued({ DB: store.db })
     const result = await consume([identify({ email: 'bad@localhost' })])
     expect(result.explicitAcks).toEqual(['msg-0'])
@@ -238,7 +238,7 @@ describe('queue consumer', () => {
 
   it('retries the messages whole (never acks) when the database refuses an invalid event\'s dead letter', async () => {
     const store = testDb()
-    store.fail('INSERT INTO dead_letters')
+    store.fail('INSERT INTO dead_letters', 2)
     const { consume } = queued({ DB: store.db })
     const result = await consume([{ type: 'identify', traits: 'nope' }])
     expect(result.explicitAcks).toEqual([])
@@ -426,7 +426,7 @@ describe('dead letters', () => {
 
   it('stay on the dead-letter queue (retried) while the database fails', async () => {
     const store = testDb()
-    store.fail('INSERT INTO dead_letters')
+    store.fail('INSERT INTO dead_letters', 2)
     const { consume } = queued({ DB: store.db })
     const result = await consume([identify({ email: 'a@example.com' })], 'autopilot-events-dlq')
     expect(result.retryBatch.retry).toBe(true)

@@ -94,8 +94,10 @@ describe('when the database fails or is slow', () => {
     ])
     expect(response.status).toBe(503)
     const body = await json(response)
-    expect(body.counts).toEqual({ delivered: 1, retry: 2 })
+    // Delivered, but what it taught (u-own's email) could not be recorded: retried, never acked around it.
+    expect(body.counts).toEqual({ retry: 3 })
     expect(body.results.map((r: { index: number; message: string }) => [r.index, r.message])).toEqual([
+      [0, expect.stringContaining("this userId's email was not recorded")],
       [1, expect.stringContaining('identity store is unavailable')],
       [2, expect.stringContaining('journey ledger is unavailable')],
     ])
@@ -107,14 +109,14 @@ describe('when the database fails or is slow', () => {
     const store = testDb()
     store.delay('FROM identities', 300)
     const { post, autopilot } = setup({ DB: store.db, STORE_TIMEOUT_MS: '50' })
-    expect((await post(identify({ email: 'slow@example.com' }, { userId: 'u-slow' }))).status).toBe(200)
+    expect((await post(identify({ email: 'slow@example.com' }, { userId: 'u-slow' }))).status).toBe(503) // delivered; its email is recorded on the re-send
     expect(autopilot.contacts.has('slow@example.com')).toBe(true)
     expect((await post(identify({ plan: 'x' }, { userId: 'u-slow-2' }))).status).toBe(202) // the delay was spent: the store answers (and parks) again
   })
 
   it('answers 503 for a userId-only event it could not park, and parks it on the re-send', async () => {
     const store = testDb()
-    store.fail('INSERT OR IGNORE INTO parked')
+    store.fail('INSERT OR IGNORE INTO parked', 2) // the in-place retry fails too
     const { post } = setup({ DB: store.db })
     const event = identify({ plan: 'x' }, { userId: 'u-park' })
     expect((await post(event)).status).toBe(503)
@@ -124,7 +126,7 @@ describe('when the database fails or is slow', () => {
 
   it('answers 503 when what an event taught could not be written, and records it on the re-send', async () => {
     const store = testDb()
-    store.fail('INSERT INTO identities')
+    store.fail('INSERT INTO identities', 2) // the in-place retry fails too
     const { post, autopilot } = setup({ DB: store.db })
     const event = identify({ email: EMAIL }, { userId: 'u-write' })
     expect((await post(event)).status).toBe(503)
@@ -133,16 +135,27 @@ describe('when the database fails or is slow', () => {
     expect(await rows('SELECT email FROM identities WHERE user_hash = ?1', await hashOf('u-write'))).toEqual([{ email: EMAIL }])
   })
 
-  it('delivers the teaching event when its parked events cannot be read; they stay parked for the next one (or the sweep)', async () => {
+  it('delivers the teaching event when its parked events cannot be read, and answers 503 so the re-send replays them', async () => {
     const store = testDb()
     const { post } = setup({ DB: store.db })
     await post(identify({ plan: 'x' }, { userId: 'u-pr' }))
-    store.fail('FROM parked p LEFT JOIN')
-    const response = await post(identify({ email: 'pr@example.com' }, { userId: 'u-pr' }))
-    expect(response.status).toBe(200)
+    store.fail('FROM parked p LEFT JOIN', 2) // the in-place retry fails too
+    const teaching = identify({ email: 'pr@example.com' }, { userId: 'u-pr' })
+    const response = await post(teaching)
+    expect(response.status).toBe(503)
+    expect((await json(response)).message).toContain('earlier parked events of this userId could not be read')
     expect(await rows('SELECT message_id FROM parked')).toHaveLength(1)
-    expect((await post(identify({ email: 'pr@example.com', title: 'x' }, { userId: 'u-pr' }))).status).toBe(200)
+    expect((await post(teaching)).status).toBe(200)
     expect(await rows('SELECT message_id FROM parked')).toEqual([])
+  })
+
+  it('absorbs one failed query by trying it once more in place', async () => {
+    const store = testDb()
+    const { post, logLines } = setup({ DB: store.db })
+    store.fail('INSERT INTO identities')
+    expect((await post(identify({ email: EMAIL }, { userId: 'u-once' }))).status).toBe(200)
+    expect(await rows('SELECT email FROM identities WHERE user_hash = ?1', await hashOf('u-once'))).toEqual([{ email: EMAIL }])
+    expect(logLines().at(-1)!.d1).toMatchObject({ retried: 1 })
   })
 
   it('never answers a bare 500 when the dead-letter endpoints cannot reach the database', async () => {
