@@ -6,3 +6,6 @@
 export const LOCAL_SECRET = 'local-shared-secret'
 /** ADMIN_TOKEN of `npm start`. */
 export const LOCAL_ADMIN_TOKEN = 'local-admin-token'
+
+/** Whether a URL is the local Worker of `npm start` (its defaults apply; its notes are expected). */
+export const isLocal = (/** @type {string} */ url) => /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?(\/|$)/.test(url)

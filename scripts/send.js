@@ -7,9 +7,9 @@
 //   npm run send -- examples/identify.json              # to `npm start -- --signed`
 //   npm run send -- examples/batch.json --token "$T" --url https://…workers.dev/
 import { createHmac } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { LOCAL_SECRET } from './local.js'
+import { isLocal, LOCAL_SECRET } from './local.js'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -20,9 +20,17 @@ if (!file) {
   console.error('usage: npm run send -- <file.json | -> [--url URL] [--secret SECRET | --token TOKEN | --unsigned]')
   process.exit(2)
 }
-const body = readFileSync(file === '-' ? 0 : file, 'utf8')
+let body
+try {
+  body = readFileSync(file === '-' ? 0 : file, 'utf8')
+} catch (error) {
+  const { code, message } = /** @type {NodeJS.ErrnoException} */ (error)
+  const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : message
+  console.error(`npm run send: cannot read ${file === '-' ? 'standard input' : file}: ${why}${code === 'ENOENT' ? ` (examples: ${examples()})` : ''}`)
+  process.exit(1)
+}
 const url = values.url ?? process.env.WORKER_URL ?? 'http://127.0.0.1:8787/'
-const local = /^http:\/\/(127\.0\.0\.1|localhost)[:/]/.test(url)
+const local = isLocal(url)
 const token = values.token ?? process.env.SEGMENT_WEBHOOK_TOKEN
 const secret = values.secret ?? process.env.SEGMENT_SHARED_SECRET ?? (local ? LOCAL_SECRET : undefined)
 
@@ -64,3 +72,12 @@ const retryAfter = response.headers.get('retry-after')
 if (retryAfter) console.log(`Retry-After: ${retryAfter}`)
 console.log(shown)
 process.exit(response.ok ? 0 : 1)
+
+/** The example bodies, as paths to pass. */
+function examples() {
+  try {
+    return readdirSync(new URL('../examples/', import.meta.url)).filter((name) => name.endsWith('.json')).map((name) => `examples/${name}`).join(', ')
+  } catch {
+    return 'none found'
+  }
+}
