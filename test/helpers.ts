@@ -1,9 +1,12 @@
 import { applyD1Migrations, createExecutionContext, createMessageBatch, env as testEnv, getQueueResult, reset, waitOnExecutionContext } from 'cloudflare:test'
 import { expect, vi } from 'vitest'
 import { createAutopilot, type AutopilotOptions } from '../sandbox/autopilot.js'
+import { createOrtto, type OrttoOptions } from '../sandbox/ortto.js'
+import { ACTIVITIES as ORTTO_ACTIVITIES, FIELDS as ORTTO_FIELDS } from './ortto-helpers'
 import type { Env } from '../src/config'
 import worker from '../src/index'
 import { resetPacers } from '../src/pacer'
+import { forgetRefusals } from '../src/destinations/ortto/client'
 
 export const API_KEY = 'ap-test-key-5f2c9d1e'
 export const SECRET = 'segment-shared-secret-7a1b'
@@ -224,4 +227,25 @@ export function testDb(inner: D1Database = db()) {
       faults.length = 0
     },
   }
+}
+
+export const ORTTO_KEY = 'ortto-test-key-3c8e'
+export const ORTTO_URL = 'https://api.ap3api.com/v1'
+
+/** setup() with DESTINATION=ortto, every outbound call answered by a fresh Ortto stand-in with the test account. */
+export function setupOrtto(env: Partial<Env> = {}, options: OrttoOptions = {}) {
+  forgetRefusals()
+  const ortto = createOrtto({ apiKey: ORTTO_KEY, customFields: ORTTO_FIELDS, activities: ORTTO_ACTIVITIES, ...options })
+  const base = setup({
+    DESTINATION: 'ortto',
+    AUTOPILOT_API_KEY: undefined,
+    ORTTO_API_KEY: ORTTO_KEY,
+    ORTTO_BASE_URL: ORTTO_URL,
+    ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': 'act:cm:order-completed', 'Step Activated': 'act:cm:step-activated' }),
+    ORTTO_MAX_RPS: '1000',
+    ...env,
+  })
+  base.fetchSpy.mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => ortto.fetch(new Request(input, init)))
+  const calls = (path: string) => ortto.calls.filter((call) => call.path === `/v1${path}`)
+  return { ...base, ortto, calls }
 }

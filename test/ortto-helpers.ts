@@ -10,6 +10,7 @@ const SIXTEEN = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`int:cm
 export const ACTIVITIES = {
   'act:cm:order-completed': { name: 'Order Completed', attributes: { 'str:cm:product': 'Product', 'int:cm:quantity': 'Quantity' } },
   'act:cm:many': { name: 'Many', attributes: SIXTEEN },
+  'act:cm:step-activated': { name: 'Step Activated', attributes: {} },
 }
 
 type Json = Record<string, any>
