@@ -50,7 +50,7 @@ for (const c of checks) {
   console.log(`${c.ok ? '✓' : isNote(c) ? '•' : '✗'} ${c.check}${isNote(c) ? ' (note)' : ''}: ${c.message}${fix}`)
 }
 if (body.triggers?.length) console.log(`\nAPI triggers in the account: ${body.triggers.map((/** @type {{triggerId: string, journey?: string}} */ t) => `${t.triggerId}${t.journey ? ` (${t.journey})` : ''}`).join(', ')}`)
-if (body.customFields?.length) console.log(`Custom fields in the account: ${body.customFields.map((/** @type {{name: string, type: string}} */ f) => `${f.name.replaceAll('--', ' ')} (${f.type})`).join(', ')}`)
+if (body.customFields?.length) console.log(`Custom fields in the account: ${body.customFields.map((/** @type {{name: string, type?: string, id?: string}} */ f) => `${f.name.replaceAll("--", " ")} (${f.type ?? f.id})`).join(", ")}`)
 const count = (/** @type {number} */ n, /** @type {string} */ word) => `${n} ${word}${n === 1 ? '' : 's'}`
 if (failed) console.log(`\n${count(failed, 'problem')} (✗ above)${notes ? ` and ${count(notes, 'note')}` : ''}.`)
 else console.log(`\nReady.${notes ? ` (${count(notes, 'note')}: expected with npm start)` : ''}`)

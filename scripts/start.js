@@ -68,21 +68,28 @@ const DESTINATIONS = {
       examples: ['examples/identify.json', 'examples/track.json'],
     }
   },
-  // TODO(ortto): NOT WIRED — `--destination ortto` answers "unknown destination" until this
-  // entry is uncommented. It needs sandbox/ortto.js (createOrtto) and startSandbox's
-  // `destination` option, both being written; check the var names against
-  // src/destinations/ortto's settings before enabling. Roughly:
-  // ortto: () => {
-  //   const apiKey = 'sandbox-key'
-  //   return {
-  //     label: 'ortto',
-  //     state: 'ortto-',                       // .wrangler/state/ortto-direct: not Autopilot's database
-  //     sandbox: { destination: 'ortto', apiKey, customFields: json('SANDBOX_CUSTOM_FIELDS', '{}') },
-  //     vars: (url) => ({ DESTINATION: 'ortto', ORTTO_BASE_URL: url, ORTTO_API_KEY: apiKey }),
-  //     banner: (url) => [['Ortto', `${url}  (a local sandbox)`]],
-  //     examples: ['examples/identify.json', 'examples/track.json'],
-  //   }
-  // },
+  ortto: () => {
+    const apiKey = 'sandbox-key'
+    const activities = process.env.ORTTO_ACTIVITIES ?? JSON.stringify({ 'Order Completed': 'act:cm:order-completed', 'Step Activated': 'act:cm:step-activated' })
+    const mapped = Object.entries(json('ORTTO_ACTIVITIES', activities)).map(([event, id]) => `${event} → ${id}`).join(', ')
+    // The sandbox account: its custom fields and activities (as if made in Ortto's UI).
+    const customFields = json('SANDBOX_ORTTO_FIELDS', '{"int:cm:age": "Age", "str:cm:plan": "Plan", "bol:cm:vip": "VIP", "dec:cm:lifetime-value": "Lifetime Value"}')
+    const sandboxActivities = json('SANDBOX_ORTTO_ACTIVITIES', JSON.stringify({
+      'act:cm:order-completed': { name: 'Order Completed', attributes: { 'str:cm:product': 'Product', 'int:cm:quantity': 'Quantity' } },
+      'act:cm:step-activated': { name: 'Step Activated', attributes: {} },
+    }))
+    return {
+      label: 'ortto',
+      state: 'ortto-', // .wrangler/state/ortto-direct: not Autopilot's database
+      sandbox: { destination: 'ortto', apiKey, customFields, activities: sandboxActivities },
+      vars: (url) => ({ DESTINATION: 'ortto', ORTTO_BASE_URL: url, ORTTO_API_KEY: apiKey, ORTTO_ACTIVITIES: activities }),
+      banner: (url) => [
+        ['Activities', `${mapped || 'none (every track only updates its person)'}   (ORTTO_ACTIVITIES='{"Event": "act:cm:id"}' npm start -- --destination ortto)`],
+        ['Ortto', `${url}  (a local sandbox: activities ${Object.keys(sandboxActivities).join(', ')}; custom fields ${Object.values(customFields).join(', ') || 'none'})`],
+      ],
+      examples: ['examples/identify.json', 'examples/track.json'],
+    }
+  },
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url))

@@ -98,6 +98,16 @@ describe('Ortto: track -> activities/create', () => {
   })
 })
 
+describe('Ortto: activities without attributes', () => {
+  it('sends an activity whose definition has no attributes with an empty attributes object', async () => {
+    const { post, ortto, calls } = setupOrtto()
+    const response = await post({ type: 'track', messageId: id(), event: 'Step Activated', properties: { email: 's@example.com', extra: 1 } })
+    expect(response.status).toBe(200)
+    expect(calls('/activities/create')[0].body.activities[0]).toEqual({ activity_id: 'act:cm:step-activated', attributes: {}, fields: { 'str::email': 's@example.com' } })
+    expect(ortto.activities).toHaveLength(1)
+  })
+})
+
 describe('Ortto: audiences, deletes, identity', () => {
   it('turns Engage audiences into tags: tracks and identify booleans add and remove the tag', async () => {
     const { post, calls } = setupOrtto()

@@ -90,7 +90,7 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
       client.createActivities(
         chunk.map((i) => {
           const op = jobs[i].op as Enter
-          return { activity_id: op.journey, ...(op.attributes && { attributes: op.attributes }), fields: { 'str::email': op.person.email, ...op.person.fields } }
+          return { activity_id: op.journey, attributes: op.attributes ?? {}, fields: { 'str::email': op.person.email, ...op.person.fields } }
         }),
       ),
     )
