@@ -98,3 +98,17 @@ export interface Destination<P = unknown, A = unknown> {
 /** A destination whose person and account types are not known to the caller. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyDestination = Destination<any, any>
+
+/** One value per account read (the mapping's settings object, which caches per-name plans): made once, kept as long as the read. */
+export function perAccount<A extends object, T>(make: (account: A) => T): (account: A) => T {
+  const made = new WeakMap<A, T>()
+  return (account) => {
+    let value = made.get(account)
+    if (value === undefined) made.set(account, (value = make(account)))
+    return value
+  }
+}
+
+/** What every destination's settings say alike: problems, readiness, pace and budget. */
+export type Common = Pick<Destination, 'problems' | 'unready' | 'maxRps' | 'maxCalls' | 'timeoutMs'>
+export const common = ({ problems, unready, maxRps, maxCalls, timeoutMs }: Common): Common => ({ problems, unready, maxRps, maxCalls, timeoutMs })

@@ -72,6 +72,25 @@ export interface AnswerRow<Op extends string> {
   kind: AnswerKind
 }
 
+/**
+ * A destination's answer table: its own rows between the ones every HTTP API shares (2xx
+ * done, 3xx never followed, 401/403 the key; 408/425 and 5xx retried, 429 rate limited,
+ * any other 4xx refused for good).
+ */
+export function answerRows<Op extends string>(own: readonly AnswerRow<Op>[]): readonly AnswerRow<Op>[] {
+  return [
+    { statuses: '200-299', kind: 'ok' },
+    { statuses: '300-399', kind: 'redirected' },
+    { statuses: '401 403', kind: 'key_rejected' },
+    ...own,
+    { statuses: '408 425', kind: 'unavailable' },
+    { statuses: '429', kind: 'rate_limited' },
+    { statuses: '400-499', kind: 'rejected' },
+    { statuses: '500-599', kind: 'unavailable' },
+    { statuses: '100-999', kind: 'unavailable' },
+  ]
+}
+
 /** A destination's answer table, compiled once. */
 export function answerTable<Op extends string>(rows: readonly AnswerRow<Op>[]): (status: number, op: Op) => AnswerKind {
   const rules = rows.map(({ statuses, ops, kind }) => ({

@@ -1,7 +1,7 @@
 // The Autopilot REST v1 client, and the one table that says what each of its answers
 // means. Mapping lives in mapping.ts; what to send together in send.ts; the call itself
 // (gate, timeout, log) in ../transport.ts.
-import { answerTable, call, CallError, reasonOf, redact, waitSeconds, type CallOptions, type Endpoint } from '../transport'
+import { answerRows, answerTable, call, CallError, reasonOf, redact, waitSeconds, type CallOptions, type Endpoint } from '../transport'
 import type { Contact } from './mapping'
 
 export const BULK_LIMIT = 100
@@ -14,19 +14,11 @@ export type Op = 'contact' | 'contacts' | 'trigger' | 'delete' | 'read'
  * elsewhere a wrong base URL or a deploy at Autopilot (retry). A 2xx whose body says error is
  * retried too (see classify).
  */
-export const ANSWERS = [
-  { statuses: '200-299', kind: 'ok' },
-  { statuses: '300-399', kind: 'redirected' },
-  { statuses: '401 403', kind: 'key_rejected' },
+export const ANSWERS = answerRows<Op>([
   { statuses: '404', ops: ['trigger'], kind: 'not_found' },
   { statuses: '404', ops: ['delete'], kind: 'ok' },
   { statuses: '404', kind: 'unavailable' },
-  { statuses: '408 425', kind: 'unavailable' },
-  { statuses: '429', kind: 'rate_limited' },
-  { statuses: '400-499', kind: 'rejected' },
-  { statuses: '500-599', kind: 'unavailable' },
-  { statuses: '100-999', kind: 'unavailable' },
-] as const
+])
 export const kindOf = answerTable<Op>(ANSWERS)
 
 export interface AutopilotEndpoint {

@@ -1,7 +1,7 @@
 // Autopilot Journeys (REST v1) as a destination: contacts keyed by email, 100 a bulk call,
 // one call per journey entry (an API trigger), deletes by email, 5 requests/s per key.
 import type { Vars } from '../../settings'
-import type { Destination } from '../destination'
+import { common, perAccount, type Destination } from '../destination'
 import { checkAutopilot } from './check'
 import { AutopilotClient, BULK_LIMIT } from './client'
 import { noAccountFields, parseAccountFields, type AccountFields } from './fields'
@@ -13,22 +13,12 @@ export function autopilot(env: Vars, deployEnv: string): Destination<Contact, Ac
   const settings = autopilotSettings(env, deployEnv)
   const { apiKey = '', baseUrl, timeoutMs } = settings
   const endpoint = { baseUrl, apiKey, timeoutMs }
-  // One mapping settings object per account field list: the mapping's plans are cached by it.
-  const mappings = new WeakMap<AccountFields, MappingSettings>()
-  const mappingFor = (accountFields: AccountFields) => {
-    let mapping = mappings.get(accountFields)
-    if (!mapping) mappings.set(accountFields, (mapping = { triggers: settings.triggers, fieldTypes: settings.fieldTypes, accountFields }))
-    return mapping
-  }
+  const mappingFor = perAccount((accountFields: AccountFields): MappingSettings => ({ triggers: settings.triggers, fieldTypes: settings.fieldTypes, accountFields }))
   return {
     id: 'autopilot',
     label: 'Autopilot',
     journeyNoun: 'journey trigger',
-    problems: settings.problems,
-    unready: settings.unready,
-    maxRps: settings.maxRps,
-    maxCalls: settings.maxCalls,
-    timeoutMs,
+    ...common(settings),
     bulkLimit: BULK_LIMIT,
     settings: { AUTOPILOT_API_KEY: Boolean(apiKey), AUTOPILOT_TRIGGERS: settings.triggers.size },
     account: {

@@ -2,6 +2,7 @@
 // account's custom field definitions, read elsewhere), no I/O. Everything here is tested
 // with plain inputs and outputs.
 import * as v from 'valibot'
+import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
 import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from '../../schema'
 import { audienceTrait, byName, collectTraits, emailOf, normal, pathOf, type Reserved, type Source } from '../../traits'
@@ -38,19 +39,9 @@ const STANDARD: Partial<Record<Reserved, StandardField>> = {
 }
 const ADDRESS = byName<StandardField>({ street: 'MailingStreet', city: 'MailingCity', state: 'MailingState', postalcode: 'MailingPostalCode', zip: 'MailingPostalCode', country: 'MailingCountry' })
 const COMPANY = byName<'name' | 'Industry' | 'NumberOfEmployees'>({ name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' })
-const part = (name: string) => name.toLowerCase().replace(/[\s_-]+/g, '')
 
 /** Maps one validated Segment event to what must happen in Autopilot. `knownEmail`: resolved from its userId. */
-export function toAction(event: SegmentEvent, settings: MappingSettings, knownEmail?: string): Action {
-  switch (event.type) {
-    case 'identify':
-      return identifyAction(event, settings, knownEmail)
-    case 'track':
-      return trackAction(event, settings, knownEmail)
-    default:
-      return { kind: 'skip', message: `${event.type} events are acknowledged and not sent to Autopilot` }
-  }
-}
+export const toAction: (event: SegmentEvent, settings: MappingSettings, knownEmail?: string) => Action = byEventType('Autopilot', identifyAction, trackAction)
 
 function identifyAction(event: IdentifyEvent, settings: MappingSettings, knownEmail?: string): Action {
   const found = emailOf(event)

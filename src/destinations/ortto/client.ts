@@ -4,23 +4,14 @@
 // of a 429, and bans an IP after 15 refused calls in 15 s — so this client never makes a
 // call that could be the 11th refused one in 15 s.
 import * as v from 'valibot'
-import { answerTable, call, CallError, reasonOf, redact, waitSeconds, type CallOptions, type Endpoint } from '../transport'
+import { answerRows, answerTable, call, CallError, reasonOf, redact, waitSeconds, type CallOptions, type Endpoint } from '../transport'
 
 export const BULK_LIMIT = 100
 export type Op = 'merge' | 'activities' | 'find' | 'archive' | 'delete' | 'read'
 
 /** Ortto's answers -> what happens next; first matching row wins (docs/delivery.md lists it). */
-export const ANSWERS = [
-  { statuses: '200-299', kind: 'ok' },
-  { statuses: '300-399', kind: 'redirected' },
-  { statuses: '401 403', kind: 'key_rejected' },
-  { statuses: '404', kind: 'unavailable' },
-  { statuses: '408 425', kind: 'unavailable' },
-  { statuses: '429', kind: 'rate_limited' },
-  { statuses: '400-499', kind: 'rejected' },
-  { statuses: '500-599', kind: 'unavailable' },
-  { statuses: '100-999', kind: 'unavailable' },
-] as const
+/** A 404 is a wrong region or base URL (every path this Worker calls exists): retried while it is fixed. */
+export const ANSWERS = answerRows<Op>([{ statuses: '404', kind: 'unavailable' }])
 export const kindOf = answerTable<Op>(ANSWERS)
 
 /** One item's answer: done, or refused with Ortto's reason. */

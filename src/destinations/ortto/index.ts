@@ -2,7 +2,7 @@
 // email 100 a call, journeys entered through custom activities 100 a call, Engage
 // audiences as tags, deletes as find → archive → delete, 10 requests/s (30 on Business).
 import type { Vars } from '../../settings'
-import type { Destination } from '../destination'
+import { common, perAccount, type Destination } from '../destination'
 import { readAccount, toAccount, type StoredAccount } from './account'
 import { checkOrtto } from './check'
 import { BULK_LIMIT, OrttoClient } from './client'
@@ -15,23 +15,14 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
   const settings = orttoSettings(env, deployEnv)
   const { apiKey = '', baseUrl, timeoutMs } = settings
   const endpoint = { baseUrl, apiKey, timeoutMs }
-  const mappings = new WeakMap<OrttoAccount, OrttoMapping>()
-  const mappingFor = (account: OrttoAccount) => {
-    let mapping = mappings.get(account)
-    if (!mapping) mappings.set(account, (mapping = { activities: settings.activities, account }))
-    return mapping
-  }
+  const mappingFor = perAccount((account: OrttoAccount): OrttoMapping => ({ activities: settings.activities, account }))
   // Kept as read, so the account can be rebuilt from D1 in every isolate.
   const stored = new WeakMap<OrttoAccount, StoredAccount>()
   return {
     id: 'ortto',
     label: 'Ortto',
     journeyNoun: 'activity',
-    problems: settings.problems,
-    unready: settings.unready,
-    maxRps: settings.maxRps,
-    maxCalls: settings.maxCalls,
-    timeoutMs,
+    ...common(settings),
     bulkLimit: BULK_LIMIT,
     settings: { ORTTO_API_KEY: Boolean(apiKey), ORTTO_ACTIVITIES: settings.activities.size },
     account: {

@@ -2,6 +2,7 @@
 // field and activity definitions (read elsewhere). identify -> a person merge; a mapped
 // track -> an activity (which starts the journeys that wait for it); Engage audiences ->
 // tags; the rest is skipped.
+import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
 import type { IdentifyEvent, Issue, SegmentEvent, TrackEvent } from '../../schema'
 import { audienceTrait, collectTraits, emailOf, normalEmail, pathOf, type Found, type Source } from '../../traits'
@@ -25,18 +26,10 @@ export interface OrttoMapping {
 export const MISSING_IDENTIFIER = 'Missing unique identifier traits. Either email or user_id traits must be provided'
 /** At most this many attributes per activity (Ortto's limit). */
 const MAX_ATTRIBUTES = 15
+const BUILT_IN = { firstName: 'str::first', lastName: 'str::last', phone: 'phn::phone', language: 'str::language' } as const
 const ADDRESS: Record<string, string> = { city: 'geo::city', country: 'geo::country', state: 'geo::region', region: 'geo::region', postalcode: 'str::postal', zip: 'str::postal', zipcode: 'str::postal' }
 
-export function toOrtto(event: SegmentEvent, mapping: OrttoMapping, knownEmail?: string): Operation<OrttoPerson> {
-  switch (event.type) {
-    case 'identify':
-      return identify(event, mapping, knownEmail)
-    case 'track':
-      return track(event, mapping, knownEmail)
-    default:
-      return { kind: 'skip', message: `${event.type} events are acknowledged and not sent to Ortto` }
-  }
-}
+export const toOrtto: (event: SegmentEvent, mapping: OrttoMapping, knownEmail?: string) => Operation<OrttoPerson> = byEventType('Ortto', identify, track)
 
 function identify(event: IdentifyEvent, mapping: OrttoMapping, knownEmail?: string): Operation<OrttoPerson> {
   const found = emailOf(event)
@@ -108,16 +101,10 @@ export function toPerson(email: string, userId: string | null | undefined, sourc
       case 'name':
         break
       case 'firstName':
-        set('str::first', found.value, where)
-        break
       case 'lastName':
-        set('str::last', found.value, where)
-        break
       case 'phone':
-        set('phn::phone', found.value, where)
-        break
       case 'language':
-        set('str::language', found.value, where)
+        set(BUILT_IN[target], found.value, where)
         break
       case 'birthday': {
         const date = dateParts(found.value)
