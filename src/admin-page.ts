@@ -4,7 +4,7 @@
 import { html } from 'hono/html'
 import type { Check } from './destinations/destination'
 import type { SetupReport } from './setup'
-import type { DeadLetterReason, Overview } from './upkeep'
+import type { DeadLetterReason, Overview } from './store/store-admin'
 
 export interface PageView {
   now: number

@@ -10,15 +10,15 @@ import { basicAuth } from 'hono/basic-auth'
 import { csrf } from 'hono/csrf'
 import { html } from 'hono/html'
 import { HTTPException } from 'hono/http-exception'
-import { adminTokenMatches } from './auth'
+import { adminTokenMatches } from './segment/auth'
 import { version } from '../package.json'
 import { renderPage, type PageView } from './admin-page'
 import { secretPut } from './config'
 import { redrive, REDRIVE_AT_ONCE } from './dead-letters'
 import { checkSetup } from './setup'
 import { authMode, methodNotAllowed, type App } from './http'
-import { PARK_DAYS } from './identity'
-import { Upkeep } from './upkeep'
+import { PARK_DAYS } from './pipeline/identity'
+import { StoreAdmin } from './store/store-admin'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Dead letter reasons listed (the most recently seen); GET /dead-letters has them all. */
@@ -78,13 +78,13 @@ admin.use('/admin/*', operatorOnly)
 admin.get('/admin', async (c) => {
   const { config, log, sql } = c.var
   const now = Date.now()
-  const upkeep = sql && new Upkeep(sql)
+  const storeAdmin = sql && new StoreAdmin(sql)
   const wantCheck = c.req.query('check') !== undefined
   // At most three D1 queries: the counts, the dead letters by reason, and the check's table list.
   const [overview, reasons, check] = await Promise.all([
-    upkeep?.overview(now, now - (PARK_DAYS - 1) * DAY_MS),
-    upkeep?.deadLetterReasons(REASONS_SHOWN),
-    wantCheck ? checkSetup(config, { onCall: log.onCall }, upkeep) : undefined,
+    storeAdmin?.overview(now, now - (PARK_DAYS - 1) * DAY_MS),
+    storeAdmin?.deadLetterReasons(REASONS_SHOWN),
+    wantCheck ? checkSetup(config, { onCall: log.onCall }, storeAdmin) : undefined,
   ])
   const view: PageView = {
     now,
@@ -126,7 +126,7 @@ admin.post('/admin/redrive', async (c) => {
   if (!reason) return c.html(notice('Nothing to re-drive', 'The form names no reason. Open /admin and use a button there.'), 400, PAGE_HEADERS)
   if (!c.var.sql) throw new HTTPException(503, { message: 'DB (the D1 database) is not bound: see wrangler.toml' })
   // Exactly this reason's letters, oldest first (POST /dead-letters/redrive matches part of a reason).
-  const letters = await new Upkeep(c.var.sql).deadLettersWithReason(reason, REDRIVE_AT_ONCE)
+  const letters = await new StoreAdmin(c.var.sql).deadLettersWithReason(reason, REDRIVE_AT_ONCE)
   const result = letters.length ? await redrive(c, letters) : { message: 'no dead letters with this reason are left', redriven: 0 }
   const flash = new URLSearchParams({ redriven: String(result.redriven), of: String(letters.length), reason: reason.slice(0, MAX_FLASH), note: result.message.slice(0, MAX_FLASH) })
   return c.redirect(`/admin?${flash}`, 303)

@@ -5,13 +5,13 @@ import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import * as v from 'valibot'
 import { adminOnly, type App } from './http'
-import { deliverEvents } from './pipeline'
-import { enqueue, EVENTS_QUEUE } from './queue'
-import { deliveryRun } from './run'
-import { checkEvent } from './schema'
-import type { Sql } from './sql'
-import { Store } from './store'
-import { Upkeep, type DeadLetterRow } from './upkeep'
+import { deliverEvents } from './pipeline/pipeline'
+import { enqueue, EVENTS_QUEUE } from './queue/queue'
+import { deliveryRun } from './pipeline/run'
+import { checkEvent } from './segment/schema'
+import type { Sql } from './store/sql'
+import { Store } from './store/store'
+import { StoreAdmin, type DeadLetterRow } from './store/store-admin'
 
 const MAX_PAGE = 1000
 export const REDRIVE_AT_ONCE = 100
@@ -23,7 +23,7 @@ deadLetters.use('/dead-letters/*', adminOnly)
 deadLetters.get('/dead-letters', async (c) => {
   const limit = Math.min(MAX_PAGE, Math.max(1, Number(c.req.query('limit')) || 100))
   const after = Math.max(0, Number(c.req.query('after')) || 0)
-  const list = await new Upkeep(sqlOf(c)).listDeadLetters(limit, after, c.req.query('reason') || undefined)
+  const list = await new StoreAdmin(sqlOf(c)).listDeadLetters(limit, after, c.req.query('reason') || undefined)
   return c.json({
     message: 'dead letters, oldest first',
     deadLetters: list,
@@ -33,7 +33,7 @@ deadLetters.get('/dead-letters', async (c) => {
 
 deadLetters.post('/dead-letters/redrive', async (c) => {
   const { ids, reason } = await choice(c)
-  const letters = await new Upkeep(sqlOf(c)).deadLettersFor({ ids, reason, limit: REDRIVE_AT_ONCE })
+  const letters = await new StoreAdmin(sqlOf(c)).deadLettersFor({ ids, reason, limit: REDRIVE_AT_ONCE })
   if (!letters.length) return c.json({ message: 'no dead letters to re-drive', redriven: 0 })
   return c.json(await redrive(c, letters))
 })
@@ -45,11 +45,11 @@ deadLetters.post('/dead-letters/redrive', async (c) => {
  */
 export async function redrive(c: Context<App>, letters: (DeadLetterRow & { event: unknown })[]): Promise<{ message: string; redriven: number }> {
   const sql = sqlOf(c)
-  const upkeep = new Upkeep(sql)
+  const storeAdmin = new StoreAdmin(sql)
   if (c.env.EVENTS) {
     // Sent first, then removed: a crash in between repeats a send, never loses a letter.
     await enqueue(c.env.EVENTS, letters.map((letter) => ({ event: letter.event, at: letter.firstSeen })))
-    const removed = await upkeep.deleteDeadLetters(letters.map((letter) => letter.id))
+    const removed = await storeAdmin.deleteDeadLetters(letters.map((letter) => letter.id))
     return { message: `re-drove ${removed} dead letters to ${EVENTS_QUEUE}`, redriven: removed }
   }
   // Direct mode: delivered now, within this request's call budget; what is not stays.
@@ -63,7 +63,7 @@ export async function redrive(c: Context<App>, letters: (DeadLetterRow & { event
     deliveryRun('redrive', { config, store: new Store(sql), log }),
   )
   const done = valid.filter((_, i) => outcomes[i].status === 'delivered' || outcomes[i].status === 'skipped' || outcomes[i].status === 'deferred')
-  const removed = await upkeep.deleteDeadLetters(done.map(({ letter }) => letter.id))
+  const removed = await storeAdmin.deleteDeadLetters(done.map(({ letter }) => letter.id))
   const failed = outcomes.filter((outcome) => outcome.status === 'rejected' || outcome.status === 'retry')
   return {
     message: `delivered ${removed} of ${letters.length} dead letters${failed.length ? `; the rest stay (${failed[0].message})` : ''}`,
@@ -74,12 +74,12 @@ export async function redrive(c: Context<App>, letters: (DeadLetterRow & { event
 deadLetters.delete('/dead-letters', async (c) => {
   const { ids } = await choice(c)
   if (!ids) return c.json({ message: 'Give the ids to delete: {"ids": [...]}' }, 400)
-  return c.json({ message: 'deleted', deleted: await new Upkeep(sqlOf(c)).deleteDeadLetters(ids) })
+  return c.json({ message: 'deleted', deleted: await new StoreAdmin(sqlOf(c)).deleteDeadLetters(ids) })
 })
 
 deadLetters.get('/dead-letters/:id', async (c) => {
   const id = Number(c.req.param('id'))
-  const letter = Number.isSafeInteger(id) ? await new Upkeep(sqlOf(c)).deadLetter(id) : undefined
+  const letter = Number.isSafeInteger(id) ? await new StoreAdmin(sqlOf(c)).deadLetter(id) : undefined
   return letter ? c.json({ message: letter.reason, ...letter }) : c.json({ message: 'No such dead letter' }, 404)
 })
 

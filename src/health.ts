@@ -4,7 +4,7 @@ import { Hono } from 'hono/tiny'
 import { version } from '../package.json'
 import { adminOnly, authMode, methodNotAllowed, type App } from './http'
 import { checkSetup } from './setup'
-import { Upkeep } from './upkeep'
+import { StoreAdmin } from './store/store-admin'
 
 export const health = new Hono<App>()
 
@@ -16,7 +16,7 @@ health.get('/health', async (c) => {
   if (check !== undefined) {
     const { destination } = config
     if (check !== destination.id) return c.json({ message: `The only check is ?check=${destination.id}` }, 400)
-    const report = await checkSetup(config, { onCall: log.onCall }, sql && new Upkeep(sql))
+    const report = await checkSetup(config, { onCall: log.onCall }, sql && new StoreAdmin(sql))
     const failed = report.checks.filter((item) => !item.ok && !item.note).length
     return c.json({ message: failed ? `${failed} ${failed === 1 ? 'problem' : 'problems'}: see checks` : `ready: ${destination.label}, its journeys and the database check out`, ...report })
   }

@@ -9,9 +9,9 @@ import { deadLetters } from './dead-letters'
 import { events } from './events'
 import { health } from './health'
 import { perRequest, type App } from './http'
-import { consume } from './queue'
-import { StoreError } from './store'
-import { sweep } from './sweep'
+import { consume } from './queue/queue'
+import { StoreError } from './store/store'
+import { sweep } from './queue/sweep'
 
 const app = new Hono<App>()
 

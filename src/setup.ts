@@ -4,7 +4,7 @@
 import { migrateCommand, secretPut, type Config } from './config'
 import type { Check } from './destinations/destination'
 import type { CallOptions } from './destinations/transport'
-import type { Upkeep } from './upkeep'
+import type { StoreAdmin } from './store/store-admin'
 
 export interface SetupReport {
   status: 'ok' | 'problems'
@@ -12,7 +12,7 @@ export interface SetupReport {
   [detail: string]: unknown
 }
 
-export async function checkSetup(config: Config, options: CallOptions, store: Upkeep | undefined): Promise<SetupReport> {
+export async function checkSetup(config: Config, options: CallOptions, store: StoreAdmin | undefined): Promise<SetupReport> {
   const checks: Check[] = []
   const add = (check: string, ok: boolean, message: string, note?: boolean) => checks.push({ check, ok, message, ...(note && { note }) })
   for (const problem of config.problems) add('settings', false, problem)

@@ -3,7 +3,7 @@
 // event, the destination's settings and what it read from the account. Each destination's
 // own mapping lives in destinations/<name>/mapping.ts.
 import type { Destination, Operation } from './destinations/destination'
-import type { IdentifyEvent, SegmentEvent, TrackEvent } from './schema'
+import type { IdentifyEvent, SegmentEvent, TrackEvent } from './segment/schema'
 
 /** `account`: what the destination read from the account (undefined: its `none`). `knownEmail`: resolved from the userId. */
 export function toOperation<P, A>(destination: Destination<P, A>, event: SegmentEvent, account?: A, knownEmail?: string): Operation<P> {

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import wranglerToml from '../wrangler.toml?raw'
-import { DEAD_LETTER_QUEUE, EVENTS_QUEUE, MAX_ATTEMPTS } from '../src/queue'
+import { DEAD_LETTER_QUEUE, EVENTS_QUEUE, MAX_ATTEMPTS } from '../src/queue/queue'
 
 // The code and wrangler.toml must agree, or messages would be dead-lettered by
 // Queues (without a reason) before the Worker gives up on them itself.

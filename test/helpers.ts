@@ -5,7 +5,7 @@ import { createOrtto, type OrttoOptions } from '../sandbox/ortto.js'
 import { ACTIVITIES as ORTTO_ACTIVITIES, FIELDS as ORTTO_FIELDS } from './ortto-helpers'
 import type { Env } from '../src/config'
 import worker from '../src/index'
-import { resetPacers } from '../src/pacer'
+import { resetPacers } from '../src/pipeline/pacer'
 import { forgetRefusals } from '../src/destinations/ortto/client'
 
 export const API_KEY = 'ap-test-key-5f2c9d1e'

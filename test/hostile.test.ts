@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MAX_TRAIT_DEPTH, MAX_TRAIT_TEXT } from '../src/schema'
+import { MAX_TRAIT_DEPTH, MAX_TRAIT_TEXT } from '../src/segment/schema'
 import { encoder, identify, json, setup, sign } from './helpers'
 
 describe('body size (MAX_BODY_BYTES, hono/body-limit)', () => {

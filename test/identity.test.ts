@@ -1,7 +1,7 @@
 import { createScheduledController } from 'cloudflare:test'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { Env } from '../src/config'
-import { hashOf, MAX_PARKED_PER_USER } from '../src/identity'
+import { hashOf, MAX_PARKED_PER_USER } from '../src/pipeline/identity'
 import worker from '../src/index'
 import { fakeQueue, freshDb, json, rows, setup } from './helpers'
 

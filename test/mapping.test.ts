@@ -4,7 +4,7 @@ import engageAudience from '../examples/identify-engage-audience.json'
 import { contactProblem } from '../sandbox/autopilot.js'
 import type { ValueType as CustomType } from '../src/values'
 import { strictDate } from '../src/values'
-import { checkEvent, type SegmentEvent } from '../src/schema'
+import { checkEvent, type SegmentEvent } from '../src/segment/schema'
 import { toAction, type Action } from '../src/destinations/autopilot/mapping'
 import { freshDb, json, setup } from './helpers'
 

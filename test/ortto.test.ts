@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { hashOf } from '../src/identity'
+import { hashOf } from '../src/pipeline/identity'
 import { fakeQueue, json, ORTTO_KEY, rows, setupOrtto } from './helpers'
 
 const id = () => `m-${crypto.randomUUID()}`

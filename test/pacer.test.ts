@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Pacer, UNHINTED_PAUSE_MS } from '../src/pacer'
+import { Pacer, UNHINTED_PAUSE_MS } from '../src/pipeline/pacer'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 

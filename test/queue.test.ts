@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { pacerFor } from '../src/pacer'
-import { EVENTS_PER_MESSAGE, MAX_ATTEMPTS } from '../src/queue'
+import { pacerFor } from '../src/pipeline/pacer'
+import { EVENTS_PER_MESSAGE, MAX_ATTEMPTS } from '../src/queue/queue'
 import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track } from './helpers'
 
 const identifies = (n: number, prefix = 'q') =>

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { hashOf } from '../src/identity'
+import { hashOf } from '../src/pipeline/identity'
 import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track } from './helpers'
 
 const EMAIL = 'grace@example.com'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { sweep } from '../src/sweep'
+import { sweep } from '../src/queue/sweep'
 import { fakeQueue, freshDb, identify, rows, setup, testDb, track } from './helpers'
 
 // One D1 statement fails (twice: the in-place retry fails too), one statement at a time, in

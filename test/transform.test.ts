@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { contactProblem } from '../sandbox/autopilot.js'
 import type { ValueType as CustomType } from '../src/values'
-import { checkEvent, type SegmentEvent } from '../src/schema'
+import { checkEvent, type SegmentEvent } from '../src/segment/schema'
 import { mergeContacts, MISSING_IDENTIFIER, toAction, traitsToContact, type Contact } from '../src/destinations/autopilot/mapping'
 import { customName } from '../src/destinations/autopilot/fields'
 

@@ -5,8 +5,8 @@
 // from the account and for how long that is kept, its setup check, and its default pace.
 // Identity, the store, the ledger, parking, pacing, the queue, the sweep, dead letters,
 // answers and logs are the pipeline's, and never name a destination.
-import type { Outcome } from '../outcome'
-import type { Issue, SegmentEvent } from '../schema'
+import type { Outcome } from '../pipeline/outcome'
+import type { Issue, SegmentEvent } from '../segment/schema'
 import type { CallOptions } from './transport'
 
 export type DestinationId = 'autopilot' | 'ortto'

@@ -3,7 +3,7 @@
 // reported as an issue when it is not — never an invented value.
 import * as v from 'valibot'
 import { Memo } from '../../cache'
-import type { Issue } from '../../schema'
+import type { Issue } from '../../segment/schema'
 import { convert, isObject, present, UNSAFE_NAMES, VALUE_TYPES, type CustomValue, type ValueType } from '../../values'
 
 type CustomType = ValueType

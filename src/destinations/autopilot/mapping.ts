@@ -4,8 +4,8 @@
 import * as v from 'valibot'
 import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
-import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from '../../schema'
-import { audienceTrait, byName, collectTraits, emailOf, normal, pathOf, type Reserved, type Source } from '../../traits'
+import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from '../../segment/schema'
+import { audienceTrait, byName, collectTraits, emailOf, normal, pathOf, type Reserved, type Source } from '../../segment/traits'
 import { convert, isObject, present, text, type CustomValue, type ValueType } from '../../values'
 import { CustomFields, type AccountFields } from './fields'
 

@@ -1,6 +1,6 @@
 // Turns operations into as few Autopilot calls as possible, started as fast as the gate
 // allows (several in flight), and decides each one's outcome.
-import { delivered, fromError, rejected, retry, skipped, type Outcome } from '../../outcome'
+import { delivered, fromError, rejected, retry, skipped, type Outcome } from '../../pipeline/outcome'
 import type { Job, Operation, Result } from '../destination'
 import { CallError } from '../transport'
 import { BULK_LIMIT, type AutopilotClient } from './client'

@@ -2,7 +2,7 @@
 // own, read from Ortto and matched by name — an id is never derived from a trait name —
 // and a value is sent in the type its id's prefix says (int:cm:logins holds a whole
 // number), converted only when that is exact.
-import { normal } from '../../traits'
+import { normal } from '../../segment/traits'
 import { convert, isObject, strictDate, validDate, type Converted } from '../../values'
 
 /** A field (or activity attribute) the account has: its id exactly as Ortto lists it, and its name. */

@@ -4,8 +4,8 @@
 // tags; the rest is skipped.
 import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
-import type { IdentifyEvent, Issue, SegmentEvent, TrackEvent } from '../../schema'
-import { audienceTrait, collectTraits, emailOf, normalEmail, pathOf, type Found, type Source } from '../../traits'
+import type { IdentifyEvent, Issue, SegmentEvent, TrackEvent } from '../../segment/schema'
+import { audienceTrait, collectTraits, emailOf, normalEmail, pathOf, type Found, type Source } from '../../segment/traits'
 import { isObject } from '../../values'
 import { dateParts, fieldNamed, valueFor, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
 

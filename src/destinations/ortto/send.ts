@@ -3,7 +3,7 @@
 // archive, delete). One bad person or activity never blocks the others: Ortto's answer
 // per item says which, and a call refused whole is answered per item from its details,
 // or split in halves — never re-sent as it was (Ortto bans an IP after 15 refused calls).
-import { delivered, fromError, rejected, retry, skipped, type Outcome } from '../../outcome'
+import { delivered, fromError, rejected, retry, skipped, type Outcome } from '../../pipeline/outcome'
 import type { Job, Operation, Result } from '../destination'
 import { BULK_LIMIT, RefusedItems, type ItemAnswer, type OrttoClient } from './client'
 import { mergePeople, type OrttoPerson } from './mapping'

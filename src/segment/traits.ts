@@ -2,9 +2,9 @@
 // mean whatever their spelling (firstName, first_name, "First Name", FIRSTNAME). Neutral:
 // each destination maps these names to its own fields.
 import * as v from 'valibot'
-import { Memo } from './cache'
+import { Memo } from '../cache'
 import { Email, type IdentifyEvent, type Issue, type TrackEvent } from './schema'
-import { present, UNSAFE_NAMES } from './values'
+import { present, UNSAFE_NAMES } from '../values'
 
 /** Person traits every destination may know, by their usual camelCase spelling. */
 export type Reserved =

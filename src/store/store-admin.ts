@@ -1,4 +1,4 @@
-// The store's upkeep and administration, apart from the per-request path (store.ts): the
+// The store's administration, apart from the per-request path (store.ts): the
 // sweep's queries, dead letters, and whether the migrations were applied.
 import { toParked, type ParkedRow, type ParkedSql } from './store'
 import { json, type Sql } from './sql'
@@ -33,7 +33,7 @@ export interface DeadLetterReason {
   lastSeen: number
 }
 
-export class Upkeep {
+export class StoreAdmin {
   constructor(private readonly sql: Sql) {}
 
   /** Removes parked events parked before `before`; returns what they were (no personal data). */

@@ -3,9 +3,9 @@
 // D1 (shared by every isolate), read again when the destination's refresh interval has
 // passed. When the destination cannot say, the last copy known is used; with none, the
 // destination's `none`.
-import type { AccountSource, AnyDestination } from './destinations/destination'
-import type { CallOptions } from './destinations/transport'
-import type { Snapshot, Writes } from './store'
+import type { AccountSource, AnyDestination } from '../destinations/destination'
+import type { CallOptions } from '../destinations/transport'
+import type { Snapshot, Writes } from '../store/store'
 
 /** After a failed read, the next try waits this long (not on every request). */
 const RETRY_AFTER_FAILURE_MS = 60_000

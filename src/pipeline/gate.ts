@@ -3,7 +3,7 @@
 // left before the answer is due (Segment waits 5 s), at most six calls in flight (the
 // Workers runtime opens six connections at once), and whether an earlier failure
 // means every further call would fail too.
-import type { CallError, CallGate } from './destinations/transport'
+import type { CallError, CallGate } from '../destinations/transport'
 import type { Pacer } from './pacer'
 
 /** A call needs at least this long to be worth starting before the deadline. */

@@ -1,6 +1,6 @@
 // Who gets in: Segment's X-Signature (HMAC-SHA1 of the body with the shared secret)
 // or a bearer token. Locked unless one is configured or ALLOW_UNSIGNED="true".
-import type { Config } from './config'
+import type { Config } from '../config'
 
 export type AuthResult =
   | 'signature' // a valid X-Signature over the whole body (or over the only event of an array)

@@ -4,14 +4,14 @@
 // direct mode per request, by the queue consumer per batch, by the sweep and by redrives.
 import { accountFor, accountKeyDue } from './account'
 import { conclude, entered, type Entry } from './conclude'
-import type { Job } from './destinations/destination'
+import type { Job } from '../destinations/destination'
 import { withoutNewer } from './guards'
 import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
-import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from './store'
-import { emailOf, eventEmail, normalEmail } from './traits'
-import { toOperation } from './transform'
+import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from '../store/store'
+import { emailOf, eventEmail, normalEmail } from '../segment/traits'
+import { toOperation } from '../transform'
 
 /** Even when the answer is nearly due, the final write gets this long. */
 const MIN_WRITE_MS = 200
@@ -54,7 +54,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   if (storeDown) {
     // Without the read nothing is written: an email taught here would be lost, and parked events never replayed.
     for (const [index, { event }] of items.entries()) {
-      if (event.userId && resolution.learn.has(hashes.get(event.userId)!)) owed.set(index, "delivered, but the database did not answer, so this userId's email was not recorded; will retry")
+      if (event.userId && resolution.toRecord.has(hashes.get(event.userId)!)) owed.set(index, "delivered, but the database did not answer, so this userId's email was not recorded; will retry")
     }
   }
   const writes = emptyWrites()

@@ -3,15 +3,15 @@
 // replay that failed, an email learned by another request meanwhile) are replayed —
 // through the queue in queued mode, delivered at once in direct mode; old ledger
 // entries and contact guards are pruned.
-import { configurationProblem, getConfig, type Env } from './config'
-import { PARK_DAYS, withEmail } from './identity'
-import { RequestLog } from './log'
-import { deliverEvents } from './pipeline'
+import { configurationProblem, getConfig, type Env } from '../config'
+import { PARK_DAYS, withEmail } from '../pipeline/identity'
+import { RequestLog } from '../log'
+import { deliverEvents } from '../pipeline/pipeline'
 import { enqueue } from './queue'
-import { deliveryRun } from './run'
-import { Sql } from './sql'
-import { emptyWrites, Store } from './store'
-import { LAST_SWEEP_KEY, Upkeep } from './upkeep'
+import { deliveryRun } from '../pipeline/run'
+import { Sql } from '../store/sql'
+import { emptyWrites, Store } from '../store/store'
+import { LAST_SWEEP_KEY, StoreAdmin } from '../store/store-admin'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Parked events replayed per run (the rest next run, 30 minutes later). */
@@ -25,16 +25,16 @@ export async function sweep(env: Env): Promise<void> {
   const config = getConfig(env)
   const sql = new Sql(env.DB, config.storeTimeoutMs)
   const store = new Store(sql)
-  const upkeep = new Upkeep(sql)
+  const storeAdmin = new StoreAdmin(sql)
   const log = new RequestLog(`sweep:${crypto.randomUUID()}`, env.ANALYTICS, config.destination.id)
   const result = { expired: 0, replayed: 0, waiting: 0, pruned: { messages: 0, guards: 0 } }
   const now = Date.now()
   try {
-    for (const { messageId, type, parkedAt } of await upkeep.expireParked(now - PARK_DAYS * DAY_MS)) {
+    for (const { messageId, type, parkedAt } of await storeAdmin.expireParked(now - PARK_DAYS * DAY_MS)) {
       console.log(JSON.stringify({ event: 'parked-event-expired', messageId, type, parkedDays: Math.floor((now - parkedAt) / DAY_MS) }))
       result.expired++
     }
-    const rows = configurationProblem(config) ? [] : await upkeep.resolvableParked(REPLAYS_PER_RUN)
+    const rows = configurationProblem(config) ? [] : await storeAdmin.resolvableParked(REPLAYS_PER_RUN)
     if (rows.length && env.EVENTS) {
       await enqueue(env.EVENTS, rows.map((row) => ({ event: withEmail(row.event, row.email), at: row.parkedAt })))
       await store.write({ ...emptyWrites(), unpark: rows.map((row) => row.id) })
@@ -48,7 +48,7 @@ export async function sweep(env: Env): Promise<void> {
       result.replayed = outcomes.filter((outcome) => outcome.status !== 'retry').length
       result.waiting = rows.length - result.replayed
     }
-    result.pruned = await upkeep.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
+    result.pruned = await storeAdmin.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
   } catch (error) {
     log.fields.error = error instanceof Error ? `${error.name}: ${error.message.slice(0, 200)}` : 'unknown'
   } finally {

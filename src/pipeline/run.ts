@@ -2,14 +2,14 @@
 // direct mode, a queue batch, the sweep, a dead-letter redrive): the destination's pace,
 // the gate's budget and deadline for that kind of run, how long its journey claims last,
 // and what it tells the log.
-import type { Config } from './config'
-import type { CallOptions } from './destinations/transport'
+import type { Config } from '../config'
+import type { CallOptions } from '../destinations/transport'
 import { Gate } from './gate'
 import type { Item } from './identity'
-import type { RequestLog } from './log'
+import type { RequestLog } from '../log'
 import type { Outcome } from './outcome'
 import { pacerFor } from './pacer'
-import type { Store } from './store'
+import type { Store } from '../store/store'
 
 export type RunKind = 'request' | 'queue' | 'sweep' | 'redrive'
 

@@ -1,7 +1,7 @@
 // What became of one event, and what this one event alone would be answered with.
-import { CallError } from './destinations/transport'
+import { CallError } from '../destinations/transport'
 import { Stopped } from './gate'
-import type { Issue } from './schema'
+import type { Issue } from '../segment/schema'
 
 export type OutcomeStatus = 'delivered' | 'skipped' | 'rejected' | 'retry' | 'queued' | 'deferred'
 

@@ -2,12 +2,12 @@
 // them (one write): claims confirmed or released, parked events unparked or dead-lettered,
 // identities learned, deletes remembered, person guards, and — when a request stopped
 // early — its progress.
-import type { Operation, Result } from './destinations/destination'
+import type { Operation, Result } from '../destinations/destination'
 import { stamp } from './guards'
 import type { Item, Resolution, Resolved } from './identity'
 import { rejected, retry, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
-import type { MessageState, Snapshot, Writes } from './store'
+import type { MessageState, Snapshot, Writes } from '../store/store'
 
 export interface Entry {
   item: Item
@@ -57,7 +57,7 @@ interface Delivered {
 
 /** Each item's outcome, the writes they call for, and the entries whose outcome holds only once those are written. */
 export async function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes, hashEmail }: Delivered): Promise<{ outcomes: Outcome[]; needsWrite: Set<Entry> }> {
-  const { learn } = resolution
+  const { toRecord } = resolution
   const { people } = run.config.destination
   for (const [entry, job] of jobOf) {
     const { outcome, entered: triggered } = results[job]
@@ -97,7 +97,7 @@ export async function conclude({ items, entries, jobOf, results, writes, run, sn
       needsWrite.add(entry)
     }
     const { event } = entry.item
-    if (event.userId && learn.has(hashes.get(event.userId)!)) needsWrite.add(entry)
+    if (event.userId && toRecord.has(hashes.get(event.userId)!)) needsWrite.add(entry)
   }
   for (const entry of entries) {
     const { outcome, op, resolved } = entry
@@ -111,7 +111,7 @@ export async function conclude({ items, entries, jobOf, results, writes, run, sn
   }
   for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
   for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
-  for (const [userHash, { email, at }] of learn) writes.learn.push({ userHash, email, emailHash: await hashEmail(email), at })
+  for (const [userHash, { email, at }] of toRecord) writes.identities.push({ userHash, email, emailHash: await hashEmail(email), at })
   const outcomes = items.map((_, index) => byIndex.get(index)!.outcome!)
   if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {
     for (const entry of byIndex.values()) {

@@ -3,7 +3,7 @@
 // calling Autopilot in one round trip (hold), and writes what it learned in one more
 // (write). Many rows travel as one JSON text read with json_each, so no statement needs
 // more than a handful of bound parameters whatever the batch size.
-import type { SegmentEvent } from './schema'
+import type { SegmentEvent } from '../segment/schema'
 import { json, type Sql } from './sql'
 
 export { StoreError } from './sql'
@@ -68,7 +68,7 @@ export interface DeadLetterInput {
 
 /** What a delivery leaves behind, written in one batch. */
 export interface Writes {
-  learn: { userHash: string; email: string; emailHash: string; at: number }[]
+  identities: { userHash: string; email: string; emailHash: string; at: number }[]
   /** Segment deletes: the identity becomes a tombstone, its parked events go, the contact is guarded. */
   forget: { userHash?: string; emailHash?: string; at: number }[]
   unpark: number[]
@@ -84,7 +84,7 @@ export interface Writes {
   cache: { key: string; value: string }[]
 }
 export const emptyWrites = (): Writes => ({
-  learn: [], forget: [], unpark: [], confirm: [], release: [], progress: [], guards: [], deadLetters: [], cache: [],
+  identities: [], forget: [], unpark: [], confirm: [], release: [], progress: [], guards: [], deadLetters: [], cache: [],
 })
 
 export class Store {
@@ -182,14 +182,14 @@ export class Store {
     const now = Date.now()
     const statements: D1PreparedStatement[] = []
     const add = (sql: string, ...values: unknown[]) => statements.push(this.sql.prepare(sql).bind(...values))
-    if (writes.learn.length) {
+    if (writes.identities.length) {
       // Newest wins, and nothing older than a delete brings the person back.
       add(
         `INSERT INTO identities (user_hash, email, email_hash, taught_at)
          SELECT value->>'u', value->>'e', value->>'h', value->>'t' FROM json_each(?1) WHERE true
          ON CONFLICT (user_hash) DO UPDATE SET email = excluded.email, email_hash = excluded.email_hash, taught_at = excluded.taught_at
            WHERE excluded.taught_at >= identities.taught_at AND excluded.taught_at > coalesce(identities.deleted_at, -1)`,
-        json(writes.learn.map((l) => ({ u: l.userHash, e: l.email, h: l.emailHash, t: l.at }))),
+        json(writes.identities.map((l) => ({ u: l.userHash, e: l.email, h: l.emailHash, t: l.at }))),
       )
     }
     const forgetUsers = writes.forget.filter((f) => f.userHash)

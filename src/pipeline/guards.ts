@@ -3,8 +3,8 @@
 // of its events failed and will be retried (or it was deleted); from then on every
 // delivery for it records, per field, the Segment timestamp that set it. Field names come
 // from the destination (People.names); the rule is the same for every destination.
-import type { People } from './destinations/destination'
-import type { ContactGuard } from './store'
+import type { People } from '../destinations/destination'
+import type { ContactGuard } from '../store/store'
 
 /** The person without the fields a newer event already set. */
 export function withoutNewer<P>(people: People<P>, person: P, guard: ContactGuard, at: number): { person: P; dropped: number } {

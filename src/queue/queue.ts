@@ -3,17 +3,17 @@
 // pace — bulk, merged, several calls in flight — and settles each event on its own:
 // delivered, retried later (only the events that failed go back on the queue), or
 // dead-lettered with the reason.
-import { configurationProblem, getConfig, type Config, type Env } from './config'
-import type { Item } from './identity'
-import { RequestLog } from './log'
-import { queued, rejected, retry, skipped, type Outcome } from './outcome'
-import { deliverEvents } from './pipeline'
-import { deliveryRun } from './run'
-import { checkEvent, type SegmentEvent } from './schema'
-import { Sql } from './sql'
-import { emptyWrites, Store } from './store'
-import { eventEmail } from './traits'
-import { toOperation } from './transform'
+import { configurationProblem, getConfig, type Config, type Env } from '../config'
+import type { Item } from '../pipeline/identity'
+import { RequestLog } from '../log'
+import { queued, rejected, retry, skipped, type Outcome } from '../pipeline/outcome'
+import { deliverEvents } from '../pipeline/pipeline'
+import { deliveryRun } from '../pipeline/run'
+import { checkEvent, type SegmentEvent } from '../segment/schema'
+import { Sql } from '../store/sql'
+import { emptyWrites, Store } from '../store/store'
+import { eventEmail } from '../segment/traits'
+import { toOperation } from '../transform'
 
 export const EVENTS_QUEUE = 'autopilot-events'
 export const DEAD_LETTER_QUEUE = 'autopilot-events-dlq'

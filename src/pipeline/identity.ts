@@ -3,10 +3,10 @@
 // only a userId. The store remembers userId -> email (newest wins) and parks
 // events whose email is not known yet. This module decides, for a batch, what each
 // event becomes; it reads a snapshot the pipeline loaded in one query and does no I/O.
-import { Memo } from './cache'
-import type { SegmentEvent } from './schema'
-import type { Snapshot } from './store'
-import { eventEmail, newEmailIn, normalEmail } from './traits'
+import { Memo } from '../cache'
+import type { SegmentEvent } from '../segment/schema'
+import type { Snapshot } from '../store/store'
+import { eventEmail, newEmailIn, normalEmail } from '../segment/traits'
 
 export const PARK_DAYS = 7
 export const MAX_PARKED_PER_USER = 100
@@ -67,7 +67,7 @@ export interface Resolution {
   /** Each item's eventTime. */
   times: number[]
   /** userId -> email to record (newest wins; only where it changed). */
-  learn: Map<string, { email: string; at: number }>
+  toRecord: Map<string, { email: string; at: number }>
   /** Users whose parked events are replayed, before the item at `before`, with this email. */
   replays: Map<string, { email: string; before: number }>
 }
@@ -102,28 +102,28 @@ export async function hashesFor(items: readonly Item[]): Promise<Map<string, str
 export function resolve(items: readonly Item[], snapshot: Snapshot, hashes: ReadonlyMap<string, string>, storeDown: boolean): Resolution {
   const hash = (text: string) => hashes.get(text)!
   const times = items.map(eventTime)
-  const taught = new Map<string, { email: string; at: number }>()
-  const teach = (userId: string, email: string, at: number) => {
-    const known = taught.get(userId)
-    if (!known || at >= known.at) taught.set(userId, { email: normalEmail(email), at })
+  const inBatch = new Map<string, { email: string; at: number }>()
+  const emailFromBatch = (userId: string, email: string, at: number) => {
+    const known = inBatch.get(userId)
+    if (!known || at >= known.at) inBatch.set(userId, { email: normalEmail(email), at })
   }
   for (const [i, { event }] of items.entries()) {
     if (!event.userId || (event.type !== 'identify' && event.type !== 'track')) continue
     const own = eventEmail(event)
-    if (own) teach(event.userId, (event.type === 'identify' && newEmailIn(event.traits)) || own, times[i])
+    if (own) emailFromBatch(event.userId, (event.type === 'identify' && newEmailIn(event.traits)) || own, times[i])
   }
 
-  const learn: Resolution['learn'] = new Map()
+  const toRecord: Resolution['toRecord'] = new Map()
   const replays: Resolution['replays'] = new Map()
   const parkedInBatch = new Map<string, number>()
-  const known = (userId: string) => taught.get(userId)?.email ?? snapshot.identities.get(hash(userId))?.email ?? undefined
+  const known = (userId: string) => inBatch.get(userId)?.email ?? snapshot.identities.get(hash(userId))?.email ?? undefined
   const record = (userId: string, email: string, at: number) => {
     const h = hash(userId)
     const stored = snapshot.identities.get(h)
     if (stored && (stored.taughtAt > at || (stored.deletedAt ?? -1) >= at)) return
-    if (stored?.email === email && !learn.has(h)) return
-    const pending = learn.get(h)
-    if (!pending || at >= pending.at) learn.set(h, { email, at })
+    if (stored?.email === email && !toRecord.has(h)) return
+    const pending = toRecord.get(h)
+    if (!pending || at >= pending.at) toRecord.set(h, { email, at })
   }
   const replayBefore = (userId: string, email: string, before: number) => {
     const h = hash(userId)
@@ -152,8 +152,8 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, hashes: Read
           parkedInBatch.set(h, (parkedInBatch.get(h) ?? 0) + 1)
           return { kind: 'park', userHash: h }
         }
-        if (!storeDown) replayBefore(userId, taught.get(userId)?.email ?? email, i)
-        if (own) record(userId, taught.get(userId)?.email ?? normalEmail(own), taught.get(userId)?.at ?? at)
+        if (!storeDown) replayBefore(userId, inBatch.get(userId)?.email ?? email, i)
+        if (own) record(userId, inBatch.get(userId)?.email ?? normalEmail(own), inBatch.get(userId)?.at ?? at)
         return { kind: 'deliver', event, email }
       }
       case 'alias': {
@@ -176,7 +176,7 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, hashes: Read
         return { kind: 'deliver', event }
     }
   })
-  return { resolved, times, learn, replays }
+  return { resolved, times, toRecord, replays }
 }
 
 /** The same event, carrying the email (where the mapping reads it). */
