@@ -4,9 +4,9 @@
 // D1), sends each scenario, and reads the Worker's own log line per request, where it
 // records the D1 queries it made and the rows D1 reported read and written. Prices are
 // Cloudflare's list prices (../shared/reference/cloudflare.md, checked 2026-11).
-import { createHmac } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { createAutopilot } from '../sandbox/autopilot.js'
+import { segmentSignature } from './sign.js'
 import { buildWorker, startWorker } from './worker.js'
 
 const PRICE = { requestPerM: 0.3, rowReadPerM: 0.001, rowWrittenPerM: 1.0, queueOpPerM: 0.4 }
@@ -35,7 +35,7 @@ const worker = await startWorker({
 
 const post = async (/** @type {unknown} */ payload) => {
   const body = JSON.stringify(payload)
-  const headers = { 'content-type': 'application/json', 'x-signature': createHmac('sha1', SECRET).update(body).digest('hex') }
+  const headers = { 'content-type': 'application/json', 'x-signature': await segmentSignature(body, SECRET) }
   const response = await worker.dispatchFetch('http://worker.cost/', { method: 'POST', body, headers })
   await response.arrayBuffer()
   if (response.status >= 300) throw new Error(`status ${response.status}`)

@@ -6,10 +6,10 @@
 // a token. Prints the Worker's answer.
 //   npm run send -- examples/identify.json              # to `npm start -- --signed`
 //   npm run send -- examples/batch.json --token "$T" --url https://…workers.dev/
-import { createHmac } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { isLocal, LOCAL_SECRET } from './local.js'
+import { segmentSignature } from './sign.js'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -49,7 +49,7 @@ if (token && !values.unsigned) {
   } catch {
     // not JSON: signed as it is, and the Worker says what is wrong with it
   }
-  headers['x-signature'] = createHmac('sha1', secret).update(signed).digest('hex')
+  headers['x-signature'] = await segmentSignature(signed, secret)
   how = signed === body ? 'signed over the body' : 'signed over its first event, as Segment signs batches'
 }
 

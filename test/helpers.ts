@@ -2,6 +2,7 @@ import { applyD1Migrations, createExecutionContext, createMessageBatch, env as t
 import { expect, vi } from 'vitest'
 import { createAutopilot, type AutopilotOptions } from '../sandbox/autopilot.js'
 import { createOrtto, type OrttoOptions } from '../sandbox/ortto.js'
+import { segmentSignature } from '../scripts/sign.js'
 import { ACTIVITIES as ORTTO_ACTIVITIES, FIELDS as ORTTO_FIELDS } from './ortto-helpers'
 import type { Env } from '../src/config'
 import worker from '../src/index'
@@ -15,12 +16,8 @@ export const BASE_URL = 'https://autopilot.test/v1'
 
 export const encoder = new TextEncoder()
 
-/** Segment's X-Signature: lowercase hex HMAC-SHA1 of the text with the shared secret. */
-export async function sign(text: string, secret = SECRET): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-1' }, false, ['sign'])
-  const mac = await crypto.subtle.sign('HMAC', key, encoder.encode(text))
-  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('')
-}
+/** Segment's X-Signature (scripts/sign.js, shared with npm run send, cost and bench). */
+export const sign = (text: string, secret = SECRET): Promise<string> => segmentSignature(text, secret)
 
 export interface PostOptions {
   /** 'body' (default) signs the raw body; 'none' sends no signature; a string is sent as is. */
