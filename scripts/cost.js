@@ -4,8 +4,11 @@
 // D1), sends each scenario, and reads the Worker's own log line per request, where it
 // records the D1 queries it made and the rows D1 reported read and written. Prices are
 // Cloudflare's list prices (../shared/reference/cloudflare.md, checked 2026-11).
+// `npm run cost -- --destination ortto` (or COST_DESTINATION=ortto): the same traffic to Ortto.
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
 import { createAutopilot } from '../sandbox/autopilot.js'
+import { createOrtto } from '../sandbox/ortto.js'
 import { segmentSignature } from './sign.js'
 import { buildWorker, startWorker } from './worker.js'
 
@@ -15,20 +18,29 @@ const N = Number(process.env.COST_EVENTS ?? 2000)
 const SECRET = 'cost-secret'
 const API_KEY = 'cost-key'
 
+const { values } = parseArgs({ options: { destination: { type: 'string' } } })
+const DESTINATION = values.destination ?? process.env.COST_DESTINATION ?? 'autopilot'
+// Each destination's stand-in (no rate limit: count storage, not waiting) and settings.
+const DESTINATIONS = {
+  autopilot: () => ({
+    standIn: createAutopilot({ apiKey: API_KEY }),
+    bindings: { AUTOPILOT_API_KEY: API_KEY, AUTOPILOT_BASE_URL: 'https://autopilot.cost/v1', AUTOPILOT_TRIGGERS: JSON.stringify({ 'Order Completed': '0001' }), AUTOPILOT_MAX_RPS: '100000' },
+  }),
+  ortto: () => ({
+    standIn: createOrtto({ apiKey: API_KEY, customFields: { 'str:cm:plan': 'Plan', 'int:cm:logins': 'Logins' }, activities: { 'act:cm:order-completed': { name: 'Order Completed', attributes: {} } } }),
+    bindings: { DESTINATION: 'ortto', ORTTO_API_KEY: API_KEY, ORTTO_BASE_URL: 'https://ortto.cost/v1', ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': 'act:cm:order-completed' }), ORTTO_MAX_RPS: '100000' },
+  }),
+}
+if (!Object.hasOwn(DESTINATIONS, DESTINATION)) throw new Error(`--destination must be one of ${Object.keys(DESTINATIONS).join(', ')}`)
+const { standIn, bindings } = DESTINATIONS[/** @type {keyof typeof DESTINATIONS} */ (DESTINATION)]()
+
 /** @type {Record<string, any>[]} */
 const lines = []
-const autopilot = createAutopilot({ apiKey: API_KEY })
-console.log('building the Worker (wrangler deploy --dry-run)…')
+console.log(`building the Worker (wrangler deploy --dry-run)… destination: ${DESTINATION}`)
 const worker = await startWorker({
   scriptPath: buildWorker({ outdir: 'dist' }),
-  bindings: {
-    AUTOPILOT_API_KEY: API_KEY,
-    AUTOPILOT_BASE_URL: 'https://autopilot.cost/v1',
-    SEGMENT_SHARED_SECRET: SECRET,
-    AUTOPILOT_TRIGGERS: JSON.stringify({ 'Order Completed': '0001' }),
-    AUTOPILOT_MAX_RPS: '100000', // the stand-in has no rate limit: count storage, not waiting
-  },
-  outbound: (request) => autopilot.fetch(request),
+  bindings: { ...bindings, SEGMENT_SHARED_SECRET: SECRET },
+  outbound: (request) => standIn.fetch(request),
   quiet: false,
   onLog: (line) => lines.push(line),
 })
@@ -51,6 +63,7 @@ const identify = (/** @type {string} */ prefix, /** @type {number} */ i) => ({
 /** Sends the requests of a scenario and sums what the Worker logged for them. */
 async function measure(/** @type {string} */ name, /** @type {unknown[]} */ requests, /** @type {number} */ events) {
   lines.length = 0
+  const callsBefore = standIn.calls.length
   for (const payload of requests) await post(payload)
   await new Promise((resolve) => setTimeout(resolve, 200)) // the last log lines
   const requestLines = lines.filter((line) => line.kind === 'request')
@@ -62,6 +75,7 @@ async function measure(/** @type {string} */ name, /** @type {unknown[]} */ requ
     d1QueriesPerRequest: +(sum('queries') / requestLines.length).toFixed(2),
     rowsReadPerEvent: +(sum('rowsRead') / events).toFixed(2),
     rowsWrittenPerEvent: +(sum('rowsWritten') / events).toFixed(3),
+    destinationCallsPer100Events: +(((standIn.calls.length - callsBefore) / events) * 100).toFixed(2),
   }
   const perM = {
     requests: (row.requests / events) * PRICE.requestPerM,
@@ -81,17 +95,17 @@ results.push(await measure('userId-only tracks entering a journey', tracks, N))
 await worker.dispose()
 
 const pad = (/** @type {unknown} */ s, n = 12) => String(s).padStart(n)
-console.log(`\nCloudflare cost per million events, direct mode (${N} events per scenario; $${PRICE.requestPerM}/M requests, $${PRICE.rowReadPerM}/M rows read, $${PRICE.rowWrittenPerM}/M rows written)\n`)
-console.log(`${'scenario'.padEnd(40)}${pad('D1 q/req')}${pad('rows r/ev')}${pad('rows w/ev')}${pad('$/M events')}${pad('target')}`)
+console.log(`\nCloudflare cost per million events to ${DESTINATION}, direct mode (${N} events per scenario; $${PRICE.requestPerM}/M requests, $${PRICE.rowReadPerM}/M rows read, $${PRICE.rowWrittenPerM}/M rows written)\n`)
+console.log(`${'scenario'.padEnd(40)}${pad('D1 q/req')}${pad('rows r/ev')}${pad('rows w/ev')}${pad('calls/100 ev')}${pad('$/M events')}${pad('target')}`)
 for (const r of results) {
   const target = TARGETS[/** @type {keyof typeof TARGETS} */ (r.scenario)]
   const verdict = target === undefined ? '-' : `≤ ${target} ${r.dollarsPerMillionEvents <= target ? 'met' : 'MISSED'}`
-  console.log(`${r.scenario.padEnd(40)}${pad(r.d1QueriesPerRequest)}${pad(r.rowsReadPerEvent)}${pad(r.rowsWrittenPerEvent)}${pad(r.dollarsPerMillionEvents.toFixed(3))}${pad(verdict, 14)}`)
+  console.log(`${r.scenario.padEnd(40)}${pad(r.d1QueriesPerRequest)}${pad(r.rowsReadPerEvent)}${pad(r.rowsWrittenPerEvent)}${pad(r.destinationCallsPer100Events, 13)}${pad(r.dollarsPerMillionEvents.toFixed(3))}${pad(verdict, 14)}`)
 }
 console.log('\nQueued mode adds 3 queue operations per message ($1.20 per million messages); a message carries up to 100 events.')
 mkdirSync('bench/results', { recursive: true })
 const file = `bench/results/cost-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), prices: PRICE, results }, null, 2))
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), destination: DESTINATION, prices: PRICE, results }, null, 2))
 console.log(`written to ${file}`)
 const missed = results.some((r) => {
   const target = TARGETS[/** @type {keyof typeof TARGETS} */ (r.scenario)]
