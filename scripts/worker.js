@@ -8,9 +8,12 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { Miniflare, Response as MiniflareResponse } from 'miniflare'
 import { unstable_getMiniflareWorkerOptions } from 'wrangler'
 
-/** `wrangler deploy --dry-run --outdir`: the exact bundle deploy would upload. */
-export function buildWorker({ outdir = 'dist', env = '' } = {}) {
-  const args = ['wrangler', 'deploy', '--dry-run', '--outdir', outdir, '--env', env]
+/**
+ * `wrangler deploy --dry-run --outdir`: the exact bundle deploy would upload (with its source
+ * map). `minify: false` keeps names readable, for profiles (`npm run bench:profile`).
+ */
+export function buildWorker({ outdir = 'dist', env = '', minify = true } = {}) {
+  const args = ['wrangler', 'deploy', '--dry-run', '--outdir', outdir, '--env', env, ...(minify ? [] : ['--minify=false'])]
   execFileSync('npx', args, { stdio: ['ignore', 'ignore', 'inherit'] })
   return `${outdir}/index.js`
 }
@@ -46,7 +49,7 @@ export async function startWorker({ scriptPath, env, bindings, outbound, quiet =
   const mf = new Miniflare({
     modules: true,
     scriptPath,
-    // What the script imports is an ES module too (the bench's floor Worker imports the bare one).
+    // What the script imports is an ES module too.
     modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }],
     compatibilityDate: workerOptions.compatibilityDate,
     bindings: { ...workerOptions.bindings, ...bindings },
