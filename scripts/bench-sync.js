@@ -10,9 +10,14 @@
 //   2. the same with SYNC_FAILURE_RATE (20 %) of calls failing (429/500/503)
 //   3. direct mode: the Segment re-sends and Autopilot calls a batch needs, per batch size
 // and writes the numbers to bench/results/. Exits 1 when anything was lost or repeated.
+// `npm run bench:sync -- --destination ortto`: queued mode against Ortto's limits (bench/sync-ortto.js).
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
 import { createAutopilot } from '../sandbox/autopilot.js'
+import { orttoQueuedRun } from '../bench/sync-ortto.js'
 import { buildWorker, startWorker } from './worker.js'
+
+const { values: args } = parseArgs({ options: { destination: { type: 'string', default: 'autopilot' } } })
 
 const USERS = Number(process.env.SYNC_USERS ?? 6000)
 const TRACKS = Number(process.env.SYNC_TRACKS ?? 300)
@@ -140,6 +145,27 @@ async function directRun(/** @type {number} */ size) {
   const seconds = (Date.now() - started) / 1000
   await worker.dispose()
   return { batchSize: size, segmentRequests: requests, resends: requests - 1, autopilotCalls: autopilot.calls.length, contacts: autopilot.contacts.size, seconds: +seconds.toFixed(1) }
+}
+
+if (args.destination === 'ortto') {
+  const runs = []
+  for (const failureRate of [0, FAILURE_RATE]) {
+    process.stdout.write(`queued mode to Ortto, ${USERS} users + ${TRACKS} tracks, ${failureRate * 100}% failing calls… `)
+    runs.push(await orttoQueuedRun({ queuedScript, users: USERS, tracks: Math.min(USERS, Number(process.env.SYNC_TRACKS ?? 3000)), latencyMs: LATENCY_MS, failureRate, timeoutMs: TIMEOUT_MS, send }))
+    console.log('done')
+  }
+  const pad = (/** @type {unknown} */ s, n = 10) => String(s).padStart(n)
+  console.log(`\nQueued mode to Ortto at ${runs[0].maxRps} r/s (ORTTO_MAX_RPS), ${LATENCY_MS} ms per call; ceiling = ORTTO_MAX_RPS × 100 events/s\n`)
+  console.log(`${'run'.padEnd(26)}${pad('events')}${pad('calls')}${pad('429s')}${pad('seconds')}${pad('events/s')}${pad('ceiling')}${pad('× ceiling')}`)
+  for (const r of runs) {
+    for (const p of [r.identifies, r.tracks]) console.log(`${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.orttoCalls)}${pad(p.status429)}${pad(p.seconds)}${pad(p.eventsPerSecond)}${pad(p.ceiling)}${pad(p.ratioToCeiling)}`)
+    console.log(`${''.padEnd(26)}lost ${r.lost}, duplicate activities ${r.duplicateActivities}, dead letters ${r.deadLetters}, IP bans ${r.bans}`)
+  }
+  mkdirSync('bench/results', { recursive: true })
+  const file = `bench/results/sync-ortto-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), users: USERS, tracks: TRACKS, runs }, null, 2))
+  console.log(`written to ${file}`)
+  process.exit(runs.every((r) => r.lost === 0 && r.duplicateActivities === 0 && r.bans === 0) ? 0 : 1)
 }
 
 const queued = []
