@@ -150,7 +150,7 @@ async function directRun(/** @type {number} */ size) {
 if (args.destination === 'ortto') {
   const runs = []
   for (const failureRate of [0, FAILURE_RATE]) {
-    process.stdout.write(`queued mode to Ortto, ${USERS} users + ${TRACKS} tracks, ${failureRate * 100}% failing calls… `)
+    process.stdout.write(`queued mode to Ortto, ${USERS} users + their tracks, ${failureRate * 100}% failing calls… `)
     runs.push(await orttoQueuedRun({ queuedScript, users: USERS, tracks: Math.min(USERS, Number(process.env.SYNC_TRACKS ?? 3000)), latencyMs: LATENCY_MS, failureRate, timeoutMs: TIMEOUT_MS, send }))
     console.log('done')
   }

@@ -80,7 +80,7 @@ events.post('/', limitBody, async (c) => {
     }
   }
   const messageIds = shape.events.map(messageIdOf)
-  outcomes.forEach((outcome, index) => log.count(types[index], outcome.status, messageIds[index]))
+  outcomes.forEach((outcome, index) => log.count(types[index], outcome.status, messageIds[index], undefined, outcome.issues?.length))
   return shape.batch ? answerBatch(c, messageIds, outcomes) : answerOne(c, outcomes[0])
 })
 

@@ -39,7 +39,11 @@ export class RequestLog {
   /** A parked event replayed: counted under its own type, apart from the events of the request. */
   readonly countReplay = (type: string, outcome: string, messageId?: string) => this.count(type, outcome, messageId, this.replayed)
 
-  count(type: string, outcome: string, messageId?: string, into = this.events) {
+  /** Traits left out of what was sent (each named in the answer's issues), counted. */
+  leftOut = 0
+
+  count(type: string, outcome: string, messageId?: string, into = this.events, issues = 0) {
+    this.leftOut += issues
     const byOutcome = (into[type] ??= {})
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1
     if (messageId && (outcome === 'rejected' || outcome === 'retry') && this.notDelivered.length < MAX_LISTED_IDS) {
@@ -56,6 +60,7 @@ export class RequestLog {
       ...fields,
       ms,
       events: this.events,
+      ...(this.leftOut && { leftOut: this.leftOut }),
       ...(Object.keys(this.replayed).length && { replayed: this.replayed }),
       ...(this.notDelivered.length && { notDelivered: this.notDelivered }),
       [this.destination]: this.calls,

@@ -76,3 +76,14 @@ describe('notDelivered', () => {
     expect(logLines()[0].notDelivered).toEqual([{ messageId: 'bad-1', outcome: 'rejected' }])
   })
 })
+
+describe('traits left out', () => {
+  it('counts every trait left out in the log line, as the answer names them', async () => {
+    const { post, logLines } = setup()
+    const response = await post({ type: 'identify', messageId: 'lo-1', traits: { email: 'lo@example.com', 'Favorite Color': 'red', 'Favorite  Color': 'green', 'Favorite--Color': 'blue', FavoriteColor: 'cyan' } })
+    const body = await response.json<{ status: string; issues: unknown[] }>()
+    expect(body.status).toBe('delivered')
+    expect(body.issues).toHaveLength(2)
+    expect(logLines().at(-1)!.leftOut).toBe(2)
+  })
+})

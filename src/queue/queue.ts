@@ -183,7 +183,7 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
   const delays = new Map<number, number>()
   for (const [i, item] of items.entries()) {
     const outcome = outcomes[i]
-    log.count(item.event.type, outcome.status, item.event.messageId)
+    log.count(item.event.type, outcome.status, item.event.messageId, undefined, outcome.issues?.length)
     if (outcome.status === 'rejected') tally.deadLettered++
     if (outcome.status !== 'retry') continue
     // Copies of one event (a batch Segment re-sent) go back once.
