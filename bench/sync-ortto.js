@@ -10,7 +10,7 @@ import { startWorker } from '../scripts/worker.js'
 const RPS = Number(process.env.ORTTO_MAX_RPS ?? 10)
 const KEY = 'bench-key'
 const TOKEN = 'bench-token'
-const ACTIVITY = 'act:cm:audience-entered'
+const ACTIVITY = 'act:cm:order-completed'
 
 /**
  * @param {{ queuedScript: string, users: number, tracks: number, latencyMs: number, failureRate: number, timeoutMs: number,
@@ -21,13 +21,13 @@ export async function orttoQueuedRun({ queuedScript, users, tracks, latencyMs, f
   const ortto = createOrtto({
     apiKey: KEY, rateLimit: RPS, failureRate, seed: 7, latencyMs,
     customFields: { 'str:cm:plan': 'Plan', 'dec:cm:lifetime-value': 'Lifetime Value' },
-    activities: { [ACTIVITY]: { name: 'Audience Entered', attributes: {} } },
+    activities: { [ACTIVITY]: { name: 'Order Completed', attributes: { 'str:cm:product': 'Product' } } },
   })
   const worker = await startWorker({
     scriptPath: queuedScript, env: 'queued', outbound: (request) => ortto.fetch(request),
     bindings: {
       DESTINATION: 'ortto', ORTTO_API_KEY: KEY, ORTTO_BASE_URL: 'https://ortto.bench/v1', ORTTO_MAX_RPS: String(RPS),
-      ORTTO_ACTIVITIES: JSON.stringify({ 'Audience Entered': ACTIVITY }), SEGMENT_WEBHOOK_TOKEN: TOKEN, QUEUE_RETRY_BASE_SECONDS: '1',
+      ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': ACTIVITY }), SEGMENT_WEBHOOK_TOKEN: TOKEN, QUEUE_RETRY_BASE_SECONDS: '1',
     },
   })
   const people = Array.from({ length: users }, (_, i) => ({
@@ -35,9 +35,10 @@ export async function orttoQueuedRun({ queuedScript, users, tracks, latencyMs, f
     traits: { email: `${run}${i}@example.com`, vip_customers: true, lifetime_value: i * 1.5, plan: i % 3 ? 'pro' : 'free' },
     context: { personas: { computation_class: 'audience', computation_key: 'vip_customers' } },
   }))
+  // Journey entries: one activity each, 100 a call (an audience track would also merge its tag first).
   const entries = Array.from({ length: tracks }, (_, i) => ({
-    type: 'track', messageId: `${run}-t${i}`, userId: `${run}-user-${i}`, event: 'Audience Entered',
-    properties: { audience_key: 'vip_customers', vip_customers: true }, context: { traits: { email: `${run}${i}@example.com` } },
+    type: 'track', messageId: `${run}-t${i}`, userId: `${run}-user-${i}`, event: 'Order Completed',
+    properties: { product: 'Tea' }, context: { traits: { email: `${run}${i}@example.com` } },
   }))
   const tagged = () => [...ortto.people.values()].filter((p) => p.tags.includes('vip_customers')).length
   const phase = async (/** @type {string} */ name, /** @type {unknown[]} */ events, /** @type {() => boolean} */ done) => {
