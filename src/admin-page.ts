@@ -14,6 +14,8 @@ export interface PageView {
   auth: string
   /** Events mapped to a journey, and the setting that maps them (AUTOPILOT_TRIGGERS, ORTTO_ACTIVITIES). */
   journeys: { setting: string; count: number }
+  /** The destination's name: Autopilot, Ortto. */
+  label: string
   /** Which secrets and bindings are set (never their values). */
   present: [name: string, set: boolean][]
   /** Settings that do not parse: events are answered 503 until they are fixed. */
@@ -62,12 +64,12 @@ export function renderPage(view: PageView) {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Segment → Autopilot: operator page</title>
+<title>Segment → ${view.label}: operator page</title>
 <style>${STYLE}</style>
 </head>
 <body>
 <header>
-<h1>Segment → Autopilot: operator page</h1>
+<h1>Segment → ${view.label}: operator page</h1>
 <p>Version ${view.version} · as of ${at(view.now)} · <a href="/admin">reload</a></p>
 </header>
 ${view.flash ? html`<p class="flash ${view.flash.ok ? 'ok' : 'bad'}" id="flash" role="status">${view.flash.text}</p>` : ''}
@@ -98,7 +100,7 @@ function setupCheck(view: PageView) {
   if (!check) {
     return html`<section id="setup-check">
 <h2>Setup check</h2>
-<p class="muted">Not run on load: it calls Autopilot three times on your API key (which Autopilot allows 5 calls a second, shared with delivery), so it runs when you ask.</p>
+<p class="muted">Not run on load: it calls ${view.label} on your API key (a few calls, within the rate delivery shares), so it runs when you ask.</p>
 ${ask}
 </section>`
   }
@@ -136,7 +138,7 @@ ${parked.oldestAt === null
 }
 
 function deadLetters(view: PageView, { deadLetters }: Overview) {
-  const where = view.mode === 'queued' ? 'sends them to the events queue again' : 'delivers them now, within this request’s Autopilot calls; those not delivered stay'
+  const where = view.mode === 'queued' ? 'sends them to the events queue again' : 'delivers them now, within this request’s call budget; those not delivered stay'
   const more = deadLetters.reasons - view.reasons.length
   return html`<section id="dead-letters">
 <h2>Dead letters</h2>

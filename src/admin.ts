@@ -90,6 +90,7 @@ admin.get('/admin', async (c) => {
     now,
     version,
     destination: config.destination.id,
+    label: config.destination.label,
     mode: c.env.EVENTS ? 'queued' : 'direct',
     auth: authMode(config),
     journeys: journeysOf(config.destination.settings),

@@ -206,6 +206,18 @@ describe('Ortto: answers and limits', () => {
     expect(JSON.stringify(report)).not.toContain(ORTTO_KEY)
   })
 
+  it('the operator page names Ortto, its activity map and key, and calls nothing on load', async () => {
+    const { request, ortto } = setupOrtto({ ADMIN_TOKEN: 'adm' })
+    const response = await request(new Request('https://worker.test/admin', { headers: { authorization: `Basic ${btoa('op:adm')}`, accept: 'text/html' } }))
+    const page = await response.text()
+    expect(response.status).toBe(200)
+    expect(page).toContain('Segment → Ortto: operator page')
+    expect(page).toContain('(ORTTO_ACTIVITIES)')
+    expect(page).toContain('ORTTO_API_KEY')
+    expect(page).not.toContain(ORTTO_KEY)
+    expect(ortto.calls).toHaveLength(0)
+  })
+
   it('queued mode delivers through the queue at ORTTO_MAX_RPS', async () => {
     const queue = fakeQueue()
     const { post, consume, calls } = setupOrtto({ EVENTS: queue.queue })

@@ -59,7 +59,7 @@ export async function checkAutopilot(settings: AutopilotSettings, client: Autopi
   else {
     const fields = parseAccountFields(fieldsBody)
     details.customFields = [...fields.byName.values()].map(({ name, type }) => ({ name, type }))
-    add('custom fields', true, `Your account has ${fields.byName.size} custom fields; traits of those names are sent in their types`)
+    add('custom fields', true, `Your account has ${fields.byName.size} custom ${fields.byName.size === 1 ? 'field' : 'fields'}; traits of those names are sent in their types`)
     for (const [trait, type] of settings.fieldTypes) {
       const name = customName(trait.split('.'))
       const existing = name && (fields.byName.get(name) ?? fields.byLowerName.get(name.toLowerCase()))
