@@ -1,40 +1,49 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { Pacer, UNHINTED_PAUSE_MS } from '../src/pipeline/pacer'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** A clock the pacer sleeps on: time passes only when it waits, so every assertion is exact. */
+function clocked(maxPerSecond: number) {
+  let now = 1_000_000
+  vi.spyOn(Date, 'now').mockImplementation(() => now)
+  const pacer = new Pacer(maxPerSecond, async (ms) => {
+    now += ms
+  })
+  return { pacer, now: () => now, advance: (ms: number) => void (now += ms) }
+}
 
 describe('the pacer', () => {
   it('starts at most maxPerSecond calls in any second, in the order they asked', async () => {
-    const pacer = new Pacer(5)
+    const { pacer, now } = clocked(5)
     const starts: number[] = []
     const order: number[] = []
-    await Promise.all(Array.from({ length: 12 }, (_, i) => pacer.wait().then(() => (starts.push(Date.now()), order.push(i)))))
+    await Promise.all(Array.from({ length: 12 }, (_, i) => pacer.wait().then(() => (starts.push(now()), order.push(i)))))
     for (const t of starts) expect(starts.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(5)
+    expect(starts.filter((u) => u === starts[0])).toHaveLength(5) // the first five at once
     expect(order).toEqual([...order].sort((a, b) => a - b))
   })
 
   it('refuses a slot it could only give after the latest moment asked for', async () => {
-    const pacer = new Pacer(1)
+    const { pacer, now } = clocked(1)
     expect(await pacer.wait()).toBe(true)
-    expect(await pacer.wait(Date.now() + 100)).toBe(false)
+    expect(await pacer.wait(now() + 100)).toBe(false)
   })
 
   it('a single 429 without Retry-After pauses one slot and keeps the pace', async () => {
-    const pacer = new Pacer(5)
-    const before = Date.now()
+    const { pacer, now } = clocked(5)
+    const before = now()
     pacer.rateLimited()
     expect(pacer.pace).toBe(5)
     await pacer.wait()
-    expect(Date.now() - before).toBeGreaterThanOrEqual(UNHINTED_PAUSE_MS - 5)
+    expect(now() - before).toBe(UNHINTED_PAUSE_MS)
   })
 
   it('429s that keep coming (someone else uses the key) take one call/s off each', async () => {
-    const pacer = new Pacer(5)
+    const { pacer, advance } = clocked(5)
     pacer.rateLimited()
-    await sleep(UNHINTED_PAUSE_MS + 20)
+    advance(UNHINTED_PAUSE_MS + 20)
     pacer.rateLimited()
     expect(pacer.pace).toBe(4)
-    await sleep(UNHINTED_PAUSE_MS + 20)
+    advance(UNHINTED_PAUSE_MS + 20)
     pacer.rateLimited()
     expect(pacer.pace).toBe(3)
   })
