@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest'
+import { fakeQueue, freshDb, setup, setupOrtto } from './helpers'
+
+// The shared cases, for every destination and both modes, from one table.
+const id = () => `m-${crypto.randomUUID()}`
+
+function world(destination: 'autopilot' | 'ortto', mode: 'direct' | 'queued') {
+  const queue = fakeQueue()
+  const env = mode === 'queued' ? { EVENTS: queue.queue } : {}
+  const ortto = destination === 'ortto' ? setupOrtto(env) : undefined
+  const base = ortto ?? setup(env)
+  const standIn = ortto ? { ortto: ortto.ortto } : { autopilot: base.autopilot }
+  /** Posts as Segment does (again while the answer says retry), then lets the queue run dry. */
+  async function deliver(events: unknown[]) {
+    for (let attempt = 0; attempt < 5 && (await base.post(events)).status >= 429; attempt++);
+    for (let round = 0; round < 20 && queue.sent.length; round++) {
+      const messages = queue.sent.splice(0).map((m, i) => ({ body: m.body, id: `r${round}-${i}` }))
+      const result = await base.consume(messages)
+      for (const { msgId } of result.retryMessages) queue.sent.push({ body: messages.find((m) => m.id === msgId)!.body })
+    }
+  }
+  const person = (email: string) =>
+    standIn.ortto ? [...standIn.ortto.people.values()].some((p) => p.fields['str::email'] === email) : standIn.autopilot!.contacts.has(email)
+  const entries = (email: string) =>
+    standIn.ortto ? standIn.ortto.activities.filter((a) => a.email === email).length : standIn.autopilot!.enrolments.filter((e) => e.email === email).length
+  return { deliver, person, entries }
+}
+
+const track = (userId: string, email?: string) => ({ type: 'track', messageId: id(), userId, event: 'Order Completed', properties: email ? { email } : {} })
+
+describe.each([
+  ['autopilot', 'direct'],
+  ['autopilot', 'queued'],
+  ['ortto', 'direct'],
+  ['ortto', 'queued'],
+] as const)('%s, %s mode', (destination, mode) => {
+  it('delivers an identify and enters a journey once, across a re-send of the same batch', async () => {
+    await freshDb()
+    const { deliver, person, entries } = world(destination, mode)
+    const batch = [{ type: 'identify', messageId: id(), userId: 'u-a', traits: { email: 'a@example.com' } }, track('u-a', 'a@example.com')]
+    await deliver(batch)
+    await deliver(batch)
+    expect(person('a@example.com')).toBe(true)
+    expect(entries('a@example.com')).toBe(1)
+  })
+
+  it('parks a userId-only track, sends nothing for it, and replays it once its email is known', async () => {
+    await freshDb()
+    const { deliver, person, entries } = world(destination, mode)
+    const parked = track('u-p')
+    await deliver([parked])
+    expect(person('p@example.com')).toBe(false)
+    await deliver([{ type: 'identify', messageId: id(), userId: 'u-p', traits: { email: 'p@example.com' } }])
+    await deliver([parked]) // Segment re-sends it too
+    expect(entries('p@example.com')).toBe(1)
+  })
+
+  it('keeps a deleted person deleted: an older event re-sent later does not bring them back', async () => {
+    await freshDb()
+    const { deliver, person } = world(destination, mode)
+    const identify = { type: 'identify', messageId: id(), userId: 'u-d', traits: { email: 'd@example.com' }, timestamp: '2026-01-01T00:00:00Z' }
+    await deliver([identify])
+    await deliver([{ type: 'delete', messageId: id(), userId: 'u-d', timestamp: '2026-01-02T00:00:00Z' }])
+    expect(person('d@example.com')).toBe(false)
+    await deliver([{ ...identify, messageId: id() }])
+    expect(person('d@example.com')).toBe(false)
+  })
+})
