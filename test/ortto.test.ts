@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { forgetRefusals } from '../src/destinations/ortto/client'
 import { hashOf } from '../src/pipeline/identity'
 import { fakeQueue, json, ORTTO_KEY, rows, setupOrtto } from './helpers'
 
@@ -190,6 +191,20 @@ describe('Ortto: answers and limits', () => {
     for (let i = 0; i < 20; i++) await post({ type: 'identify', messageId: id(), traits: { email: `ban${i}@example.com` } })
     expect(ortto.bans).toBe(0)
     expect(ortto.calls.filter((c) => c.status >= 400).length).toBeLessThan(15)
+  })
+
+  it('an activity held back (never sent) keeps no claim: the re-send enters it at once', async () => {
+    const { post, ortto } = setupOrtto()
+    ortto.inject(...Array.from({ length: 10 }, () => ({ status: 400, match: (call: { path: string }) => call.path === '/v1/person/merge' })))
+    for (let i = 0; i < 10; i++) await post({ type: 'identify', messageId: id(), traits: { email: `hb${i}@example.com` } })
+    const entry = { type: 'track', messageId: id(), event: 'Order Completed', properties: { email: 'held@example.com' } }
+    const held = await post(entry)
+    expect(held.status).toBe(503)
+    expect((await json(held)).message).toContain('not attempted: Ortto refused 10 calls')
+    forgetRefusals() // 15 s later
+    const again = await post(entry)
+    expect(again.status).toBe(200)
+    expect(ortto.activities).toHaveLength(1)
   })
 
   it('the setup check (?check=ortto) names a mapped activity the account lacks', async () => {

@@ -4,6 +4,7 @@
 // of a 429, and bans an IP after 15 refused calls in 15 s — so this client never makes a
 // call that could be the 11th refused one in 15 s.
 import * as v from 'valibot'
+import { Stopped } from '../../pipeline/gate'
 import { answerRows, answerTable, call, CallError, reasonOf, redact, waitSeconds, type CallOptions, type Endpoint } from '../transport'
 
 export const BULK_LIMIT = 100
@@ -94,9 +95,8 @@ export class OrttoClient {
 
   private async send(op: Op, method: string, path: string, body: unknown): Promise<Response> {
     const now = Date.now()
-    if (refusalsInWindow(now) >= MAX_REFUSALS) {
-      throw new CallError('unavailable', `not attempted: Ortto refused ${MAX_REFUSALS} calls within 15 s, and it bans an IP after 15; will retry`)
-    }
+    // Not attempted (like the gate's refusals): nothing reached Ortto, so nothing may have taken effect.
+    if (refusalsInWindow(now) >= MAX_REFUSALS) throw new Stopped(`not attempted: Ortto refused ${MAX_REFUSALS} calls within 15 s, and it bans an IP after 15; will retry`)
     return call(this.endpoint, this.options, { op, method, path, body, repeatable: op !== 'activities' }, (response) => this.classify(response, op, path))
   }
 
