@@ -170,6 +170,17 @@ describe('Ortto: answers and limits', () => {
     expect((await json(response)).message).toContain('ORTTO_API_KEY')
   })
 
+  it('logs no key, email or name: ids, counts and Ortto calls only', async () => {
+    const { post, ortto, logs } = setupOrtto()
+    ortto.inject({ status: 400, body: { error: `bad key ${ORTTO_KEY} for leak@example.com` }, match: (call) => call.path === '/v1/person/merge' })
+    const response = await post({ type: 'identify', messageId: id(), userId: 'u-secret-id', traits: { email: 'leak@example.com', firstName: 'Secretname' } })
+    const answer = await response.text()
+    expect(answer).not.toContain(ORTTO_KEY)
+    const all = logs.join('\n')
+    for (const secret of [ORTTO_KEY, 'leak@example.com', 'Secretname', 'u-secret-id']) expect(all).not.toContain(secret)
+    expect(JSON.parse(logs.at(-1)!).ortto).toEqual(expect.arrayContaining([expect.objectContaining({ op: 'merge', status: 400 })]))
+  })
+
   it('without ORTTO_API_KEY answers 503 naming it, and calls nothing', async () => {
     const { post, ortto } = setupOrtto({ ORTTO_API_KEY: undefined })
     const response = await post({ type: 'identify', messageId: id(), traits: { email: 'x@example.com' } })
