@@ -46,7 +46,10 @@ export async function orttoQueuedRun({ queuedScript, users, tracks, latencyMs, f
     const started = Date.now()
     const batches = Array.from({ length: Math.ceil(events.length / 100) }, (_, i) => events.slice(i * 100, (i + 1) * 100))
     const requests = await send(worker, batches)
-    while (!done() && Date.now() - started < timeoutMs) await new Promise((resolve) => setTimeout(resolve, 50))
+    for (let tick = 1; !done() && Date.now() - started < timeoutMs; tick++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      if (process.env.SYNC_DEBUG && tick % 100 === 0) console.log(`${name}: ${tagged()} tagged, ${ortto.activities.length} activities, ${ortto.calls.length} calls, bans ${ortto.bans}`)
+    }
     const calls = ortto.calls.slice(from)
     const seconds = (Math.max(...calls.filter((c) => c.status === 200).map((c) => c.done ?? c.at)) - started) / 1000
     return {

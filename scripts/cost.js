@@ -36,7 +36,8 @@ const { standIn, bindings } = DESTINATIONS[/** @type {keyof typeof DESTINATIONS}
 
 /** @type {Record<string, any>[]} */
 const lines = []
-console.log(`building the Worker (wrangler deploy --dry-run)… destination: ${DESTINATION}`)
+const began = Date.now()
+console.log(`building the Worker (wrangler deploy --dry-run)… destination: ${DESTINATION}; a run takes about 40 s`)
 const worker = await startWorker({
   scriptPath: buildWorker({ outdir: 'dist' }),
   bindings: { ...bindings, SEGMENT_SHARED_SECRET: SECRET },
@@ -92,6 +93,10 @@ results.push(await measure('batches of 100 new users', batches, N))
 results.push(await measure('identifies of known users', Array.from({ length: N }, (_, i) => identify('single', i)), N))
 const tracks = Array.from({ length: N }, (_, i) => ({ type: 'track', messageId: `track-${i}-${Math.random()}`, userId: `single-user-${i}`, event: 'Order Completed' }))
 results.push(await measure('userId-only tracks entering a journey', tracks, N))
+const trackBatches = Array.from({ length: N / 100 }, (_, b) =>
+  Array.from({ length: 100 }, (_, i) => ({ type: 'track', messageId: `tb-${b}-${i}-${Math.random()}`, userId: `batch-user-${b * 100 + i}`, event: 'Order Completed' })),
+)
+results.push(await measure('batches of 100 tracks entering a journey', trackBatches, N))
 await worker.dispose()
 
 const pad = (/** @type {unknown} */ s, n = 12) => String(s).padStart(n)
@@ -106,7 +111,7 @@ console.log('\nQueued mode adds 3 queue operations per message ($1.20 per millio
 mkdirSync('bench/results', { recursive: true })
 const file = `bench/results/cost-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
 writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), destination: DESTINATION, prices: PRICE, results }, null, 2))
-console.log(`written to ${file}`)
+console.log(`written to ${file} (took ${Math.round((Date.now() - began) / 1000)} s)`)
 const missed = results.some((r) => {
   const target = TARGETS[/** @type {keyof typeof TARGETS} */ (r.scenario)]
   return target !== undefined && r.dollarsPerMillionEvents > target
