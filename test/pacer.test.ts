@@ -6,7 +6,9 @@ function clocked(maxPerSecond: number) {
   let now = 1_000_000
   vi.spyOn(Date, 'now').mockImplementation(() => now)
   const pacer = new Pacer(maxPerSecond, async (ms) => {
+    if (!Number.isFinite(ms) || ms > 60_000) throw new Error(`a wait of ${ms} ms: stuck`)
     now += ms
+    await new Promise((resolve) => setTimeout(resolve, 0)) // let the test's own steps run in between
   })
   return { pacer, now: () => now, advance: (ms: number) => void (now += ms) }
 }
@@ -46,6 +48,21 @@ describe('the pacer', () => {
     advance(UNHINTED_PAUSE_MS + 20)
     pacer.rateLimited()
     expect(pacer.pace).toBe(3)
+  })
+
+  it('a probe answered 429 again: the one waiting wakes, waits out the new pause and goes as the next probe', async () => {
+    const { pacer, now } = clocked(5)
+    pacer.rateLimited(1)
+    expect(await pacer.wait()).toBe(true) // the probe goes out after the pause
+    const second = pacer.wait()
+    await new Promise((resolve) => setTimeout(resolve, 0)) // it now waits for the probe's answer
+    const probeAt = now()
+    pacer.rateLimited(2) // the probe's answer: 429 again
+    expect(await second).toBe(true)
+    expect(now() - probeAt).toBeGreaterThanOrEqual(2000)
+    const third = pacer.wait()
+    pacer.answered() // the second probe's answer: not a 429
+    expect(await third).toBe(true)
   })
 
   it('counts 429s answered together (calls in flight side by side) once', () => {

@@ -10,6 +10,8 @@ const WINDOW_MS = 1000
 /** Timers are coarse: wait a little past the window so the next call is surely outside it. */
 const MARGIN_MS = 40
 const RECOVER_EVERY_MS = 2000
+/** While a probe is out, waiters look again at least this often (its answer wakes them sooner). */
+const PROBE_CHECK_MS = 1000
 /** A 429 this soon after another one means contention: slow down. */
 const REPEATED_WITHIN_MS = 1500
 /** The pause after a 429 without Retry-After: one call's slot at 5 r/s. */
@@ -56,7 +58,7 @@ export class Pacer {
       }
       if (this.probe === 'out') {
         if (now > latest) return false
-        await Promise.race([this.probeDone, this.sleep(Math.max(1, latest - now))])
+        await Promise.race([this.probeDone, this.sleep(Math.min(PROBE_CHECK_MS, Math.max(1, latest - now)))])
         continue
       }
       if (this.limit < this.maxPerSecond && now - this.changedAt >= RECOVER_EVERY_MS) {
@@ -87,7 +89,9 @@ export class Pacer {
     }
     const pause = retryAfterSeconds === undefined ? UNHINTED_PAUSE_MS : retryAfterSeconds * 1000
     this.pausedUntil = Math.max(this.pausedUntil, now + pause)
-    if (this.probe !== 'open') this.probeDone = new Promise((resolve) => (this.probeAnswered = resolve))
+    // Whoever waits on an earlier probe wakes up and waits for this pause instead.
+    this.probeAnswered?.()
+    this.probeDone = new Promise((resolve) => (this.probeAnswered = resolve))
     this.probe = 'open'
   }
 
