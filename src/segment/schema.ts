@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import { isObject as isPlainObject } from '../values'
 
 // Liberal about fields we don't read (SDKs add channel, request_ip, offsets, numeric
 // versions...), strict about the ones we do. Schemas are built once, at module load.
@@ -7,8 +8,6 @@ export const EVENT_TYPES = ['identify', 'track', 'page', 'screen', 'group', 'ali
 /** Types that are acknowledged and never lead to an Autopilot call. */
 export const ACKNOWLEDGED_ONLY: ReadonlySet<string> = new Set(['page', 'screen', 'group'])
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
 
 // looseObject's own message is only ever used for a missing required key: the
 // plain-object checks run first.

@@ -7,7 +7,7 @@ import { secretPut } from '../../config'
 import type { Check } from '../destination'
 import { CallError } from '../transport'
 import type { AutopilotClient } from './client'
-import { customName, parseAccountFields } from './fields'
+import { customName, ListIn, parseAccountFields } from './fields'
 import type { AutopilotSettings } from './settings'
 
 export interface Trigger {
@@ -83,8 +83,7 @@ const TriggerItemIn = v.pipe(
 )
 
 function triggersIn(body: unknown): Trigger[] {
-  const list = Array.isArray(body) ? body : body && typeof body === 'object' ? (Object.values(body).find(Array.isArray) ?? []) : []
-  return (list as unknown[]).flatMap((raw) => {
+  return v.parse(ListIn, body).flatMap((raw) => {
     const item = v.safeParse(TriggerItemIn, raw)
     return item.success ? [{ triggerId: item.output.id, ...(item.output.journey !== undefined && { journey: item.output.journey }) }] : []
   })

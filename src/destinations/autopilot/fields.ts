@@ -76,8 +76,8 @@ const FieldItem = v.looseObject({
   field_type: v.optional(v.unknown()),
   type: v.optional(v.unknown()),
 })
-/** The list: the body itself, or the first array among its values. */
-const FieldList = v.pipe(
+/** A list Autopilot answers with: the body itself, or the first array among its values (the shapes public clients show). */
+export const ListIn = v.pipe(
   v.unknown(),
   v.transform((body) => (Array.isArray(body) ? body : isObject(body) ? (Object.values(body).find(Array.isArray) ?? []) : [])),
   v.array(v.unknown()),
@@ -88,7 +88,7 @@ const TYPE_ALIASES: Record<string, CustomType> = { number: 'float', text: 'strin
 export function parseAccountFields(body: unknown): AccountFields {
   const byName = new Map<string, AccountField>()
   const byLowerName = new Map<string, AccountField>()
-  for (const raw of v.parse(FieldList, body)) {
+  for (const raw of v.parse(ListIn, body)) {
     const item = v.safeParse(FieldItem, raw)
     if (!item.success) continue
     const { name: rawName = item.output.field_name ?? item.output.fieldName } = item.output

@@ -5,7 +5,7 @@ import * as v from 'valibot'
 import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
 import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from '../../segment/schema'
-import { audienceTrait, byName, collectTraits, emailOf, normal, pathOf, type Reserved, type Source } from '../../segment/traits'
+import { audienceTrait, byName, collectTraits, emailOf, normal, normalEmail, pathOf, type Reserved, type Source } from '../../segment/traits'
 import { convert, isObject, present, text, type CustomValue, type ValueType } from '../../values'
 import { CustomFields, type AccountFields } from './fields'
 
@@ -86,7 +86,7 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
 
   const issues: Issue[] = []
   const drop = (path: string, problem: string) => issues.push({ path, message: `${problem}; not sent` })
-  const contact: Contact = { Email: email.trim().toLowerCase() }
+  const contact: Contact = { Email: normalEmail(email) }
   const setText = (field: StandardField, value: unknown, where: () => string) => {
     const converted = isObject(value) || Array.isArray(value) ? { ok: false as const, problem: 'must be text' } : text(value)
     if (converted.ok) contact[field] = converted.value as string
@@ -139,7 +139,7 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
       case 'newEmail': {
         const result = v.safeParse(Email, value)
         if (!result.success) drop(pathOf(found), result.issues[0].message)
-        else if (result.output.toLowerCase() !== contact.Email) contact._NewEmail = result.output.toLowerCase()
+        else if (normalEmail(result.output) !== contact.Email) contact._NewEmail = normalEmail(result.output)
         break
       }
       default: {

@@ -4,6 +4,7 @@ import { delivered, fromError, rejected, retry, skipped, type Outcome } from '..
 import type { Job, Operation, Result } from '../destination'
 import { CallError } from '../transport'
 import { BULK_LIMIT, type AutopilotClient } from './client'
+import { normalEmail } from '../../segment/traits'
 import { mergeContacts, type Contact } from './mapping'
 
 interface Group {
@@ -14,7 +15,7 @@ interface Group {
   finish: (outcome: Outcome) => void
 }
 
-const key = (email: string) => email.toLowerCase()
+const key = normalEmail
 
 /**
  * Upserts (identifies, tracks that set traits) merged per email — one contact per person,

@@ -5,7 +5,7 @@
 import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
 import type { IdentifyEvent, Issue, SegmentEvent, TrackEvent } from '../../segment/schema'
-import { audienceTrait, collectTraits, emailOf, normalEmail, pathOf, type Found, type Source } from '../../segment/traits'
+import { audienceTrait, collectTraits, emailOf, normal, normalEmail, pathOf, type Found, type Source } from '../../segment/traits'
 import { isObject } from '../../values'
 import { dateParts, fieldNamed, valueFor, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
 
@@ -115,7 +115,7 @@ export function toPerson(email: string, userId: string | null | undefined, sourc
       case 'address':
         if (!isObject(found.value)) drop(where(), 'must be an object (city, country, state, postalCode)')
         else for (const name in found.value) {
-          const id = ADDRESS[name.toLowerCase().replace(/[\s_-]+/g, '')]
+          const id = ADDRESS[normal(name)]
           if (id) set(id, found.value[name], () => `${where()}.${name}`)
           else drop(`${where()}.${name}`, 'is not an address field Ortto has')
         }
