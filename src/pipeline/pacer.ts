@@ -2,9 +2,9 @@
 // sliding one-second window, so no second ever holds more. Waiters are served in order.
 // A 429 pauses for the wait it gave (already capped by RATE_LIMIT_MAX_PAUSE_SECONDS) —
 // one call's slot when it gives none (Autopilot's do not): the window already spaces the
-// calls. After a pause one call goes first, alone (a probe): the others follow once it
-// has an answer that is not another 429. 429s that keep coming (someone else using the
-// key) take one call/s off the pace each; every quiet 2 s adds one back.
+// calls. After a pause the destination asked for, one call goes first, alone (a probe):
+// the others follow once it has an answer that is not another 429. 429s that keep coming
+// (someone else using the key) take one call/s off the pace each; every quiet 2 s adds one back.
 
 const WINDOW_MS = 1000
 /** Timers are coarse: wait a little past the window so the next call is surely outside it. */
@@ -91,6 +91,11 @@ export class Pacer {
     this.pausedUntil = Math.max(this.pausedUntil, now + pause)
     // Whoever waits on an earlier probe wakes up and waits for this pause instead.
     this.probeAnswered?.()
+    // A pause the destination asked for ends with a probe; a 429 that named none only takes its slot.
+    if (retryAfterSeconds === undefined) {
+      if (this.probe === 'out') this.probe = 'none'
+      return
+    }
     this.probeDone = new Promise((resolve) => (this.probeAnswered = resolve))
     this.probe = 'open'
   }
