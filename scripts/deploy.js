@@ -14,7 +14,7 @@ const envFlag = env ? ['--env', env] : ['--env', '']
 const database = env ? `segment-autopilot-${env}` : 'segment-autopilot'
 
 const run = (/** @type {string[]} */ args) => {
-  console.log(`\n$ npx ${args.join(' ')}`)
+  console.log(`\n$ npx ${args.map((arg) => (arg === '' ? '""' : arg)).join(' ')}`)
   execFileSync('npx', args, { stdio: 'inherit', env: { ...process.env, CI: 'true' } })
 }
 

@@ -49,6 +49,7 @@ for (const c of checks) {
   const fix = !local && unsigned(c) ? ': remove ALLOW_UNSIGNED from this Worker\'s vars and set a secret (README: First deploy, step 3)' : ''
   console.log(`${c.ok ? '✓' : isNote(c) ? '•' : '✗'} ${c.check}${isNote(c) ? ' (note)' : ''}: ${c.message}${fix}`)
 }
+if (Array.isArray(body.activities)) console.log(`\nActivities in the account: ${body.activities.join(', ') || 'none (create them in Ortto: Settings → Activities)'}`)
 if (body.triggers?.length) console.log(`\nAPI triggers in the account: ${body.triggers.map((/** @type {{triggerId: string, journey?: string}} */ t) => `${t.triggerId}${t.journey ? ` (${t.journey})` : ''}`).join(', ')}`)
 if (body.customFields?.length) console.log(`Custom fields in the account: ${body.customFields.map((/** @type {{name: string, type?: string, id?: string}} */ f) => `${f.name.replaceAll("--", " ")} (${f.type ?? f.id})`).join(", ")}`)
 const count = (/** @type {number} */ n, /** @type {string} */ word) => `${n} ${word}${n === 1 ? '' : 's'}`

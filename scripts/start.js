@@ -13,11 +13,11 @@ import { startSandbox } from '../sandbox/server.js'
 import { spawnGroup, stopGroups } from './children.js'
 import { LOCAL_ADMIN_TOKEN, LOCAL_SECRET } from './local.js'
 
-const USAGE = `usage: npm start -- [--signed] [--env queued] [--fresh] [--destination autopilot] [--port N] [wrangler dev flags]
+const USAGE = `usage: npm start -- [--signed] [--env queued] [--fresh] [--destination autopilot|ortto] [--port N] [wrangler dev flags]
   --signed       require signatures (secret "${LOCAL_SECRET}", which npm run send uses)
   --env queued   queued mode, with a local queue
   --fresh        empty this mode's local state (.wrangler/state/<mode>) first
-  --destination  which destination's sandbox and settings (autopilot)
+  --destination  which destination's sandbox and settings: autopilot (the default) or ortto
   --port N       the Worker's port (or PORT=N); the sandbox's: SANDBOX_PORT=N
 Anything else is passed to wrangler dev.`
 
