@@ -30,25 +30,41 @@ export function eventTime(item: Item): number {
 }
 
 const encoder = new TextEncoder()
-/** Digests done (hex) and in progress, per isolate: active users' ids and emails recur. */
+/** Digests done (hex), per isolate: active users' ids and emails recur. */
 const done = new Memo<string, string>(20_000)
-const pending = new Map<string, Promise<string>>()
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'))
+function hexOf(digest: ArrayBuffer): string {
+  const bytes = new Uint8Array(digest)
+  let hex = ''
+  for (let i = 0; i < bytes.length; i++) hex += HEX[bytes[i]]
+  return hex
+}
+
 /** SHA-256, hex. */
-export function hashOf(text: string): Promise<string> {
+export async function hashOf(text: string): Promise<string> {
   const known = done.get(text)
-  if (known !== undefined) return Promise.resolve(known)
-  let hash = pending.get(text)
-  if (!hash) {
-    hash = crypto.subtle.digest('SHA-256', encoder.encode(text)).then((digest) => {
-      let hex = ''
-      for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, '0')
-      pending.delete(text)
-      done.put(text, hex)
-      return hex
-    })
-    pending.set(text, hash)
+  if (known !== undefined) return known
+  const hex = hexOf(await crypto.subtle.digest('SHA-256', encoder.encode(text)))
+  done.put(text, hex)
+  return hex
+}
+
+/** Adds to `hashes` those of `texts` it lacks: digests not done yet are awaited together, once. */
+export async function hashInto(texts: Iterable<string>, hashes: Map<string, string>): Promise<void> {
+  let missing: string[] | undefined
+  for (const text of texts) {
+    if (hashes.has(text)) continue
+    const hex = done.get(text)
+    if (hex === undefined) (missing ??= []).push(text)
+    else hashes.set(text, hex)
   }
-  return hash
+  if (!missing) return
+  const digests = await Promise.all(missing.map((text) => crypto.subtle.digest('SHA-256', encoder.encode(text))))
+  for (let i = 0; i < missing.length; i++) {
+    const hex = hexOf(digests[i])
+    done.put(missing[i], hex)
+    hashes.set(missing[i], hex)
+  }
 }
 
 /** What identity resolution decided for one item. */
@@ -82,14 +98,7 @@ export async function hashesFor(items: readonly Item[]): Promise<Map<string, str
     if (own) texts.add(normalEmail(own))
   }
   const found = new Map<string, string>()
-  const missing: string[] = []
-  for (const text of texts) {
-    const hex = done.get(text)
-    if (hex === undefined) missing.push(text)
-    else found.set(text, hex)
-  }
-  const digests = await Promise.all(missing.map(hashOf))
-  missing.forEach((text, i) => found.set(text, digests[i]))
+  await hashInto(texts, found)
   return found
 }
 

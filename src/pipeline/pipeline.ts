@@ -6,7 +6,7 @@ import { accountFor, accountKeyDue } from './account'
 import { conclude, entered, type Entry } from './conclude'
 import type { Job } from '../destinations/destination'
 import { withoutNewer } from './guards'
-import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
+import { eventTime, hashesFor, hashInto, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from '../store/store'
@@ -95,15 +95,24 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     add({ item, resolved: resolution.resolved[index], at: resolution.times[index], index, state: messageId ? snapshot.messages.get(messageId) : undefined })
   }
 
-  // Emails -> their hashes (person guards); one the batch did not carry is hashed here.
-  const hashEmail = async (email: string) => hashes.get(email) ?? (await hashOf(email))
-
-  // Decide what each entry needs; park and claim before any call.
+  // Decide what each entry needs; park and claim before any call. Emails -> their hashes
+  // (person guards): those the batch did not carry are hashed first, together.
   const now = Date.now()
   const holds = { park: [] as { entry: Entry; userHash: string }[], claims: [] as Entry[] }
-  for (const entry of entries) {
-    if (entry.sameAs) continue
-    entry.outcome = await plan(entry)
+  const known: string[] = []
+  for (const { resolved } of entries) if ((resolved.kind === 'deliver' || resolved.kind === 'delete') && resolved.email && !hashes.has(resolved.email)) known.push(resolved.email)
+  if (known.length) await hashInto(known, hashes)
+  const unhashed = new Set<string>()
+  for (const entry of entries) if (!entry.sameAs) entry.outcome = plan(entry)
+  if (unhashed.size) {
+    // An email the mapping spelled otherwise: hash it, and plan again (holds in entry order).
+    await hashInto(unhashed, hashes)
+    holds.park.length = holds.claims.length = 0
+    for (const entry of entries) {
+      if (entry.sameAs) continue
+      entry.op = entry.claim = entry.emailHash = undefined
+      entry.outcome = plan(entry)
+    }
   }
   let claimed = new Set<string>()
   if (holds.park.length || holds.claims.length) {
@@ -139,7 +148,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   const results = jobs.length ? await destination.send(jobs, run.calls) : []
 
   // Outcomes, and what the store should learn from them.
-  const { outcomes, needsWrite } = await conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes, hashEmail })
+  const { outcomes, needsWrite } = await conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes })
   for (const [index, reason] of owed) {
     if (outcomes[index].status === 'delivered' || outcomes[index].status === 'skipped') outcomes[index] = retry(reason)
   }
@@ -161,8 +170,15 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   }
   return outcomes
 
+  /** The email's hash; undefined (and noted, for a second pass) if not hashed yet. */
+  function hashOfEmail(email: string): string | undefined {
+    const hash = hashes.get(email)
+    if (hash === undefined) unhashed.add(email)
+    return hash
+  }
+
   /** What an entry needs: an outcome now, or an action (and a hold) for later. */
-  async function plan(entry: Entry): Promise<Outcome | undefined> {
+  function plan(entry: Entry): Outcome | undefined {
     const { resolved } = entry
     switch (resolved.kind) {
       case 'park': {
@@ -183,7 +199,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
           const dropped = resolved.userHash ? (snapshot.parkedCounts.get(resolved.userHash) ?? 0) : 0
           return skipped(`No email is known for this userId, so there is no Autopilot contact to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
         }
-        entry.emailHash = await hashEmail(resolved.email)
+        entry.emailHash = hashOfEmail(resolved.email)
         entry.op = { kind: 'delete', email: resolved.email }
         return undefined
       }
@@ -198,7 +214,8 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
       entry.op = op
       return undefined
     }
-    entry.emailHash = await hashEmail(people.email(op.person))
+    entry.emailHash = hashOfEmail(people.email(op.person))
+    if (entry.emailHash === undefined) return undefined
     const guard = snapshot.contacts.get(entry.emailHash)
     if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
     if (guard) {
