@@ -4,7 +4,7 @@
 // early — its progress.
 import type { Operation, Result } from '../destinations/destination'
 import { stamp } from './guards'
-import { hashInto, type Item, type Resolution, type Resolved } from './identity'
+import { hashIn, type Item, type Resolution, type Resolved } from './identity'
 import { rejected, retry, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import type { MessageState, Snapshot, Writes } from '../store/store'
@@ -56,7 +56,7 @@ interface Delivered {
 }
 
 /** Each item's outcome, the writes they call for, and the entries whose outcome holds only once those are written. */
-export async function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes }: Delivered): Promise<{ outcomes: Outcome[]; needsWrite: Set<Entry> }> {
+export function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes }: Delivered): { outcomes: Outcome[]; needsWrite: Set<Entry> } {
   const { toRecord } = resolution
   const { people } = run.config.destination
   for (const [entry, job] of jobOf) {
@@ -111,10 +111,7 @@ export async function conclude({ items, entries, jobOf, results, writes, run, sn
   }
   for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
   for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
-  if (toRecord.size) {
-    await hashInto(emailsOf(toRecord), hashes)
-    for (const [userHash, { email, at }] of toRecord) writes.identities.push({ userHash, email, emailHash: hashes.get(email)!, at })
-  }
+  for (const [userHash, { email, at }] of toRecord) writes.identities.push({ userHash, email, emailHash: hashIn(hashes, email), at })
   const outcomes = items.map((_, index) => byIndex.get(index)!.outcome!)
   if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {
     for (const entry of byIndex.values()) {
@@ -128,6 +125,3 @@ export async function conclude({ items, entries, jobOf, results, writes, run, sn
   return { outcomes, needsWrite }
 }
 
-function* emailsOf(toRecord: Resolution['toRecord']): Iterable<string> {
-  for (const { email } of toRecord.values()) yield email
-}

@@ -4,6 +4,7 @@
 // events whose email is not known yet. This module decides, for a batch, what each
 // event becomes; it reads a snapshot the pipeline loaded in one query and does no I/O.
 import { Memo } from '../cache'
+import { sha256Hex } from './sha256'
 import type { SegmentEvent } from '../segment/schema'
 import type { Snapshot } from '../store/store'
 import { eventEmail, newEmailIn, normalEmail } from '../segment/traits'
@@ -29,42 +30,28 @@ export function eventTime(item: Item): number {
   return Number.isFinite(time) ? time : item.at
 }
 
-const encoder = new TextEncoder()
 /** Digests done (hex), per isolate: active users' ids and emails recur. */
 const done = new Memo<string, string>(20_000)
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'))
-function hexOf(digest: ArrayBuffer): string {
-  const bytes = new Uint8Array(digest)
-  let hex = ''
-  for (let i = 0; i < bytes.length; i++) hex += HEX[bytes[i]]
-  return hex
-}
 
 /** SHA-256, hex. */
-export async function hashOf(text: string): Promise<string> {
-  const known = done.get(text)
-  if (known !== undefined) return known
-  const hex = hexOf(await crypto.subtle.digest('SHA-256', encoder.encode(text)))
-  done.put(text, hex)
+export const hashOf = async (text: string): Promise<string> => hashNow(text)
+
+function hashNow(text: string): string {
+  let hex = done.get(text)
+  if (hex === undefined) done.put(text, (hex = sha256Hex(text)))
   return hex
 }
 
-/** Adds to `hashes` those of `texts` it lacks: digests not done yet are awaited together, once. */
-export async function hashInto(texts: Iterable<string>, hashes: Map<string, string>): Promise<void> {
-  let missing: string[] | undefined
-  for (const text of texts) {
-    if (hashes.has(text)) continue
-    const hex = done.get(text)
-    if (hex === undefined) (missing ??= []).push(text)
-    else hashes.set(text, hex)
-  }
-  if (!missing) return
-  const digests = await Promise.all(missing.map((text) => crypto.subtle.digest('SHA-256', encoder.encode(text))))
-  for (let i = 0; i < missing.length; i++) {
-    const hex = hexOf(digests[i])
-    done.put(missing[i], hex)
-    hashes.set(missing[i], hex)
-  }
+/** Adds to `hashes` those of `texts` it lacks. */
+export function hashInto(texts: Iterable<string>, hashes: Map<string, string>): void {
+  for (const text of texts) if (!hashes.has(text)) hashes.set(text, hashNow(text))
+}
+
+/** The text's hash from `hashes`, added there if missing. */
+export function hashIn(hashes: Map<string, string>, text: string): string {
+  let hex = hashes.get(text)
+  if (hex === undefined) hashes.set(text, (hex = hashNow(text)))
+  return hex
 }
 
 /** What identity resolution decided for one item. */
@@ -89,7 +76,7 @@ export interface Resolution {
 }
 
 /** The hashes a batch needs: userIds (and alias previousIds) and the emails events carry. */
-export async function hashesFor(items: readonly Item[]): Promise<Map<string, string>> {
+export function hashesFor(items: readonly Item[]): Map<string, string> {
   const texts = new Set<string>()
   for (const { event, parked } of items) {
     if (event.userId) texts.add(event.userId)
@@ -98,7 +85,7 @@ export async function hashesFor(items: readonly Item[]): Promise<Map<string, str
     if (own) texts.add(normalEmail(own))
   }
   const found = new Map<string, string>()
-  await hashInto(texts, found)
+  hashInto(texts, found)
   return found
 }
 

@@ -6,7 +6,7 @@ import { accountFor, accountKeyDue } from './account'
 import { conclude, entered, type Entry } from './conclude'
 import type { Job } from '../destinations/destination'
 import { withoutNewer } from './guards'
-import { eventTime, hashesFor, hashInto, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
+import { eventTime, hashesFor, hashIn, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from '../store/store'
@@ -25,7 +25,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     if (!(error instanceof StoreError)) throw error
     run.onProblem?.(stage, error.message)
   }
-  const hashes = await hashesFor(items)
+  const hashes = hashesFor(items)
   const keys = { users: new Set<string>(), emails: new Set<string>(), messages: new Set<string>() }
   for (const { event, parked } of items) {
     if (event.userId) keys.users.add(hashes.get(event.userId)!)
@@ -95,25 +95,10 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     add({ item, resolved: resolution.resolved[index], at: resolution.times[index], index, state: messageId ? snapshot.messages.get(messageId) : undefined })
   }
 
-  // Decide what each entry needs; park and claim before any call. Emails -> their hashes
-  // (person guards): those the batch did not carry are hashed first, together.
+  // Decide what each entry needs; park and claim before any call.
   const now = Date.now()
   const holds = { park: [] as { entry: Entry; userHash: string }[], claims: [] as Entry[] }
-  const known: string[] = []
-  for (const { resolved } of entries) if ((resolved.kind === 'deliver' || resolved.kind === 'delete') && resolved.email && !hashes.has(resolved.email)) known.push(resolved.email)
-  if (known.length) await hashInto(known, hashes)
-  const unhashed = new Set<string>()
   for (const entry of entries) if (!entry.sameAs) entry.outcome = plan(entry)
-  if (unhashed.size) {
-    // An email the mapping spelled otherwise: hash it, and plan again (holds in entry order).
-    await hashInto(unhashed, hashes)
-    holds.park.length = holds.claims.length = 0
-    for (const entry of entries) {
-      if (entry.sameAs) continue
-      entry.op = entry.claim = entry.emailHash = undefined
-      entry.outcome = plan(entry)
-    }
-  }
   let claimed = new Set<string>()
   if (holds.park.length || holds.claims.length) {
     try {
@@ -148,7 +133,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   const results = jobs.length ? await destination.send(jobs, run.calls) : []
 
   // Outcomes, and what the store should learn from them.
-  const { outcomes, needsWrite } = await conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes })
+  const { outcomes, needsWrite } = conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes })
   for (const [index, reason] of owed) {
     if (outcomes[index].status === 'delivered' || outcomes[index].status === 'skipped') outcomes[index] = retry(reason)
   }
@@ -169,13 +154,6 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     }
   }
   return outcomes
-
-  /** The email's hash; undefined (and noted, for a second pass) if not hashed yet. */
-  function hashOfEmail(email: string): string | undefined {
-    const hash = hashes.get(email)
-    if (hash === undefined) unhashed.add(email)
-    return hash
-  }
 
   /** What an entry needs: an outcome now, or an action (and a hold) for later. */
   function plan(entry: Entry): Outcome | undefined {
@@ -199,7 +177,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
           const dropped = resolved.userHash ? (snapshot.parkedCounts.get(resolved.userHash) ?? 0) : 0
           return skipped(`No email is known for this userId, so there is no Autopilot contact to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
         }
-        entry.emailHash = hashOfEmail(resolved.email)
+        entry.emailHash = hashIn(hashes, resolved.email)
         entry.op = { kind: 'delete', email: resolved.email }
         return undefined
       }
@@ -214,8 +192,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
       entry.op = op
       return undefined
     }
-    entry.emailHash = hashOfEmail(people.email(op.person))
-    if (entry.emailHash === undefined) return undefined
+    entry.emailHash = hashIn(hashes, people.email(op.person))
     const guard = snapshot.contacts.get(entry.emailHash)
     if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
     if (guard) {
