@@ -6,11 +6,11 @@ import { accountFor, accountKeyDue } from './account'
 import { conclude, entered, type Entry } from './conclude'
 import type { Job } from '../destinations/destination'
 import { withoutNewer } from './guards'
-import { eventTime, hashesFor, hashIn, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
+import { eventTime, hashIn, keysOf, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from '../store/store'
-import { emailOf, eventEmail, normalEmail } from '../segment/traits'
+import { emailOf } from '../segment/traits'
 import { toOperation } from '../transform'
 
 /** Even when the answer is nearly due, the final write gets this long. */
@@ -25,15 +25,8 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     if (!(error instanceof StoreError)) throw error
     run.onProblem?.(stage, error.message)
   }
-  const hashes = hashesFor(items)
-  const keys = { users: new Set<string>(), emails: new Set<string>(), messages: new Set<string>() }
-  for (const { event, parked } of items) {
-    if (event.userId) keys.users.add(hashes.get(event.userId)!)
-    if (event.type === 'alias' && event.previousId) keys.users.add(hashes.get(event.previousId)!)
-    const own = parked?.email ?? ((event.type === 'identify' || event.type === 'track') && eventEmail(event))
-    if (own) keys.emails.add(hashes.get(normalEmail(own))!)
-    if (event.messageId && event.type !== 'page' && event.type !== 'screen' && event.type !== 'group') keys.messages.add(event.messageId)
-  }
+  const keys = keysOf(items)
+  const { hashes } = keys
   const { destination } = run.config
   const { people } = destination
   const maps = items.some(({ event }) => event.type === 'identify' || event.type === 'track')
@@ -48,7 +41,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     snapshot = emptySnapshot()
     storeDown = true
   }
-  const resolution = resolve(items, snapshot, hashes, storeDown)
+  const resolution = resolve(items, snapshot, keys, storeDown)
   /** Items delivered that still owe the store a write a later step depends on: retried, never acked around it. */
   const owed = new Map<number, string>()
   if (storeDown) {
