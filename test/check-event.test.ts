@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import * as v from 'valibot'
-import { checkEvent, SegmentEvent } from '../src/segment/schema'
+import { checkEvent, Email, SegmentEvent } from '../src/segment/schema'
+import { eventEmail } from '../src/segment/traits'
 
 const identify = { type: 'identify', messageId: 'm-1', userId: 'u-1', traits: { email: 'a@example.com', plan: 'pro' }, context: { ip: '203.0.113.7', traits: { name: 'Ada' } } }
 
@@ -45,6 +46,19 @@ describe('checkEvent: events as SDKs send them', () => {
         if (checked.ok && full.success) expect(checked.event).toStrictEqual(full.output)
       }),
       { numRuns: 2000 },
+    )
+  })
+})
+
+describe('emailOf: the plain-ASCII shortcut', () => {
+  it('finds what the Email schema finds', () => {
+    const text = fc.oneof(fc.string({ maxLength: 12, unit: 'binary' }), fc.stringMatching(/^[ -~]{0,6}@[ -~]{0,6}$/), fc.constant(`${'a'.repeat(250)}@b.co`))
+    fc.assert(
+      fc.property(text, (email) => {
+        const full = v.safeParse(Email, email)
+        expect(eventEmail({ type: 'identify', traits: { email } })).toBe(full.success ? full.output : undefined)
+      }),
+      { numRuns: 3000 },
     )
   })
 })
