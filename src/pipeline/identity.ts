@@ -42,11 +42,6 @@ function hashNow(text: string): string {
   return hex
 }
 
-/** Adds to `hashes` those of `texts` it lacks. */
-export function hashInto(texts: Iterable<string>, hashes: Map<string, string>): void {
-  for (const text of texts) if (!hashes.has(text)) hashes.set(text, hashNow(text))
-}
-
 /** The text's hash from `hashes`, added there if missing. */
 export function hashIn(hashes: Map<string, string>, text: string): string {
   let hex = hashes.get(text)
