@@ -4,7 +4,7 @@
 // early — its progress.
 import type { Operation, Result } from '../destinations/destination'
 import { stamp } from './guards'
-import type { Item, Resolution, Resolved } from './identity'
+import { hashIn, type Item, type Resolution, type Resolved } from './identity'
 import { rejected, retry, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import type { MessageState, Snapshot, Writes } from '../store/store'
@@ -51,12 +51,12 @@ interface Delivered {
   run: DeliveryRun
   snapshot: Snapshot
   resolution: Resolution
-  hashes: ReadonlyMap<string, string>
-  hashEmail: (email: string) => Promise<string>
+  /** Texts -> hashes; emails to record that it lacks are added. */
+  hashes: Map<string, string>
 }
 
 /** Each item's outcome, the writes they call for, and the entries whose outcome holds only once those are written. */
-export async function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes, hashEmail }: Delivered): Promise<{ outcomes: Outcome[]; needsWrite: Set<Entry> }> {
+export function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes }: Delivered): { outcomes: Outcome[]; needsWrite: Set<Entry> } {
   const { toRecord } = resolution
   const { people } = run.config.destination
   for (const [entry, job] of jobOf) {
@@ -111,7 +111,7 @@ export async function conclude({ items, entries, jobOf, results, writes, run, sn
   }
   for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
   for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
-  for (const [userHash, { email, at }] of toRecord) writes.identities.push({ userHash, email, emailHash: await hashEmail(email), at })
+  for (const [userHash, { email, at }] of toRecord) writes.identities.push({ userHash, email, emailHash: hashIn(hashes, email), at })
   const outcomes = items.map((_, index) => byIndex.get(index)!.outcome!)
   if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {
     for (const entry of byIndex.values()) {
@@ -124,3 +124,4 @@ export async function conclude({ items, entries, jobOf, results, writes, run, sn
   }
   return { outcomes, needsWrite }
 }
+

@@ -4,6 +4,7 @@
 // events whose email is not known yet. This module decides, for a batch, what each
 // event becomes; it reads a snapshot the pipeline loaded in one query and does no I/O.
 import { Memo } from '../cache'
+import { sha256Hex } from './sha256'
 import type { SegmentEvent } from '../segment/schema'
 import type { Snapshot } from '../store/store'
 import { eventEmail, newEmailIn, normalEmail } from '../segment/traits'
@@ -29,26 +30,23 @@ export function eventTime(item: Item): number {
   return Number.isFinite(time) ? time : item.at
 }
 
-const encoder = new TextEncoder()
-/** Digests done (hex) and in progress, per isolate: active users' ids and emails recur. */
+/** Digests done (hex), per isolate: active users' ids and emails recur. */
 const done = new Memo<string, string>(20_000)
-const pending = new Map<string, Promise<string>>()
+
 /** SHA-256, hex. */
-export function hashOf(text: string): Promise<string> {
-  const known = done.get(text)
-  if (known !== undefined) return Promise.resolve(known)
-  let hash = pending.get(text)
-  if (!hash) {
-    hash = crypto.subtle.digest('SHA-256', encoder.encode(text)).then((digest) => {
-      let hex = ''
-      for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, '0')
-      pending.delete(text)
-      done.put(text, hex)
-      return hex
-    })
-    pending.set(text, hash)
-  }
-  return hash
+export const hashOf = async (text: string): Promise<string> => hashNow(text)
+
+function hashNow(text: string): string {
+  let hex = done.get(text)
+  if (hex === undefined) done.put(text, (hex = sha256Hex(text)))
+  return hex
+}
+
+/** The text's hash from `hashes`, added there if missing. */
+export function hashIn(hashes: Map<string, string>, text: string): string {
+  let hex = hashes.get(text)
+  if (hex === undefined) hashes.set(text, (hex = hashNow(text)))
+  return hex
 }
 
 /** What identity resolution decided for one item. */
@@ -72,25 +70,37 @@ export interface Resolution {
   replays: Map<string, { email: string; before: number }>
 }
 
+/** What a batch reads by: each event's own email (normalised), and the hashes and keys the store is read with. */
+export interface BatchKeys {
+  /** Each item's own email (identify, track), normalised: computed once per event. */
+  own: (string | undefined)[]
+  /** userIds (and alias previousIds) and emails -> their hashes. */
+  hashes: Map<string, string>
+  users: Set<string>
+  emails: Set<string>
+  messages: Set<string>
+}
+
 /** The hashes a batch needs: userIds (and alias previousIds) and the emails events carry. */
-export async function hashesFor(items: readonly Item[]): Promise<Map<string, string>> {
-  const texts = new Set<string>()
-  for (const { event, parked } of items) {
-    if (event.userId) texts.add(event.userId)
-    if (event.type === 'alias' && event.previousId) texts.add(event.previousId)
-    const own = parked?.email ?? ((event.type === 'identify' || event.type === 'track') && eventEmail(event))
-    if (own) texts.add(normalEmail(own))
+export function keysOf(items: readonly Item[]): BatchKeys {
+  const own: (string | undefined)[] = new Array(items.length)
+  const hashes = new Map<string, string>()
+  const users = new Set<string>()
+  const emails = new Set<string>()
+  const messages = new Set<string>()
+  for (let i = 0; i < items.length; i++) {
+    const { event, parked } = items[i]
+    const { type, userId, messageId } = event
+    const found = type === 'identify' || type === 'track' ? eventEmail(event) : undefined
+    const email = found === undefined ? undefined : normalEmail(found)
+    own[i] = email
+    if (userId) users.add(hashIn(hashes, userId))
+    if (type === 'alias' && event.previousId) users.add(hashIn(hashes, event.previousId))
+    const carried = parked ? normalEmail(parked.email) : email
+    if (carried) emails.add(hashIn(hashes, carried))
+    if (messageId && type !== 'page' && type !== 'screen' && type !== 'group') messages.add(messageId)
   }
-  const found = new Map<string, string>()
-  const missing: string[] = []
-  for (const text of texts) {
-    const hex = done.get(text)
-    if (hex === undefined) missing.push(text)
-    else found.set(text, hex)
-  }
-  const digests = await Promise.all(missing.map(hashOf))
-  missing.forEach((text, i) => found.set(text, digests[i]))
-  return found
+  return { own, hashes, users, emails, messages }
 }
 
 /**
@@ -99,18 +109,18 @@ export async function hashesFor(items: readonly Item[]): Promise<Map<string, str
  * userId's email. A user with parked events gets them replayed, oldest first, just
  * before the first event that brings the email.
  */
-export function resolve(items: readonly Item[], snapshot: Snapshot, hashes: ReadonlyMap<string, string>, storeDown: boolean): Resolution {
+export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, own: owns }: BatchKeys, storeDown: boolean): Resolution {
   const hash = (text: string) => hashes.get(text)!
   const times = items.map(eventTime)
   const inBatch = new Map<string, { email: string; at: number }>()
   const emailFromBatch = (userId: string, email: string, at: number) => {
     const known = inBatch.get(userId)
-    if (!known || at >= known.at) inBatch.set(userId, { email: normalEmail(email), at })
+    if (!known || at >= known.at) inBatch.set(userId, { email, at })
   }
-  for (const [i, { event }] of items.entries()) {
-    if (!event.userId || (event.type !== 'identify' && event.type !== 'track')) continue
-    const own = eventEmail(event)
-    if (own) emailFromBatch(event.userId, (event.type === 'identify' && newEmailIn(event.traits)) || own, times[i])
+  for (let i = 0; i < items.length; i++) {
+    const { event } = items[i]
+    const own = owns[i]
+    if (event.userId && own) emailFromBatch(event.userId, (event.type === 'identify' && newEmailIn(event.traits)) || own, times[i])
   }
 
   const toRecord: Resolution['toRecord'] = new Map()
@@ -141,10 +151,10 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, hashes: Read
     switch (event.type) {
       case 'identify':
       case 'track': {
-        const own = eventEmail(event)
+        const own = owns[i]
         if (!userId) return { kind: 'deliver', event }
         if (storeDown && !own) return { kind: 'unavailable' }
-        const email = own ? normalEmail(own) : known(userId)
+        const email = own ?? known(userId)
         if (!email) {
           const h = hash(userId)
           const waiting = (snapshot.parkedCounts.get(h) ?? 0) + (parkedInBatch.get(h) ?? 0)
@@ -153,7 +163,7 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, hashes: Read
           return { kind: 'park', userHash: h }
         }
         if (!storeDown) replayBefore(userId, inBatch.get(userId)?.email ?? email, i)
-        if (own) record(userId, inBatch.get(userId)?.email ?? normalEmail(own), inBatch.get(userId)?.at ?? at)
+        if (own) record(userId, inBatch.get(userId)?.email ?? own, inBatch.get(userId)?.at ?? at)
         return { kind: 'deliver', event, email }
       }
       case 'alias': {

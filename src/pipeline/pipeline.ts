@@ -6,11 +6,11 @@ import { accountFor, accountKeyDue } from './account'
 import { conclude, entered, type Entry } from './conclude'
 import type { Job } from '../destinations/destination'
 import { withoutNewer } from './guards'
-import { eventTime, hashesFor, hashOf, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
+import { eventTime, hashIn, keysOf, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from '../store/store'
-import { emailOf, eventEmail, normalEmail } from '../segment/traits'
+import { emailOf } from '../segment/traits'
 import { toOperation } from '../transform'
 
 /** Even when the answer is nearly due, the final write gets this long. */
@@ -25,15 +25,8 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     if (!(error instanceof StoreError)) throw error
     run.onProblem?.(stage, error.message)
   }
-  const hashes = await hashesFor(items)
-  const keys = { users: new Set<string>(), emails: new Set<string>(), messages: new Set<string>() }
-  for (const { event, parked } of items) {
-    if (event.userId) keys.users.add(hashes.get(event.userId)!)
-    if (event.type === 'alias' && event.previousId) keys.users.add(hashes.get(event.previousId)!)
-    const own = parked?.email ?? ((event.type === 'identify' || event.type === 'track') && eventEmail(event))
-    if (own) keys.emails.add(hashes.get(normalEmail(own))!)
-    if (event.messageId && event.type !== 'page' && event.type !== 'screen' && event.type !== 'group') keys.messages.add(event.messageId)
-  }
+  const keys = keysOf(items)
+  const { hashes } = keys
   const { destination } = run.config
   const { people } = destination
   const maps = items.some(({ event }) => event.type === 'identify' || event.type === 'track')
@@ -48,7 +41,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     snapshot = emptySnapshot()
     storeDown = true
   }
-  const resolution = resolve(items, snapshot, hashes, storeDown)
+  const resolution = resolve(items, snapshot, keys, storeDown)
   /** Items delivered that still owe the store a write a later step depends on: retried, never acked around it. */
   const owed = new Map<number, string>()
   if (storeDown) {
@@ -95,16 +88,10 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     add({ item, resolved: resolution.resolved[index], at: resolution.times[index], index, state: messageId ? snapshot.messages.get(messageId) : undefined })
   }
 
-  // Emails -> their hashes (person guards); one the batch did not carry is hashed here.
-  const hashEmail = async (email: string) => hashes.get(email) ?? (await hashOf(email))
-
   // Decide what each entry needs; park and claim before any call.
   const now = Date.now()
   const holds = { park: [] as { entry: Entry; userHash: string }[], claims: [] as Entry[] }
-  for (const entry of entries) {
-    if (entry.sameAs) continue
-    entry.outcome = await plan(entry)
-  }
+  for (const entry of entries) if (!entry.sameAs) entry.outcome = plan(entry)
   let claimed = new Set<string>()
   if (holds.park.length || holds.claims.length) {
     try {
@@ -139,7 +126,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   const results = jobs.length ? await destination.send(jobs, run.calls) : []
 
   // Outcomes, and what the store should learn from them.
-  const { outcomes, needsWrite } = await conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes, hashEmail })
+  const { outcomes, needsWrite } = conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes })
   for (const [index, reason] of owed) {
     if (outcomes[index].status === 'delivered' || outcomes[index].status === 'skipped') outcomes[index] = retry(reason)
   }
@@ -162,7 +149,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   return outcomes
 
   /** What an entry needs: an outcome now, or an action (and a hold) for later. */
-  async function plan(entry: Entry): Promise<Outcome | undefined> {
+  function plan(entry: Entry): Outcome | undefined {
     const { resolved } = entry
     switch (resolved.kind) {
       case 'park': {
@@ -183,7 +170,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
           const dropped = resolved.userHash ? (snapshot.parkedCounts.get(resolved.userHash) ?? 0) : 0
           return skipped(`No email is known for this userId, so there is no Autopilot contact to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
         }
-        entry.emailHash = await hashEmail(resolved.email)
+        entry.emailHash = hashIn(hashes, resolved.email)
         entry.op = { kind: 'delete', email: resolved.email }
         return undefined
       }
@@ -198,7 +185,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
       entry.op = op
       return undefined
     }
-    entry.emailHash = await hashEmail(people.email(op.person))
+    entry.emailHash = hashIn(hashes, people.email(op.person))
     const guard = snapshot.contacts.get(entry.emailHash)
     if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
     if (guard) {

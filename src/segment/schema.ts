@@ -150,8 +150,30 @@ export type Checked =
   | { ok: true; event: SegmentEvent }
   | { ok: false; message: string; issues: Issue[] }
 
+/** An id the schema would keep as it is: null, undefined, or trimmed text of at most 512 characters. */
+const plainId = (id: unknown) => id == null || (typeof id === 'string' && id.length <= 512 && id.trim() === id)
+const plainTraits = (traits: unknown) => traits === undefined || v.is(Traits, traits)
+
+/**
+ * Identify and track as SDKs send them: already what SegmentEvent would make of them (no
+ * id to convert or trim, a well-formed messageId), so the event itself is used, not a
+ * copy. Anything else goes through SegmentEvent, which also names what is wrong.
+ */
+const AsSent = v.custom<IdentifyEvent | TrackEvent>((input) => {
+  if (!isPlainObject(input)) return false
+  const { type, messageId, context } = input
+  if (type !== 'identify' && type !== 'track') return false
+  if (messageId !== undefined && (typeof messageId !== 'string' || messageId.length > 256 || !messageId.isWellFormed())) return false
+  if (!plainId(input.userId) || !plainId(input.anonymousId)) return false
+  if (context !== undefined && !(isPlainObject(context) && plainTraits(context.traits))) return false
+  if (type === 'identify') return plainTraits(input.traits)
+  const { event, properties } = input
+  return typeof event === 'string' && event.length > 0 && event.length <= 256 && event.trim() === event && (properties === undefined || isPlainObject(properties))
+})
+
 /** Validates one event; issues name the field, never echo its value. */
 export function checkEvent(input: unknown): Checked {
+  if (v.is(AsSent, input)) return { ok: true, event: input }
   const result = v.safeParse(SegmentEvent, input)
   if (result.success) return { ok: true, event: result.output }
   const issues = result.issues.map((issue) => ({ path: v.getDotPath(issue) ?? '', message: issue.message }))

@@ -35,16 +35,12 @@ export const reservedName = (name: string): Reserved | undefined => VOCABULARY[n
 
 export const normalEmail = (email: string) => email.trim().toLowerCase()
 
-const emails = new WeakMap<object, { email?: string; issues: Issue[] }>()
-/** The first valid email an identify or track carries (trimmed), and issues for invalid ones before it. */
+/**
+ * The first valid email an identify or track carries (trimmed), and issues for invalid ones
+ * before it. Where Segment and Engage put it: identify traits, else context.traits; track
+ * properties, else context.traits. Cheap enough to find again rather than cache.
+ */
 export function emailOf(event: IdentifyEvent | TrackEvent): { email?: string; issues: Issue[] } {
-  let found = emails.get(event)
-  if (!found) emails.set(event, (found = findEmail(event)))
-  return found
-}
-
-/** Where Segment and Engage put the email: identify traits, else context.traits; track properties, else context.traits. */
-function findEmail(event: IdentifyEvent | TrackEvent): { email?: string; issues: Issue[] } {
   const issues: Issue[] = []
   const own = event.type === 'identify' ? event.traits?.email : event.properties?.email
   const email = valid(own, event.type === 'identify' ? 'traits.email' : 'properties.email', issues) ?? valid(event.context?.traits?.email, 'context.traits.email', issues)
@@ -54,20 +50,27 @@ function findEmail(event: IdentifyEvent | TrackEvent): { email?: string; issues:
 /** The email if the value is one; an issue (at `path`) if it is present and is not. */
 function valid(value: unknown, path: string, issues: Issue[]): string | undefined {
   if (!present(value)) return undefined
+  if (isPlainEmail(value)) return value
   const result = v.safeParse(Email, value)
   if (result.success) return result.output
   issues.push({ path, message: `${result.issues[0].message}; not used` })
   return undefined
 }
 
-export const eventEmail = (event: IdentifyEvent | TrackEvent): string | undefined => emailOf(event).email
+/** The event's email alone: without the issues, usually without allocating. */
+export function eventEmail(event: IdentifyEvent | TrackEvent): string | undefined {
+  const own = event.type === 'identify' ? event.traits?.email : event.properties?.email
+  return isPlainEmail(own) ? own : emailOf(event).email
+}
 
-const newEmails = new WeakMap<object, string | undefined>()
+// Most emails are printable ASCII with one @ and nothing to trim: what Email accepts as it
+// is, so the full check (Unicode classes, trimming, well-formedness) runs only for the rest.
+const PLAIN_EMAIL = /^[!-?A-~]+@[!-?A-~]+$/
+const isPlainEmail = (value: unknown): value is string => typeof value === 'string' && value.length <= 254 && PLAIN_EMAIL.test(value)
+
 /** The email traits change the person to (`newEmail`, `new_email`, `_NewEmail`...), if valid, normalised. */
 export function newEmailIn(traits: Record<string, unknown> | undefined): string | undefined {
-  if (!traits) return undefined
-  if (!newEmails.has(traits)) newEmails.set(traits, findNewEmail(traits))
-  return newEmails.get(traits)
+  return traits && findNewEmail(traits)
 }
 
 function findNewEmail(traits: Record<string, unknown>): string | undefined {

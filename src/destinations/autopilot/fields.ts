@@ -149,7 +149,7 @@ export class CustomFields {
     const key = (plan.keys[type] ??= `${type}--${existing?.name ?? plan.name}`)
     // Two traits for one field (names that clean to the same one: "Favorite Color", "Favorite--Color"):
     // the exact name wins, else the first in the event; the other is named in the issues.
-    const where = { path, issueBase, issueFrom, exact: plan.exact }
+    const where = { path, issueBase, issueFrom, exact: plan.exact, key }
     const owner = this.owners.get(plan.field)
     if (owner) {
       if (owner.exact || !plan.exact) return this.issues.push({ path: pathText(where), message: `${pathText(owner)} goes into the same field (${plan.field}); not sent` })
@@ -157,7 +157,7 @@ export class CustomFields {
       delete this.values[owner.key]
       this.size--
     }
-    this.owners.set(plan.field, { ...where, key })
+    this.owners.set(plan.field, where)
     this.size++
     this.values[key] = converted.value
   }
@@ -206,11 +206,15 @@ interface Plan {
 }
 // Per settings (the pins) and account field list: both change rarely, so plans are reused.
 const planCache = new WeakMap<object, WeakMap<object, Memo<string, Plan>>>()
+/** The last pair asked for: every event of a request asks for the same one, and WeakMap lookups per event cost. */
+let last: { fieldTypes: object; account: object; plans: Memo<string, Plan> } | undefined
 function plansFor(fieldTypes: ReadonlyMap<string, CustomType>, account: AccountFields): Memo<string, Plan> {
+  if (last?.fieldTypes === fieldTypes && last.account === account) return last.plans
   let byPins = planCache.get(account)
   if (!byPins) planCache.set(account, (byPins = new WeakMap()))
   let plans = byPins.get(fieldTypes)
   if (!plans) byPins.set(fieldTypes, (plans = new Memo()))
+  last = { fieldTypes, account, plans }
   return plans
 }
 

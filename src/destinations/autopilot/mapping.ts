@@ -5,7 +5,7 @@ import * as v from 'valibot'
 import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
 import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from '../../segment/schema'
-import { audienceTrait, byName, collectTraits, emailOf, normal, normalEmail, pathOf, type Reserved, type Source } from '../../segment/traits'
+import { audienceTrait, byName, collectTraits, emailOf, normal, normalEmail, pathOf, type Found, type Reserved, type Source } from '../../segment/traits'
 import { convert, isObject, present, text, type CustomValue, type ValueType } from '../../values'
 import { CustomFields, type AccountFields } from './fields'
 
@@ -85,14 +85,9 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
   const { reserved, custom, shadowed } = collectTraits(sources)
 
   const issues: Issue[] = []
-  const drop = (path: string, problem: string) => issues.push({ path, message: `${problem}; not sent` })
   const contact: Contact = { Email: normalEmail(email) }
-  const setText = (field: StandardField, value: unknown, where: () => string) => {
-    const converted = isObject(value) || Array.isArray(value) ? { ok: false as const, problem: 'must be text' } : text(value)
-    if (converted.ok) contact[field] = converted.value as string
-    else drop(where(), converted.problem)
-  }
-  for (const { lost, kept } of shadowed) drop(pathOf(lost), `${pathOf(kept)} is used instead`)
+  const into = { contact, issues }
+  for (const { lost, kept } of shadowed) dropped(issues, pathOf(lost), `${pathOf(kept)} is used instead`)
   const fields = new CustomFields(settings.fieldTypes, settings.accountFields, issues)
   for (const [target, found] of reserved) {
     const { value } = found
@@ -104,61 +99,60 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
         break // below, after the fields that take precedence
       case 'company':
         if (!isObject(value)) {
-          setText('Company', value, () => pathOf(found))
+          setText(into, 'Company', value, found)
           break
         }
         for (const name in value) {
           const inner = value[name]
           if (!present(inner)) continue
           const part = COMPANY[normal(name)]
-          const where = () => `${pathOf(found)}.${name}`
-          if (part === 'name') setText('Company', inner, where)
-          else if (part) setText(part, inner, where)
+          if (part === 'name') setText(into, 'Company', inner, found, name)
+          else if (part) setText(into, part, inner, found, name)
           else fields.add(['company', name], inner, pathOf(found), 1)
         }
         break
       case 'address':
         if (!isObject(value)) {
-          drop(pathOf(found), 'must be an object (street, city, state, postalCode, country)')
+          dropped(issues, pathOf(found), 'must be an object (street, city, state, postalCode, country)')
           break
         }
         for (const name in value) {
           const inner = value[name]
           if (!present(inner)) continue
           const field = ADDRESS[normal(name)]
-          if (field) setText(field, inner, () => `${pathOf(found)}.${name}`)
+          if (field) setText(into, field, inner, found, name)
           else fields.add(['address', name], inner, pathOf(found), 1)
         }
         break
       case 'unsubscribed': {
         const converted = convert('boolean', value)
         if (converted.ok) contact.unsubscribed = converted.value as boolean
-        else drop(pathOf(found), 'must be true or false')
+        else dropped(issues, pathOf(found), 'must be true or false')
         break
       }
       case 'newEmail': {
         const result = v.safeParse(Email, value)
-        if (!result.success) drop(pathOf(found), result.issues[0].message)
+        if (!result.success) dropped(issues, pathOf(found), result.issues[0].message)
         else if (normalEmail(result.output) !== contact.Email) contact._NewEmail = normalEmail(result.output)
         break
       }
       default: {
         // A person trait Autopilot has no standard field for (birthday, language): a custom field of its name.
         const field = STANDARD[target]
-        if (field) setText(field, value, () => pathOf(found))
+        if (field) setText(into, field, value, found)
         else fields.add([found.name], value, found.prefix, 0)
       }
     }
   }
   const industry = reserved.get('industry')
-  if (industry && contact.Industry === undefined) setText('Industry', industry.value, () => pathOf(industry))
+  if (industry && contact.Industry === undefined) setText(into, 'Industry', industry.value, industry)
   const name = reserved.get('name')
   if (name && contact.FirstName === undefined && contact.LastName === undefined) {
     // Text as for every standard field (no objects or lists); a blank name sets nothing, and says so.
     const full = isObject(name.value) || Array.isArray(name.value) ? undefined : text(name.value)
     const [given, ...family] = full?.ok ? String(full.value).trim().split(/\s+/) : []
-    if (!full?.ok) drop(pathOf(name), 'must be text')
-    else if (!given) drop(pathOf(name), 'is blank')
+    if (!full?.ok) dropped(issues, pathOf(name), 'must be text')
+    else if (!given) dropped(issues, pathOf(name), 'is blank')
     else {
       contact.FirstName = given
       if (family.length) contact.LastName = family.join(' ')
@@ -167,6 +161,15 @@ export function traitsToContact(email: string, sources: readonly Source[], setti
   for (const [name, { value, prefix }] of custom) fields.add([name], value, prefix, 0)
   if (fields.size) contact.custom = fields.values
   return { contact, issues }
+}
+
+const dropped = (issues: Issue[], path: string, problem: string) => issues.push({ path, message: `${problem}; not sent` })
+
+/** A standard field from a trait (or a part of one, `inner`); the path for an issue is built only when there is one. */
+function setText({ contact, issues }: { contact: Contact; issues: Issue[] }, field: StandardField, value: unknown, found: Found, inner?: string) {
+  const converted = isObject(value) || Array.isArray(value) ? { ok: false as const, problem: 'must be text' } : text(value)
+  if (converted.ok) contact[field] = converted.value as string
+  else dropped(issues, inner === undefined ? pathOf(found) : `${pathOf(found)}.${inner}`, converted.problem)
 }
 
 /** Several events for one email become one contact; later values win per field. */

@@ -33,24 +33,22 @@ export async function sendToAutopilot(jobs: readonly Job<Contact>[], client: Aut
   async function run(indices: number[]) {
     const groups = new Map<string, Group>()
     const byTime = [...indices].sort((a, b) => jobs[a].at - jobs[b].at || a - b)
+    const triggers: number[] = []
+    const deletes: number[] = []
     for (const i of byTime) {
       const { op: action } = jobs[i]
       if (action.kind === 'skip') results[i] = { outcome: skipped(action.message) }
       else if (action.kind === 'reject') results[i] = { outcome: rejected(action.message, action.issues) }
-      else if (action.kind === 'upsert' || (action.kind === 'enter' && action.setFirst)) addToGroup(groups, action.person)
+      else if (action.kind === 'delete') deletes.push(i)
+      if (action.kind === 'upsert' || (action.kind === 'enter' && action.setFirst)) addToGroup(groups, action.person)
     }
-    const all = [...groups.values()]
     const sends: Promise<void>[] = []
-    for (let start = 0; start < all.length; start += BULK_LIMIT) sends.push(send(all.slice(start, start + BULK_LIMIT)))
-
-    // A journey trigger waits for its person's upsert (if any) and runs as soon as it is done.
-    const triggers = indices.map(async (i) => {
-      const { op: action } = jobs[i]
-      if (action.kind !== 'enter') return
-      const upserted = await groups.get(key(action.person.Email))?.done
-      results[i] = upserted && upserted.status !== 'delivered' ? { outcome: upserted } : await enrol(client, action)
-    })
-    await Promise.all([...sends, ...triggers])
+    if (groups.size) {
+      const all = [...groups.values()]
+      for (let start = 0; start < all.length; start += BULK_LIMIT) sends.push(send(all.slice(start, start + BULK_LIMIT)))
+    }
+    for (const i of indices) if (jobs[i].op.kind === 'enter') triggers.push(i)
+    await Promise.all(triggers.length ? [...sends, ...triggers.map((i) => trigger(groups, i))] : sends)
     // Every group is settled once the sends are done: an upsert takes its group's outcome.
     for (const i of indices) {
       const { op: action } = jobs[i]
@@ -60,19 +58,25 @@ export async function sendToAutopilot(jobs: readonly Job<Contact>[], client: Aut
     }
 
     // Deletes last: every upsert and trigger of this phase has ended.
-    await Promise.all(
-      indices.map(async (i) => {
-        const { op: action } = jobs[i]
-        if (action.kind !== 'delete') return
-        try {
-          const gone = await client.deleteContact(action.email)
-          results[i] = { outcome: delivered(gone === 'deleted' ? 'contact deleted' : 'contact was not in Autopilot') }
-        } catch (error) {
-          results[i] = { outcome: fromError(error) }
-        }
-      }),
-    )
+    if (deletes.length) await Promise.all(deletes.sort((a, b) => a - b).map(remove))
     for (const i of indices) results[i] ??= { outcome: retry('not attempted') }
+  }
+
+  /** A journey trigger waits for its person's upsert (if any) and runs as soon as it is done. */
+  async function trigger(groups: Map<string, Group>, i: number): Promise<void> {
+    const action = jobs[i].op as Extract<Operation<Contact>, { kind: 'enter' }>
+    const upserted = await groups.get(key(action.person.Email))?.done
+    results[i] = upserted && upserted.status !== 'delivered' ? { outcome: upserted } : await enrol(client, action)
+  }
+
+  async function remove(i: number): Promise<void> {
+    const action = jobs[i].op as Extract<Operation<Contact>, { kind: 'delete' }>
+    try {
+      const gone = await client.deleteContact(action.email)
+      results[i] = { outcome: delivered(gone === 'deleted' ? 'contact deleted' : 'contact was not in Autopilot') }
+    } catch (error) {
+      results[i] = { outcome: fromError(error) }
+    }
   }
 
   /** One bulk call (or one contact); a chunk Autopilot refuses is halved until the bad contacts stand alone. */
