@@ -37,7 +37,7 @@ const PAGE_HEADERS = {
 export const admin = new Hono<App>()
 
 const login = basicAuth({
-  realm: 'Segment to Autopilot operator page',
+  realm: 'Segment to Autopilot and Ortto: operator page',
   // Any user name: the password is what is checked, in constant time.
   verifyUser: (_user, password, c) => adminTokenMatches(password, (c as Context<App>).var.config),
   invalidUserMessage: { message: 'unauthorized: sign in with any user name and ADMIN_TOKEN as the password' },

@@ -35,6 +35,8 @@ describe('Store', () => {
     const now = Date.now()
     expect(await s.hold({ park: [], claims: ['m1'], leaseUntil: now + 60_000, by: 'a' })).toEqual(new Set(['m1']))
     expect(await s.hold({ park: [], claims: ['m1'], leaseUntil: now + 60_000, by: 'b' })).toEqual(new Set())
+    // The same claimant repeating its hold (its first answer was lost) gets its claim back.
+    expect(await s.hold({ park: [], claims: ['m1'], leaseUntil: now + 60_000, by: 'a' })).toEqual(new Set(['m1']))
     await db().prepare("UPDATE messages SET lease_until = 1 WHERE message_id = 'm1'").run()
     expect(await s.hold({ park: [], claims: ['m1'], leaseUntil: now + 60_000, by: 'c' })).toEqual(new Set(['m1']))
   })

@@ -19,6 +19,8 @@ export type Operation<P> =
   | { kind: 'delete'; email: string }
   | { kind: 'skip'; message: string }
   | { kind: 'reject'; message: string; issues?: Issue[] }
+  /** Cannot be mapped now (the account's fields could not be read): retried, nothing sent. */
+  | { kind: 'retry'; message: string }
 
 export interface Job<P> {
   op: Operation<P>
@@ -63,8 +65,10 @@ export interface AccountSource<A> {
   /** As kept in D1, and back. */
   store(account: A): string
   restore(text: string): A
-  /** What the mapping gets when nothing could be read. */
+  /** What the mapping gets when reading is off. */
   none: A
+  /** What it gets when the read failed and nothing is known yet (default: `none`). */
+  unknown?: A
 }
 
 export interface Destination<P = unknown, A = unknown> {

@@ -115,6 +115,11 @@ export interface Endpoint {
   timeoutMs: number
   /** Never in a message, in case the destination ever echoes it. */
   secret: string
+  /**
+   * Asked as each call is about to start (after the gate): throws when the destination's own
+   * limits say no call may start now; returns what to call when it has ended.
+   */
+  admit?: () => () => void
 }
 
 export interface Request<Op extends string> {
@@ -160,7 +165,9 @@ async function callOnce<Op extends string>(
   const timeoutMs = gate ? Math.min(endpoint.timeoutMs, await gate.enter()) : endpoint.timeoutMs
   const started = Date.now()
   let failure: CallError | undefined
+  let admitted: (() => void) | undefined
   try {
+    admitted = endpoint.admit?.()
     let response: Response
     try {
       response = await fetch(`${endpoint.baseUrl}${path}`, {
@@ -185,6 +192,7 @@ async function callOnce<Op extends string>(
     if (failure) throw failure
     return response
   } finally {
+    admitted?.()
     gate?.leave(failure)
   }
 }

@@ -51,7 +51,7 @@ export async function accountFor(destination: AnyDestination, snapshot: Snapshot
     return account
   } catch (error) {
     onError(`custom fields: ${error instanceof Error ? error.message : 'unknown error'}`)
-    const fallback = mine ?? { account: source.none, fetchedAt: 0, nextTry: 0 }
+    const fallback = mine ?? { account: source.unknown ?? source.none, fetchedAt: 0, nextTry: 0 }
     known.set(source, { ...fallback, nextTry: now + RETRY_AFTER_FAILURE_MS })
     return fallback.account
   }

@@ -135,7 +135,12 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
       await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
     } catch (error) {
       failed('write', error)
-      // Done in Autopilot (or refused), but not recorded: the retry records it (an upsert is safe to repeat).
+      // What must never repeat goes again on its own: the journey entries made (else, once their
+      // lease ends, a re-send would enter them again).
+      if (writes.confirm.length) {
+        await store.write({ ...emptyWrites(), confirm: writes.confirm, release: writes.release }).catch((again: unknown) => failed('confirm', again))
+      }
+      // Done at the destination (or refused), but not recorded: the retry records it (an upsert is safe to repeat).
       for (const entry of needsWrite) {
         if (entry.index === undefined || outcomes[entry.index].status === 'retry') continue
         outcomes[entry.index] = retry(
@@ -168,7 +173,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
       case 'delete': {
         if (!resolved.email) {
           const dropped = resolved.userHash ? (snapshot.parkedCounts.get(resolved.userHash) ?? 0) : 0
-          return skipped(`No email is known for this userId, so there is no Autopilot contact to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
+          return skipped(`No email is known for this userId, so there is no ${destination.label} person to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
         }
         entry.emailHash = hashIn(hashes, resolved.email)
         entry.op = { kind: 'delete', email: resolved.email }
@@ -181,6 +186,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     if (state?.state === 'done') return delivered('already delivered by an earlier attempt; not repeated')
     if (state?.state === 'rejected') return rejected(state.reason)
     let op = toOperation(destination, resolved.event, account, resolved.email)
+    if (op.kind === 'retry') return retry(op.message)
     if (op.kind !== 'upsert' && op.kind !== 'enter') {
       entry.op = op
       return undefined

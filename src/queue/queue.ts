@@ -103,7 +103,7 @@ function answerNow(event: SegmentEvent, config: Config): Outcome | undefined {
   // A userId without an email: the consumer resolves it (or parks it).
   if (event.userId && (event.type === 'identify' || event.type === 'track') && !eventEmail(event)) return undefined
   const op = toOperation(config.destination, event)
-  if (op.kind === 'upsert' || op.kind === 'enter') return undefined
+  if (op.kind === 'upsert' || op.kind === 'enter' || op.kind === 'retry') return undefined
   return op.kind === 'reject' ? rejected(op.message, op.issues) : skipped(op.kind === 'skip' ? op.message : 'skipped')
 }
 

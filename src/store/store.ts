@@ -158,14 +158,15 @@ export class Store {
       )
     }
     if (holds.claims.length) {
-      // New ids are claimed; an existing claim only once its lease has run out (a crashed attempt).
+      // New ids are claimed; an existing claim only once its lease has run out (a crashed attempt),
+      // or by the same claimant again (its own hold repeated after an answer was lost).
       statements.push(
         this.sql
           .prepare(
             `INSERT INTO messages (message_id, state, at, lease_until, note)
              SELECT value, 'claimed', ?2, ?3, ?4 FROM json_each(?1) WHERE true
              ON CONFLICT (message_id) DO UPDATE SET at = ?2, lease_until = ?3, note = ?4
-               WHERE messages.state = 'claimed' AND messages.lease_until < ?2
+               WHERE messages.state = 'claimed' AND (messages.lease_until < ?2 OR messages.note = ?4)
              RETURNING message_id`,
           )
           .bind(json(holds.claims), now, holds.leaseUntil, holds.by),

@@ -44,7 +44,7 @@ export interface StoredAccount {
 }
 
 export function toAccount(stored: StoredAccount): OrttoAccount {
-  return { fields: fieldIndex(stored.fields), activities: new Map(stored.activities.map(([id, attributes]) => [id, fieldIndex(attributes)])) }
+  return { known: true, fields: fieldIndex(stored.fields), activities: new Map(stored.activities.map(([id, attributes]) => [id, fieldIndex(attributes)])) }
 }
 
 /** Both reads; the answer as kept in D1. */

@@ -24,15 +24,29 @@ const ActivitiesAnswer = v.looseObject({ activities: v.array(Item) })
 const ErrorAnswer = v.looseObject({ details: v.optional(v.array(Item)), error: v.optional(v.unknown()), 'try-in-seconds': v.optional(v.unknown()) })
 const FoundPeople = v.looseObject({ contacts: v.optional(v.nullable(v.array(v.looseObject({ id: v.string() }))), []) })
 
+/** Answers to a call that may still have taken effect behind a gateway. */
+const MAYBE_DONE = new Set([500, 502, 504])
+
 /** Statuses of an item that went through. */
 const DONE = new Set(['created', 'merged', 'updated', 'queued', 'success', 'ok', 'valid'])
 
-// Ortto bans an IP for 15 s after 15 refused calls within 15 s: hold back well before.
+// Ortto bans an IP for 15 s after 15 refused calls within 15 s: hold back well before. Calls in
+// flight may each be refused too, so a call starts only while refusals + calls in flight < 10.
 const REFUSAL_WINDOW_MS = 15_000
 const MAX_REFUSALS = 10
 const refusals: number[] = []
+let inFlight = 0
 /** Forgets the refused calls counted (tests start each case as a fresh IP). */
-export const forgetRefusals = () => void refusals.splice(0)
+export const forgetRefusals = () => void (refusals.splice(0), (inFlight = 0))
+
+/** As a call starts (after the pacer): not when it could be the one that gets the IP banned. */
+function admit(): () => void {
+  if (refusalsInWindow(Date.now()) + inFlight >= MAX_REFUSALS && refusals.length) {
+    throw new Stopped(`not attempted: Ortto refused ${refusals.length} calls within 15 s, and it bans an IP after 15; will retry`)
+  }
+  inFlight++
+  return () => void inFlight--
+}
 const refusalsInWindow = (now: number) => {
   while (refusals.length && now - refusals[0] >= REFUSAL_WINDOW_MS) refusals.shift()
   return refusals.length
@@ -56,12 +70,12 @@ export class OrttoClient {
     { baseUrl, apiKey, timeoutMs }: { baseUrl: string; apiKey: string; timeoutMs: number },
     private readonly options: CallOptions = {},
   ) {
-    this.endpoint = { label: 'Ortto', baseUrl, timeoutMs, secret: apiKey, headers: { 'x-api-key': apiKey, 'content-type': 'application/json', accept: 'application/json' } }
+    this.endpoint = { label: 'Ortto', baseUrl, timeoutMs, secret: apiKey, admit, headers: { 'x-api-key': apiKey, 'content-type': 'application/json', accept: 'application/json' } }
   }
 
-  /** Up to 100 people; one answer per person, in order. */
-  async merge(people: { fields: Record<string, unknown>; tags?: string[]; unset_tags?: string[] }[]): Promise<ItemAnswer[]> {
-    const response = await this.send('merge', 'POST', '/person/merge', { people, merge_by: ['str::email'], merge_strategy: 2, find_strategy: 0 })
+  /** Up to 100 people, found by `mergeBy` (email; a rename by external id); one answer per person, in order. */
+  async merge(people: { fields: Record<string, unknown>; tags?: string[]; unset_tags?: string[] }[], mergeBy: string[] = ['str::email']): Promise<ItemAnswer[]> {
+    const response = await this.send('merge', 'POST', '/person/merge', { people, merge_by: mergeBy, merge_strategy: 2, find_strategy: 0 })
     return itemsOf(v.safeParse(MergeAnswer, await response.json().catch(() => undefined)), people.length, 'people')
   }
 
@@ -94,9 +108,8 @@ export class OrttoClient {
   }
 
   private async send(op: Op, method: string, path: string, body: unknown): Promise<Response> {
-    const now = Date.now()
-    // Not attempted (like the gate's refusals): nothing reached Ortto, so nothing may have taken effect.
-    if (refusalsInWindow(now) >= MAX_REFUSALS) throw new Stopped(`not attempted: Ortto refused ${MAX_REFUSALS} calls within 15 s, and it bans an IP after 15; will retry`)
+    // Refused before the gate too (not attempted: nothing reached Ortto), so a run stops queueing calls.
+    if (refusalsInWindow(Date.now()) >= MAX_REFUSALS) throw new Stopped(`not attempted: Ortto refused ${MAX_REFUSALS} calls within 15 s, and it bans an IP after 15; will retry`)
     return call(this.endpoint, this.options, { op, method, path, body, repeatable: op !== 'activities' }, (response) => this.classify(response, op, path))
   }
 
@@ -115,8 +128,11 @@ export class OrttoClient {
         const wait = waitSeconds(typeof inBody === 'number' || typeof inBody === 'string' ? inBody : undefined) ?? waitSeconds(response.headers.get('retry-after'))
         return new CallError(kind, 'Ortto rate limit reached (429)', status, wait)
       }
-      case 'key_rejected':
+      case 'key_rejected': {
+        const said = await reasonOf(response.clone(), secret)
+        if (/\bbanned\b/i.test(said)) return new CallError('unavailable', `Ortto has banned this IP for a while after refused calls (${status}); will retry`, status)
         return new CallError(kind, `Ortto rejected the API key (${status}): check ORTTO_API_KEY (Ortto → Settings → Data sources → Custom API) and ORTTO_REGION`, status)
+      }
       case 'redirected':
         return new CallError(kind, `Ortto redirected ${op} (${status}), which is never followed: check ORTTO_REGION and ORTTO_BASE_URL`, status)
       case 'rejected': {
@@ -130,7 +146,9 @@ export class OrttoClient {
       case 'not_found':
       case 'unavailable':
         if (status === 404) return new CallError('unavailable', `Ortto answered 404 for ${path}: check ORTTO_REGION and ORTTO_BASE_URL`, status)
-        return new CallError('unavailable', `Ortto is unavailable (${status}): ${await reasonOf(response, secret)}`, status)
+        // A gateway's 500/502/504 may come after the activities were created: treated as no answer
+        // (not repeated in place, the journey claims kept), so no activity is created twice.
+        return new CallError('unavailable', `Ortto is unavailable (${status}): ${await reasonOf(response, secret)}`, status, undefined, !(op === 'activities' && MAYBE_DONE.has(status)))
     }
   }
 }

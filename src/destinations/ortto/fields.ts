@@ -18,6 +18,8 @@ export interface FieldIndex {
 }
 
 export interface OrttoAccount {
+  /** False when the account could not be read: traits and properties cannot be placed, so nothing is dropped for it. */
+  known: boolean
   fields: FieldIndex
   /** Activity id -> its attributes. */
   activities: ReadonlyMap<string, FieldIndex>
@@ -34,7 +36,8 @@ export function fieldIndex(fields: readonly OrttoField[]): FieldIndex {
   return { exact, loose }
 }
 
-export const noAccount: OrttoAccount = { fields: fieldIndex([]), activities: new Map() }
+export const noAccount: OrttoAccount = { known: true, fields: fieldIndex([]), activities: new Map() }
+export const unknownAccount: OrttoAccount = { ...noAccount, known: false }
 
 /** The field a trait of this name goes into, and whether the name matched exactly. */
 export function fieldNamed(index: FieldIndex, name: string): { field: OrttoField; exact: boolean } | undefined {
@@ -52,8 +55,18 @@ export function valueFor(id: string, value: unknown): Converted | { ok: true; va
   const type = id.slice(0, id.indexOf(':'))
   switch (type) {
     case 'str':
-    case 'sst':
       return textUpTo(value, MAX_STR)
+    case 'sst': {
+      // A list of texts (Ortto's text_list); one text is a list of one.
+      const list = Array.isArray(value) ? value : [value]
+      const texts: string[] = []
+      for (const item of list) {
+        const one = textUpTo(item, MAX_STR)
+        if (!one.ok) return { ok: false, problem: `holds an item that ${one.problem.replace(/^is /, 'is ')}` }
+        texts.push(String(one.value))
+      }
+      return { ok: true, value: texts }
+    }
     case 'txt':
       return textUpTo(value, MAX_TEXT)
     case 'int':
@@ -69,8 +82,10 @@ export function valueFor(id: string, value: unknown): Converted | { ok: true; va
     case 'dtz':
       return dateParts(value)
     case 'tme': {
+      // A moment: a date-time with its zone, sent in UTC; a date or a time without a zone is not one.
       const date = convert('date', value)
-      return date
+      const zoned = date.ok && (typeof value === 'number' || /(?:Z|[+-]\d{2}:?\d{2}|GMT)$/.test(String(value).trim()))
+      return zoned ? { ok: true, value: new Date(String(date.value)).toISOString() } : { ok: false, problem: 'is not a date and time with its zone' }
     }
     case 'geo': {
       const name = textUpTo(value, MAX_STR)
@@ -101,7 +116,10 @@ export function dateParts(value: unknown): Converted | { ok: true; value: unknow
 /** A phone number with its country code, digits only; Ortto parses the country from it. */
 function phone(value: unknown): Converted | { ok: true; value: unknown } {
   if (typeof value !== 'string' && typeof value !== 'number') return { ok: false, problem: 'must be a phone number' }
-  const digits = String(value).replace(/[^\d]/g, '')
+  // Without its country code (a leading + or 00) a number would be read with a wrong one: left out.
+  const text = String(value).trim()
+  if (!/^(?:\+|00)/.test(text)) return { ok: false, problem: 'must start with its country code (+61…, or 0061…)' }
+  const digits = text.replace(/^00/, '').replace(/[^\d]/g, '')
   if (digits.length < 6 || digits.length > 15) return { ok: false, problem: 'must be a phone number (6 to 15 digits, with the country code)' }
   return { ok: true, value: { phone: digits, parse_with_country_code: true } }
 }

@@ -6,7 +6,7 @@ import { common, perAccount, type Destination } from '../destination'
 import { readAccount, toAccount, type StoredAccount } from './account'
 import { checkOrtto } from './check'
 import { BULK_LIMIT, OrttoClient } from './client'
-import { noAccount, type OrttoAccount } from './fields'
+import { noAccount, unknownAccount, type OrttoAccount } from './fields'
 import { orttoPeople, toOrtto, type OrttoMapping, type OrttoPerson } from './mapping'
 import { sendToOrtto } from './send'
 import { orttoSettings } from './settings'
@@ -42,6 +42,7 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
         return account
       },
       none: noAccount,
+      unknown: unknownAccount,
     },
     map: (event, account, knownEmail) => toOrtto(event, mappingFor(account), knownEmail),
     people: orttoPeople,

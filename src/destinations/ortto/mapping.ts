@@ -5,14 +5,16 @@
 import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
 import type { IdentifyEvent, Issue, SegmentEvent, TrackEvent } from '../../segment/schema'
-import { audienceTrait, collectTraits, emailOf, normal, normalEmail, pathOf, type Found, type Source } from '../../segment/traits'
-import { isObject } from '../../values'
+import { audienceTrait, collectTraits, emailOf, newEmailIn, normal, normalEmail, pathOf, type Found, type Source } from '../../segment/traits'
+import { convert, isObject } from '../../values'
 import { dateParts, fieldNamed, valueFor, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
 
 /** An Ortto person: keyed by email; `fields` by Ortto field id (email itself apart). */
 export interface OrttoPerson {
   email: string
   fields: Record<string, unknown>
+  /** A new email (traits.newEmail): the person is found by its external id and given this email. */
+  renameTo?: string
   tags?: string[]
   unsetTags?: string[]
 }
@@ -26,6 +28,8 @@ export interface OrttoMapping {
 export const MISSING_IDENTIFIER = 'Missing unique identifier traits. Either email or user_id traits must be provided'
 /** At most this many attributes per activity (Ortto's limit). */
 const MAX_ATTRIBUTES = 15
+/** Ortto's external id is a str field: 255 characters at most. */
+const MAX_ID = 255
 const BUILT_IN = { firstName: 'str::first', lastName: 'str::last', phone: 'phn::phone', language: 'str::language' } as const
 const ADDRESS: Record<string, string> = { city: 'geo::city', country: 'geo::country', state: 'geo::region', region: 'geo::region', postalcode: 'str::postal', zip: 'str::postal', zipcode: 'str::postal' }
 
@@ -35,7 +39,8 @@ function identify(event: IdentifyEvent, mapping: OrttoMapping, knownEmail?: stri
   const found = emailOf(event)
   const email = found.email ?? knownEmail
   if (!email) return missingEmail(event.userId, found.issues)
-  const { person, issues } = toPerson(email, event.userId, [['context.traits', event.context?.traits], ['traits', event.traits]], mapping.account.fields, audienceOf(event))
+  const { person, issues, unplaced } = toPerson(email, event.userId, [['context.traits', event.context?.traits], ['traits', event.traits]], mapping.account, audienceOf(event))
+  if (unplaced) return ACCOUNT_UNREAD
   return { kind: 'upsert', person, message: 'person merged', ...withIssues(found.issues, issues) }
 }
 
@@ -44,17 +49,20 @@ function track(event: TrackEvent, mapping: OrttoMapping, knownEmail?: string): O
   const email = found.email ?? knownEmail
   if (!email) return missingEmail(event.userId, found.issues)
   const audience = audienceTrait(event)
-  const { person, issues } = toPerson(email, event.userId, [['context.traits', event.context?.traits]], mapping.account.fields, audience && Object.keys(audience)[0])
+  const { person, issues, unplaced } = toPerson(email, event.userId, [['context.traits', event.context?.traits]], mapping.account, audience && Object.keys(audience)[0])
   if (audience) {
     const [[key, member]] = Object.entries(audience)
     if (member) person.tags = [key]
     else person.unsetTags = [key]
   }
   const activity = mapping.activities.get(event.event)
+  if (unplaced || (activity && !mapping.account.known && event.properties && Object.keys(event.properties).length)) return ACCOUNT_UNREAD
   const all = withIssues(found.issues, issues)
   if (activity) {
     const attributes = attributesOf(event.properties, mapping.account.activities.get(activity))
-    return { kind: 'enter', journey: activity, person, setFirst: Boolean(person.tags || person.unsetTags), ...(attributes && { attributes }), ...all }
+    // The person's fields are merged first, in time order with the batch's other events (newest wins);
+    // the activity itself carries only the keys.
+    return { kind: 'enter', journey: activity, person, setFirst: !personBare(person), ...(attributes && { attributes }), ...all }
   }
   const reason = `no activity is mapped to "${event.event}" in ORTTO_ACTIVITIES`
   if (!personBare(person)) return { kind: 'upsert', person, message: `${reason}; person merged`, ...all }
@@ -67,6 +75,9 @@ function audienceOf(event: IdentifyEvent): string | undefined {
   if (!isObject(personas) || personas.computation_class !== 'audience' || typeof personas.computation_key !== 'string') return undefined
   return typeof event.traits?.[personas.computation_key] === 'boolean' ? personas.computation_key : undefined
 }
+
+/** While the account's fields cannot be read, an event with traits to place waits: nothing is dropped for it. */
+const ACCOUNT_UNREAD: Operation<OrttoPerson> = { kind: 'retry', message: "the Ortto account's custom fields and activities could not be read; will retry" }
 
 const withIssues = (issues: Issue[], more: Issue[] = []) => (issues.length || more.length ? { issues: [...issues, ...more] } : {})
 
@@ -82,7 +93,14 @@ function missingEmail(userId: string | null | undefined, issues: Issue[]): Opera
  * spacing), in its type. Every trait left out is named in `issues`. `audience`: the trait
  * that is an Engage audience (a tag, not a field).
  */
-export function toPerson(email: string, userId: string | null | undefined, sources: readonly Source[], fields: FieldIndex, audience?: string): { person: OrttoPerson; issues: Issue[] } {
+export function toPerson(
+  email: string,
+  userId: string | null | undefined,
+  sources: readonly Source[],
+  account: OrttoAccount,
+  audience?: string,
+): { person: OrttoPerson; issues: Issue[]; unplaced?: boolean } {
+  const { fields } = account
   const person: OrttoPerson = { email: normalEmail(email), fields: {} }
   const issues: Issue[] = []
   const drop = (path: string, problem: string) => issues.push({ path, message: `${problem}; not sent` })
@@ -91,7 +109,8 @@ export function toPerson(email: string, userId: string | null | undefined, sourc
     if (converted.ok) person.fields[id] = converted.value
     else drop(where(), converted.problem)
   }
-  if (userId) person.fields['str::ei'] = userId
+  if (userId && userId.length <= MAX_ID) person.fields['str::ei'] = userId
+  else if (userId) drop('userId', `is longer than ${MAX_ID} characters, which Ortto's external id holds`)
   const { reserved, custom, shadowed } = collectTraits(sources)
   for (const { lost, kept } of shadowed) drop(pathOf(lost), `${pathOf(kept)} is used instead`)
   for (const [target, found] of reserved) {
@@ -106,6 +125,20 @@ export function toPerson(email: string, userId: string | null | undefined, sourc
       case 'language':
         set(BUILT_IN[target], found.value, where)
         break
+      case 'unsubscribed': {
+        // Ortto's email permission: unsubscribed is its opposite.
+        const value = convert('boolean', found.value)
+        if (value.ok) person.fields['bol::p'] = !value.value
+        else drop(where(), 'must be true or false')
+        break
+      }
+      case 'newEmail': {
+        const renamed = newEmailIn({ [found.name]: found.value })
+        if (!renamed) drop(where(), 'is not an email address')
+        else if (!userId) drop(where(), 'renames a person only with a userId (Ortto finds the person by it)')
+        else if (renamed !== person.email) (person.renameTo = renamed)
+        break
+      }
       case 'birthday': {
         const date = dateParts(found.value)
         if (date.ok) person.fields['dtz::b'] = date.value
@@ -140,6 +173,7 @@ export function toPerson(email: string, userId: string | null | undefined, sourc
       else person.unsetTags = [traitName]
       continue
     }
+    if (!account.known) return { person, issues, unplaced: true }
     const match = fieldNamed(fields, traitName)
     if (!match) {
       drop(pathOf(found), 'no custom field of this name in the Ortto account (create it in Ortto to receive it)')
@@ -183,7 +217,8 @@ export function mergePeople(earlier: OrttoPerson, later: OrttoPerson): OrttoPers
   const unset = new Set(earlier.unsetTags)
   for (const tag of later.tags ?? []) (tags.add(tag), unset.delete(tag))
   for (const tag of later.unsetTags ?? []) (unset.add(tag), tags.delete(tag))
-  return { email: later.email, fields: { ...earlier.fields, ...later.fields }, ...(tags.size && { tags: [...tags] }), ...(unset.size && { unsetTags: [...unset] }) }
+  const renameTo = later.renameTo ?? earlier.renameTo
+  return { email: later.email, fields: { ...earlier.fields, ...later.fields }, ...(renameTo && { renameTo }), ...(tags.size && { tags: [...tags] }), ...(unset.size && { unsetTags: [...unset] }) }
 }
 
 /** How "newest wins" sees an Ortto person: field ids, and each tag as its own field. */
@@ -196,7 +231,7 @@ export const orttoPeople: People<OrttoPerson> = {
     const fields = Object.fromEntries(Object.entries(person.fields).filter(([id]) => id === 'str::ei' || !newer(id) || (dropped++, false)))
     const tags = keep(person.tags, tagName)
     const unsetTags = keep(person.unsetTags, tagName)
-    return { person: { email: person.email, fields, ...(tags?.length && { tags }), ...(unsetTags?.length && { unsetTags }) }, dropped }
+    return { person: { email: person.email, fields, ...(person.renameTo && { renameTo: person.renameTo }), ...(tags?.length && { tags }), ...(unsetTags?.length && { unsetTags }) }, dropped }
   },
   bare: personBare,
 }

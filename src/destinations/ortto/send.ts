@@ -55,25 +55,32 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
   return results
 
   async function run(indices: number[]) {
-    const people = new Map<string, OrttoPerson>()
+    // People merged per email (a rename: per external id), in time order: newest wins per field.
+    const groups = new Map<string, { person: OrttoPerson; jobs: number[] }>()
     const byTime = [...indices].sort((a, b) => jobs[a].at - jobs[b].at || a - b)
     for (const i of byTime) {
       const { op } = jobs[i]
       if (op.kind === 'skip') results[i] = { outcome: skipped(op.message) }
       else if (op.kind === 'reject') results[i] = { outcome: rejected(op.message, op.issues) }
       else if (op.kind === 'upsert' || (op.kind === 'enter' && op.setFirst)) {
-        const earlier = people.get(op.person.email)
-        people.set(op.person.email, earlier ? mergePeople(earlier, op.person) : op.person)
+        const key = op.person.renameTo ? `ei:${op.person.fields['str::ei']}` : op.person.email
+        const group = groups.get(key)
+        if (group) (group.person = mergePeople(group.person, op.person), group.jobs.push(i))
+        else groups.set(key, { person: op.person, jobs: [i] })
       }
     }
-    const emails = [...people.keys()]
-    const merged = new Map<string, Outcome>()
-    const answers = await inBulk([...people.values()], (chunk) => client.merge(chunk.map(wirePerson)))
-    emails.forEach((email, k) => merged.set(email, outcomeOf(answers[k], 'person merged')))
+    const list = [...groups.values()]
+    const outcomes = await mergeAll(client, list.map((group) => group.person))
+    const merged = new Map<number, Outcome>()
+    list.forEach((group, k) => group.jobs.forEach((i) => merged.set(i, outcomes[k])))
+    // A merged person Ortto refused: each event's own person goes again alone, once, so one bad
+    // event does not take the others of that person with it.
+    const alone = list.flatMap((group, k) => (outcomes[k].status === 'rejected' && group.jobs.length > 1 ? group.jobs : []))
+    if (alone.length) (await mergeAll(client, alone.map((i) => (jobs[i].op as Enter).person))).forEach((outcome, k) => merged.set(alone[k], outcome))
     for (const i of indices) {
       const { op } = jobs[i]
       if (op.kind !== 'upsert') continue
-      const outcome = merged.get(op.person.email)!
+      const outcome = merged.get(i)!
       results[i] = { outcome: outcome.status === 'delivered' ? delivered(op.message, op.issues) : outcome }
     }
 
@@ -82,15 +89,16 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
     for (const i of indices) {
       const { op } = jobs[i]
       if (op.kind !== 'enter') continue
-      const before = merged.get(op.person.email)
-      if (op.setFirst && before && before.status !== 'delivered') results[i] = { outcome: before }
+      const before = merged.get(i)
+      if (before && before.status !== 'delivered') results[i] = { outcome: before }
       else entries.push(i)
     }
     const entered = await inBulk(entries, (chunk) =>
       client.createActivities(
         chunk.map((i) => {
           const op = jobs[i].op as Enter
-          return { activity_id: op.journey, attributes: op.attributes ?? {}, fields: { 'str::email': op.person.email, ...op.person.fields } }
+          const ei = op.person.fields['str::ei']
+          return { activity_id: op.journey, attributes: op.attributes ?? {}, fields: { 'str::email': op.person.email, ...(ei !== undefined && { 'str::ei': ei }) } }
         }),
       ),
     )
@@ -113,7 +121,9 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
             return
           }
           await client.archive(ids) // Ortto deletes only archived people
-          await client.delete(ids)
+          // Once archived, Ortto's person/get no longer finds them: a failed delete is tried again
+          // here, with the ids in hand, rather than by a retry that would find nothing to delete.
+          await client.delete(ids).catch(() => client.delete(ids))
           results[i] = { outcome: delivered('person archived and deleted') }
         } catch (error) {
           results[i] = { outcome: fromError(error) }
@@ -123,9 +133,21 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
   }
 }
 
+/** People into merge calls, 100 a call: by email, and the renamed apart by their external id. */
+async function mergeAll(client: OrttoClient, people: OrttoPerson[]): Promise<Outcome[]> {
+  const outcomes: Outcome[] = new Array(people.length)
+  for (const renames of [false, true]) {
+    const indices = [...people.keys()].filter((k) => Boolean(people[k].renameTo) === renames)
+    if (!indices.length) continue
+    const answers = await inBulk(indices.map((k) => people[k]), (chunk) => client.merge(chunk.map(wirePerson), renames ? ['str::ei'] : ['str::email']))
+    indices.forEach((k, n) => (outcomes[k] = outcomeOf(answers[n], 'person merged')))
+  }
+  return outcomes
+}
+
 function wirePerson(person: OrttoPerson) {
   return {
-    fields: { 'str::email': person.email, ...person.fields },
+    fields: { 'str::email': person.renameTo ?? person.email, ...person.fields },
     ...(person.tags && { tags: person.tags }),
     ...(person.unsetTags && { unset_tags: person.unsetTags }),
   }
