@@ -149,6 +149,15 @@ describe('when the database fails or is slow', () => {
     expect(await rows('SELECT message_id FROM parked')).toEqual([])
   })
 
+  it('tries a failed query again only within the time the first left', async () => {
+    const store = testDb()
+    const { post } = setup({ DB: store.db, STORE_TIMEOUT_MS: '400' })
+    store.delay('INSERT INTO identities', 350)
+    store.fail('INSERT INTO identities')
+    expect((await post(identify({ email: EMAIL }, { userId: 'u-late' }))).status).toBe(503)
+    expect(await rows('SELECT email FROM identities WHERE user_hash = ?1', await hashOf('u-late'))).toEqual([])
+  })
+
   it('absorbs one failed query by trying it once more in place', async () => {
     const store = testDb()
     const { post, logLines } = setup({ DB: store.db })

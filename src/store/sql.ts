@@ -24,6 +24,9 @@ export interface QueryStats {
 /** Many rows as one bound parameter, read with json_each: no statement needs more than a few. */
 export const json = (value: unknown) => JSON.stringify(value)
 
+/** A retry needs at least this long to be worth starting. */
+const MIN_RETRY_MS = 100
+
 export class Sql {
   /** Queries made through this handle and the rows D1 says they touched. */
   readonly stats: QueryStats = { queries: 0, rowsRead: 0, rowsWritten: 0 }
@@ -74,12 +77,15 @@ export class Sql {
    * complete, so it is not repeated: the caller goes on without it.
    */
   private async once<T>(query: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    const started = Date.now()
     try {
       return await this.timed(query(), timeoutMs)
     } catch (error) {
-      if (error instanceof StoreError && error.slow) throw error
+      // The second try gets only the time the first left (the caller's budget holds, e.g. Segment's 5 s).
+      const left = timeoutMs - (Date.now() - started)
+      if ((error instanceof StoreError && error.slow) || left < MIN_RETRY_MS) throw error
       this.stats.retried = (this.stats.retried ?? 0) + 1
-      return this.timed(query(), timeoutMs)
+      return this.timed(query(), left)
     }
   }
 
