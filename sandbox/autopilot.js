@@ -4,6 +4,7 @@
 // the Worker sends. It runs anywhere `Request`/`Response` exist: inside workerd
 // (tests, via a fetch spy), in Node (the `npm start` sandbox server) and as
 // Miniflare's outboundService (benchmarks, fuzzing).
+import { delay, hang, mulberry32 } from './network.js'
 
 export const STANDARD_FIELDS = new Set([
   'Email', 'FirstName', 'LastName', 'Salutation', 'Company', 'NumberOfEmployees', 'Title',
@@ -269,23 +270,7 @@ export function createAutopilot(options = {}) {
   return state
 }
 
-/** A round trip's time; the caller may give up first (its AbortSignal), as with a real socket.
- * @param {number} ms @param {AbortSignal} signal @returns {Promise<void>} */
-function delay(ms, signal) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) })
-  })
-}
 
-/** Waits until the caller gives up (its AbortSignal fires), like a server that never answers.
- * @param {Request} request @returns {Promise<Response>} */
-function hang(request) {
-  return new Promise((_, reject) => {
-    const stop = setTimeout(() => reject(new Error('stand-in hang without an abort signal')), 30_000)
-    request.signal.addEventListener('abort', () => { clearTimeout(stop); reject(request.signal.reason) })
-  })
-}
 
 /** What a call carried, for the sandbox's log: a bulk call shows its first contacts and counts the rest.
  * @param {Call} call */
@@ -302,14 +287,3 @@ function reason(status) {
   return ({ 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' })[status] ?? 'Error'
 }
 
-/** Small seeded PRNG so injected failures repeat from run to run. @param {number} seed */
-function mulberry32(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}

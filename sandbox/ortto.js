@@ -34,6 +34,7 @@
 // - The rate limit counts the calls it let through in the last second; refused ones do not.
 // - Request keys it does not model (location, sort_by_field_id, cursor_id, ...) are refused
 //   with 400, so a Worker relying on them is noticed.
+import { delay, hang, mulberry32 } from './network.js'
 import { handlers } from './ortto-handlers.js'
 
 /**
@@ -190,23 +191,7 @@ export function createOrtto(options = {}) {
   return state
 }
 
-/** A round trip's time; the caller may give up first (its AbortSignal), as with a real socket.
- * @param {number} ms @param {AbortSignal} signal @returns {Promise<void>} */
-function delay(ms, signal) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) })
-  })
-}
 
-/** Never answers; rejects when the caller gives up (its AbortSignal), or after 30 s as a safety net.
- * @param {Request} request @returns {Promise<Response>} */
-function hang(request) {
-  return new Promise((_, reject) => {
-    const stop = setTimeout(() => reject(new Error('Ortto stand-in hang without an abort signal')), 30_000)
-    request.signal.addEventListener('abort', () => { clearTimeout(stop); reject(request.signal.reason) })
-  })
-}
 
 /** What a call carried, for the log: who (email or external id) and a few fields; never the key.
  * @param {Call} call */
@@ -228,14 +213,3 @@ function summary({ path, body }) {
   return ''
 }
 
-/** Small seeded PRNG so injected failures repeat from run to run. @param {number} seed */
-function mulberry32(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}

@@ -1,0 +1,33 @@
+// @ts-check
+// What both stand-ins share of a network: a round trip's time, a server that never answers,
+// and a seeded random source for injected failures (the same run, the same failures).
+
+/** A round trip's time; the caller may give up first (its AbortSignal), as with a real socket.
+ * @param {number} ms @param {AbortSignal} signal @returns {Promise<void>} */
+export function delay(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) })
+  })
+}
+
+/** Never answers; rejects when the caller gives up (its AbortSignal), or after 30 s as a safety net.
+ * @param {Request} request @returns {Promise<Response>} */
+export function hang(request) {
+  return new Promise((_, reject) => {
+    const stop = setTimeout(() => reject(new Error('stand-in hang without an abort signal')), 30_000)
+    request.signal.addEventListener('abort', () => { clearTimeout(stop); reject(request.signal.reason) })
+  })
+}
+
+/** A small seeded PRNG (mulberry32). @param {number} seed */
+export function mulberry32(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
