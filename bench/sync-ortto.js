@@ -51,6 +51,7 @@ export async function orttoQueuedRun({ queuedScript, users, tracks, latencyMs, f
       if (process.env.SYNC_DEBUG && tick % 100 === 0) console.log(`${name}: ${tagged()} tagged, ${ortto.activities.length} activities, ${ortto.calls.length} calls, bans ${ortto.bans}`)
     }
     const calls = ortto.calls.slice(from)
+    if (process.env.SYNC_DEBUG) for (const c of calls) console.log(`${((c.at - started) / 1000).toFixed(3)} ${c.path} ${c.status}`)
     const seconds = (Math.max(...calls.filter((c) => c.status === 200).map((c) => c.done ?? c.at)) - started) / 1000
     return {
       name, events: events.length, segmentRequests: requests, complete: done(), orttoCalls: calls.length,

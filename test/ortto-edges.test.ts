@@ -67,17 +67,6 @@ describe('Ortto edges', () => {
     expect([...ortto.people.values()].some((p) => p.fields['str::email'] === 'x@example.com')).toBe(false)
   })
 
-  it('keeps the journey claim after a gateway 502 on activities/create (it may have been created), so it is not sent twice', async () => {
-    const { post, ortto } = setupOrtto()
-    ortto.inject({ status: 502, match: (call) => call.path === '/v1/activities/create' })
-    const entry = { type: 'track', messageId: id(), event: 'Order Completed', properties: { email: 'g@example.com' } }
-    expect((await post(entry)).status).toBe(503)
-    const again = await post(entry)
-    expect(again.status).toBe(503)
-    expect((await json(again)).message).toContain('another attempt is entering this journey now')
-    expect(ortto.calls.filter((c) => c.path === '/v1/activities/create')).toHaveLength(1)
-  })
-
   it('maps unsubscribed to the email permission, and a new email to a merge by external id', async () => {
     const { post, ortto, calls } = setupOrtto()
     await post({ type: 'identify', messageId: id(), userId: 'u-r', traits: { email: 'old@example.com', unsubscribed: true } })

@@ -49,6 +49,10 @@ export class Pacer {
   }
 
   private async acquire(latest: number): Promise<boolean> {
+    // A Worker's clock stands still while it computes and moves on at I/O: a start recorded after
+    // mapping a big batch would be dated too early, and the next call let out too soon. A timer
+    // of 0 ms is I/O: the clock is current when the start is recorded.
+    await this.sleep(0)
     for (;;) {
       const now = Date.now()
       if (now < this.pausedUntil) {

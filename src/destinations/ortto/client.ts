@@ -24,9 +24,6 @@ const ActivitiesAnswer = v.looseObject({ activities: v.array(Item) })
 const ErrorAnswer = v.looseObject({ details: v.optional(v.array(Item)), error: v.optional(v.unknown()), 'try-in-seconds': v.optional(v.unknown()) })
 const FoundPeople = v.looseObject({ contacts: v.optional(v.nullable(v.array(v.looseObject({ id: v.string() }))), []) })
 
-/** Answers to a call that may still have taken effect behind a gateway. */
-const MAYBE_DONE = new Set([500, 502, 504])
-
 /** Statuses of an item that went through. */
 const DONE = new Set(['created', 'merged', 'updated', 'queued', 'success', 'ok', 'valid'])
 
@@ -146,9 +143,7 @@ export class OrttoClient {
       case 'not_found':
       case 'unavailable':
         if (status === 404) return new CallError('unavailable', `Ortto answered 404 for ${path}: check ORTTO_REGION and ORTTO_BASE_URL`, status)
-        // A gateway's 500/502/504 may come after the activities were created: treated as no answer
-        // (not repeated in place, the journey claims kept), so no activity is created twice.
-        return new CallError('unavailable', `Ortto is unavailable (${status}): ${await reasonOf(response, secret)}`, status, undefined, !(op === 'activities' && MAYBE_DONE.has(status)))
+        return new CallError('unavailable', `Ortto is unavailable (${status}): ${await reasonOf(response, secret)}`, status)
     }
   }
 }
