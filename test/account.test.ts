@@ -61,7 +61,7 @@ describe('discovery', () => {
     const { post, autopilot } = discovering({ AUTOPILOT_FIELDS_REFRESH_SECONDS: '60' })
     await post(identify({ email: 'h@example.com', plan: 'x' }))
     autopilot.fieldTypes.set('Tier', 'integer') // made in Autopilot's UI
-    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true }) // the clock still moves: the pacer spaces calls in time
     vi.setSystemTime(Date.now() + 61_000)
     await post(identify({ email: 'i@example.com', tier: 2 }))
     expect(reads(autopilot.calls)).toBe(2)
@@ -71,7 +71,7 @@ describe('discovery', () => {
   it('uses the last list it knew when Autopilot cannot list the fields, and asks again a minute later, not on every request', async () => {
     const { post, autopilot, logLines } = discovering({ AUTOPILOT_FIELDS_REFRESH_SECONDS: '60' })
     await post(identify({ email: 'j@example.com', age: 1 }))
-    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true }) // the clock still moves: the pacer spaces calls in time
     vi.setSystemTime(Date.now() + 61_000)
     autopilot.inject({ status: 500, match: (call) => call.path === '/contacts/custom_fields' })
     expect((await post(identify({ email: 'k@example.com', age: 2 }))).status).toBe(200)

@@ -48,10 +48,16 @@ export interface CallRecord {
 
 /** Whether and when a call may start, and how long it may take. */
 export interface CallGate {
-  /** Resolves with the milliseconds this call may take, or throws when no call may start. */
-  enter(): Promise<number>
-  /** How the call ended (undefined: fine). */
-  leave(error?: CallError): void
+  /** Resolves when the call may start, or throws when no call may start. */
+  enter(): Promise<CallPass>
+}
+
+/** One call's way through the gate. */
+export interface CallPass {
+  /** The milliseconds the call may take. */
+  timeoutMs: number
+  /** How the call ended (undefined: fine); `sent` false when it never went out. */
+  leave(error: CallError | undefined, sent: boolean): void
 }
 
 /** What the neutral code hands a destination for one run of calls. */
@@ -162,7 +168,8 @@ async function callOnce<Op extends string>(
   classify: (response: Response, op: Op) => Promise<CallError | undefined>,
 ): Promise<Response> {
   const { label } = endpoint
-  const timeoutMs = gate ? Math.min(endpoint.timeoutMs, await gate.enter()) : endpoint.timeoutMs
+  const pass = await gate?.enter()
+  const timeoutMs = pass ? Math.min(endpoint.timeoutMs, pass.timeoutMs) : endpoint.timeoutMs
   const started = Date.now()
   let failure: CallError | undefined
   let admitted: (() => void) | undefined
@@ -193,7 +200,7 @@ async function callOnce<Op extends string>(
     return response
   } finally {
     admitted?.()
-    gate?.leave(failure)
+    pass?.leave(failure, admitted !== undefined || !endpoint.admit)
   }
 }
 

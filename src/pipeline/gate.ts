@@ -3,7 +3,7 @@
 // left before the answer is due (Segment waits 5 s), at most six calls in flight (the
 // Workers runtime opens six connections at once), and whether an earlier failure
 // means every further call would fail too.
-import type { CallError, CallGate } from '../destinations/transport'
+import type { CallError, CallGate, CallPass } from '../destinations/transport'
 import type { Pacer } from './pacer'
 
 /** A call needs at least this long to be worth starting before the deadline. */
@@ -44,39 +44,46 @@ export class Gate implements CallGate {
 
   constructor(private readonly options: GateOptions) {}
 
-  async enter(): Promise<number> {
+  async enter(): Promise<CallPass> {
     const { maxCalls, deadline = Infinity, pacer } = this.options
     this.check()
     if (this.calls >= maxCalls) throw new Stopped(`not attempted: this invocation reached its ${maxCalls} calls`)
     this.calls++
     if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => this.waiting.push(resolve))
     this.inFlight++
+    let ticket: number | false = false
     try {
-      if (!(await pacer.wait(deadline - MIN_CALL_MS))) {
+      ticket = await pacer.wait(deadline - MIN_CALL_MS)
+      if (ticket === false) {
         const left = pacer.pauseLeft()
         if (left > 0) throw new Stopped(`not attempted: the destination asked to wait (rate limit); ${Math.ceil(left / 1000)} s left`, undefined, Math.ceil(left / 1000))
         throw new Stopped('not attempted before the answer was due (Segment waits 5 s)')
       }
       this.check()
-      return Math.max(MIN_CALL_MS, deadline - Date.now())
     } catch (error) {
       this.calls--
       this.release()
-      pacer.answered() // a probe that never went out must not hold the others back
+      if (ticket !== false) pacer.abandoned(ticket) // a probe that never went out must not hold the others back
       throw error
+    }
+    const granted = ticket
+    return {
+      timeoutMs: Math.max(MIN_CALL_MS, deadline - Date.now()),
+      leave: (error, sent) => this.leave(granted, error, sent),
     }
   }
 
-  leave(error?: CallError): void {
+  private leave(ticket: number, error: CallError | undefined, sent: boolean): void {
     this.release()
     const { pacer } = this.options
-    if (error?.kind !== 'rate_limited') pacer.answered()
+    if (!sent) pacer.abandoned(ticket)
+    else if (error?.kind === 'rate_limited') pacer.rateLimited(ticket, error.retryAfter)
+    else pacer.answered(ticket)
     if (!error) {
-      this.unavailableInARow = 0
+      if (sent) this.unavailableInARow = 0
       return
     }
     const { kind } = error
-    if (kind === 'rate_limited') pacer.rateLimited(error.retryAfter)
     if (kind === 'unavailable') this.unavailableInARow++
     if (
       kind === 'key_rejected' ||

@@ -1,21 +1,47 @@
-// Keeps a destination's call *starts* under its rate (AUTOPILOT_MAX_RPS, ORTTO_MAX_RPS): a
-// sliding one-second window, so no second ever holds more. Waiters are served in order.
-// A 429 pauses for the wait it gave (already capped by RATE_LIMIT_MAX_PAUSE_SECONDS) —
-// one call's slot when it gives none (Autopilot's do not): the window already spaces the
-// calls. After a pause the destination asked for, one call goes first, alone (a probe):
-// the others follow once it has an answer that is not another 429. 429s that keep coming
-// (someone else using the key) take one call/s off the pace each; every quiet 2 s adds one back.
+// Keeps a destination's call *starts* under its rate (AUTOPILOT_MAX_RPS, ORTTO_MAX_RPS):
+// - spaced, not in bursts: one start per 1/rate s, and never more than `rate` in any window of
+//   a second plus a margin (10 % of that interval) that absorbs the jitter between a start here
+//   and its arrival there;
+// - a 429 pauses every start for the wait it gave (capped by RATE_LIMIT_MAX_PAUSE_SECONDS), or
+//   for one call's slot when it gave none; after a pause the destination asked for, one call
+//   (the probe) goes alone, and the others follow once *that* call has ended in anything but a
+//   429 — only its owner's ticket clears it;
+// - 429s that keep coming (someone else uses the key) take one call/s off the pace each; every
+//   quiet 2 s adds one back.
+// Every waiter sleeps on its own timer to its next possible start (a wake-up from another call's
+// answer only comes sooner), so no wait hangs on a promise nothing resolves; the deadline ends
+// only waits that could not start in time. A waiter whose isolate stopped running it (a request
+// cancelled mid-wait) is passed over, and a probe that never reports back expires.
+
+export interface Clock {
+  now(): number
+  sleep(ms: number): Promise<unknown>
+}
+
+const realClock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) }
 
 const WINDOW_MS = 1000
-/** Timers are coarse: wait a little past the window so the next call is surely outside it. */
-const MARGIN_MS = 40
 const RECOVER_EVERY_MS = 2000
-/** While a probe is out, waiters look again at least this often (its answer wakes them sooner). */
-const PROBE_CHECK_MS = 1000
 /** A 429 this soon after another one means contention: slow down. */
 const REPEATED_WITHIN_MS = 1500
 /** The pause after a 429 without Retry-After: one call's slot at 5 r/s. */
 export const UNHINTED_PAUSE_MS = 200
+/** While a probe is out, waiters look again at least this often (its answer wakes them sooner). */
+const PROBE_CHECK_MS = 1000
+/** A probe that has not reported back in this long (its isolate stopped) no longer holds the others. */
+export const PROBE_EXPIRES_MS = 30_000
+/** A waiter this late for its own wake-up is no longer running (its request was cancelled). */
+const STALE_WAITER_MS = 2000
+
+/** A granted start; hand it back with how the call ended. */
+export type Ticket = number
+
+interface Waiter {
+  ticket: Ticket
+  /** When it will look again (its own timer). */
+  wakeAt: number
+  wake?: () => void
+}
 
 export class Pacer {
   private starts: number[] = []
@@ -23,15 +49,15 @@ export class Pacer {
   private limit: number
   private changedAt = 0
   private lastRateLimited = -Infinity
-  private line: Promise<unknown> = Promise.resolve()
-  /** After a pause: 'open' the next call is the probe; 'out' it is in flight, the others wait for its answer. */
-  private probe: 'none' | 'open' | 'out' = 'none'
-  private probeAnswered?: () => void
-  private probeDone: Promise<void> = Promise.resolve()
+  private readonly waiters: Waiter[] = []
+  private tickets = 0
+  /** A requested pause ends with a probe: the next start is it. */
+  private probeNeeded = false
+  private probe?: { ticket: Ticket; since: number }
 
   constructor(
     readonly maxPerSecond: number,
-    private readonly sleep: (ms: number) => Promise<unknown> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    private readonly clock: Clock = realClock,
   ) {
     this.limit = maxPerSecond
   }
@@ -41,50 +67,74 @@ export class Pacer {
     return this.limit
   }
 
-  /** Resolves true when one more call may start now; false if that would be after `latest` (ms). */
-  wait(latest = Infinity): Promise<boolean> {
-    const turn = this.line.then(() => this.acquire(latest))
-    this.line = turn.catch(() => undefined)
-    return turn
+  /** The least time between two starts at the current pace. */
+  get spacingMs(): number {
+    return WINDOW_MS / this.limit
   }
 
-  private async acquire(latest: number): Promise<boolean> {
-    // A Worker's clock stands still while it computes and moves on at I/O: a start recorded after
-    // mapping a big batch would be dated too early, and the next call let out too soon. A timer
-    // of 0 ms is I/O: the clock is current when the start is recorded.
-    await this.sleep(0)
-    for (;;) {
-      const now = Date.now()
-      if (now < this.pausedUntil) {
-        if (this.pausedUntil > latest) return false
-        await this.sleep(this.pausedUntil - now)
-        continue
+  /** A window of a second plus 10 % of the interval: jitter on the way there stays inside the rate. */
+  get windowMs(): number {
+    return WINDOW_MS + WINDOW_MS / this.maxPerSecond / 10
+  }
+
+  /** Resolves with a ticket when one more call may start now; false if that would be after `latest` (epoch ms). */
+  async wait(latest = Infinity): Promise<Ticket | false> {
+    const me: Waiter = { ticket: ++this.tickets, wakeAt: this.clock.now() }
+    this.waiters.push(me)
+    let granted = false
+    try {
+      for (;;) {
+        // A Worker's clock stands still while it computes and moves on at I/O: a timer (even of
+        // 0 ms) makes it current before a start is recorded, or the next call would go too soon.
+        await this.clock.sleep(0)
+        const now = this.clock.now()
+        const at = this.startFor(me, now)
+        if (at <= now) {
+          if (now > latest) return false
+          granted = true
+          return this.grant(me.ticket, now)
+        }
+        // Given up only when not even the first in line could start in time.
+        // (While a probe is out nobody knows when: wait for its answer, up to the deadline.)
+        const first = this.nextStart(now)
+        if (now > latest || (first !== Infinity && first > latest)) return false
+        // Its own timer to the next possible start; while a probe is out that is its answer, so look again now and then.
+        const until = Math.min(
+          at === Infinity ? Math.min(now + PROBE_CHECK_MS, (this.probe?.since ?? now) + PROBE_EXPIRES_MS) : at,
+          latest + 1,
+          // The pace recovers then: the slot may come sooner.
+          this.limit < this.maxPerSecond ? this.changedAt + RECOVER_EVERY_MS : Infinity,
+        )
+        me.wakeAt = until
+        await Promise.race([this.clock.sleep(until - now), new Promise<void>((resolve) => (me.wake = resolve))])
+        me.wake = undefined
       }
-      if (this.probe === 'out') {
-        if (now > latest) return false
-        await Promise.race([this.probeDone, this.sleep(Math.min(PROBE_CHECK_MS, Math.max(1, latest - now)))])
-        continue
-      }
-      if (this.limit < this.maxPerSecond && now - this.changedAt >= RECOVER_EVERY_MS) {
-        this.limit++
-        this.changedAt = now
-      }
-      this.starts = this.starts.filter((at) => now - at < WINDOW_MS + MARGIN_MS)
-      if (this.starts.length < this.limit) {
-        if (now > latest) return false
-        this.starts.push(now)
-        if (this.probe === 'open') this.probe = 'out'
-        return true
-      }
-      const next = this.starts[this.starts.length - this.limit] + WINDOW_MS + MARGIN_MS
-      if (next > latest) return false
-      await this.sleep(next - now)
+    } finally {
+      const index = this.waiters.indexOf(me)
+      if (index >= 0) this.waiters.splice(index, 1)
+      // One that gave up leaves its turn to those behind it.
+      if (!granted) this.wakeAll()
     }
   }
 
-  /** Autopilot said 429: stop for Retry-After (or a moment); when 429s keep coming, go on one call/s slower. */
-  rateLimited(retryAfterSeconds?: number): void {
-    const now = Date.now()
+  /** The call ended in anything but a 429 (done, refused, 5xx, timed out): if it was the probe, the others may go. */
+  answered(ticket: Ticket): void {
+    if (this.probe?.ticket !== ticket) return
+    this.probe = undefined
+    this.wakeAll()
+  }
+
+  /** The call never went out after all: if it was to be the probe, the next start is. */
+  abandoned(ticket: Ticket): void {
+    if (this.probe?.ticket !== ticket) return
+    this.probe = undefined
+    this.probeNeeded = true
+    this.wakeAll()
+  }
+
+  /** The destination said 429: stop for its wait (or one slot); when 429s keep coming, go on one call/s slower. */
+  rateLimited(ticket: Ticket, retryAfterSeconds?: number): void {
+    const now = this.clock.now()
     const repeated = now - this.lastRateLimited < REPEATED_WITHIN_MS
     this.lastRateLimited = now
     if ((repeated || retryAfterSeconds !== undefined) && now >= this.pausedUntil) {
@@ -93,27 +143,71 @@ export class Pacer {
     }
     const pause = retryAfterSeconds === undefined ? UNHINTED_PAUSE_MS : retryAfterSeconds * 1000
     this.pausedUntil = Math.max(this.pausedUntil, now + pause)
-    // Whoever waits on an earlier probe wakes up and waits for this pause instead.
-    this.probeAnswered?.()
+    if (this.probe?.ticket === ticket) this.probe = undefined
     // A pause the destination asked for ends with a probe; a 429 that named none only takes its slot.
-    if (retryAfterSeconds === undefined) {
-      if (this.probe === 'out') this.probe = 'none'
-      return
-    }
-    this.probeDone = new Promise((resolve) => (this.probeAnswered = resolve))
-    this.probe = 'open'
-  }
-
-  /** A call was answered with anything but a 429: if it was the probe, the others may go. */
-  answered(): void {
-    if (this.probe !== 'out') return
-    this.probe = 'none'
-    this.probeAnswered?.()
+    if (retryAfterSeconds !== undefined) this.probeNeeded = true
+    this.wakeAll()
   }
 
   /** Milliseconds left of a pause a 429 imposed (0: none). */
-  pauseLeft(now = Date.now()): number {
+  pauseLeft(now = this.clock.now()): number {
     return Math.max(0, this.pausedUntil - now)
+  }
+
+  /** When the next call could start, for the first in line (Infinity while a probe is out). */
+  nextStart(now = this.clock.now()): number {
+    return this.slots(now, 1)[0]
+  }
+
+  /** The waiter's own earliest start: after those ahead of it in line have taken theirs. */
+  private startFor(me: Waiter, now: number): number {
+    // Passed over: waiters that stopped looking (their isolate no longer runs them).
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      if (this.waiters[i] !== me && now - this.waiters[i].wakeAt > STALE_WAITER_MS) this.waiters.splice(i, 1)
+    }
+    // One passed over while its isolate was busy, but running again, takes its place at the end.
+    if (!this.waiters.includes(me)) this.waiters.push(me)
+    const position = this.waiters.indexOf(me)
+    return this.slots(now, position + 1)[position]
+  }
+
+  /** The next `count` possible starts, in order. */
+  private slots(now: number, count: number): number[] {
+    if (this.probe && now - this.probe.since >= PROBE_EXPIRES_MS) {
+      this.probe = undefined
+      this.probeNeeded = true
+    }
+    if (this.limit < this.maxPerSecond && now - this.changedAt >= RECOVER_EVERY_MS) {
+      this.limit++
+      this.changedAt = now
+    }
+    const window = this.windowMs
+    this.starts = this.starts.filter((at) => now - at < window)
+    const planned = [...this.starts]
+    const result: number[] = []
+    for (let i = 0; i < count; i++) {
+      // While a probe is out (or the first start after a pause is to be one), only it may go.
+      if (this.probe || (this.probeNeeded && i > 0)) return [...result, ...Array(count - i).fill(Infinity)]
+      let at = Math.max(now, this.pausedUntil)
+      if (planned.length) at = Math.max(at, planned[planned.length - 1] + this.spacingMs)
+      if (planned.length >= this.limit) at = Math.max(at, planned[planned.length - this.limit] + window)
+      planned.push(at)
+      result.push(at)
+    }
+    return result
+  }
+
+  private grant(ticket: Ticket, now: number): Ticket {
+    this.starts.push(now)
+    if (this.probeNeeded) {
+      this.probeNeeded = false
+      this.probe = { ticket, since: now }
+    }
+    return ticket
+  }
+
+  private wakeAll(): void {
+    for (const waiter of this.waiters) waiter.wake?.()
   }
 }
 
