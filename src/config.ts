@@ -29,6 +29,16 @@ export interface Env {
   ORTTO_MAX_CALLS?: string | number
   ORTTO_TIMEOUT_MS?: string | number
   ORTTO_FIELDS_REFRESH_SECONDS?: string | number
+  /** What the Worker may create in the Ortto account: fields, activities, fields,activities or none (unset). */
+  ORTTO_CREATE?: string
+  /** New Ortto fields and activities a day, at most (default 20). */
+  ORTTO_CREATE_MAX?: string | number
+  /** str::ei,str::email (default: by userId, else email) or str::email. */
+  ORTTO_MERGE_BY?: string
+  /** The country calling code for phones written without one. */
+  ORTTO_PHONE_COUNTRY?: string | number
+  /** context.ip goes to Ortto as the person's location (default true). */
+  ORTTO_SEND_IP?: string | boolean
   SEGMENT_SHARED_SECRET?: string
   SEGMENT_WEBHOOK_TOKEN?: string
   ALLOW_UNSIGNED?: string

@@ -4,9 +4,9 @@ import { fakeQueue, freshDb, setup, setupOrtto } from './helpers'
 // The shared cases, for every destination and both modes, from one table.
 const id = () => `m-${crypto.randomUUID()}`
 
-function world(destination: 'autopilot' | 'ortto', mode: 'direct' | 'queued') {
+function world(destination: 'autopilot' | 'ortto', mode: 'direct' | 'queued', settings: Record<string, string> = {}) {
   const queue = fakeQueue()
-  const env = mode === 'queued' ? { EVENTS: queue.queue } : {}
+  const env = { ...settings, ...(mode === 'queued' && { EVENTS: queue.queue }) }
   const ortto = destination === 'ortto' ? setupOrtto(env) : undefined
   const base = ortto ?? setup(env)
   const standIn = ortto ? { ortto: ortto.ortto } : { autopilot: base.autopilot }
@@ -19,11 +19,12 @@ function world(destination: 'autopilot' | 'ortto', mode: 'direct' | 'queued') {
       for (const { msgId } of result.retryMessages) queue.sent.push({ body: messages.find((m) => m.id === msgId)!.body })
     }
   }
+  const byUserId = (userId: string) => [...(ortto?.ortto.people.values() ?? [])].filter((p) => p.fields['str::ei'] === userId)
   const person = (email: string) =>
     standIn.ortto ? [...standIn.ortto.people.values()].some((p) => p.fields['str::email'] === email) : standIn.autopilot!.contacts.has(email)
   const entries = (email: string) =>
     standIn.ortto ? standIn.ortto.activities.filter((a) => a.email === email).length : standIn.autopilot!.enrolments.filter((e) => e.email === email).length
-  return { deliver, person, entries }
+  return { deliver, person, entries, byUserId, ortto: ortto?.ortto }
 }
 
 const track = (userId: string, email?: string) => ({ type: 'track', messageId: id(), userId, event: 'Order Completed', properties: email ? { email } : {} })
@@ -44,9 +45,9 @@ describe.each([
     expect(entries('a@example.com')).toBe(1)
   })
 
-  it('parks a userId-only track, sends nothing for it, and replays it once its email is known', async () => {
+  it('parks a userId-only track, sends nothing for it, and replays it once its email is known (Ortto: people found by email)', async () => {
     await freshDb()
-    const { deliver, person, entries } = world(destination, mode)
+    const { deliver, person, entries } = world(destination, mode, { ORTTO_MERGE_BY: 'str::email' })
     const parked = track('u-p')
     await deliver([parked])
     expect(person('p@example.com')).toBe(false)
@@ -64,5 +65,33 @@ describe.each([
     expect(person('d@example.com')).toBe(false)
     await deliver([{ ...identify, messageId: id() }])
     expect(person('d@example.com')).toBe(false)
+  })
+})
+
+// Ortto finds a person by Segment's userId first (ORTTO_MERGE_BY's default): nothing waits for an email.
+describe.each(['direct', 'queued'] as const)('ortto, %s mode, people found by userId', (mode) => {
+  it('sends a userId-only track at once, on the person of that external id; a later email joins the same person', async () => {
+    await freshDb()
+    const { deliver, byUserId, ortto } = world('ortto', mode)
+    const first = track('u-now')
+    await deliver([first])
+    expect(byUserId('u-now')).toHaveLength(1)
+    expect(ortto!.activities.filter((a) => a.ei === 'u-now')).toHaveLength(1)
+    await deliver([{ type: 'identify', messageId: id(), userId: 'u-now', traits: { email: 'now@example.com' } }])
+    await deliver([first]) // Segment re-sends it: not entered twice
+    expect(byUserId('u-now').map((p) => p.fields['str::email'])).toEqual(['now@example.com'])
+    expect(ortto!.activities.filter((a) => a.ei === 'u-now')).toHaveLength(1)
+  })
+
+  it('deletes a person known only by userId, and keeps them deleted', async () => {
+    await freshDb()
+    const { deliver, byUserId } = world('ortto', mode)
+    const identify = { type: 'identify', messageId: id(), userId: 'u-gone', traits: { plan: 'pro' }, timestamp: '2026-01-01T00:00:00Z' }
+    await deliver([identify])
+    expect(byUserId('u-gone')).toHaveLength(1)
+    await deliver([{ type: 'delete', messageId: id(), userId: 'u-gone', timestamp: '2026-01-02T00:00:00Z' }])
+    expect(byUserId('u-gone')).toHaveLength(0)
+    await deliver([{ ...identify, messageId: id() }])
+    expect(byUserId('u-gone')).toHaveLength(0)
   })
 })

@@ -48,12 +48,12 @@ describe('Ortto edges', () => {
     expect(ortto.calls.filter((c) => c.path === '/v1/person/merge').map((c) => c.body.people.length)).toEqual([1, 2])
   })
 
-  it('sends a list field as a list, a moment only with its zone (in UTC), a phone only with its country code', async () => {
+  it('sends a list field as a list, a moment only with its zone (in UTC), a phone without its country code as the national number', async () => {
     const { post, calls } = setupOrtto()
     const body = await json(await post({ type: 'identify', messageId: id(), traits: { email: 'f@example.com', interests: 'tea', 'signed up': '2025-01-02T03:04:05+0100', phone: '(415) 555-1234' } }))
     expect(body.status).toBe('delivered')
-    expect(calls('/person/merge')[0].body.people[0].fields).toMatchObject({ 'sst:cm:interests': ['tea'], 'tme:cm:signed-up': '2025-01-02T02:04:05.000Z' })
-    expect(body.issues).toEqual([{ path: 'traits.phone', message: expect.stringContaining('country code') }])
+    expect(calls('/person/merge')[0].body.people[0].fields).toMatchObject({ 'sst:cm:interests': ['tea'], 'tme:cm:signed-up': '2025-01-02T02:04:05.000Z', 'phn::phone': { n: '4155551234' } })
+    expect(body.issues).toBeUndefined()
     const dateOnly = await json(await post({ type: 'identify', messageId: id(), traits: { email: 'f@example.com', 'signed up': '2025-01-02' } }))
     expect(dateOnly.issues).toEqual([{ path: 'traits.signed up', message: expect.stringContaining('zone') }])
   })
@@ -67,8 +67,8 @@ describe('Ortto edges', () => {
     expect([...ortto.people.values()].some((p) => p.fields['str::email'] === 'x@example.com')).toBe(false)
   })
 
-  it('maps unsubscribed to the email permission, and a new email to a merge by external id', async () => {
-    const { post, ortto, calls } = setupOrtto()
+  it('maps unsubscribed to the email permission, and (people found by email) a new email to a merge by external id', async () => {
+    const { post, ortto, calls } = setupOrtto({ ORTTO_MERGE_BY: 'str::email' })
     await post({ type: 'identify', messageId: id(), userId: 'u-r', traits: { email: 'old@example.com', unsubscribed: true } })
     expect(calls('/person/merge')[0].body.people[0].fields['bol::p']).toBe(false)
     await post({ type: 'identify', messageId: id(), userId: 'u-r', traits: { email: 'old@example.com', newEmail: 'new@example.com' } })

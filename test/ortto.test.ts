@@ -21,7 +21,7 @@ describe('Ortto: identify -> person/merge', () => {
     const body = await json(response)
     expect(body.issues).toEqual([{ path: 'traits.unknownTrait', message: expect.stringContaining('no custom field of this name') }])
     const [merge] = calls('/person/merge')
-    expect(merge.body.merge_by).toEqual(['str::email'])
+    expect(merge.body.merge_by).toEqual(['str::ei', 'str::email']) // found by userId, else email (ORTTO_MERGE_BY's default)
     expect(merge.body.people).toEqual([{
       fields: {
         'str::email': 'ada@example.com', 'str::ei': 'u-1', 'str::first': 'Ada', 'str::last': 'King Lovelace',
@@ -77,7 +77,7 @@ describe('Ortto: track -> activities/create', () => {
   it('an unmapped track updates the person when it carries traits, and is skipped otherwise; page, screen, group write nothing', async () => {
     const { post, calls } = setupOrtto()
     const withTraits = { type: 'track', messageId: id(), event: 'Clicked', context: { traits: { email: 'c@example.com', plan: 'pro' } } }
-    expect((await json(await post(withTraits))).message).toContain('no activity is mapped to "Clicked" in ORTTO_ACTIVITIES; person merged')
+    expect((await json(await post(withTraits))).message).toContain('no activity is named "Clicked" in the Ortto account or mapped in ORTTO_ACTIVITIES (ORTTO_CREATE=activities creates it); person merged')
     const bare = await json(await post({ type: 'track', messageId: id(), event: 'Clicked', properties: { email: 'c@example.com' } }))
     expect(bare).toMatchObject({ status: 'skipped' })
     for (const type of ['page', 'screen', 'group']) expect((await json(await post({ type, messageId: id(), userId: 'u' }))).status).toBe('skipped')
@@ -134,8 +134,8 @@ describe('Ortto: audiences, deletes, identity', () => {
     expect(calls('/person/merge')).toHaveLength(1)
   })
 
-  it('parks a userId-only track until an identify teaches the email, sends nothing before, then replays it once', async () => {
-    const { post, ortto } = setupOrtto()
+  it('with people found by email (ORTTO_MERGE_BY=str::email), parks a userId-only track until an identify teaches the email, then replays it once', async () => {
+    const { post, ortto } = setupOrtto({ ORTTO_MERGE_BY: 'str::email' })
     const parked = { type: 'track', messageId: id(), event: 'Order Completed', userId: 'u-park', properties: { product: 'Tea' } }
     expect((await post(parked)).status).toBe(202)
     expect(ortto.calls.filter((c) => !c.path.endsWith('/get'))).toHaveLength(0)

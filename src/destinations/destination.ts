@@ -16,7 +16,8 @@ export type Operation<P> =
   | { kind: 'upsert'; person: P; message: string; issues?: Issue[] }
   /** Enter a journey (an Autopilot trigger, an Ortto activity). setFirst: the person's fields are set before. */
   | { kind: 'enter'; journey: string; person: P; setFirst: boolean; issues?: Issue[]; attributes?: Record<string, unknown> }
-  | { kind: 'delete'; email: string }
+  /** `key`: as People.key names the person (the email; `user:<userId>` where the destination finds people by it). */
+  | { kind: 'delete'; key: string; email?: string; userId?: string }
   | { kind: 'skip'; message: string }
   | { kind: 'reject'; message: string; issues?: Issue[] }
   /** Cannot be mapped now (the account's fields could not be read): retried, nothing sent. */
@@ -38,7 +39,8 @@ export interface Result {
 
 /** How "newest wins" sees a person: its key and the names of the fields it sets. */
 export interface People<P> {
-  email(person: P): string
+  /** What identifies the person: the email, or `user:<userId>` where the destination finds people by it. */
+  key(person: P): string
   /** Field names as the guard records them (stable across a field's type). */
   names(person: P): string[]
   /** The person without the fields `newer` names, and how many were dropped. */
@@ -71,6 +73,25 @@ export interface AccountSource<A> {
   unknown?: A
 }
 
+/**
+ * What the Worker created in the destination's account when it was missing, shared by every
+ * isolate (D1), with a daily cap. The store implements it; a destination that creates
+ * definitions (Ortto's ORTTO_CREATE) uses it.
+ */
+export interface Creations {
+  /** Holds one of today's `max` slots for this definition; false when they are used up. */
+  reserve(kind: string, name: string, max: number): Promise<boolean>
+  /** The definition exists now (its id), or was not made after all (no id: the slot is freed). */
+  settle(kind: string, name: string, id?: string): Promise<void>
+  /** Left out, and why (today's cap was used up). */
+  leftOut(kind: string, name: string, reason: string): Promise<void>
+}
+
+/** What the pipeline hands `send` besides the calls' gate. */
+export interface SendContext {
+  creations?: Creations
+}
+
 export interface Destination<P = unknown, A = unknown> {
   id: DestinationId
   /** Its name in messages: "Autopilot", "Ortto". */
@@ -94,7 +115,12 @@ export interface Destination<P = unknown, A = unknown> {
   map(event: SegmentEvent, account: A, knownEmail?: string): Operation<P>
   people: People<P>
   /** Sends the jobs in as few calls as its API allows; one result per job, in order. */
-  send(jobs: readonly Job<P>[], options: CallOptions): Promise<Result[]>
+  send(jobs: readonly Job<P>[], options: CallOptions, context?: SendContext): Promise<Result[]>
+  /**
+   * It finds a person by Segment's userId (Ortto's external id): an event with a userId and no
+   * email is sent at once instead of waiting for one, and the person's key is `user:<userId>`.
+   */
+  keysByUserId?: boolean
   /** The setup check against the account (key, journeys, fields), in words an admin can act on. */
   check(options: CallOptions): Promise<{ checks: Check[]; details: Record<string, unknown> }>
 }

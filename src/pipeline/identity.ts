@@ -81,8 +81,14 @@ export interface BatchKeys {
   messages: Set<string>
 }
 
-/** The hashes a batch needs: userIds (and alias previousIds) and the emails events carry. */
-export function keysOf(items: readonly Item[]): BatchKeys {
+/** A person's key where the destination finds people by Segment's userId. */
+export const userKey = (userId: string) => `user:${userId}`
+
+/**
+ * The hashes a batch needs: userIds (and alias previousIds) and the emails events carry; with
+ * `byUserId` (the destination finds people by userId) also each userId's person key.
+ */
+export function keysOf(items: readonly Item[], byUserId = false): BatchKeys {
   const own: (string | undefined)[] = new Array(items.length)
   const hashes = new Map<string, string>()
   const users = new Set<string>()
@@ -95,6 +101,7 @@ export function keysOf(items: readonly Item[]): BatchKeys {
     const email = found === undefined ? undefined : normalEmail(found)
     own[i] = email
     if (userId) users.add(hashIn(hashes, userId))
+    if (userId && byUserId) emails.add(hashIn(hashes, userKey(userId)))
     if (type === 'alias' && event.previousId) users.add(hashIn(hashes, event.previousId))
     const carried = parked ? normalEmail(parked.email) : email
     if (carried) emails.add(hashIn(hashes, carried))
@@ -109,7 +116,7 @@ export function keysOf(items: readonly Item[]): BatchKeys {
  * userId's email. A user with parked events gets them replayed, oldest first, just
  * before the first event that brings the email.
  */
-export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, own: owns }: BatchKeys, storeDown: boolean): Resolution {
+export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, own: owns }: BatchKeys, storeDown: boolean, byUserId = false): Resolution {
   const hash = (text: string) => hashes.get(text)!
   const times = items.map(eventTime)
   const inBatch = new Map<string, { email: string; at: number }>()
@@ -155,6 +162,8 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, ow
         if (!userId) return { kind: 'deliver', event }
         if (storeDown && !own) return { kind: 'unavailable' }
         const email = own ?? known(userId)
+        // The destination finds the person by the userId: nothing waits for an email.
+        if (!email && byUserId) return { kind: 'deliver', event }
         if (!email) {
           const h = hash(userId)
           const waiting = (snapshot.parkedCounts.get(h) ?? 0) + (parkedInBatch.get(h) ?? 0)

@@ -6,7 +6,7 @@ import { accountFor, accountKeyDue } from './account'
 import { conclude, entered, type Entry } from './conclude'
 import type { Job } from '../destinations/destination'
 import { withoutNewer } from './guards'
-import { eventTime, hashIn, keysOf, MAX_PARKED_PER_USER, resolve, type Item } from './identity'
+import { eventTime, hashIn, keysOf, MAX_PARKED_PER_USER, resolve, userKey, type Item } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from '../store/store'
@@ -25,10 +25,10 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     if (!(error instanceof StoreError)) throw error
     run.onProblem?.(stage, error.message)
   }
-  const keys = keysOf(items)
-  const { hashes } = keys
   const { destination } = run.config
   const { people } = destination
+  const keys = keysOf(items, destination.keysByUserId)
+  const { hashes } = keys
   const maps = items.some(({ event }) => event.type === 'identify' || event.type === 'track')
   const accountKey = maps ? accountKeyDue(destination) : undefined
   let snapshot: Snapshot
@@ -41,7 +41,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     snapshot = emptySnapshot()
     storeDown = true
   }
-  const resolution = resolve(items, snapshot, keys, storeDown)
+  const resolution = resolve(items, snapshot, keys, storeDown, destination.keysByUserId)
   /** Items delivered that still owe the store a write a later step depends on: retried, never acked around it. */
   const owed = new Map<number, string>()
   if (storeDown) {
@@ -113,17 +113,17 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
 
   // Deletes first for events newer than them: phase 1 runs after this batch's deletes.
   const deletedAt = new Map<string, number>()
-  for (const entry of entries) if (!entry.outcome && entry.op?.kind === 'delete') deletedAt.set(entry.op.email, entry.at)
+  for (const entry of entries) if (!entry.outcome && entry.op?.kind === 'delete') deletedAt.set(entry.op.key, entry.at)
   const jobs: Job<unknown>[] = []
   const jobOf = new Map<Entry, number>()
   for (const entry of entries) {
     const { op } = entry
     if (entry.outcome || !op) continue
-    const email = op.kind === 'upsert' || op.kind === 'enter' ? people.email(op.person) : undefined
-    const phase = email !== undefined && (deletedAt.get(email) ?? Infinity) < entry.at ? 1 : 0
+    const key = op.kind === 'upsert' || op.kind === 'enter' ? people.key(op.person) : undefined
+    const phase = key !== undefined && (deletedAt.get(key) ?? Infinity) < entry.at ? 1 : 0
     jobOf.set(entry, jobs.push({ op, at: entry.at, phase }) - 1)
   }
-  const results = jobs.length ? await destination.send(jobs, run.calls) : []
+  const results = jobs.length ? await destination.send(jobs, run.calls, { creations: run.creations }) : []
 
   // Outcomes, and what the store should learn from them.
   const { outcomes, needsWrite } = conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes })
@@ -171,12 +171,15 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
       case 'unavailable':
         return retry('the identity store is unavailable; will retry')
       case 'delete': {
-        if (!resolved.email) {
+        const { userId } = entry.item.event
+        // Found by its userId where the destination can (Ortto's external id), else by the email it resolves to.
+        const key = destination.keysByUserId && userId ? userKey(userId) : resolved.email
+        if (!key) {
           const dropped = resolved.userHash ? (snapshot.parkedCounts.get(resolved.userHash) ?? 0) : 0
           return skipped(`No email is known for this userId, so there is no ${destination.label} person to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
         }
-        entry.emailHash = hashIn(hashes, resolved.email)
-        entry.op = { kind: 'delete', email: resolved.email }
+        entry.emailHash = hashIn(hashes, key)
+        entry.op = { kind: 'delete', key, ...(resolved.email && { email: resolved.email }), ...(destination.keysByUserId && userId && { userId }) }
         return undefined
       }
       case 'deliver':
@@ -191,7 +194,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
       entry.op = op
       return undefined
     }
-    entry.emailHash = hashIn(hashes, people.email(op.person))
+    entry.emailHash = hashIn(hashes, people.key(op.person))
     const guard = snapshot.contacts.get(entry.emailHash)
     if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
     if (guard) {

@@ -10,6 +10,8 @@ import type { RequestLog } from '../log'
 import type { Outcome } from './outcome'
 import { pacerFor } from './pacer'
 import type { Store } from '../store/store'
+import { CreationLog } from '../store/creations'
+import type { Creations } from '../destinations/destination'
 
 export type RunKind = 'request' | 'queue' | 'sweep' | 'redrive'
 
@@ -31,6 +33,8 @@ export interface DeliveryRun {
   onReplay?: (type: string, status: string, messageId?: string) => void
   /** Told what went wrong without stopping the run (a store failure, an unreadable field list), for the log. */
   onProblem?: (stage: string, message: string) => void
+  /** What the destination creates in its account, and the day's cap on it (shared through D1). */
+  creations: Creations
 }
 
 /** A claim outlives any attempt still running: Segment waits 5 s, a consumer 5 min, the sweep 1 min. */
@@ -64,6 +68,7 @@ export function deliveryRun(kind: RunKind, { config, store, log, started = Date.
     recordProgress: kind === 'request',
     ...(kind === 'request' && { answerBy: started + config.deadlineMs + FINAL_WRITE_MS }),
     onProblem: log.problem,
+    creations: new CreationLog(store.sql),
     ...(kind !== 'sweep' && { onReplay: log.countReplay }),
   }
 }

@@ -72,7 +72,7 @@ export async function sendToAutopilot(jobs: readonly Job<Contact>[], client: Aut
   async function remove(i: number): Promise<void> {
     const action = jobs[i].op as Extract<Operation<Contact>, { kind: 'delete' }>
     try {
-      const gone = await client.deleteContact(action.email)
+      const gone = await client.deleteContact(action.key)
       results[i] = { outcome: delivered(gone === 'deleted' ? 'contact deleted' : 'contact was not in Autopilot') }
     } catch (error) {
       results[i] = { outcome: fromError(error) }

@@ -16,7 +16,7 @@ const ACTIVITY_ID = /^act:/
 const FIELD_ID = /^[a-z]{3}:[a-z]*:/
 
 /** Activities (act:…) and, for each, the attribute definitions nested in it. Tolerant of how the schema nests them. */
-export function activitiesIn(schema: unknown): Map<string, OrttoField[]> {
+export function activitiesIn(schema: unknown, names?: Map<string, string>): Map<string, OrttoField[]> {
   const activities = new Map<string, OrttoField[]>()
   const walk = (node: unknown, activity: OrttoField[] | undefined, depth: number) => {
     if (depth > 12 || !node || typeof node !== 'object') return
@@ -29,6 +29,7 @@ export function activitiesIn(schema: unknown): Map<string, OrttoField[]> {
     if (named.success && ACTIVITY_ID.test(named.output.id)) {
       inside = activities.get(named.output.id) ?? []
       activities.set(named.output.id, inside)
+      names?.set(named.output.id, named.output.name)
     } else if (named.success && activity && FIELD_ID.test(named.output.id)) {
       activity.push({ id: named.output.id, name: named.output.name })
     }
@@ -40,17 +41,25 @@ export function activitiesIn(schema: unknown): Map<string, OrttoField[]> {
 
 export interface StoredAccount {
   fields: OrttoField[]
-  activities: [string, OrttoField[]][]
+  /** Activity id, its attributes, and its name (absent in copies kept before names were read). */
+  activities: [string, OrttoField[], string?][]
 }
 
 export function toAccount(stored: StoredAccount): OrttoAccount {
-  return { known: true, fields: fieldIndex(stored.fields), activities: new Map(stored.activities.map(([id, attributes]) => [id, fieldIndex(attributes)])) }
+  return {
+    known: true,
+    fields: fieldIndex(stored.fields),
+    activities: new Map(stored.activities.map(([id, attributes]) => [id, fieldIndex(attributes)])),
+    // Only the account's own activities go by name (Ortto's act:: ones, such as "Tag added", are its own doing).
+    activityNames: fieldIndex(stored.activities.filter(([id, , name]) => name && id.startsWith('act:cm:')).map(([id, , name]) => ({ id, name: name! }))),
+  }
 }
 
 /** Both reads; the answer as kept in D1. */
 export async function readAccount(endpoint: { baseUrl: string; apiKey: string; timeoutMs: number }, options: CallOptions): Promise<StoredAccount> {
   const client = new OrttoClient(endpoint, options)
   const fields = v.parse(CustomFields, await client.read('/person/custom-field/get', {})).fields.map(({ field }) => ({ id: field.id, name: field.name }))
-  const activities = activitiesIn(await client.read('/instance-schema/get', { namespaces: [] }))
-  return { fields, activities: [...activities] }
+  const names = new Map<string, string>()
+  const activities = activitiesIn(await client.read('/instance-schema/get', { namespaces: [] }), names)
+  return { fields, activities: [...activities].map(([id, attributes]) => [id, attributes, names.get(id)]) }
 }

@@ -8,7 +8,7 @@ import { Stopped } from '../../pipeline/gate'
 import { answerRows, answerTable, call, CallError, reasonOf, redact, waitSeconds, type CallOptions, type Endpoint } from '../transport'
 
 export const BULK_LIMIT = 100
-export type Op = 'merge' | 'activities' | 'find' | 'archive' | 'delete' | 'read'
+export type Op = 'merge' | 'activities' | 'find' | 'archive' | 'delete' | 'read' | 'create'
 
 /** Ortto's answers -> what happens next; first matching row wins (docs/delivery.md lists it). */
 /** A 404 is a wrong region or base URL (every path this Worker calls exists): retried while it is fixed. */
@@ -22,6 +22,14 @@ const Item = v.looseObject({ status: v.optional(v.string()), error: v.optional(v
 const MergeAnswer = v.looseObject({ people: v.array(Item) })
 const ActivitiesAnswer = v.looseObject({ activities: v.array(Item) })
 const ErrorAnswer = v.looseObject({ details: v.optional(v.array(Item)), error: v.optional(v.unknown()), 'try-in-seconds': v.optional(v.unknown()) })
+const CreatedField = v.looseObject({ field_id: v.optional(v.string()), id: v.optional(v.string()), field: v.optional(v.looseObject({ id: v.optional(v.string()), field_id: v.optional(v.string()) })) })
+const CreatedActivity = v.looseObject({
+  activity_id: v.optional(v.string()),
+  id: v.optional(v.string()),
+  attributes: v.optional(v.array(v.looseObject({ name: v.string(), field_id: v.optional(v.string()), id: v.optional(v.string()) })), []),
+})
+/** The icon a created activity shows in Ortto (the only icon id seen in a live answer). */
+const ACTIVITY_ICON = 'moneys-illustration-icon'
 const FoundPeople = v.looseObject({ contacts: v.optional(v.nullable(v.array(v.looseObject({ id: v.string() }))), []) })
 
 /** Statuses of an item that went through. */
@@ -71,20 +79,23 @@ export class OrttoClient {
   }
 
   /** Up to 100 people, found by `mergeBy` (email; a rename by external id); one answer per person, in order. */
-  async merge(people: { fields: Record<string, unknown>; tags?: string[]; unset_tags?: string[] }[], mergeBy: string[] = ['str::email']): Promise<ItemAnswer[]> {
+  async merge(people: { fields: Record<string, unknown>; tags?: string[]; unset_tags?: string[]; location?: { source_ip: string } }[], mergeBy: readonly string[] = ['str::email']): Promise<ItemAnswer[]> {
     const response = await this.send('merge', 'POST', '/person/merge', { people, merge_by: mergeBy, merge_strategy: 2, find_strategy: 0 })
     return itemsOf(v.safeParse(MergeAnswer, await response.json().catch(() => undefined)), people.length, 'people')
   }
 
   /** Up to 100 activities; one answer per activity, in order. Not safe to repeat when unanswered. */
-  async createActivities(activities: { activity_id: string; attributes?: Record<string, unknown>; fields: Record<string, unknown> }[]): Promise<ItemAnswer[]> {
-    const response = await this.send('activities', 'POST', '/activities/create', { activities, merge_by: ['str::email'] })
+  async createActivities(activities: { activity_id: string; attributes?: Record<string, unknown>; fields: Record<string, unknown>; location?: { source_ip: string } }[], mergeBy: readonly string[] = ['str::email']): Promise<ItemAnswer[]> {
+    const response = await this.send('activities', 'POST', '/activities/create', { activities, merge_by: mergeBy })
     return itemsOf(v.safeParse(ActivitiesAnswer, await response.json().catch(() => undefined)), activities.length, 'activities')
   }
 
-  /** The ids of the people with this email. */
-  async find(email: string): Promise<string[]> {
-    const response = await this.send('find', 'POST', '/person/get', { limit: 10, fields: ['str::email'], filter: { '$str::is': { field_id: 'str::email', value: email } } })
+  /** The ids of the people with this external id or email. */
+  async find({ email, userId }: { email?: string; userId?: string }): Promise<string[]> {
+    const is = (field_id: string, value: string) => ({ '$str::is': { field_id, value } })
+    const either = [...(userId ? [is('str::ei', userId)] : []), ...(email ? [is('str::email', email)] : [])]
+    const filter = either.length === 1 ? either[0] : { $or: either }
+    const response = await this.send('find', 'POST', '/person/get', { limit: 10, fields: ['str::email'], filter })
     const parsed = v.safeParse(FoundPeople, await response.json().catch(() => undefined))
     if (!parsed.success) throw new CallError('unavailable', 'Ortto answered person/get with a body this Worker does not understand', response.status)
     return (parsed.output.contacts ?? []).map((person) => person.id)
@@ -98,6 +109,25 @@ export class OrttoClient {
     await this.send('delete', 'DELETE', '/person/delete', { inclusion_ids: ids })
   }
 
+  /** A new custom person field: its id. */
+  async createField(name: string, type: string): Promise<string> {
+    const response = await this.send('create', 'POST', '/person/custom-field/create', { name, type })
+    const parsed = v.safeParse(CreatedField, await response.json().catch(() => undefined))
+    const id = parsed.success ? (parsed.output.field_id ?? parsed.output.field?.id ?? parsed.output.field?.field_id ?? parsed.output.id) : undefined
+    if (!id) throw new CallError('unavailable', 'Ortto answered person/custom-field/create without the new field id', response.status)
+    return id
+  }
+
+  /** A new activity definition: its id and its attributes' ids by name. */
+  async createActivity(name: string, attributes: { name: string; display_type: string }[]): Promise<{ id: string; attributes: { id: string; name: string }[] }> {
+    const body = { name, icon_id: ACTIVITY_ICON, track_conversion_value: false, touch: false, filterable: true, visible_in_feeds: true, attributes }
+    const response = await this.send('create', 'POST', '/definitions/activity/create', body)
+    const parsed = v.safeParse(CreatedActivity, await response.json().catch(() => undefined))
+    const id = parsed.success ? (parsed.output.activity_id ?? parsed.output.id) : undefined
+    if (!parsed.success || !id) throw new CallError('unavailable', 'Ortto answered definitions/activity/create without the new activity id', response.status)
+    return { id, attributes: parsed.output.attributes.flatMap((a) => (a.field_id ?? a.id ? [{ id: (a.field_id ?? a.id)!, name: a.name }] : [])) }
+  }
+
   /** A read of JSON (the account's schema, the setup check). */
   async read(path: string, body: unknown = {}): Promise<unknown> {
     const response = await this.send('read', 'POST', path, body)
@@ -107,7 +137,8 @@ export class OrttoClient {
   private async send(op: Op, method: string, path: string, body: unknown): Promise<Response> {
     // Refused before the gate too (not attempted: nothing reached Ortto), so a run stops queueing calls.
     if (refusalsInWindow(Date.now()) >= MAX_REFUSALS) throw new Stopped(`not attempted: Ortto refused ${MAX_REFUSALS} calls within 15 s, and it bans an IP after 15; will retry`)
-    return call(this.endpoint, this.options, { op, method, path, body, repeatable: op !== 'activities' }, (response) => this.classify(response, op, path))
+    // An activity or a definition that got no answer may exist: not repeated in place.
+    return call(this.endpoint, this.options, { op, method, path, body, repeatable: op !== 'activities' && op !== 'create' }, (response) => this.classify(response, op, path))
   }
 
   private async classify(response: Response, op: Op, path: string): Promise<CallError | undefined> {
@@ -128,6 +159,8 @@ export class OrttoClient {
       case 'key_rejected': {
         const said = await reasonOf(response.clone(), secret)
         if (/\bbanned\b/i.test(said)) return new CallError('unavailable', `Ortto has banned this IP for a while after refused calls (${status}); will retry`, status)
+        // A definition refused with 403 is the plan's cap on fields or activities, not the key.
+        if (op === 'create' && status === 403) return new CallError('rejected', `Ortto refused it (${status}): ${said}`, status)
         return new CallError(kind, `Ortto rejected the API key (${status}): check ORTTO_API_KEY (Ortto → Settings → Data sources → Custom API) and ORTTO_REGION`, status)
       }
       case 'redirected':

@@ -23,6 +23,8 @@ export interface OrttoAccount {
   fields: FieldIndex
   /** Activity id -> its attributes. */
   activities: ReadonlyMap<string, FieldIndex>
+  /** The account's custom activities by name (id and name). */
+  activityNames: FieldIndex
 }
 
 export function fieldIndex(fields: readonly OrttoField[]): FieldIndex {
@@ -36,7 +38,7 @@ export function fieldIndex(fields: readonly OrttoField[]): FieldIndex {
   return { exact, loose }
 }
 
-export const noAccount: OrttoAccount = { known: true, fields: fieldIndex([]), activities: new Map() }
+export const noAccount: OrttoAccount = { known: true, fields: fieldIndex([]), activities: new Map(), activityNames: fieldIndex([]) }
 export const unknownAccount: OrttoAccount = { ...noAccount, known: false }
 
 /** The field a trait of this name goes into, and whether the name matched exactly. */
@@ -51,7 +53,7 @@ const MAX_STR = 255
 const MAX_TEXT = 4000
 
 /** A value as the field of this id holds it: by the id's type prefix (str, txt, int, dec, cur, bol, dtz, tme, geo, phn, sst). */
-export function valueFor(id: string, value: unknown): Converted | { ok: true; value: unknown } {
+export function valueFor(id: string, value: unknown, phoneCountry?: string): Converted | { ok: true; value: unknown } {
   const type = id.slice(0, id.indexOf(':'))
   switch (type) {
     case 'str':
@@ -92,7 +94,7 @@ export function valueFor(id: string, value: unknown): Converted | { ok: true; va
       return name.ok ? { ok: true, value: { name: name.value } } : name
     }
     case 'phn':
-      return phone(value)
+      return phone(value, phoneCountry)
     default:
       return { ok: false, problem: `is for a field of type "${type}", which this Worker does not send` }
   }
@@ -113,13 +115,41 @@ export function dateParts(value: unknown): Converted | { ok: true; value: unknow
   return { ok: true, value: { year: +match[1], month: +match[2], day: +match[3], timezone: 'UTC' } }
 }
 
-/** A phone number with its country code, digits only; Ortto parses the country from it. */
-function phone(value: unknown): Converted | { ok: true; value: unknown } {
+/**
+ * A phone number. With its country code (a leading + or 00): digits, and Ortto reads the country
+ * from them. Without (how most apps store one): the national number, with ORTTO_PHONE_COUNTRY's
+ * code when set — never dropped for that. Only a value that is no phone number is left out.
+ */
+function phone(value: unknown, country?: string): Converted | { ok: true; value: unknown } {
   if (typeof value !== 'string' && typeof value !== 'number') return { ok: false, problem: 'must be a phone number' }
-  // Without its country code (a leading + or 00) a number would be read with a wrong one: left out.
   const text = String(value).trim()
-  if (!/^(?:\+|00)/.test(text)) return { ok: false, problem: 'must start with its country code (+61…, or 0061…)' }
+  if (!/^\+?[\d\s().-]+$/.test(text)) return { ok: false, problem: 'is not a phone number' }
+  const international = /^(?:\+|00)/.test(text)
   const digits = text.replace(/^00/, '').replace(/[^\d]/g, '')
-  if (digits.length < 6 || digits.length > 15) return { ok: false, problem: 'must be a phone number (6 to 15 digits, with the country code)' }
-  return { ok: true, value: { phone: digits, parse_with_country_code: true } }
+  if (digits.length < 5 || digits.length > 15) return { ok: false, problem: 'is not a phone number (5 to 15 digits)' }
+  if (international) return { ok: true, value: { phone: digits, parse_with_country_code: true } }
+  return { ok: true, value: { n: digits, ...(country && { c: country }) } }
+}
+
+/** A type Ortto can create (person/custom-field/create, activity attributes) and the id prefix it gives. */
+export interface FieldType {
+  type: 'text' | 'large_text' | 'integer' | 'decimal' | 'bool' | 'time' | 'multi_select'
+  prefix: string
+}
+const ZONED_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/
+
+/** The type a new field (or attribute) takes from a value: text, whole number, decimal, true/false, a date-time, a list of texts; none for anything else. */
+export function typeFor(value: unknown): FieldType | undefined {
+  if (typeof value === 'boolean') return { type: 'bool', prefix: 'bol' }
+  if (typeof value === 'number') {
+    if (Number.isSafeInteger(value)) return { type: 'integer', prefix: 'int' }
+    return Number.isFinite(value) ? { type: 'decimal', prefix: 'dec' } : undefined
+  }
+  if (typeof value === 'string') {
+    if (ZONED_TIME.test(value.trim()) && Number.isFinite(Date.parse(value))) return { type: 'time', prefix: 'tme' }
+    if (!value.trim()) return undefined
+    return value.length <= MAX_STR ? { type: 'text', prefix: 'str' } : value.length <= MAX_TEXT ? { type: 'large_text', prefix: 'txt' } : undefined
+  }
+  if (Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string' && item.length <= MAX_STR)) return { type: 'multi_select', prefix: 'sst' }
+  return undefined
 }

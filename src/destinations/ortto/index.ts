@@ -1,13 +1,15 @@
 // Ortto (Autopilot's current product, api.ap3api.com) as a destination: people merged by
-// email 100 a call, journeys entered through custom activities 100 a call, Engage
-// audiences as tags, deletes as find → archive → delete, 10 requests/s (30 on Business).
+// userId (external id) or email 100 a call, journeys entered through custom activities 100 a
+// call, fields and activities created when missing (ORTTO_CREATE), Engage audiences as tags,
+// deletes as find → archive → delete, 10 requests/s (30 on Business).
 import type { Vars } from '../../settings'
 import { common, perAccount, type Destination } from '../destination'
 import { readAccount, toAccount, type StoredAccount } from './account'
 import { checkOrtto } from './check'
 import { BULK_LIMIT, OrttoClient } from './client'
 import { noAccount, unknownAccount, type OrttoAccount } from './fields'
-import { orttoPeople, toOrtto, type OrttoMapping, type OrttoPerson } from './mapping'
+import { toOrtto, type OrttoMapping } from './mapping'
+import { orttoPeople, type OrttoPerson } from './person'
 import { sendToOrtto } from './send'
 import { orttoSettings } from './settings'
 
@@ -15,7 +17,11 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
   const settings = orttoSettings(env, deployEnv)
   const { apiKey = '', baseUrl, timeoutMs } = settings
   const endpoint = { baseUrl, apiKey, timeoutMs }
-  const mappingFor = perAccount((account: OrttoAccount): OrttoMapping => ({ activities: settings.activities, account }))
+  const byUserId = settings.mergeBy[0] === 'str::ei'
+  const { activities, create, phoneCountry, sendIp } = settings
+  const mappingFor = perAccount((account: OrttoAccount): OrttoMapping => ({ activities, account, create, byUserId, phoneCountry, sendIp }))
+  /** The account the last events were mapped with: what send creates is added to it. */
+  let current: OrttoAccount | undefined
   // Kept as read, so the account can be rebuilt from D1 in every isolate.
   const stored = new WeakMap<OrttoAccount, StoredAccount>()
   return {
@@ -24,7 +30,7 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
     journeyNoun: 'activity',
     ...common(settings),
     bulkLimit: BULK_LIMIT,
-    settings: { ORTTO_API_KEY: Boolean(apiKey), ORTTO_ACTIVITIES: settings.activities.size },
+    settings: { ORTTO_API_KEY: Boolean(apiKey), ORTTO_ACTIVITIES: settings.activities.size, ORTTO_CREATE_FIELDS: create.fields, ORTTO_CREATE_ACTIVITIES: create.activities, ORTTO_MERGE_BY_USER_ID: byUserId },
     account: {
       key: 'ortto:schema',
       refreshMs: settings.refreshMs,
@@ -44,9 +50,11 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
       none: noAccount,
       unknown: unknownAccount,
     },
-    map: (event, account, knownEmail) => toOrtto(event, mappingFor(account), knownEmail),
-    people: orttoPeople,
-    send: (jobs, options) => sendToOrtto(jobs, new OrttoClient(endpoint, options)),
+    map: (event, account, knownEmail) => toOrtto(event, mappingFor((current = account)), knownEmail),
+    people: orttoPeople(byUserId),
+    keysByUserId: byUserId,
+    send: (jobs, options, context) =>
+      sendToOrtto(jobs, new OrttoClient(endpoint, options), { settings, creations: context?.creations, account: current, reread: () => readAccount(endpoint, options) }),
     check: (options) => checkOrtto(settings, options, deployEnv),
   }
 }

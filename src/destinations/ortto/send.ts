@@ -6,7 +6,8 @@
 import { delivered, fromError, rejected, retry, skipped, type Outcome } from '../../pipeline/outcome'
 import type { Job, Operation, Result } from '../destination'
 import { BULK_LIMIT, RefusedItems, type ItemAnswer, type OrttoClient } from './client'
-import { mergePeople, type OrttoPerson } from './mapping'
+import { createMissing, type CreateOptions } from './create'
+import { mergePeople, type OrttoPerson } from './person'
 
 type Enter = Extract<Operation<OrttoPerson>, { kind: 'enter' }>
 
@@ -45,10 +46,16 @@ async function inBulk<T>(items: T[], send: (chunk: T[]) => Promise<ItemAnswer[]>
 const isAnswer = (value: ItemAnswer | Outcome): value is ItemAnswer => 'ok' in value
 const outcomeOf = (answer: ItemAnswer | Outcome, message: string): Outcome => (isAnswer(answer) ? (answer.ok ? delivered(message) : rejected(answer.reason)) : answer)
 
-export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: OrttoClient): Promise<Result[]> {
-  const results: Result[] = new Array(jobs.length)
+export async function sendToOrtto(given: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<Result[]> {
+  const results: Result[] = new Array(given.length)
+  const mergeBy = options.settings.mergeBy
+  const byUserId = mergeBy[0] === 'str::ei'
+  // Fields and activities the account lacks are made first (ORTTO_CREATE); an event whose
+  // definition could not be made now is retried, nothing of it sent.
+  const { jobs, retry: later } = await createMissing(given, client, options)
+  for (const [i, reason] of later) results[i] = { outcome: retry(reason) }
   for (const phase of [0, 1] as const) {
-    const indices = [...jobs.keys()].filter((i) => jobs[i].phase === phase)
+    const indices = [...jobs.keys()].filter((i) => jobs[i].phase === phase && !later.has(i))
     if (indices.length) await run(indices)
   }
   for (const i of jobs.keys()) results[i] ??= { outcome: retry('not attempted') }
@@ -63,20 +70,21 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
       if (op.kind === 'skip') results[i] = { outcome: skipped(op.message) }
       else if (op.kind === 'reject') results[i] = { outcome: rejected(op.message, op.issues) }
       else if (op.kind === 'upsert' || (op.kind === 'enter' && op.setFirst)) {
-        const key = op.person.renameTo ? `ei:${op.person.fields['str::ei']}` : op.person.email
+        const ei = op.person.fields['str::ei']
+        const key = (byUserId || op.person.renameTo) && ei !== undefined ? `ei:${ei}` : `email:${op.person.email}`
         const group = groups.get(key)
         if (group) (group.person = mergePeople(group.person, op.person), group.jobs.push(i))
         else groups.set(key, { person: op.person, jobs: [i] })
       }
     }
     const list = [...groups.values()]
-    const outcomes = await mergeAll(client, list.map((group) => group.person))
+    const outcomes = await mergeAll(client, list.map((group) => group.person), mergeBy)
     const merged = new Map<number, Outcome>()
     list.forEach((group, k) => group.jobs.forEach((i) => merged.set(i, outcomes[k])))
     // A merged person Ortto refused: each event's own person goes again alone, once, so one bad
     // event does not take the others of that person with it.
     const alone = list.flatMap((group, k) => (outcomes[k].status === 'rejected' && group.jobs.length > 1 ? group.jobs : []))
-    if (alone.length) (await mergeAll(client, alone.map((i) => (jobs[i].op as Enter).person))).forEach((outcome, k) => merged.set(alone[k], outcome))
+    if (alone.length) (await mergeAll(client, alone.map((i) => (jobs[i].op as Enter).person), mergeBy)).forEach((outcome, k) => merged.set(alone[k], outcome))
     for (const i of indices) {
       const { op } = jobs[i]
       if (op.kind !== 'upsert') continue
@@ -96,10 +104,12 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
     const entered = await inBulk(entries, (chunk) =>
       client.createActivities(
         chunk.map((i) => {
-          const op = jobs[i].op as Enter
-          const ei = op.person.fields['str::ei']
-          return { activity_id: op.journey, attributes: op.attributes ?? {}, fields: { 'str::email': op.person.email, ...(ei !== undefined && { 'str::ei': ei }) } }
+          const { journey, attributes = {}, person } = jobs[i].op as Enter
+          const ei = person.fields['str::ei']
+          const fields = { ...(person.email && { 'str::email': person.email }), ...(ei !== undefined && { 'str::ei': ei }) }
+          return { activity_id: journey, attributes, fields, ...(person.ip && { location: { source_ip: person.ip } }) }
         }),
+        mergeBy,
       ),
     )
     entries.forEach((i, k) => {
@@ -115,7 +125,7 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
         const { op } = jobs[i]
         if (op.kind !== 'delete') return
         try {
-          const ids = await client.find(op.email)
+          const ids = await client.find({ email: op.email, userId: op.userId })
           if (!ids.length) {
             results[i] = { outcome: delivered('person was not in Ortto') }
             return
@@ -133,21 +143,25 @@ export async function sendToOrtto(jobs: readonly Job<OrttoPerson>[], client: Ort
   }
 }
 
-/** People into merge calls, 100 a call: by email, and the renamed apart by their external id. */
-async function mergeAll(client: OrttoClient, people: OrttoPerson[]): Promise<Outcome[]> {
+/** People into merge calls, 100 a call: by `mergeBy`; found by email only, the renamed go apart, by their external id. */
+async function mergeAll(client: OrttoClient, people: OrttoPerson[], mergeBy: readonly string[]): Promise<Outcome[]> {
   const outcomes: Outcome[] = new Array(people.length)
+  const byUserId = mergeBy[0] === 'str::ei'
   for (const renames of [false, true]) {
-    const indices = [...people.keys()].filter((k) => Boolean(people[k].renameTo) === renames)
+    // Found by external id first, a rename is an ordinary merge; found by email, it needs its own call by external id.
+    const indices = [...people.keys()].filter((k) => (!byUserId && Boolean(people[k].renameTo)) === renames)
     if (!indices.length) continue
-    const answers = await inBulk(indices.map((k) => people[k]), (chunk) => client.merge(chunk.map(wirePerson), renames ? ['str::ei'] : ['str::email']))
+    const answers = await inBulk(indices.map((k) => people[k]), (chunk) => client.merge(chunk.map(wirePerson), renames ? ['str::ei'] : mergeBy))
     indices.forEach((k, n) => (outcomes[k] = outcomeOf(answers[n], 'person merged')))
   }
   return outcomes
 }
 
 function wirePerson(person: OrttoPerson) {
+  const email = person.renameTo ?? person.email
   return {
-    fields: { 'str::email': person.renameTo ?? person.email, ...person.fields },
+    fields: { ...(email && { 'str::email': email }), ...person.fields },
+    ...(person.ip && { location: { source_ip: person.ip } }),
     ...(person.tags && { tags: person.tags }),
     ...(person.unsetTags && { unset_tags: person.unsetTags }),
   }

@@ -11,11 +11,26 @@ export const HOSTS: Record<string, string> = {
 /** Ortto's Professional plan: 10 requests/s (Business and Enterprise: 30). */
 export const DEFAULT_MAX_RPS = 10
 
+/** What the Worker may create in the account when it is missing (ORTTO_CREATE). */
+export interface Creates {
+  fields: boolean
+  activities: boolean
+  /** New definitions a day, fields and activities together (ORTTO_CREATE_MAX). */
+  max: number
+}
+
 export interface OrttoSettings {
   apiKey?: string
   baseUrl: string
-  /** Segment event name -> custom activity id (act:cm:…). */
+  /** Segment event name -> custom activity id (act:cm:…); events not listed go to the activity of their name. */
   activities: ReadonlyMap<string, string>
+  create: Creates
+  /** How Ortto finds a person: by external id (userId), else email; or by email only. */
+  mergeBy: readonly ['str::ei', 'str::email'] | readonly ['str::email']
+  /** The country calling code for phones written without one (ORTTO_PHONE_COUNTRY). */
+  phoneCountry?: string
+  /** context.ip goes to Ortto as the person's location (ORTTO_SEND_IP). */
+  sendIp: boolean
   maxRps: number
   maxCalls: number
   timeoutMs: number
@@ -25,6 +40,16 @@ export interface OrttoSettings {
 }
 
 const Activities = StringMap(v.pipe(v.string(), v.trim(), v.regex(/^act:[a-z]*:\S+$/, 'must be an activity id such as act:cm:order-completed')))
+const Create = v.pipe(
+  v.string(),
+  v.trim(),
+  v.toLowerCase(),
+  v.transform((text) => (text === 'none' ? [] : text.split(',').map((part) => part.trim()))),
+  v.array(v.picklist(['fields', 'activities'], 'must be fields, activities, fields,activities or none')),
+)
+const MergeBy = v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(['str::ei,str::email', 'str::email'], 'must be str::ei,str::email or str::email'))
+const CountryCode = v.pipe(v.union([v.number(), v.string()]), v.transform(String), v.trim(), v.transform((code) => code.replace(/^\+/, '')), v.regex(/^\d{1,4}$/, 'must be a country calling code such as 1, 44 or 61'))
+const Flag = v.pipe(v.union([v.boolean(), v.string()]), v.transform((x) => String(x).trim().toLowerCase()), v.picklist(['true', 'false'], 'must be true or false'), v.transform((x) => x === 'true'))
 const Region = v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(['', 'eu', 'au'], 'must be eu or au (or unset for the default host)'))
 
 export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
@@ -36,6 +61,13 @@ export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
     apiKey,
     baseUrl: read('ORTTO_BASE_URL', BaseUrl, HOSTS[region], 'must be a URL').replace(/\/+$/, ''),
     activities: new Map(Object.entries(read('ORTTO_ACTIVITIES', Activities, {}, 'must be a JSON object of event name to activity id'))),
+    create: {
+        ...creates(read('ORTTO_CREATE', Create, [], 'must be fields, activities, fields,activities or none')),
+      max: read('ORTTO_CREATE_MAX', WholeNumber, 20, 'must be a whole number of definitions a day'),
+    },
+    mergeBy: read('ORTTO_MERGE_BY', MergeBy, 'str::ei,str::email', 'must be str::ei,str::email or str::email') === 'str::email' ? (['str::email'] as const) : (['str::ei', 'str::email'] as const),
+    phoneCountry: read('ORTTO_PHONE_COUNTRY', CountryCode, '', 'must be a country calling code') || undefined,
+    sendIp: read('ORTTO_SEND_IP', Flag, true, 'must be true or false'),
     maxRps: read('ORTTO_MAX_RPS', PositiveInt, DEFAULT_MAX_RPS, 'must be a whole number of requests per second'),
     maxCalls: read('ORTTO_MAX_CALLS', PositiveInt, 50, 'must be a whole number of calls'),
     timeoutMs: read('ORTTO_TIMEOUT_MS', PositiveInt, 4000, 'must be a whole number of milliseconds'),
@@ -44,3 +76,5 @@ export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
     ...(!apiKey && { unready: `ORTTO_API_KEY is not set (${secretPut(deployEnv, 'ORTTO_API_KEY')}); nothing was sent` }),
   }
 }
+
+const creates = (list: readonly string[]) => ({ fields: list.includes('fields'), activities: list.includes('activities') })
