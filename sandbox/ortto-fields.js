@@ -11,9 +11,11 @@
 //   dtz  a date object {year, month, day, timezone?} (a real calendar date; timezone
 //        an IANA name) — the shape Ortto documents for `dtz::b`; ISO strings are refused
 //   tme  an ISO 8601 date-time string with a time and a zone ("2025-01-02T03:04:05Z")
-//   phn  {phone, parse_with_country_code} or {c, n}: digits (phone may start with +)
+//   phn  {phone, parse_with_country_code} or {c?, n}: digits (phone may start with +; n
+//        alone is a national number, as RudderStack sends it)
 //   geo  {name}: text ≤ 255
 // Any field may be null in a merge (with merge_strategy 2 it clears the value).
+// A person of a merge or an activity may carry `location: {source_ip}` (IPv4 or IPv6).
 
 /** prefix -> [display_type, value check returning what is wrong, or undefined] */
 /** @type {Record<string, [string, (value: unknown) => string | undefined]>} */
@@ -38,6 +40,16 @@ const CUSTOM_FIELD_ID = new RegExp(`^(${Object.keys(KINDS).join('|')}):cm:${SLUG
 const ATTRIBUTE_ID = new RegExp(`^(${Object.keys(KINDS).join('|')}):(?:cm)?:${SLUG}$`)
 const ACTIVITY_ID = new RegExp(`^act:cm:${SLUG}$`)
 
+/** The types person/custom-field/create takes, and the id prefix each gets. */
+export const FIELD_TYPES = Object.freeze({
+  text: 'str', large_text: 'txt', integer: 'int', decimal: 'dec', currency: 'cur', bool: 'bol',
+  date: 'dtz', time: 'tme', phone: 'phn', single_select: 'str', multi_select: 'sst',
+})
+/** The display types an activity definition's attributes take: the field types but single_select, plus email (a text). */
+export const ATTRIBUTE_TYPES = Object.freeze({
+  ...Object.fromEntries(Object.entries(FIELD_TYPES).filter(([type]) => type !== 'single_select')), email: 'str',
+})
+
 /** Ortto's built-in person fields a merge may set: id -> display name. */
 export const BUILT_IN_FIELDS = Object.freeze({
   'str::email': 'Email', 'str::first': 'First name', 'str::last': 'Last name', 'str::ei': 'External ID',
@@ -52,7 +64,8 @@ export const SYSTEM_ACTIVITIES = Object.freeze({
 })
 
 /** @typedef {{ id: string, name: string, display_type: string }} FieldDefinition */
-/** @typedef {{ id: string, name: string, attributes: Map<string, FieldDefinition> }} ActivityDefinition */
+/** @typedef {{ id: string, name: string, attributes: Map<string, FieldDefinition>, settings?: Record<string, unknown> }} ActivityDefinition
+ * (settings: what definitions/activity/create was given besides name and attributes: icon_id, touch…) */
 
 /** @param {unknown} value */
 export const isPlainObject = (value) =>
@@ -85,10 +98,31 @@ function phone(v) {
   const p = /** @type {any} */ (v)
   if (isPlainObject(v) && keysIn(p, ['phone', 'parse_with_country_code']) && typeof p.phone === 'string' &&
     /^\+?\d{4,20}$/.test(p.phone) && (p.parse_with_country_code === undefined || typeof p.parse_with_country_code === 'boolean')) return undefined
-  if (isPlainObject(v) && keysIn(p, ['c', 'n']) && typeof p.c === 'string' && /^\d{1,4}$/.test(p.c) &&
+  // c is optional: {n} alone is a national number (RudderStack sends phones this way).
+  if (isPlainObject(v) && keysIn(p, ['c', 'n']) && (p.c === undefined || (typeof p.c === 'string' && /^\d{1,4}$/.test(p.c))) &&
     typeof p.n === 'string' && /^\d{4,16}$/.test(p.n)) return undefined
-  return 'must be {phone, parse_with_country_code} or {c, n} with digits'
+  return 'must be {phone, parse_with_country_code} or {c?, n} with digits'
 }
+
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
+/** @param {string} ip */
+function isIp(ip) {
+  if (IPV4.test(ip)) return true
+  // IPv6 (compressed or with a dotted tail; no zone): the URL parser checks the groups, once
+  // only hex digits, colons and dots are left (nothing that could close the brackets).
+  if (!ip.includes(':') || !/^[0-9a-f:.]+$/i.test(ip)) return false
+  try { return new URL(`http://[${ip}]/`).hostname.startsWith('[') } catch { return false }
+}
+
+/** What is wrong with a person's or an activity's `location` ({source_ip} only), or undefined. @param {unknown} location */
+export function locationProblem(location) {
+  const l = /** @type {any} */ (location)
+  if (!isPlainObject(location) || !keysIn(l, ['source_ip']) || typeof l.source_ip !== 'string') return 'location must be {"source_ip": an IP address}'
+  return isIp(l.source_ip) ? undefined : `location.source_ip is not an IPv4 or IPv6 address: ${JSON.stringify(l.source_ip)}`
+}
+
+/** A name as an id's last part: lower case, runs of other characters as '-', none at either end. @param {string} name */
+export const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
 
 /** @param {string} id */
 const prefixOf = (id) => id.slice(0, id.indexOf(':'))
@@ -133,8 +167,8 @@ export function valueProblem(id, value) {
 export function personProblem(person, mergeBy, known) {
   if (!isPlainObject(person)) return 'a person must be an object'
   const p = /** @type {Record<string, any>} */ (person)
-  if (!keysIn(p, ['fields', 'tags', 'unset_tags'])) return `unsupported person keys: ${Object.keys(p).join(', ')}`
-  const problem = fieldsProblem(p.fields, mergeBy, known)
+  if (!keysIn(p, ['fields', 'tags', 'unset_tags', 'location'])) return `unsupported person keys: ${Object.keys(p).join(', ')}`
+  const problem = fieldsProblem(p.fields, mergeBy, known) ?? (p.location === undefined ? undefined : locationProblem(p.location))
   if (problem) return problem
   for (const key of ['tags', 'unset_tags']) {
     if (p[key] !== undefined && (!Array.isArray(p[key]) || p[key].some((/** @type {unknown} */ t) => typeof t !== 'string' || !t.trim() || !!text(t, 255)))) return `${key} must be a list of tag names`
@@ -184,16 +218,14 @@ export function attributesProblem(attributes, activity) {
 
 /** A field as the schema and custom-field/get list it. @param {FieldDefinition} field */
 export function describeField({ id, name, display_type }) {
-  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
-  return { id, name, display_type, liquid_name: id.includes(':cm:') ? `people.custom.${id.split(':cm:')[1]}` : `people.${slug}` }
+  return { id, name, display_type, liquid_name: id.includes(':cm:') ? `people.custom.${id.split(':cm:')[1]}` : `people.${slug(name)}` }
 }
 
 /** An activity as instance-schema/get lists it. @param {string} id @param {string} name @param {FieldDefinition[]} attributes */
 export function describeActivity(id, name, attributes) {
-  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
   return {
     id, name, display_type: 'activity', ...(id.startsWith('act::') && { read_only: true }),
-    attributes: attributes.map((a) => ({ ...a, liquid_name: `activity.${slug}.${a.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}` })),
+    attributes: attributes.map(({ id, name: attribute, display_type }) => ({ id, name: attribute, display_type, liquid_name: `activity.${slug(name)}.${slug(attribute)}` })),
   }
 }
 

@@ -1,15 +1,19 @@
 // @ts-check
 // The Ortto stand-in's account (people, activities, definitions) and its routes; the
 // transport around them (auth, limits, faults, the ban, the log) is ./ortto.js, which also
-// documents the answers' shapes.
+// documents the answers' shapes. People are found through ./ortto-index.js; the calls that
+// create fields and activity definitions are ./ortto-create.js.
+import { creators } from './ortto-create.js'
 import {
   SYSTEM_ACTIVITIES, attributesProblem, defineActivities, defineFields, describeActivity, describeField,
-  fieldsProblem, isPlainObject, keysIn, mergeByProblem, personProblem, systemAttribute,
+  fieldsProblem, isPlainObject, keysIn, locationProblem, mergeByProblem, personProblem, systemAttribute,
 } from './ortto-fields.js'
+import { peopleIndex } from './ortto-index.js'
 
 /**
- * @typedef {{ id: string, fields: Record<string, unknown>, tags: string[], archived: boolean, createdAt: number }} Person
- * @typedef {{ activity_id: string, person_id: string, email?: string, ei?: string, attributes: Record<string, unknown>, at: number, created?: string, key?: string }} ActivityRecord
+ * @typedef {{ source_ip: string }} Location
+ * @typedef {{ id: string, fields: Record<string, unknown>, tags: string[], archived: boolean, createdAt: number, location?: Location }} Person
+ * @typedef {{ activity_id: string, person_id: string, email?: string, ei?: string, attributes: Record<string, unknown>, at: number, created?: string, key?: string, location?: Location }} ActivityRecord
  * @typedef {{ status: number, body?: unknown, error?: string, details?: unknown[] }} Result
  * @typedef {{ status: string, error: string } | undefined} Verdict
  * @typedef {{ invalidMode: 'item' | 'call', activityAnswer: 'full' | 'live' }} Settings
@@ -17,7 +21,7 @@ import {
 
 const MERGE_KEYS = ['people', 'merge_by', 'merge_strategy', 'find_strategy', 'async', 'skip_non_existing', 'suppression_list_field_id']
 const ACTIVITIES_KEYS = ['activities', 'merge_by', 'merge_strategy', 'find_strategy', 'async']
-const ACTIVITY_KEYS = ['activity_id', 'attributes', 'fields', 'merge_by', 'person_id', 'created', 'key']
+const ACTIVITY_KEYS = ['activity_id', 'attributes', 'fields', 'merge_by', 'person_id', 'created', 'key', 'location']
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/
 
 /** @param {number} status @param {string} error @param {unknown[]} [details] @returns {Result} */
@@ -38,42 +42,53 @@ export function handlers(options, now, settings) {
   const deleted = new Map()
   /** @type {ActivityRecord[]} */
   const activities = []
+  const index = peopleIndex(people)
+  const create = creators(options, fields, definitions)
   let ids = 0
 
   /** @param {string} id @param {unknown} a @param {unknown} b */
   const same = (id, a, b) => a != null && (id === 'str::email' && typeof a === 'string' && typeof b === 'string'
     ? a.toLowerCase() === b.toLowerCase() : JSON.stringify(a) === JSON.stringify(b))
 
-  /** The person a merge applies to (find_strategy 0 any key in order, 1 next key only for people without the previous, 2 all given keys).
+  /** The person a merge applies to (find_strategy 0 any key in order, 1 next key only for people without the previous, 2 all given keys),
+   * oldest first among several; looked up in the index, not by reading everyone.
    * @param {Record<string, unknown>} f @param {string[]} mergeBy @param {number} find */
   function find(f, mergeBy, find) {
     if (mergeBy[0] === 'str::person_id') return people.get(/** @type {string} */ (f['str::person_id']))
-    const all = [...people.values()]
     const given = mergeBy.filter((key) => f[key] != null)
-    if (find === 2) return all.find((p) => given.every((key) => same(key, p.fields[key], f[key])))
+    if (find === 2) {
+      // No key given cannot pass the checks; a scan would have answered the oldest person.
+      if (!given.length) return people.values().next().value
+      return index.holders(given[0], f[given[0]]).find((p) => given.every((key) => same(key, p.fields[key], f[key])))
+    }
     for (const [i, key] of mergeBy.entries()) {
       if (f[key] == null) continue
-      const hit = all.find((p) => same(key, p.fields[key], f[key]) && (find !== 1 || mergeBy.slice(0, i).every((prev) => p.fields[prev] == null)))
+      const hit = index.holders(key, f[key]).find((p) => find !== 1 || mergeBy.slice(0, i).every((prev) => p.fields[prev] == null))
       if (hit) return hit
     }
     return undefined
   }
 
   /** Creates or updates one (valid) person. merge_strategy 1 append only, 2 overwrite (null clears), 3 leave existing people alone.
-   * @param {{ fields: Record<string, unknown>, tags?: string[], unset_tags?: string[] }} input @param {string[]} mergeBy */
+   * @param {{ fields: Record<string, unknown>, tags?: string[], unset_tags?: string[], location?: Location }} input @param {string[]} mergeBy */
   function upsert(input, mergeBy, strategy = 2, findStrategy = 0) {
     let person = find(input.fields, mergeBy, findStrategy)
     const created = !person
     if (!person) {
       person = { id: `00${(++ids).toString(16).padStart(22, '0')}`, fields: { 'bol::p': true, 'bol::sp': false }, tags: [], archived: false, createdAt: now() }
       people.set(person.id, person)
+      index.enter(person)
     }
     if (created || strategy !== 3) {
       for (const [id, value] of Object.entries(input.fields)) {
         if (id === 'str::person_id' || (!created && strategy === 1 && person.fields[id] != null)) continue
+        index.leave(person, id)
         if (value === null) delete person.fields[id]
         else person.fields[id] = value
+        index.enter(person, id)
       }
+      // Like a field: strategy 1 only fills it when the person has none.
+      if (input.location && (created || strategy !== 1 || !person.location)) person.location = { source_ip: input.location.source_ip }
       const unset = new Set(input.unset_tags ?? [])
       person.tags = [...new Set([...person.tags.filter((t) => !unset.has(t)), ...(input.tags ?? [])])]
     }
@@ -133,6 +148,7 @@ export function handlers(options, now, settings) {
     if (problem) return invalid(problem)
     if (item.created !== undefined && (typeof item.created !== 'string' || !ISO_TIME.test(item.created))) return invalid('created must be an ISO 8601 date-time')
     if (item.key !== undefined && (typeof item.key !== 'string' || !item.key)) return invalid('key must be a text')
+    if (item.location !== undefined) { const problem = locationProblem(item.location); if (problem) return invalid(problem) }
     if (item.person_id !== undefined) {
       if (item.fields !== undefined || item.merge_by !== undefined) return invalid('person_id stands alone: no fields or merge_by with it')
       return people.has(item.person_id) ? undefined : invalid(`person ${JSON.stringify(item.person_id)} not found`)
@@ -159,6 +175,7 @@ export function handlers(options, now, settings) {
         ...(typeof person.fields['str::email'] === 'string' && { email: person.fields['str::email'] }),
         ...(typeof person.fields['str::ei'] === 'string' && { ei: person.fields['str::ei'] }),
         ...(item.created && { created: item.created }), ...(item.key && { key: item.key }),
+        ...(item.location && { location: { source_ip: item.location.source_ip } }),
       })
       return settings().activityAnswer === 'live'
         ? { ...(item.person_id && { person_id: personId }), status: 'queued', person_status: 'queued' }
@@ -230,7 +247,10 @@ export function handlers(options, now, settings) {
       return refuse(400, error, live.map((id) => ({ person_id: id, status: 'not-archived', error })))
     }
     const hit = [...new Set(list)].filter((id) => people.has(id))
-    for (const id of hit) { deleted.set(id, /** @type {Person} */ (people.get(id))); people.delete(id) }
+    for (const id of hit) {
+      const person = /** @type {Person} */ (people.get(id))
+      index.leave(person); deleted.set(id, person); people.delete(id)
+    }
     return ok({ scheduled_contacts: 0, deleted_contacts: hit.length })
   }
 
@@ -269,13 +289,16 @@ export function handlers(options, now, settings) {
       'POST /v1/person/merge': merge,
       'POST /v1/activities/create': createActivities,
       'POST /v1/person/custom-field/get': customFields,
+      'POST /v1/person/custom-field/create': create.createField,
+      'POST /v1/definitions/activity/create': create.createActivity,
       'POST /v1/instance-schema/get': schema,
       'POST /v1/person/get': getPeople,
       'PUT /v1/person/archive': archive,
       'DELETE /v1/person/delete': remove,
     },
-    /** The live (not deleted) person whose field holds this value (str::email case-insensitively). @param {string} fieldId @param {unknown} value */
-    person: (fieldId, value) => [...people.values()].find((p) => same(fieldId, p.fields[fieldId], value)),
-    clear() { people.clear(); deleted.clear(); activities.length = 0; ids = 0 },
+    /** The live (not deleted) person whose field holds this value (str::email case-insensitively); the oldest if several. @param {string} fieldId @param {unknown} value */
+    person: (fieldId, value) => index.holders(fieldId, value)[0],
+    /** Forgets the people and activities, and the fields and activities created by calls: back to the options' account. */
+    clear() { people.clear(); deleted.clear(); activities.length = 0; ids = 0; index.clear(); create.reset() },
   }
 }

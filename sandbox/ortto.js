@@ -32,8 +32,22 @@
 //   ban's own 403s not) within `ban.withinMs` (15 s) -> every call answers 403 "banned" for
 //   `ban.forMs` (15 s). `state.bans` counts bans; `state.banned()` says if one is on now.
 // - The rate limit counts the calls it let through in the last second; refused ones do not.
-// - Request keys it does not model (location, sort_by_field_id, cursor_id, ...) are refused
-//   with 400, so a Worker relying on them is noticed.
+// - person/custom-field/create `{name, type, values?}` (values: single_select needs them,
+//   multi_select may have them) answers 200 with both shapes seen, `{field: {id, name,
+//   display_type}, name, field_id, display_type}`; display_type is the type asked for, and the
+//   id `<prefix>:cm:<slug>` (prefix by type, see FIELD_TYPES; `-2`, `-3`… when another custom
+//   field has the slug). definitions/activity/create `{name, icon_id, attributes?: [{name,
+//   display_type}], track_conversion_value?, touch?, filterable?, visible_in_feeds?,
+//   display_style?}` answers 200 `{activity_id: "act:cm:<slug>", name, attributes: [{name,
+//   display_type, field_id}]}`. Names are trimmed and at most 100 characters. A name that
+//   exists (any case, built-ins and act:: too) -> option `duplicateStatus` (400, or 409) "…
+//   already exists"; over `maxCustomFields` (100) or `maxActivities` (50, custom ones) -> 403
+//   "… limit reached …"; anything else amiss -> 400. What they create lasts until reset().
+// - `location: {source_ip}` (IPv4 or IPv6, nothing else) on a merge's person or an activity;
+//   anything else there makes that item invalid. Kept as `person.location` (merge_strategy as
+//   for a field) and on the activity record; an activity's does not move its person's.
+// - Request keys it does not model (a top-level location, sort_by_field_id, cursor_id, ...)
+//   are refused with 400, so a Worker relying on them is noticed.
 import { delay, hang, mulberry32 } from './network.js'
 import { handlers } from './ortto-handlers.js'
 
@@ -47,6 +61,9 @@ import { handlers } from './ortto-handlers.js'
  *   invalidMode?: 'item' | 'call',
  *   activityAnswer?: 'full' | 'live',
  *   suppressed?: string[],
+ *   duplicateStatus?: 400 | 409,
+ *   maxCustomFields?: number,
+ *   maxActivities?: number,
  *   rateLimit?: number,
  *   ban?: { after?: number, withinMs?: number, forMs?: number } | false,
  *   failureRate?: number,
@@ -64,6 +81,8 @@ const UNPARSEABLE = Symbol('unparseable')
  * - `customFields`: the account's custom person fields, id -> display name (`{'int:cm:age': 'Age'}`).
  * - `activities`: its custom activities, id -> {name, attributes: id -> name}.
  * - `suppressed`: emails on the suppression list (a merge naming `suppression_list_field_id` skips them).
+ * - `duplicateStatus`: how custom-field/create and activity/create refuse a name that exists: 400 (default) or 409.
+ * - `maxCustomFields` (100), `maxActivities` (50): the plan's caps on custom fields and activities (403 beyond).
  * - `rateLimit`: requests per second (sliding one-second window); 0 = unlimited.
  * - `failureRate`: share of calls answered with an injected 429/500/503 (seeded, repeatable).
  * - `latencyMs`: how long every answer takes.
@@ -137,6 +156,7 @@ export function createOrtto(options = {}) {
     if (options.log) {
       const said = await response.clone().json().then((b) => {
         if (response.status >= 400) return ` "${b.error?.message ?? b.error}"`
+        if (typeof b?.field_id === 'string' || typeof b?.activity_id === 'string') return ` = ${b.field_id ?? b.activity_id}`
         const bad = [...(b?.people ?? b?.activities ?? [])].filter((e) => e.status === 'invalid' || e.status === 'suppressed')
         return bad.length ? ` (${bad.length} refused, first: ${bad[0].status} "${bad[0].error}")` : ''
       }, () => '')
@@ -209,6 +229,11 @@ function summary({ path, body }) {
     return many(body.activities, 'activities', (a) => `${a?.activity_id} for ${a?.person_id ?? who(a?.fields)} ${JSON.stringify(a?.attributes ?? {})}`)
   }
   if (Array.isArray(body?.inclusion_ids)) return `  ${body.inclusion_ids.join(', ')}`
+  if (path.endsWith('/person/custom-field/create')) return `  ${JSON.stringify(body?.name)} (${body?.type})`
+  if (path.endsWith('/definitions/activity/create')) {
+    const attributes = Array.isArray(body?.attributes) ? body.attributes : []
+    return `  ${JSON.stringify(body?.name)} with ${attributes.length} attributes${attributes.length ? `: ${attributes.map((/** @type {any} */ a) => `${a?.name} (${a?.display_type})`).join(', ')}` : ''}`
+  }
   if (path.endsWith('/person/get') && body?.filter) return `  ${JSON.stringify(body.filter)}`
   return ''
 }

@@ -70,22 +70,23 @@ const DESTINATIONS = {
   },
   ortto: () => {
     const apiKey = 'sandbox-key'
-    const activities = process.env.ORTTO_ACTIVITIES ?? JSON.stringify({ 'Order Completed': 'act:cm:order-completed', 'Step Activated': 'act:cm:step-activated' })
+    // No setup, as on a first deploy: a track goes to the activity of its name, created when missing.
+    const activities = process.env.ORTTO_ACTIVITIES ?? '{}'
+    const create = process.env.ORTTO_CREATE ?? 'fields,activities'
     const mapped = Object.entries(json('ORTTO_ACTIVITIES', activities)).map(([event, id]) => `${event} → ${id}`).join(', ')
     // The sandbox account: its custom fields and activities (as if made in Ortto's UI).
     const customFields = json('SANDBOX_ORTTO_FIELDS', '{"int:cm:age": "Age", "str:cm:plan": "Plan", "bol:cm:vip": "VIP", "dec:cm:lifetime-value": "Lifetime Value"}')
     const sandboxActivities = json('SANDBOX_ORTTO_ACTIVITIES', JSON.stringify({
       'act:cm:order-completed': { name: 'Order Completed', attributes: { 'str:cm:product': 'Product', 'int:cm:quantity': 'Quantity' } },
-      'act:cm:step-activated': { name: 'Step Activated', attributes: {} },
     }))
     return {
       label: 'ortto',
       state: 'ortto-', // .wrangler/state/ortto-direct: not Autopilot's database
       sandbox: { destination: 'ortto', apiKey, customFields, activities: sandboxActivities },
-      vars: (url) => ({ DESTINATION: 'ortto', ORTTO_BASE_URL: url, ORTTO_API_KEY: apiKey, ORTTO_ACTIVITIES: activities }),
+      vars: (url) => ({ DESTINATION: 'ortto', ORTTO_BASE_URL: url, ORTTO_API_KEY: apiKey, ORTTO_ACTIVITIES: activities, ORTTO_CREATE: create }),
       banner: (url) => [
-        ['Activities', `${mapped || 'none (every track only updates its person)'}   (ORTTO_ACTIVITIES='{"Event": "act:cm:id"}' npm start -- --destination ortto)`],
-        ['Ortto', `${url}  (a local sandbox: activities ${Object.keys(sandboxActivities).join(', ')}; custom fields ${Object.values(customFields).join(', ') || 'none'})`],
+        ['Activities', `each track to the activity of its name${mapped ? `; routed: ${mapped}` : ''}   (ORTTO_CREATE=${create}: ${create === 'none' ? 'nothing is created' : `missing ${create.replace(',', ' and ')} are created`})`],
+        ['Ortto', `${url}  (a local sandbox: activities ${Object.values(sandboxActivities).map((a) => a.name).join(', ') || 'none'}; custom fields ${Object.values(customFields).join(', ') || 'none'})`],
       ],
       examples: ['examples/identify.json', 'examples/track.json'],
     }

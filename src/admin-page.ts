@@ -5,6 +5,7 @@ import { html } from 'hono/html'
 import type { Check } from './destinations/destination'
 import type { SetupReport } from './setup'
 import type { DeadLetterReason, Overview } from './store/store-admin'
+import type { CreatedRow } from './store/creations'
 
 export interface PageView {
   now: number
@@ -29,6 +30,8 @@ export interface PageView {
   /** Undefined: no D1 database bound. */
   overview?: Overview
   reasons: DeadLetterReason[]
+  /** What the Worker created in the account lately (ORTTO_CREATE), with the day's cap; undefined when it creates nothing. */
+  created?: { max: number; rows: CreatedRow[] }
   flash?: { ok: boolean; text: string }
 }
 
@@ -75,9 +78,23 @@ export function renderPage(view: PageView) {
 ${view.flash ? html`<p class="flash ${view.flash.ok ? 'ok' : 'bad'}" id="flash" role="status">${view.flash.text}</p>` : ''}
 ${settings(view)}
 ${setupCheck(view)}
+${view.created ? created(view, view.created) : ''}
 ${overview ? [parked(view, overview), deadLetters(view, overview), claims(view, overview), lastSweep(view, overview)] : html`<section id="state"><h2>State</h2><p class="bad">DB (the D1 database) is not bound: nothing is stored, so there is nothing to show. See the [[d1_databases]] block in wrangler.toml.</p></section>`}
 </body>
 </html>`
+}
+
+function created(view: PageView, { max, rows }: NonNullable<PageView['created']>) {
+  const today = new Date(view.now).toISOString().slice(0, 10)
+  const used = rows.filter((r) => r.day === today && !r.note).length
+  return html`<section id="created">
+<h2>Created in ${view.label}</h2>
+<p>Today <span id="created-used">${used}</span> of ${max} new fields and activities used (ORTTO_CREATE_MAX).</p>
+${rows.length
+    ? html`<table><thead><tr><th>When</th><th>What</th><th>Name</th><th>Id, or why it was left out</th></tr></thead>
+<tbody>${rows.map((r) => html`<tr><td>${at(r.at)}</td><td>${r.kind}</td><td class="reason">${r.name}</td><td class="${r.note ? 'bad' : ''}">${r.id ?? r.note ?? 'being created'}</td></tr>`)}</tbody></table>`
+    : html`<p class="muted">Nothing created in the last 7 days.</p>`}
+</section>`
 }
 
 function settings(view: PageView) {

@@ -80,10 +80,12 @@ admin.get('/admin', async (c) => {
   const now = Date.now()
   const storeAdmin = sql && new StoreAdmin(sql)
   const wantCheck = c.req.query('check') !== undefined
-  // At most three D1 queries: the counts, the dead letters by reason, and the check's table list.
-  const [overview, reasons, check] = await Promise.all([
+  // At most four D1 queries: the counts, the dead letters by reason, what was created (when the destination creates), and the check's.
+  const { creates } = config.destination
+  const [overview, reasons, created, check] = await Promise.all([
     storeAdmin?.overview(now, now - (PARK_DAYS - 1) * DAY_MS),
     storeAdmin?.deadLetterReasons(REASONS_SHOWN),
+    creates ? storeAdmin?.creations().recent() : undefined,
     wantCheck ? checkSetup(config, { onCall: log.onCall }, storeAdmin) : undefined,
   ])
   const view: PageView = {
@@ -109,6 +111,7 @@ admin.get('/admin', async (c) => {
     check,
     overview,
     reasons: reasons ?? [],
+    ...(creates && created && { created: { max: creates.max, rows: created } }),
     flash: flashOf(c),
   }
   return c.html(renderPage(view), 200, PAGE_HEADERS)

@@ -32,5 +32,25 @@ export async function checkSetup(config: Config, options: CallOptions, store: St
   }
   const { checks: destinationChecks, details } = await config.destination.check(options)
   checks.push(...destinationChecks)
-  return { status: checks.every((c) => c.ok || c.note) ? 'ok' : 'problems', checks, ...details }
+  const created = await createdLately(config, store, add)
+  return { status: checks.every((c) => c.ok || c.note) ? 'ok' : 'problems', checks, ...details, ...(created && { created }) }
+}
+
+/** What the Worker created in the account lately (ORTTO_CREATE), what it left out and why, and today's use of the cap. */
+async function createdLately(config: Config, store: StoreAdmin | undefined, add: (check: string, ok: boolean, message: string) => void) {
+  const { creates } = config.destination
+  if (!creates || !store) return undefined
+  try {
+    const log = store.creations()
+    const [rows, used] = await Promise.all([log.recent(), log.usedToday()])
+    const made = rows.filter((r) => r.id)
+    const left = rows.filter((r) => r.note)
+    const list = (items: typeof rows, show: (r: (typeof rows)[number]) => string) => items.slice(0, 10).map(show).join(', ') + (items.length > 10 ? `, and ${items.length - 10} more` : '')
+    add('created', true, `Today ${used} of ${creates.max} new definitions used (ORTTO_CREATE_MAX). Created in the last 7 days: ${made.length ? list(made, (r) => `${r.kind} "${r.name}" (${r.id}, ${new Date(r.at).toISOString().slice(0, 16)}Z)`) : 'nothing'}`)
+    if (left.length) add('created', false, `Left out in the last 7 days: ${list(left, (r) => `${r.kind} "${r.name}" (${r.note})`)}. Raise ORTTO_CREATE_MAX, or create them in ${config.destination.label}`)
+    return { usedToday: used, max: creates.max, rows }
+  } catch (error) {
+    add('created', false, `What this Worker created could not be read: ${error instanceof Error ? error.message : 'unknown error'}`)
+    return undefined
+  }
 }

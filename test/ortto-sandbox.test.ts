@@ -51,8 +51,38 @@ describe('Ortto stand-in: person/merge', () => {
 
   it('unknown top-level keys -> 400; unknown person keys make that person invalid', async () => {
     expect((await ortto().merge([person({ 'str::email': 'a@example.com' })], { location: {} })).status).toBe(400)
-    const answer = await body(await ortto().merge([person({ 'str::email': 'a@example.com' }, { location: { source_ip: '1.2.3.4' } })]))
-    expect(answer).toMatchObject({ details: [{ status: 'invalid', error: expect.stringContaining('location') }] })
+    // (location on a person is modelled now: see the location tests below)
+    const answer = await body(await ortto().merge([person({ 'str::email': 'a@example.com' }, { address: { city: 'Sydney' } })]))
+    expect(answer).toMatchObject({ details: [{ status: 'invalid', error: expect.stringContaining('address') }] })
+  })
+
+  it.each(['203.0.113.7', '0.0.0.0', '2001:db8::1', '::1', '::ffff:203.0.113.7', '2001:0db8:0000:0000:0000:ff00:0042:8329'])(
+    'location {source_ip: %s} is kept on the person', async (ip) => {
+      const o = ortto()
+      const answer = await body(await o.merge([person({ 'str::email': 'a@example.com' }, { location: { source_ip: ip } })]))
+      expect(answer.people[0].status).toBe('created')
+      expect(o.state.person('str::email', 'a@example.com')?.location).toEqual({ source_ip: ip })
+    })
+
+  it.each([
+    ['a bad IPv4', { source_ip: '256.1.2.3' }], ['a short IPv4', { source_ip: '1.2.3' }], ['leading zeros', { source_ip: '01.2.3.4' }],
+    ['a bad IPv6', { source_ip: '2001:db8::g1' }], ['two ::', { source_ip: '1::2::3' }], ['a zone', { source_ip: 'fe80::1%eth0' }],
+    ['a port', { source_ip: '203.0.113.7:80' }], ['brackets', { source_ip: '[::1]' }], ['a host name', { source_ip: 'example.com' }],
+    ['a number', { source_ip: 7 }], ['another key', { source_ip: '203.0.113.7', city: 'Sydney' }], ['no source_ip', {}], ['a text', '203.0.113.7'],
+  ])('location with %s makes that person invalid', async (_, location) => {
+    const o = ortto()
+    const answer = await body(await o.merge([person({ 'str::email': 'a@example.com' }, { location }), person({ 'str::email': 'b@example.com' })]))
+    expect(answer.people).toEqual([{ status: 'invalid', error: expect.stringContaining('location') }, { person_id: expect.any(String), status: 'created' }])
+    expect(o.state.people.size).toBe(1)
+  })
+
+  it('a later location replaces the person\'s; merge_strategy 1 keeps one already there', async () => {
+    const o = ortto()
+    const at = (ip: string) => person({ 'str::email': 'a@example.com' }, { location: { source_ip: ip } })
+    await o.merge([at('203.0.113.7')])
+    await o.merge([at('198.51.100.1')])
+    await o.merge([at('192.0.2.1')], { merge_strategy: 1 })
+    expect(o.state.person('str::email', 'a@example.com')?.location).toEqual({ source_ip: '198.51.100.1' })
   })
 
   // [field id, an accepted value, a refused value]
@@ -70,6 +100,9 @@ describe('Ortto stand-in: person/merge', () => {
     ['tme:cm:signed-up', '2025-01-02T03:04:05Z', '2025-01-02'],
     ['phn::phone', { phone: '61401234567', parse_with_country_code: true }, '61401234567'],
     ['phn::phone', { c: '61', n: '401234567' }, { c: '61', n: '40-123' }],
+    ['phn::phone', { n: '9112340345' }, { n: '911 234 0345' }],
+    ['phn::phone', { c: '61', n: '412345678' }, { c: '+61', n: '412345678' }],
+    ['phn::phone', { phone: '+61412345678', parse_with_country_code: true }, { phone: '+61 412 345 678', parse_with_country_code: true }],
     ['geo::city', { name: 'Melbourne' }, 'Melbourne'],
     ['geo::country', { name: 'Australia' }, { name: 'Australia', code: 'AU' }],
     ['sst:cm:interests', ['tea', 'golf'], 'tea'],
@@ -183,6 +216,21 @@ describe('Ortto stand-in: activities/create', () => {
   ])('%s -> that activity is invalid', async (_, activity, reason) => {
     const answer = await body(await ortto().track([activity]))
     expect(answer.details).toEqual([{ status: 'invalid', error: expect.stringContaining(reason) }])
+  })
+
+  it('location {source_ip} is kept on the activity record; a bad one makes that activity invalid', async () => {
+    const o = ortto()
+    const answer = await body(await o.track([
+      { ...order({ 'str::email': 'a@example.com' }), location: { source_ip: '2001:db8::7' } },
+      { ...order({ 'str::email': 'b@example.com' }), location: { source_ip: '300.0.113.7' } },
+      { ...order({ 'str::email': 'c@example.com' }), location: { source_ip: '203.0.113.7', country: 'AU' } },
+    ]))
+    expect(answer.activities.map((a: any) => a.status)).toEqual(['queued', 'invalid', 'invalid'])
+    expect(answer.activities[1].error).toContain('location')
+    expect(o.state.activities).toEqual([expect.objectContaining({ email: 'a@example.com', location: { source_ip: '2001:db8::7' } })])
+    const id = o.state.person('str::email', 'a@example.com')?.id
+    await o.track([{ activity_id: 'act:cm:order-completed', attributes: {}, person_id: id, location: { source_ip: '203.0.113.9' } }])
+    expect(o.state.activities[1]).toMatchObject({ person_id: id, location: { source_ip: '203.0.113.9' } })
   })
 
   it('15 attributes are fine', async () => {

@@ -121,6 +121,8 @@ export interface Destination<P = unknown, A = unknown> {
    * email is sent at once instead of waiting for one, and the person's key is `user:<userId>`.
    */
   keysByUserId?: boolean
+  /** It creates what the account lacks (Ortto's ORTTO_CREATE), at most `max` definitions a day. */
+  creates?: { max: number }
   /** The setup check against the account (key, journeys, fields), in words an admin can act on. */
   check(options: CallOptions): Promise<{ checks: Check[]; details: Record<string, unknown> }>
 }

@@ -49,6 +49,7 @@ export async function sweep(env: Env): Promise<void> {
       result.waiting = rows.length - result.replayed
     }
     result.pruned = await storeAdmin.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
+    if (config.destination.creates) await storeAdmin.creations().prune()
   } catch (error) {
     log.fields.error = error instanceof Error ? `${error.name}: ${error.message.slice(0, 200)}` : 'unknown'
   } finally {

@@ -1,5 +1,6 @@
 // The store's administration, apart from the per-request path (store.ts): the
 // sweep's queries, dead letters, and whether the migrations were applied.
+import { CreationLog } from './creations'
 import { toParked, type ParkedRow, type ParkedSql } from './store'
 import { json, type Sql } from './sql'
 
@@ -13,7 +14,7 @@ export interface DeadLetterRow {
   type: string | null
 }
 
-const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 'account_cache'] as const
+const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 'account_cache', 'created'] as const
 
 /** The account_cache row each sweep overwrites with a summary of itself (one write per sweep). */
 export const LAST_SWEEP_KEY = 'sweep:last'
@@ -35,6 +36,11 @@ export interface DeadLetterReason {
 
 export class StoreAdmin {
   constructor(private readonly sql: Sql) {}
+
+  /** What the destination's account got from this Worker (ORTTO_CREATE), and the day's cap. */
+  creations(): CreationLog {
+    return new CreationLog(this.sql)
+  }
 
   /** Removes parked events parked before `before`; returns what they were (no personal data). */
   async expireParked(before: number): Promise<{ messageId: string | null; type: string; parkedAt: number }[]> {

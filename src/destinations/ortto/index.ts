@@ -53,6 +53,7 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
     map: (event, account, knownEmail) => toOrtto(event, mappingFor((current = account)), knownEmail),
     people: orttoPeople(byUserId),
     keysByUserId: byUserId,
+    ...((create.fields || create.activities) && { creates: { max: create.max } }),
     send: (jobs, options, context) =>
       sendToOrtto(jobs, new OrttoClient(endpoint, options), { settings, creations: context?.creations, account: current, reread: () => readAccount(endpoint, options) }),
     check: (options) => checkOrtto(settings, options, deployEnv),
