@@ -7,6 +7,17 @@
 import { createOrtto } from '../sandbox/ortto.js'
 import { startWorker } from '../scripts/worker.js'
 
+/** The most calls that arrived within any one second. */
+function peak(/** @type {number[]} */ times) {
+  const sorted = [...times].sort((a, b) => a - b)
+  let most = 0
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[i] - sorted[j] >= 1000) j++
+    most = Math.max(most, i - j + 1)
+  }
+  return most
+}
+
 const RPS = Number(process.env.ORTTO_MAX_RPS ?? 10)
 const KEY = 'bench-key'
 const TOKEN = 'bench-token'
@@ -28,6 +39,8 @@ export async function orttoQueuedRun({ queuedScript, users, tracks, latencyMs, f
     bindings: {
       DESTINATION: 'ortto', ORTTO_API_KEY: KEY, ORTTO_BASE_URL: 'https://ortto.bench/v1', ORTTO_MAX_RPS: String(RPS),
       ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': ACTIVITY }), SEGMENT_WEBHOOK_TOKEN: TOKEN, QUEUE_RETRY_BASE_SECONDS: '1',
+      // The calls this bench measures, and nothing created on the way.
+      ORTTO_CREATE: 'none',
     },
   })
   const people = Array.from({ length: users }, (_, i) => ({
@@ -53,11 +66,13 @@ export async function orttoQueuedRun({ queuedScript, users, tracks, latencyMs, f
     const calls = ortto.calls.slice(from)
     if (process.env.SYNC_DEBUG) for (const c of calls) console.log(`${((c.at - started) / 1000).toFixed(3)} ${c.path} ${c.status}`)
     const seconds = (Math.max(...calls.filter((c) => c.status === 200).map((c) => c.done ?? c.at)) - started) / 1000
+    const floor = events.length / (RPS * 100)
     return {
       name, events: events.length, segmentRequests: requests, complete: done(), orttoCalls: calls.length,
       status429: calls.filter((c) => c.status === 429).length, refused: calls.filter((c) => c.status >= 400 && c.status < 500).length,
       seconds: +seconds.toFixed(1), eventsPerSecond: +(events.length / seconds).toFixed(0), ceiling: RPS * 100,
       ratioToCeiling: +(events.length / seconds / (RPS * 100)).toFixed(2),
+      floorSeconds: +floor.toFixed(1), ratioToFloor: +(seconds / floor).toFixed(3), peakStartsInASecond: peak(calls.map((c) => c.at)),
     }
   }
   const identifies = await phase('identifies', people, () => tagged() >= users)

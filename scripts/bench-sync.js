@@ -82,11 +82,11 @@ async function until(/** @type {() => boolean} */ done, /** @type {number} */ st
   return done()
 }
 
-/** Queued mode: N new users, then a run of tracks for them. */
-async function queuedRun(/** @type {number} */ failureRate) {
+/** Queued mode: N new users, then a run of tracks for them — through the Worker, or the ideal consumer. */
+async function queuedRun(/** @type {number} */ failureRate, scriptPath = queuedScript) {
   const run = `f${Math.round(failureRate * 100)}`
   const autopilot = createAutopilot({ apiKey: API_KEY, rateLimit: RPS, failureRate, seed: 7, triggers: [TRIGGER], latencyMs: LATENCY_MS })
-  const worker = await startWorker({ scriptPath: queuedScript, env: 'queued', bindings, outbound: (request) => autopilot.fetch(request) })
+  const worker = await startWorker({ scriptPath, env: 'queued', bindings: { ...bindings, AUTOPILOT_MAX_RPS: String(RPS) }, outbound: (request) => autopilot.fetch(request) })
   const users = Array.from({ length: USERS }, (_, i) => identify(i, run))
   const phase = async (/** @type {string} */ name, /** @type {unknown[]} */ events, /** @type {() => boolean} */ done, /** @type {(call: any) => boolean} */ counts) => {
     const from = autopilot.calls.length
@@ -98,7 +98,8 @@ async function queuedRun(/** @type {number} */ failureRate) {
     const useful = calls.filter(counts)
     const last = Math.max(...useful.filter((call) => call.status === 200).map((call) => call.done ?? call.at))
     const seconds = (last - started) / 1000
-    const floor = calls.length / RPS
+    // The floor: the fewest calls these events need (100 identifies a call, a trigger each), at the rate.
+    const floor = (name === 'tracks' ? events.length : Math.ceil(events.length / 100)) / RPS
     return {
       name,
       events: events.length,
@@ -109,7 +110,8 @@ async function queuedRun(/** @type {number} */ failureRate) {
       secondsToLastDelivery: +seconds.toFixed(1),
       callsPerSecond: +(calls.length / seconds).toFixed(2),
       floorSeconds: +floor.toFixed(1),
-      ratioToFloor: +(seconds / floor).toFixed(2),
+      ratioToFloor: +(seconds / floor).toFixed(3),
+      peakStartsInASecond: peak(calls.map((call) => call.at)),
       // Trigger calls per second while they ran, and journeys entered per second (≤ 5 × the success rate).
       ...(name === 'tracks' && {
         triggerCallsPerSecond: +(useful.length / ((last - Math.min(...useful.map((call) => call.at))) / 1000)).toFixed(2),
@@ -147,18 +149,39 @@ async function directRun(/** @type {number} */ size) {
   return { batchSize: size, segmentRequests: requests, resends: requests - 1, autopilotCalls: autopilot.calls.length, contacts: autopilot.contacts.size, seconds: +seconds.toFixed(1) }
 }
 
+/** The most calls that arrived within any one second. */
+function peak(/** @type {number[]} */ times) {
+  const sorted = [...times].sort((a, b) => a - b)
+  let most = 0
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[i] - sorted[j] >= 1000) j++
+    most = Math.max(most, i - j + 1)
+  }
+  return most
+}
+const idealScript = 'bench/ideal-worker.js'
+const share = (/** @type {number} */ ours, /** @type {number} */ ideal) => +(ours - ideal).toFixed(3)
+
 if (args.destination === 'ortto') {
   const runs = []
-  for (const failureRate of [0, FAILURE_RATE]) {
-    process.stdout.write(`queued mode to Ortto, ${USERS} users + their tracks, ${failureRate * 100}% failing calls… `)
-    runs.push(await orttoQueuedRun({ queuedScript, users: USERS, tracks: Math.min(USERS, Number(process.env.SYNC_TRACKS ?? 3000)), latencyMs: LATENCY_MS, failureRate, timeoutMs: TIMEOUT_MS, send }))
+  const tracks = Math.min(USERS, Number(process.env.SYNC_TRACKS ?? 3000))
+  for (const failureRate of [...new Set([0, FAILURE_RATE])]) {
+    process.stdout.write(`queued mode to Ortto, ${USERS} users + ${tracks} tracks, ${failureRate * 100}% failing calls: the Worker… `)
+    const ours = await orttoQueuedRun({ queuedScript, users: USERS, tracks, latencyMs: LATENCY_MS, failureRate, timeoutMs: TIMEOUT_MS, send })
+    process.stdout.write('the ideal consumer… ')
+    const ideal = await orttoQueuedRun({ queuedScript: idealScript, users: USERS, tracks, latencyMs: LATENCY_MS, failureRate, timeoutMs: TIMEOUT_MS, send })
+    runs.push({ ...ours, ideal: { identifies: ideal.identifies, tracks: ideal.tracks, lost: ideal.lost } })
     console.log('done')
   }
   const pad = (/** @type {unknown} */ s, n = 10) => String(s).padStart(n)
-  console.log(`\nQueued mode to Ortto at ${runs[0].maxRps} r/s (ORTTO_MAX_RPS), ${LATENCY_MS} ms per call; ceiling = ORTTO_MAX_RPS × 100 events/s\n`)
-  console.log(`${'run'.padEnd(26)}${pad('events')}${pad('calls')}${pad('429s')}${pad('seconds')}${pad('events/s')}${pad('ceiling')}${pad('× ceiling')}`)
+  console.log(`\nQueued mode to Ortto at ${runs[0].maxRps} r/s (ORTTO_MAX_RPS), ${LATENCY_MS} ms per call; floor = events ÷ (ORTTO_MAX_RPS × 100)/s\n`)
+  console.log(`${'run'.padEnd(26)}${pad('events')}${pad('calls')}${pad('429s')}${pad('seconds')}${pad('floor s')}${pad('× floor')}${pad('ideal ×')}${pad('ours −')}${pad('peak/s')}`)
   for (const r of runs) {
-    for (const p of [r.identifies, r.tracks]) console.log(`${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.orttoCalls)}${pad(p.status429)}${pad(p.seconds)}${pad(p.eventsPerSecond)}${pad(p.ceiling)}${pad(p.ratioToCeiling)}`)
+    for (const key of /** @type {const} */ (['identifies', 'tracks'])) {
+      const p = r[key]
+      const i = r.ideal[key]
+      console.log(`${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.orttoCalls)}${pad(p.status429)}${pad(p.seconds)}${pad(p.floorSeconds)}${pad(p.ratioToFloor)}${pad(i.ratioToFloor)}${pad(share(p.ratioToFloor, i.ratioToFloor))}${pad(p.peakStartsInASecond)}`)
+    }
     console.log(`${''.padEnd(26)}lost ${r.lost}, duplicate activities ${r.duplicateActivities}, dead letters ${r.deadLetters}, IP bans ${r.bans}`)
   }
   mkdirSync('bench/results', { recursive: true })
@@ -169,9 +192,12 @@ if (args.destination === 'ortto') {
 }
 
 const queued = []
-for (const failureRate of [0, FAILURE_RATE]) {
-  process.stdout.write(`queued mode, ${USERS} users + ${TRACKS} tracks, ${failureRate * 100}% failing calls… `)
-  queued.push(await queuedRun(failureRate))
+for (const failureRate of [...new Set([0, FAILURE_RATE])]) {
+  process.stdout.write(`queued mode, ${USERS} users + ${TRACKS} tracks, ${failureRate * 100}% failing calls: the Worker… `)
+  const ours = await queuedRun(failureRate)
+  process.stdout.write('the ideal consumer… ')
+  const ideal = await queuedRun(failureRate, idealScript)
+  queued.push({ ...ours, ideal: { identifies: ideal.identifies, tracks: ideal.tracks } })
   console.log('done')
 }
 const direct = []
@@ -183,10 +209,12 @@ for (const size of DIRECT_SIZES) {
 
 const pad = (/** @type {unknown} */ s, n = 10) => String(s).padStart(n)
 console.log(`\nQueued mode at ${RPS} r/s, ${LATENCY_MS} ms per Autopilot call (floor = calls ÷ ${RPS} r/s)\n`)
-console.log(`${'run'.padEnd(26)}${pad('events')}${pad('calls')}${pad('429s')}${pad('seconds')}${pad('calls/s')}${pad('floor s')}${pad('× floor')}${pad('trig/s', 9)}${pad('entered/s')}`)
+console.log(`${'run'.padEnd(26)}${pad('events')}${pad('calls')}${pad('429s')}${pad('seconds')}${pad('floor s')}${pad('× floor')}${pad('ideal ×')}${pad('ours −')}${pad('peak/s')}`)
 for (const r of queued) {
-  for (const p of [r.identifies, r.tracks]) {
-    console.log(`${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.autopilotCalls)}${pad(p.status429)}${pad(p.secondsToLastDelivery)}${pad(p.callsPerSecond)}${pad(p.floorSeconds)}${pad(p.ratioToFloor)}${pad(p.triggerCallsPerSecond ?? '-', 9)}${pad(p.enteredPerSecond ?? '-')}`)
+  for (const key of /** @type {const} */ (['identifies', 'tracks'])) {
+    const p = r[key]
+    const i = r.ideal[key]
+    console.log(`${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.autopilotCalls)}${pad(p.status429)}${pad(p.secondsToLastDelivery)}${pad(p.floorSeconds)}${pad(p.ratioToFloor)}${pad(i.ratioToFloor)}${pad(share(p.ratioToFloor, i.ratioToFloor))}${pad(p.peakStartsInASecond)}`)
   }
   console.log(`${''.padEnd(26)}lost ${r.lost}, duplicate enrolments ${r.duplicateEnrolments}, dead letters ${r.deadLetters}`)
 }

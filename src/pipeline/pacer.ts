@@ -137,7 +137,9 @@ export class Pacer {
     const now = this.clock.now()
     const repeated = now - this.lastRateLimited < REPEATED_WITHIN_MS
     this.lastRateLimited = now
-    if ((repeated || retryAfterSeconds !== undefined) && now >= this.pausedUntil) {
+    // One 429 (or several answered together, in flight side by side) is a moment: its pause covers
+    // it. Another soon after the pause ended means someone else uses the key: slow down.
+    if (repeated && now >= this.pausedUntil) {
       this.limit = Math.max(1, this.limit - 1)
       this.changedAt = now
     }
