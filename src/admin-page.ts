@@ -6,6 +6,8 @@ import type { Check } from './destinations/destination'
 import type { SetupReport } from './setup'
 import type { DeadLetterReason, Overview } from './store/store-admin'
 import type { CreatedRow } from './store/creations'
+import type { HistoryRow } from './store/history'
+import { historyTable, hoursOf, latencyChart, outcomesChart, topReasons } from './history-charts'
 
 export interface PageView {
   now: number
@@ -32,6 +34,10 @@ export interface PageView {
   reasons: DeadLetterReason[]
   /** What the Worker created in the account lately (ORTTO_CREATE), with the day's cap; undefined when it creates nothing. */
   created?: { max: number; rows: CreatedRow[] }
+  /** The last 7 days' counters; undefined: no D1 database bound. */
+  history?: HistoryRow[]
+  /** Whether alerts go out (ALERT_WEBHOOK_URL), the last one sent, and the last post that failed. */
+  alerts: { on: boolean; last?: { kind: string; at: number; text: string }; failed?: { at: number; reason: string } }
   flash?: { ok: boolean; text: string }
 }
 
@@ -58,7 +64,9 @@ th{font-weight:600;color:#5b6475;font-size:.85rem}td.n{text-align:right;font-var
 .flash.ok{background:#e9f7ee;border-color:#9fd5b1}.flash.bad{background:#fdecea;border-color:#f0aaa5}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}dt{color:#5b6475}dd{margin:0}
 button,.button{white-space:nowrap;font:inherit;padding:.3rem .8rem;border-radius:6px;border:1px solid #3b5bdb;background:#3b5bdb;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
-form{margin:0}table+form{margin-top:.8rem}.set{display:flex;flex-wrap:wrap;gap:.1rem 1.1rem}.set span{white-space:nowrap}`
+form{margin:0}table+form{margin-top:.8rem}figure{margin:.8rem 0}figcaption{font-size:.85rem;color:#5b6475}
+.legend{display:flex;flex-wrap:wrap;gap:.2rem 1rem;font-size:.8rem;margin:.2rem 0}.legend i{display:inline-block;width:.7rem;height:.7rem;margin-right:.3rem;border-radius:2px}
+label{margin-right:1rem}input{font:inherit;padding:.2rem .4rem}.set{display:flex;flex-wrap:wrap;gap:.1rem 1.1rem}.set span{white-space:nowrap}`
 
 export function renderPage(view: PageView) {
   const { overview } = view
@@ -77,6 +85,8 @@ export function renderPage(view: PageView) {
 </header>
 ${view.flash ? html`<p class="flash ${view.flash.ok ? 'ok' : 'bad'}" id="flash" role="status">${view.flash.text}</p>` : ''}
 ${settings(view)}
+${history(view)}
+${testEvent(view)}
 ${setupCheck(view)}
 ${view.created ? created(view, view.created) : ''}
 ${overview ? [parked(view, overview), deadLetters(view, overview), claims(view, overview), lastSweep(view, overview)] : html`<section id="state"><h2>State</h2><p class="bad">DB (the D1 database) is not bound: nothing is stored, so there is nothing to show. See the [[d1_databases]] block in wrangler.toml.</p></section>`}
@@ -94,6 +104,44 @@ ${rows.length
     ? html`<table><thead><tr><th>When</th><th>What</th><th>Name</th><th>Id, or why it was left out</th></tr></thead>
 <tbody>${rows.map((r) => html`<tr><td>${at(r.at)}</td><td>${r.kind}</td><td class="reason">${r.name}</td><td class="${r.note ? 'bad' : ''}">${r.id ?? r.note ?? 'being created'}</td></tr>`)}</tbody></table>`
     : html`<p class="muted">Nothing created in the last 7 days.</p>`}
+</section>`
+}
+
+function history(view: PageView) {
+  if (!view.history) return ''
+  const day = hoursOf(view.history, 24, view.now)
+  const week = hoursOf(view.history, 7 * 24, view.now)
+  const reasons = topReasons(view.history)
+  const { alerts } = view
+  return html`<section id="history">
+<h2>Delivery history</h2>
+<p id="alerts-line">${alerts.on
+    ? alerts.last
+      ? html`Alerts on (ALERT_WEBHOOK_URL). Last sent ${at(alerts.last.at, view.now)}: ${alerts.last.text}`
+      : 'Alerts on (ALERT_WEBHOOK_URL): none sent yet.'
+    : html`<span class="muted">Alerts are off: set ALERT_WEBHOOK_URL (a Slack, Discord or Teams incoming webhook) to be told when delivery fails.</span>`}
+${alerts.failed ? html` <span class="bad">The last post failed ${at(alerts.failed.at, view.now)}: ${alerts.failed.reason}.</span>` : ''}</p>
+${outcomesChart('day-chart', 'Events per hour, last 24 hours', day)}
+${latencyChart(day)}
+${outcomesChart('week-chart', 'Events per hour, last 7 days', week)}
+${historyTable(day)}
+<h3>Top reasons for rejections, last 7 days</h3>
+${reasons.length
+    ? html`<table id="top-reasons"><thead><tr><th>Reason</th><th>Events</th></tr></thead><tbody>${reasons.map((r) => html`<tr><td class="reason">${r.reason}</td><td class="n">${r.n}</td></tr>`)}</tbody></table>`
+    : html`<p class="muted">No rejections in the last 7 days.</p>`}
+<p class="muted">The counters as JSON: <a href="/admin/history.json">/admin/history.json</a>.</p>
+</section>`
+}
+
+function testEvent(view: PageView) {
+  return html`<section id="test-event">
+<h2>Send a test event</h2>
+<p>One identify for this email (and a track of the event name, when given), sent through the same pipeline to ${view.label}; its messageId starts with <code>test-</code> and the history counts it as a test.</p>
+<form method="post" action="/admin/test">
+<label>Email <input type="email" name="email" required></label>
+<label>Segment event name (optional) <input type="text" name="event" maxlength="200"></label>
+<button type="submit">Send</button>
+</form>
 </section>`
 }
 

@@ -15,10 +15,13 @@ import { version } from '../package.json'
 import { renderPage, type PageView } from './admin-page'
 import { secretPut } from './config'
 import { redrive, REDRIVE_AT_ONCE } from './dead-letters'
+import { sendTestEvent } from './test-event'
 import { checkSetup } from './setup'
 import { authMode, methodNotAllowed, type App } from './http'
 import { PARK_DAYS } from './pipeline/identity'
 import { StoreAdmin } from './store/store-admin'
+import { readHistory } from './store/history'
+import { readAlertState } from './queue/alerts'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Dead letter reasons listed (the most recently seen); GET /dead-letters has them all. */
@@ -82,10 +85,12 @@ admin.get('/admin', async (c) => {
   const wantCheck = c.req.query('check') !== undefined
   // At most four D1 queries: the counts, the dead letters by reason, what was created (when the destination creates), and the check's.
   const { creates } = config.destination
-  const [overview, reasons, created, check] = await Promise.all([
+  const [overview, reasons, created, history, alertState, check] = await Promise.all([
     storeAdmin?.overview(now, now - (PARK_DAYS - 1) * DAY_MS),
     storeAdmin?.deadLetterReasons(REASONS_SHOWN),
     creates ? storeAdmin?.creations().recent() : undefined,
+    sql && readHistory(sql, 7 * 24, now),
+    sql && config.alerts.webhookUrl ? readAlertState(sql) : undefined,
     wantCheck ? checkSetup(config, { onCall: log.onCall }, storeAdmin) : undefined,
   ])
   const view: PageView = {
@@ -112,6 +117,8 @@ admin.get('/admin', async (c) => {
     overview,
     reasons: reasons ?? [],
     ...(creates && created && { created: { max: creates.max, rows: created } }),
+    ...(history && { history }),
+    alerts: { on: Boolean(config.alerts.webhookUrl), ...(alertState?.last && { last: alertState.last }), ...(alertState?.failed && { failed: alertState.failed }) },
     flash: flashOf(c),
   }
   return c.html(renderPage(view), 200, PAGE_HEADERS)
@@ -136,11 +143,34 @@ admin.post('/admin/redrive', async (c) => {
   return c.redirect(`/admin?${flash}`, 303)
 })
 
+// A test event: built here, marked as a test in its messageId, through the same pipeline to the destination.
+admin.post('/admin/test', async (c) => {
+  if (await refusal(c, sameOrigin)) {
+    return c.html(notice('Refused', 'This form did not come from the operator page itself, so no test event was sent. Open /admin and use its form.'), 403, PAGE_HEADERS)
+  }
+  if (!c.var.sql) throw new HTTPException(503, { message: 'DB (the D1 database) is not bound: see wrangler.toml' })
+  const form = await c.req.parseBody()
+  const sent = await sendTestEvent(c, typeof form.email === 'string' ? form.email : '', typeof form.event === 'string' ? form.event : '')
+  const flash = new URLSearchParams({ tested: sent.text.slice(0, MAX_FLASH * 2), ok: sent.ok ? '1' : '0' })
+  return c.redirect(`/admin?${flash}`, 303)
+})
+
+// The delivery history's counters, for scripts (ADMIN_TOKEN as the Basic password, as the page).
+admin.get('/admin/history.json', async (c) => {
+  if (!c.var.sql) throw new HTTPException(503, { message: 'DB (the D1 database) is not bound: see wrangler.toml' })
+  const hours = Math.min(14 * 24, Math.max(1, Number(c.req.query('hours')) || 7 * 24))
+  const rows = await readHistory(c.var.sql, hours, Date.now())
+  return c.json({ hours, rows: rows.map((row) => ({ hour: new Date(row.hour * 3_600_000).toISOString(), kind: row.kind, key: row.key, n: row.n })) })
+})
+
 admin.all('/admin', (c) => methodNotAllowed(c, 'GET'))
+admin.all('/admin/test', (c) => methodNotAllowed(c, 'POST'))
 admin.all('/admin/redrive', (c) => methodNotAllowed(c, 'POST'))
 
-/** After a redrive's redirect: what happened (from the query string, so shown as text only). */
+/** After a redrive's or a test event's redirect: what happened (from the query string, so shown as text only). */
 function flashOf(c: Context<App>): PageView['flash'] {
+  const tested = c.req.query('tested')
+  if (tested !== undefined) return { ok: c.req.query('ok') === '1', text: `Test event: ${tested.slice(0, MAX_FLASH * 2)}` }
   const redriven = c.req.query('redriven')
   if (redriven === undefined) return undefined
   const count = Number(redriven)

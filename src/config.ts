@@ -4,7 +4,7 @@
 import type { AnyDestination } from './destinations/destination'
 import { destinationFor } from './destinations'
 import { DEFAULT_MAX_PAUSE_SECONDS } from './destinations/transport'
-import { PositiveInt, settingsReader } from './settings'
+import { BaseUrl, PositiveInt, settingsReader, Share } from './settings'
 
 /** Everything the Worker can be given. Names are a contract: README lists each. */
 export interface Env {
@@ -53,6 +53,12 @@ export interface Env {
   RATE_LIMIT_MAX_PAUSE_SECONDS?: string | number
   /** Bearer token for the admin endpoints (dead letters, the setup check, the operator page). */
   ADMIN_TOKEN?: string
+  /** An incoming-webhook URL (Slack, Discord, Microsoft Teams): the sweep posts alerts there as {"text": …}. */
+  ALERT_WEBHOOK_URL?: string
+  /** Alert when more than this share of the last hour's destination calls failed (default 0.2). */
+  ALERT_FAILURE_RATE?: string | number
+  /** At most one alert of a kind this often (default 60). */
+  ALERT_EVERY_MINUTES?: string | number
   /** Queued mode: producer for the events queue (its presence turns queued mode on). */
   EVENTS?: Queue<unknown>
   /** The D1 database: identities, parked events, the journey ledger, dead letters. */
@@ -71,6 +77,8 @@ export interface Config {
   storeTimeoutMs: number
   maxPauseSeconds: number
   adminToken?: string
+  /** Alerts from the sweep (ALERT_*): off without a webhook URL. */
+  alerts: { webhookUrl?: string; failureRate: number; everyMs: number }
   /** The wrangler environment this Worker is deployed as ('' or 'queued'), for the commands its hints name. */
   deployEnv: '' | 'queued'
   destination: AnyDestination
@@ -109,6 +117,11 @@ function parseConfig(env: Env): Config {
     storeTimeoutMs: read('STORE_TIMEOUT_MS', PositiveInt, DEFAULT_STORE_TIMEOUT_MS, 'must be a whole number of milliseconds'),
     maxPauseSeconds: read('RATE_LIMIT_MAX_PAUSE_SECONDS', PositiveInt, DEFAULT_MAX_PAUSE_SECONDS, 'must be a whole number of seconds'),
     adminToken: secret('ADMIN_TOKEN'),
+    alerts: {
+      webhookUrl: read('ALERT_WEBHOOK_URL', BaseUrl, '', 'must be an https URL') || undefined,
+      failureRate: read('ALERT_FAILURE_RATE', Share, 0.2, 'must be a share between 0 and 1 (0.2 is 20 %)'),
+      everyMs: read('ALERT_EVERY_MINUTES', PositiveInt, 60, 'must be a whole number of minutes') * 60_000,
+    },
     deployEnv,
     destination,
     problems,

@@ -13,6 +13,7 @@ export const StringMap = <T extends v.GenericSchema<string>>(value: T) =>
 const Numeric = v.union([v.number(), v.pipe(v.string(), v.trim(), v.nonEmpty(), v.toNumber())])
 export const PositiveInt = v.pipe(Numeric, v.integer(), v.minValue(1))
 export const WholeNumber = v.pipe(Numeric, v.integer(), v.minValue(0))
+export const Share = v.pipe(Numeric, v.minValue(0), v.maxValue(1))
 export const BaseUrl = v.pipe(v.string(), v.trim(), v.url(), v.check((u) => /^https?:/.test(u), 'must be an http(s) URL'))
 
 export type Vars = Record<string, unknown>

@@ -133,7 +133,7 @@ describe('GET /admin: the page', () => {
     expect(shown(flash.text, 'flash')).toContain('&lt;b&gt;x&lt;/b&gt;')
   })
 
-  it('costs two D1 queries (three with the setup check), and calls Autopilot only when asked', async () => {
+  it('costs three D1 queries (four with the setup check), and calls Autopilot only when asked', async () => {
     const worker = admin()
     await seedState()
     await page(worker)
@@ -142,8 +142,8 @@ describe('GET /admin: the page', () => {
     expect(worker.autopilot.calls.map((call) => call.path)).toEqual(['/account', '/triggers', '/contacts/custom_fields'])
     const lines = worker.logLines().filter((line) => line.path === '/admin')
     expect(lines.map((line) => [line.status, line.d1.queries, line.autopilot.length])).toEqual([
-      [200, 2, 0],
-      [200, 3, 3],
+      [200, 3, 0],
+      [200, 4, 3],
     ])
   })
 

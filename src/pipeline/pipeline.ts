@@ -10,6 +10,7 @@ import { eventTime, hashIn, keysOf, MAX_PARKED_PER_USER, resolve, userKey, type 
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from '../store/store'
+import { tally } from '../store/history'
 import { emailOf } from '../segment/traits'
 import { toOperation } from '../transform'
 
@@ -131,6 +132,8 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     if (outcomes[index].status === 'delivered' || outcomes[index].status === 'skipped') outcomes[index] = retry(reason)
   }
   if (!storeDown) {
+    // The delivery history goes beside the write, at the same time; its failure changes no answer.
+    const counted = store.count(tally(items.map((item) => item.event), outcomes, run.callRecords, writes.deadLetters.length))
     try {
       await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
     } catch (error) {
@@ -150,6 +153,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
         )
       }
     }
+    if (!(await counted)) run.onProblem?.('history', 'the delivery history was not counted (the answer is unchanged)')
   }
   return outcomes
 

@@ -3,7 +3,7 @@
 // the gate's budget and deadline for that kind of run, how long its journey claims last,
 // and what it tells the log.
 import type { Config } from '../config'
-import type { CallOptions } from '../destinations/transport'
+import type { CallOptions, CallRecord } from '../destinations/transport'
 import { Gate } from './gate'
 import type { Item } from './identity'
 import type { RequestLog } from '../log'
@@ -35,6 +35,8 @@ export interface DeliveryRun {
   onProblem?: (stage: string, message: string) => void
   /** What the destination creates in its account, and the day's cap on it (shared through D1). */
   creations: Creations
+  /** Every destination call this run made, for the delivery history. */
+  callRecords: CallRecord[]
 }
 
 /** A claim outlives any attempt still running: Segment waits 5 s, a consumer 5 min, the sweep 1 min. */
@@ -59,10 +61,16 @@ export function deliveryRun(kind: RunKind, { config, store, log, started = Date.
     // Direct mode: Segment re-sends later. Queued mode: a 429 means "slower", not "failed".
     stopOnRateLimit: direct,
   })
+  const callRecords: CallRecord[] = []
+  const onCall = (record: CallRecord) => {
+    callRecords.push(record)
+    log.onCall(record)
+  }
   return {
     store,
     config,
-    calls: { onCall: log.onCall, gate, maxPauseSeconds: config.maxPauseSeconds, ...(!direct && { retries: { rateLimited: 5, unavailable: 2 } }) },
+    callRecords,
+    calls: { onCall, gate, maxPauseSeconds: config.maxPauseSeconds, ...(!direct && { retries: { rateLimited: 5, unavailable: 2 } }) },
     claimant: log.requestId,
     leaseMs: budgetMs + LEASE_MARGIN_MS,
     recordProgress: kind === 'request',

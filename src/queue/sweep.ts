@@ -3,6 +3,8 @@
 // replay that failed, an email learned by another request meanwhile) are replayed —
 // through the queue in queued mode, delivered at once in direct mode; old ledger
 // entries and contact guards are pruned.
+import { ALERT_STATE_KEY, runAlerts } from './alerts'
+import { pruneHistory } from '../store/history'
 import { configurationProblem, getConfig, type Env } from '../config'
 import { PARK_DAYS, withEmail } from '../pipeline/identity'
 import { RequestLog } from '../log'
@@ -50,12 +52,20 @@ export async function sweep(env: Env): Promise<void> {
     }
     result.pruned = await storeAdmin.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
     if (config.destination.creates) await storeAdmin.creations().prune()
+    await pruneHistory(sql, now)
   } catch (error) {
     log.fields.error = error instanceof Error ? `${error.name}: ${error.message.slice(0, 200)}` : 'unknown'
   } finally {
+    // Alerts never break the sweep: a failure here is logged, and they go next time.
+    const alerts = await runAlerts(config, sql, storeAdmin, now).catch((error: unknown) => {
+      log.problem('alerts', error instanceof Error ? error.message : 'unknown error')
+      return undefined
+    })
+    if (alerts?.posted.length) log.fields.alerts = alerts.posted
     // What the operator page (GET /admin) shows as the last sweep: one write per sweep, counts only.
     const summary = { at: now, ms: Date.now() - now, ...result, ...(log.fields.error !== undefined && { error: log.fields.error }) }
-    await store.write({ ...emptyWrites(), cache: [{ key: LAST_SWEEP_KEY, value: JSON.stringify(summary) }] }).catch((error: unknown) => {
+    const cache = [{ key: LAST_SWEEP_KEY, value: JSON.stringify(summary) }, ...(alerts ? [{ key: ALERT_STATE_KEY, value: JSON.stringify(alerts.state) }] : [])]
+    await store.write({ ...emptyWrites(), cache }).catch((error: unknown) => {
       log.problem('last sweep', error instanceof Error ? error.message : 'unknown error')
     })
     log.fields.d1 = sql.stats

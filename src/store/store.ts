@@ -4,6 +4,7 @@
 // (write). Many rows travel as one JSON text read with json_each, so no statement needs
 // more than a handful of bound parameters whatever the batch size.
 import type { SegmentEvent } from '../segment/schema'
+import { addHistory, type Counter } from './history'
 import { json, type Sql } from './sql'
 
 export { StoreError } from './sql'
@@ -265,6 +266,20 @@ export class Store {
       )
     }
     if (statements.length) await this.sql.batch(statements, timeoutMs)
+  }
+
+  /**
+   * Adds a run's counters to the delivery history: one statement, sent beside the run's write
+   * (at the same time, so no round trip is added), and never failing the run.
+   */
+  async count(history: Counter[]): Promise<boolean> {
+    if (!history.length) return true
+    try {
+      await this.sql.run(addHistory(this.sql, history))
+      return true
+    } catch {
+      return false
+    }
   }
 }
 

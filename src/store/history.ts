@@ -1,0 +1,86 @@
+// Delivery history: counters per hour (migrations/0004_history.sql). The pipeline tallies a
+// run's events and calls into a few rows; the store adds them in the write the run already
+// makes (one more statement, no round trip of its own); the operator page and
+// /admin/history.json read them back.
+import type { CallRecord } from '../destinations/transport'
+import type { Outcome } from '../pipeline/outcome'
+import { json, type Sql } from './sql'
+
+export interface Counter {
+  kind: 'event' | 'test' | 'call' | 'ms' | 'reason'
+  key: string
+  n: number
+}
+
+export interface HistoryRow extends Counter {
+  hour: number
+}
+
+export const HOUR_MS = 3_600_000
+export const KEEP_HOURS = 14 * 24
+/** Upper bounds (ms) of the call duration buckets: enough for p50 and p95. */
+export const BUCKETS = [100, 250, 500, 1000, 2000, 4000, 10_000, Infinity] as const
+/** Events whose messageId starts so are the operator page's test events. */
+export const TEST_PREFIX = 'test-'
+
+const EMAIL = /[^\s"'<>()[\]]+@[^\s"'<>()[\]]+/g
+/** A rejection's reason as kept: short, no email in it. */
+export const reasonKey = (message: string) => message.replace(EMAIL, '[email]').slice(0, 160)
+
+/** The answer's class, for the failure counts. */
+export function callClass(status: CallRecord['status']): string {
+  if (typeof status !== 'number') return 'unavailable'
+  if (status < 300) return 'ok'
+  if (status < 400) return 'redirected'
+  if (status === 429) return 'rate_limited'
+  if (status === 401 || status === 403) return 'key'
+  return status < 500 ? 'refused' : 'unavailable'
+}
+
+const OUTCOME: Record<string, string> = { delivered: 'delivered', skipped: 'skipped', rejected: 'rejected', retry: 'retried', deferred: 'parked', queued: 'queued' }
+
+/** One run's counters: events by type and outcome (test events apart), dead letters, calls by class and duration, rejection reasons. */
+export function tally(events: { type: string; messageId?: string | null }[], outcomes: readonly Outcome[], calls: readonly CallRecord[], deadLettered: number): Counter[] {
+  const counts = new Map<string, Counter>()
+  const count = (kind: Counter['kind'], key: string) => {
+    const id = `${kind}\u0000${key}`
+    const counter = counts.get(id)
+    if (counter) counter.n++
+    else counts.set(id, { kind, key, n: 1 })
+  }
+  outcomes.forEach((outcome, i) => {
+    const { type, messageId } = events[i]
+    const kind = messageId?.startsWith(TEST_PREFIX) ? 'test' : 'event'
+    count(kind, `${type}:${OUTCOME[outcome.status] ?? outcome.status}`)
+    if (outcome.status === 'rejected') count('reason', reasonKey(outcome.message))
+  })
+  for (let i = 0; i < deadLettered; i++) count('event', 'any:dead-lettered')
+  for (const call of calls) {
+    count('call', callClass(call.status))
+    count('ms', String(BUCKETS.find((bound) => call.ms < bound)))
+  }
+  return [...counts.values()]
+}
+
+/** The statement that adds a run's counters to their hour. */
+export function addHistory(sql: Sql, counters: readonly Counter[], now = Date.now()): D1PreparedStatement {
+  return sql
+    .prepare(
+      `INSERT INTO history (hour, kind, key, n) SELECT ?2, value->>'k', value->>'y', value->>'n' FROM json_each(?1) WHERE true
+       ON CONFLICT (hour, kind, key) DO UPDATE SET n = history.n + excluded.n`,
+    )
+    .bind(json(counters.map((c) => ({ k: c.kind, y: c.key, n: c.n }))), Math.floor(now / HOUR_MS))
+}
+
+/** The counters of the last `hours` hours. */
+export async function readHistory(sql: Sql, hours: number, now = Date.now()): Promise<HistoryRow[]> {
+  const from = Math.floor(now / HOUR_MS) - hours + 1
+  const { results } = await sql.all<HistoryRow>(sql.prepare('SELECT hour, kind, key, n FROM history WHERE hour >= ?1 ORDER BY hour').bind(from))
+  return results
+}
+
+/** Hours older than KEEP_HOURS go (the sweep). */
+export async function pruneHistory(sql: Sql, now = Date.now()): Promise<number> {
+  const result = await sql.run(sql.prepare('DELETE FROM history WHERE hour < ?1').bind(Math.floor(now / HOUR_MS) - KEEP_HOURS))
+  return result.meta.changes ?? 0
+}
