@@ -1,0 +1,177 @@
+import { createScheduledController } from 'cloudflare:test'
+import { beforeEach, describe, expect, it } from 'vitest'
+import worker from '../src/index'
+import { HOUR_MS } from '../src/store/history'
+import { db, fakeQueue, freshDb, identify, json, rows, setup, testDb } from './helpers'
+
+// Delivery history (counters per hour, both modes), the operator page's charts and test
+// event, /admin/history.json, and the sweep's alerts with their rate limit.
+const ADMIN = 'history-token-7d1c'
+const ORIGIN = 'https://worker.test'
+const HOOK = 'https://hooks.example/alerts'
+const basic = { authorization: `Basic ${btoa(`ops:${ADMIN}`)}` }
+const counters = () => rows<{ kind: string; key: string; n: number }>('SELECT kind, key, sum(n) AS n FROM history GROUP BY kind, key ORDER BY kind, key')
+
+beforeEach(freshDb)
+
+/** A worker whose fetch goes to the Autopilot stand-in, except the alert webhook's, which `hook` answers. */
+function withHook(env: Record<string, unknown> = {}, hook: (request: Request) => Promise<Response> = async () => new Response('ok')) {
+  const base = setup({ ADMIN_TOKEN: ADMIN, ALERT_WEBHOOK_URL: HOOK, ...env })
+  const posts: { text: string }[] = []
+  base.fetchSpy.mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init)
+    if (request.url === HOOK) {
+      posts.push((await request.clone().json()) as { text: string })
+      return hook(request)
+    }
+    return base.autopilot.fetch(request)
+  })
+  const sweep = () => worker.scheduled(createScheduledController(), base.env)
+  /** The posts about dead letters (the others, such as the stand-in's setup check, apart). */
+  const about = (words: string) => posts.filter((p) => p.text.includes(words))
+  return { ...base, posts, sweep, about }
+}
+
+describe('delivery history', () => {
+  it('counts events by type and outcome, calls by class and duration, in direct mode', async () => {
+    const { post, autopilot } = setup()
+    autopilot.inject({ status: 503 })
+    await post([identify({ email: 'h1@example.com' }), identify({ email: 'h2@localhost' })]) // 503: both retried
+    await post([identify({ email: 'h1@example.com' }), identify({ email: 'h2@localhost' })])
+    const got = await counters()
+    expect(got).toContainEqual({ kind: 'event', key: 'identify:retried', n: 2 })
+    expect(got).toContainEqual({ kind: 'event', key: 'identify:delivered', n: 1 })
+    expect(got).toContainEqual({ kind: 'event', key: 'identify:rejected', n: 1 })
+    expect(got).toContainEqual({ kind: 'call', key: 'unavailable', n: 1 })
+    expect(got.filter((c) => c.kind === 'call' && c.key === 'ok')[0].n).toBeGreaterThanOrEqual(1)
+    expect(got.filter((c) => c.kind === 'ms').reduce((n, c) => n + c.n, 0)).toBe(got.filter((c) => c.kind === 'call').reduce((n, c) => n + c.n, 0))
+    // A reason is kept without the email in it.
+    expect(got.filter((c) => c.kind === 'reason').map((c) => c.key).join()).not.toContain('@')
+  })
+
+  it('counts a queue batch the same way, dead letters included', async () => {
+    const events = fakeQueue()
+    const { consume } = setup({ EVENTS: events.queue })
+    await consume([{ v: 2, items: [{ event: identify({ email: 'q1@example.com' }), at: 1 }, { event: identify({ email: 'q2@localhost' }), at: 1 }] }])
+    const got = await counters()
+    expect(got).toContainEqual({ kind: 'event', key: 'identify:delivered', n: 1 })
+    expect(got).toContainEqual({ kind: 'event', key: 'identify:rejected', n: 1 })
+    expect(got).toContainEqual({ kind: 'event', key: 'any:dead-lettered', n: 1 })
+  })
+
+  it('a counter write that fails changes no answer, and costs no extra round trip', async () => {
+    const store = testDb()
+    const { post, logLines } = setup({ DB: store.db })
+    store.fail('INSERT INTO history', 5)
+    const response = await post(identify({ email: 'f@example.com' }))
+    expect(response.status).toBe(200)
+    expect(await counters()).toEqual([])
+    expect(logLines().at(-1)!.problems).toMatchObject({ history: expect.stringContaining('not counted') })
+  })
+
+  it('the sweep keeps 14 days', async () => {
+    const { sweep } = withHook({ ALERT_WEBHOOK_URL: undefined })
+    const hour = Math.floor(Date.now() / HOUR_MS)
+    await db().prepare("INSERT INTO history (hour, kind, key, n) VALUES (?1, 'event', 'identify:delivered', 1), (?2, 'event', 'identify:delivered', 2)").bind(hour - 15 * 24, hour - 13 * 24).run()
+    await sweep()
+    expect(await rows('SELECT hour FROM history')).toEqual([{ hour: hour - 13 * 24 }])
+  })
+})
+
+describe('the operator page: history, test event, history.json', () => {
+  it('draws the charts with their numbers in text, the top reasons, and says when history is empty', async () => {
+    const empty = setup({ ADMIN_TOKEN: ADMIN })
+    const before = await (await empty.request(new Request(`${ORIGIN}/admin`, { headers: basic }))).text()
+    expect(before).toContain('id="history-empty"')
+    const { post, request } = setup({ ADMIN_TOKEN: ADMIN })
+    await post([identify({ email: 'p1@example.com' }), identify({ email: 'p2@localhost' })])
+    const page = await (await request(new Request(`${ORIGIN}/admin`, { headers: basic }))).text()
+    expect(page).toMatch(/<svg[^>]*aria-label="Events per hour, last 24 hours"/)
+    expect(page).toMatch(/<title>[^<]*UTC: 1 delivered<\/title>/)
+    expect(page).toMatch(/<title>[^<]*UTC: 1 rejected<\/title>/)
+    expect(page).toContain('id="latency-chart"')
+    expect(page).toContain('id="history-table"')
+    expect(page).toMatch(/id="top-reasons"[\s\S]*Invalid contact_id_or_email/)
+    expect(page).not.toContain('p2@localhost')
+    expect(page).not.toContain('<script')
+    expect(page).toContain('Alerts are off')
+  })
+
+  it('sends a test event through the pipeline, shows the answer in words, and counts it as a test', async () => {
+    const { request, autopilot } = setup({ ADMIN_TOKEN: ADMIN })
+    const form = new URLSearchParams({ email: 'Tester@Example.com', event: 'Step Activated' })
+    const sent = await request(new Request(`${ORIGIN}/admin/test`, { method: 'POST', body: form, redirect: 'manual', headers: { ...basic, origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' } }))
+    expect(sent.status).toBe(303)
+    const flash = new URL(sent.headers.get('location')!, ORIGIN).searchParams.get('tested')!
+    expect(flash).toContain('identify delivered')
+    expect(flash).toContain('track “Step Activated” delivered')
+    expect(flash).not.toContain('tester@example.com')
+    expect(autopilot.contacts.has('tester@example.com')).toBe(true)
+    expect(autopilot.enrolments).toHaveLength(1)
+    expect(await counters()).toContainEqual({ kind: 'test', key: 'identify:delivered', n: 1 })
+    expect((await counters()).filter((c) => c.kind === 'event')).toEqual([])
+    // Never from elsewhere, never on a GET.
+    const forged = await request(new Request(`${ORIGIN}/admin/test`, { method: 'POST', body: form, headers: { ...basic, origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' } }))
+    expect(forged.status).toBe(403)
+    expect((await request(new Request(`${ORIGIN}/admin/test?email=a@example.com`, { headers: basic }))).status).toBe(405)
+  })
+
+  it('gives the counters as JSON to the admin token', async () => {
+    const { post, request } = setup({ ADMIN_TOKEN: ADMIN })
+    await post(identify({ email: 'j@example.com' }))
+    const answer = await json(await request(new Request(`${ORIGIN}/admin/history.json`, { headers: basic })))
+    expect(answer.rows).toContainEqual({ hour: expect.stringMatching(/T\d\d:00:00/), kind: 'event', key: 'identify:delivered', n: 1 })
+    expect((await request(new Request(`${ORIGIN}/admin/history.json`))).status).toBe(401)
+  })
+})
+
+describe('alerts', () => {
+  it('posts new dead letters once per ALERT_EVERY_MINUTES, as {"text"}, with no email; the page shows the last one', async () => {
+    const { consume, sweep, posts, about, request } = withHook({ EVENTS: fakeQueue().queue })
+    await consume([{ v: 2, items: [{ event: identify({ email: 'dead@localhost' }), at: 1 }] }])
+    await sweep()
+    expect(about('dead letters')).toHaveLength(1)
+    expect(about('dead letters')[0].text).toContain('1 new dead letters')
+    expect(posts.map((p) => p.text).join()).not.toContain('dead@localhost')
+    const sent = posts.length
+    await consume([{ v: 2, items: [{ event: identify({ email: 'dead2@localhost' }), at: 1 }] }])
+    await sweep() // within the hour: nothing again, of any kind
+    expect(posts).toHaveLength(sent)
+    const page = await (await request(new Request(`${ORIGIN}/admin`, { headers: basic }))).text()
+    expect(page).toMatch(/id="alerts-line"[^>]*>Alerts on \(ALERT_WEBHOOK_URL\)\. Last sent/)
+  })
+
+  it('posts when the last hour failed above ALERT_FAILURE_RATE, when the setup check fails, and when parked events near expiry', async () => {
+    const { sweep, posts } = withHook({ AUTOPILOT_API_KEY: 'wrong-key', AUTOPILOT_FIELDS_REFRESH_SECONDS: '0' })
+    const hour = Math.floor(Date.now() / HOUR_MS)
+    await db().prepare("INSERT INTO history (hour, kind, key, n) VALUES (?1, 'call', 'ok', 6), (?1, 'call', 'unavailable', 6)").bind(hour).run()
+    await db().prepare("INSERT INTO parked (user_hash, message_id, type, parked_at, event) VALUES ('h', 'old', 'track', ?1, '{}')").bind(Date.now() - 6.5 * 24 * HOUR_MS).run()
+    await sweep()
+    const texts = posts.map((p) => p.text).join('\n')
+    expect(texts).toContain('50 % of the last hour')
+    expect(texts).toContain('setup check fails')
+    expect(texts).toContain('1 parked events expire within a day')
+    expect(texts).not.toContain('wrong-key')
+  })
+
+  it('a webhook that answers 500 or hangs never breaks the sweep; the alert goes the next time', async () => {
+    let answer: 'fail' | 'hang' | 'ok' = 'fail'
+    const { consume, sweep, about, request } = withHook({ EVENTS: fakeQueue().queue }, async (req) => {
+      if (answer === 'fail') return new Response('no', { status: 500 })
+      if (answer === 'hang') return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason)))
+      return new Response('ok')
+    })
+    await consume([{ v: 2, items: [{ event: identify({ email: 'x@localhost' }), at: 1 }] }])
+    await sweep()
+    expect(await rows("SELECT key FROM account_cache WHERE key = 'sweep:last'")).toHaveLength(1)
+    const page = await (await request(new Request(`${ORIGIN}/admin`, { headers: basic }))).text()
+    expect(page).toContain('The last post failed')
+    answer = 'hang'
+    await sweep()
+    answer = 'ok'
+    await sweep()
+    // Tried at each sweep (500, then a hang cut at 5 s), sent at the third.
+    expect(about('dead letters')).toHaveLength(3)
+    expect(about('dead letters')[2].text).toContain('1 new dead letters')
+  }, 20_000)
+})
