@@ -3,7 +3,8 @@
 // `wrangler deploy` would upload runs in Miniflare (scripts/worker.js) with seeded state
 // and the Autopilot stand-in; Debian's headless Chromium (`apt-get install -y chromium`;
 // CHROMIUM=/path to use another) is driven by playwright-core through: the login, the page,
-// the setup check, a redrive and its result, and forms from elsewhere that must be refused.
+// the setup check, the delivery history's charts, a test event, the alert line, a redrive and
+// its result, and forms from elsewhere that must be refused.
 // Saves docs/admin.png (the README shows it). Exits non-zero on any failure.
 import { createServer } from 'node:http'
 import { chromium } from 'playwright-core'
@@ -43,8 +44,9 @@ const worker = await startWorker({
     SEGMENT_SHARED_SECRET: 'browser-test-secret',
     // 9999 is not one of the account's triggers: the setup check has one problem to show.
     AUTOPILOT_TRIGGERS: JSON.stringify({ 'Step Activated': '0001', 'Order Completed': '9999' }),
+    ALERT_WEBHOOK_URL: 'https://hooks.browser-test/alerts',
   },
-  outbound: (request) => autopilot.fetch(request),
+  outbound: (request) => (new URL(request.url).host === 'hooks.browser-test' ? Promise.resolve(new Response('ok')) : autopilot.fetch(request)),
 })
 const base = String(await worker.ready).replace(/\/$/, '')
 const db = await worker.getD1Database('DB')
@@ -70,6 +72,13 @@ await db.batch([
       .bind(reason, now - (30 - i) * 3600_000, now - (10 - i) * 3600_000, `dl-${i}`, 'identify', JSON.stringify(identify(i))),
   ),
   db.prepare(`INSERT INTO messages (message_id, state, at, lease_until, note) VALUES ('c-1', 'claimed', ?1, ?2, 'r1'), ('c-2', 'claimed', ?1, ?3, 'r2')`).bind(now - 90_000, now + 600_000, now - 60_000),
+  // A day of history: deliveries every hour, a bad hour of retries, a few rejections.
+  ...Array.from({ length: 30 }, (_, h) => {
+    const hour = Math.floor(now / 3600_000) - h
+    return db
+      .prepare(`INSERT INTO history (hour, kind, key, n) VALUES (?1, 'event', 'identify:delivered', ?2), (?1, 'event', 'track:retried', ?3), (?1, 'event', 'identify:rejected', ?4), (?1, 'call', 'ok', ?5), (?1, 'ms', '250', ?5), (?1, 'ms', '500', 2), (?1, 'reason', ?6, ?4)`)
+      .bind(hour, 80 + ((h * 37) % 60), h === 5 ? 40 : 0, h % 7 === 0 ? 3 : 0, 10 + (h % 4), REJECTED)
+  }),
 ])
 await (await worker.getWorker()).scheduled({ cron: '*/30 * * * *' })
 const deadLetterCount = async (/** @type {string} */ reason) =>
@@ -136,6 +145,27 @@ try {
     assert(JSON.stringify(shown) === JSON.stringify(expected), `shown ${JSON.stringify(shown)}, expected ${JSON.stringify(expected)}`)
     const html = await page.content()
     assert(!/@example\.com|user-\d|browser-test-(admin-token|key|secret)/.test(html), 'an email, a userId or a secret is on the page')
+  })
+
+  await check('the delivery history: charts with their numbers, the table, top reasons, the last alert', async () => {
+    for (const id of ['day-chart', 'week-chart', 'latency-chart']) assert(await page.locator(`#${id} svg`).isVisible(), `no chart #${id}`)
+    const titles = await page.locator('#day-chart svg rect title').allTextContents()
+    assert(titles.some((t) => /UTC: \d+ delivered$/.test(t)), `no delivered bar: ${titles.slice(0, 3).join(' | ')}`)
+    assert(titles.some((t) => /UTC: 40 retried$/.test(t)), 'the bad hour is not drawn')
+    assert((await page.locator('#history-table tbody tr').count()) === 24, 'the table does not list 24 hours')
+    assert((await text('#top-reasons')).includes('Invalid contact_id_or_email'), 'no top reason')
+    assert((await text('#alerts-line')).startsWith('Alerts on (ALERT_WEBHOOK_URL). Last sent'), `alert line: ${await text('#alerts-line')}`)
+  })
+
+  await check('a test event goes through the pipeline and the page says the answer in words', async () => {
+    await page.fill('#test-event input[name=email]', 'someone@example.com')
+    await page.fill('#test-event input[name=event]', 'Step Activated')
+    await page.getByRole('button', { name: 'Send' }).click()
+    await page.waitForURL(/tested=/)
+    const flash = await text('#flash')
+    assert(flash.startsWith('Test event: Autopilot — identify delivered') && flash.includes('track “Step Activated” delivered'), `flash "${flash}"`)
+    assert(!flash.includes('someone@example.com'), 'the email is on the page')
+    assert(autopilot.contacts.has('someone@example.com') && autopilot.enrolments.length === 1, 'the test event did not reach Autopilot')
   })
 
   await check('the setup check, when asked: the wrong trigger id in plain words, with its fix', async () => {
