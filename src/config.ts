@@ -4,7 +4,7 @@
 import type { AnyDestination } from './destinations/destination'
 import { destinationFor } from './destinations'
 import { DEFAULT_MAX_PAUSE_SECONDS } from './destinations/transport'
-import { BaseUrl, PositiveInt, settingsReader, Share } from './settings'
+import { BaseUrl, PositiveInt, secretPut, settingsReader, Share } from './settings'
 
 /** Everything the Worker can be given. Names are a contract: README lists each. */
 export interface Env {
@@ -134,8 +134,7 @@ export function configurationProblem(config: Config): string | undefined {
   return config.destination.unready
 }
 
-/** The command that sets a secret of a deployment (naming its environment). */
-export const secretPut = (deployEnv: string, name: string) => `npx wrangler secret put ${name}${deployEnv ? ` --env ${deployEnv}` : ''}`
+export { secretPut }
 
 /** The command that applies migrations/ to this deployment's database. */
 export const migrateCommand = (config: Config) =>

@@ -35,3 +35,6 @@ export function settingsReader(vars: Vars, problems: string[]) {
     },
   }
 }
+
+/** The command that sets a secret of a deployment (naming its environment). */
+export const secretPut = (deployEnv: string, name: string) => `npx wrangler secret put ${name}${deployEnv ? ` --env ${deployEnv}` : ''}`

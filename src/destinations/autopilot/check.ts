@@ -2,8 +2,8 @@
 // the API key accepted, does every trigger id in AUTOPILOT_TRIGGERS exist, which custom
 // fields does the account have (and does AUTOPILOT_FIELD_TYPES fight them) — each said in
 // words a Segment admin can act on.
+import { secretPut } from '../../settings'
 import * as v from 'valibot'
-import { secretPut } from '../../config'
 import type { Check } from '../destination'
 import { CallError } from '../transport'
 import type { AutopilotClient } from './client'

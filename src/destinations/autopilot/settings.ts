@@ -1,7 +1,6 @@
 // Autopilot's settings (AUTOPILOT_*), each problem naming its setting.
 import * as v from 'valibot'
-import { secretPut } from '../../config'
-import { BaseUrl, PositiveInt, settingsReader, StringMap, WholeNumber, type Vars } from '../../settings'
+import { BaseUrl, PositiveInt, settingsReader, StringMap, WholeNumber, type Vars, secretPut } from '../../settings'
 import { VALUE_TYPES, type ValueType } from '../../values'
 
 export const DEFAULT_BASE_URL = 'https://api2.autopilothq.com/v1'

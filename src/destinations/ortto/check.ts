@@ -1,7 +1,7 @@
 // Ortto's part of the setup check (GET /health?check=ortto, `npm run doctor`): is the key
 // accepted on this region's host, does every activity in ORTTO_ACTIVITIES exist, and which
 // custom fields does the account have (traits of other names are not sent).
-import { secretPut } from '../../config'
+import { secretPut } from '../../settings'
 import type { Check } from '../destination'
 import { CallError, type CallOptions } from '../transport'
 import { readAccount } from './account'

@@ -1,7 +1,6 @@
 // Ortto's settings (ORTTO_*), each problem naming its setting.
 import * as v from 'valibot'
-import { secretPut } from '../../config'
-import { BaseUrl, PositiveInt, settingsReader, StringMap, WholeNumber, type Vars } from '../../settings'
+import { BaseUrl, PositiveInt, settingsReader, StringMap, WholeNumber, type Vars, secretPut } from '../../settings'
 
 export const HOSTS: Record<string, string> = {
   '': 'https://api.ap3api.com/v1',
