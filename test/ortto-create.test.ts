@@ -62,6 +62,20 @@ describe('Ortto: created when missing', () => {
     expect(shoes).toEqual([42, 43])
   })
 
+  it('creates at most 8 definitions a request (the Free plan's 50 D1 queries and calls); the re-send makes the rest', async () => {
+    const { post, calls, logLines } = setupOrtto(CREATE)
+    const traits = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`trait${i}`, i]))
+    const event = { type: 'identify', messageId: id(), userId: 'u-many', traits: { email: 'many@example.com', ...traits } }
+    expect((await post(event)).status).toBe(503)
+    expect(calls('/person/custom-field/create')).toHaveLength(8)
+    expect(calls('/person/merge')).toHaveLength(0)
+    const first = logLines().at(-1)!
+    expect(first.d1.queries).toBeLessThanOrEqual(50)
+    expect((await json(await post(event))).status).toBe('delivered')
+    expect(calls('/person/custom-field/create')).toHaveLength(10)
+    expect(Object.keys(calls('/person/merge')[0].body.people[0].fields).filter((f) => f.startsWith('int:cm:trait'))).toHaveLength(10)
+  })
+
   it('makes at most ORTTO_CREATE_MAX a day: past it, the trait is left out and named, and the list says so', async () => {
     const { post, calls } = setupOrtto({ ...CREATE, ORTTO_CREATE_MAX: '2' })
     const body = await json(await post({ type: 'identify', messageId: id(), userId: 'u-cap', traits: { one: 1, two: 2, three: 3 } }))

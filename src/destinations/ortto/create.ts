@@ -30,6 +30,11 @@ export interface CreateOptions {
 type Made = { id: string; attributes?: FieldIndex } | { left: string } | { retry: string }
 
 const DUPLICATE = /already exist|duplicate|taken|in use/i
+/**
+ * Definitions one run creates, at most: each costs a call and two or three D1 queries, and a
+ * request stays within the Free plan's 50 of each. The rest are retried (the re-send makes them).
+ */
+export const MAX_CREATIONS_PER_RUN = 8
 
 /** Creates what the jobs need; returns the jobs with values placed under real ids (or left out), and what must be retried. */
 export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<{ jobs: Job<OrttoPerson>[]; retry: Map<number, string> }> {
@@ -49,6 +54,8 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   let reread: OrttoAccount | undefined
   const lookAgain = async () => (reread ??= toAccount(await options.reread()))
   const made = new Map<string, Made>()
+  let budget = MAX_CREATIONS_PER_RUN
+  const later = (kind: string, name: string): Made => ({ retry: `this request already created ${MAX_CREATIONS_PER_RUN} definitions; the ${kind} "${name}" is created on the retry` })
   for (const [name, type] of fields) made.set(`field:${name}`, await make('field', name, () => client.createField(name, type), async (account) => fieldNamed(account.fields, name)?.field))
   for (const [name, attributes] of activities) {
     made.set(
@@ -75,6 +82,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     // Made meanwhile by this isolate (an earlier batch), or seen in a fresh read.
     const known = (options.account && (await existing(options.account))) || (reread && (await existing(reread)))
     if (known) return { id: known.id, attributes: known.attributes }
+    if (budget-- <= 0) return later(kind, name)
     const { creations } = options
     const max = options.settings.create.max
     let held = false
