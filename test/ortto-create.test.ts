@@ -62,7 +62,7 @@ describe('Ortto: created when missing', () => {
     expect(shoes).toEqual([42, 43])
   })
 
-  it('creates at most 8 definitions a request (the Free plan's 50 D1 queries and calls); the re-send makes the rest', async () => {
+  it('creates at most 8 definitions a request (within the Free plan: 50 D1 queries, 50 calls); the re-send makes the rest', async () => {
     const { post, calls, logLines } = setupOrtto(CREATE)
     const traits = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`trait${i}`, i]))
     const event = { type: 'identify', messageId: id(), userId: 'u-many', traits: { email: 'many@example.com', ...traits } }
