@@ -1,7 +1,7 @@
 import { createScheduledController } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { Env } from '../src/config'
-import main from '../src/index'
+import main from '../src'
 import type { AutopilotOptions } from '../sandbox/autopilot.js'
 import { API_KEY, db, fakeQueue, freshDb, identify, rows, SECRET, setup, testDb, track } from './helpers'
 

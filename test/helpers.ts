@@ -5,7 +5,7 @@ import { createOrtto, type OrttoOptions } from '../sandbox/ortto.js'
 import { segmentSignature } from '../scripts/sign.js'
 import { ACTIVITIES as ORTTO_ACTIVITIES, FIELDS as ORTTO_FIELDS } from './ortto-helpers'
 import type { Env } from '../src/config'
-import worker from '../src/index'
+import worker from '../src'
 import { resetPacers } from '../src/pipeline/pacer'
 import { forgetRefusals } from '../src/destinations/ortto/client'
 

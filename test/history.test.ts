@@ -1,6 +1,6 @@
 import { createScheduledController } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest'
-import worker from '../src/index'
+import worker from '../src'
 import { HOUR_MS } from '../src/store/history'
 import { db, fakeQueue, freshDb, identify, json, rows, setup, testDb } from './helpers'
 

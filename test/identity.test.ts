@@ -2,7 +2,7 @@ import { createScheduledController } from 'cloudflare:test'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { Env } from '../src/config'
 import { hashOf, MAX_PARKED_PER_USER } from '../src/pipeline/identity'
-import worker from '../src/index'
+import worker from '../src'
 import { fakeQueue, freshDb, json, rows, setup } from './helpers'
 
 const EMAIL = 'ada@example.com'

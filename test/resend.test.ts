@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { MAX_LISTED } from '../src/answer'
+import { MAX_LISTED } from '../src/http/answer'
 import { fakeQueue, freshDb, identify, json, setup, track } from './helpers'
 
 // Direct mode against an Autopilot that allows 5 requests/s, as Segment re-sends: every

@@ -19,7 +19,7 @@ const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 
 /** The account_cache row each sweep overwrites with a summary of itself (one write per sweep). */
 export const LAST_SWEEP_KEY = 'sweep:last'
 
-/** What the operator page counts (src/admin.ts), read in one query. */
+/** What the operator page counts (src/http/admin.ts), read in one query. */
 export interface Overview {
   parked: { count: number; users: number; oldestAt: number | null; expiringSoon: number }
   claims: { pending: number; stale: number; oldestStaleLease: number | null }

@@ -2,7 +2,7 @@
 // no script. Every bar and point carries its numbers in a <title>, and a table says the same
 // in text, so the charts read without eyes too.
 import { html } from 'hono/html'
-import { BUCKETS, HOUR_MS, type HistoryRow } from './store/history'
+import { BUCKETS, HOUR_MS, type HistoryRow } from '../store/history'
 
 export const OUTCOMES = ['delivered', 'skipped', 'parked', 'retried', 'rejected', 'dead-lettered'] as const
 type OutcomeName = (typeof OUTCOMES)[number]

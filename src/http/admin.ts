@@ -1,6 +1,6 @@
 // GET /admin: the operator's page, for a person rather than a script: the settings in force,
 // the setup check (when asked), parked events, dead letters by reason with a redrive button
-// each, journey claims and the last sweep. One server-rendered page (src/admin-page.ts), no
+// each, journey claims and the last sweep. One server-rendered page (http/admin-page.ts), no
 // script. The browser's own login (Basic auth: any user name, ADMIN_TOKEN as the password)
 // and Hono's CSRF check on every form post. It reads what the Worker already stores, in two
 // D1 queries (three with the setup check), and writes nothing but a redrive's.
@@ -10,18 +10,18 @@ import { basicAuth } from 'hono/basic-auth'
 import { csrf } from 'hono/csrf'
 import { html } from 'hono/html'
 import { HTTPException } from 'hono/http-exception'
-import { adminTokenMatches } from './segment/auth'
-import { version } from '../package.json'
+import { adminTokenMatches } from '../segment/auth'
+import { version } from '../../package.json'
 import { renderPage, type PageView } from './admin-page'
-import { secretPut } from './config'
+import { secretPut } from '../config'
 import { redrive, REDRIVE_AT_ONCE } from './dead-letters'
 import { sendTestEvent } from './test-event'
-import { checkSetup } from './setup'
-import { authMode, methodNotAllowed, type App } from './http'
-import { PARK_DAYS } from './pipeline/identity'
-import { StoreAdmin } from './store/store-admin'
-import { readHistory } from './store/history'
-import { readAlertState } from './queue/alerts'
+import { checkSetup } from '../setup'
+import { authMode, methodNotAllowed, type App } from './context'
+import { PARK_DAYS } from '../pipeline/identity'
+import { StoreAdmin } from '../store/store-admin'
+import { readHistory } from '../store/history'
+import { readAlertState } from '../queue/alerts'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Dead letter reasons listed (the most recently seen); GET /dead-letters has them all. */

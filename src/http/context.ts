@@ -2,10 +2,10 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { bearerAuth } from 'hono/bearer-auth'
 import { bodyLimit } from 'hono/body-limit'
-import { adminTokenMatches } from './segment/auth'
-import { getConfig, secretPut, type Config, type Env } from './config'
-import { RequestLog } from './log'
-import { Sql } from './store/sql'
+import { adminTokenMatches } from '../segment/auth'
+import { getConfig, secretPut, type Config, type Env } from '../config'
+import { RequestLog } from '../log'
+import { Sql } from '../store/sql'
 
 export type App = { Bindings: Env; Variables: { config: Config; log: RequestLog; sql?: Sql } }
 

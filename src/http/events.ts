@@ -2,16 +2,16 @@
 // (direct mode) or put on the queue (queued mode), and answer for Segment's retry rules.
 import { Hono } from 'hono/tiny'
 import { answerBatch, answerOne } from './answer'
-import { authenticate } from './segment/auth'
-import { configurationProblem, secretPut } from './config'
-import { limitBody, methodNotAllowed, type App } from './http'
-import type { Item } from './pipeline/identity'
-import { rejected, retry, skipped, type Outcome } from './pipeline/outcome'
-import { deliverEvents } from './pipeline/pipeline'
-import { acceptForQueue } from './queue/queue'
-import { deliveryRun } from './pipeline/run'
-import { ACKNOWLEDGED_ONLY, checkEvent, eventsOf, type SegmentEvent } from './segment/schema'
-import { Store } from './store/store'
+import { authenticate } from '../segment/auth'
+import { configurationProblem, secretPut } from '../config'
+import { limitBody, methodNotAllowed, type App } from './context'
+import type { Item } from '../pipeline/identity'
+import { rejected, retry, skipped, type Outcome } from '../pipeline/outcome'
+import { deliverEvents } from '../pipeline/pipeline'
+import { acceptForQueue } from '../queue/queue'
+import { deliveryRun } from '../pipeline/run'
+import { ACKNOWLEDGED_ONLY, checkEvent, eventsOf, type SegmentEvent } from '../segment/schema'
+import { Store } from '../store/store'
 
 export const events = new Hono<App>()
 

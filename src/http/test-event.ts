@@ -3,13 +3,13 @@
 // pipeline as Segment's events (direct, in either mode, so the answer is seen at once), and
 // the destination's answer put in words. Counted in the history as tests, not events.
 import type { Context } from 'hono'
-import { checkEvent } from './segment/schema'
-import { normalEmail } from './segment/traits'
-import type { App } from './http'
-import { deliverEvents } from './pipeline/pipeline'
-import { deliveryRun } from './pipeline/run'
-import { reasonKey, TEST_PREFIX } from './store/history'
-import { Store } from './store/store'
+import { checkEvent } from '../segment/schema'
+import { normalEmail } from '../segment/traits'
+import type { App } from './context'
+import { deliverEvents } from '../pipeline/pipeline'
+import { deliveryRun } from '../pipeline/run'
+import { reasonKey, TEST_PREFIX } from '../store/history'
+import { Store } from '../store/store'
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
 

@@ -1,12 +1,12 @@
-// The operator page's HTML (GET /admin, src/admin.ts): hono/html escapes every value put
+// The operator page's HTML (GET /admin, http/admin.ts): hono/html escapes every value put
 // into it, so a dead letter's reason, a check's message or a flash is text, never markup.
-// No script at all (the Content-Security-Policy of src/admin.ts forbids it); forms only.
+// No script at all (the Content-Security-Policy of http/admin.ts forbids it); forms only.
 import { html } from 'hono/html'
-import type { Check } from './destinations/destination'
-import type { SetupReport } from './setup'
-import type { DeadLetterReason, Overview } from './store/store-admin'
-import type { CreatedRow } from './store/creations'
-import type { HistoryRow } from './store/history'
+import type { Check } from '../destinations/destination'
+import type { SetupReport } from '../setup'
+import type { DeadLetterReason, Overview } from '../store/store-admin'
+import type { CreatedRow } from '../store/creations'
+import type { HistoryRow } from '../store/history'
 import { historyTable, hoursOf, latencyChart, outcomesChart, topReasons } from './history-charts'
 
 export interface PageView {

@@ -2,8 +2,8 @@
 // size bound whatever the input — Event Delivery shows it, and production Workers have
 // 128 MB: a batch lists only the events that need a person's eye, and counts the rest.
 import type { Context } from 'hono'
-import type { Outcome } from './pipeline/outcome'
-import type { Issue } from './segment/schema'
+import type { Outcome } from '../pipeline/outcome'
+import type { Issue } from '../segment/schema'
 
 /** Events listed in a batch answer, at most. */
 export const MAX_LISTED = 50

@@ -1,10 +1,10 @@
 // GET /health: what is configured (never a value) and whether it can work.
 // GET /health?check=<destination> (ADMIN_TOKEN): the setup check against the destination and D1.
 import { Hono } from 'hono/tiny'
-import { version } from '../package.json'
-import { adminOnly, authMode, methodNotAllowed, type App } from './http'
-import { checkSetup } from './setup'
-import { StoreAdmin } from './store/store-admin'
+import { version } from '../../package.json'
+import { adminOnly, authMode, methodNotAllowed, type App } from './context'
+import { checkSetup } from '../setup'
+import { StoreAdmin } from '../store/store-admin'
 
 export const health = new Hono<App>()
 
