@@ -38,9 +38,23 @@ export default {
     /** @type {[string, () => unknown][]} */
     const steps = [
       ['exec', () => db.exec('CREATE TABLE probe (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n REAL, b BLOB); CREATE TABLE probe_kv (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID').then((r) => r.count)],
-      ['run insert', () => db.prepare(insert).bind('a', 1.5, new Uint8Array([1, 2, 3])).run()],
+      [
+        'run insert',
+        () =>
+          db
+            .prepare(insert)
+            .bind('a', 1.5, new Uint8Array([1, 2, 3]))
+            .run(),
+      ],
       ['all insert returning', () => db.prepare(`${insert} RETURNING id, name`).bind('b', 2, null).all()],
-      ['bind boolean', () => db.prepare(insert).bind('c', true, new Uint8Array([0, 255]).buffer).run()],
+      [
+        'bind boolean',
+        () =>
+          db
+            .prepare(insert)
+            .bind('c', true, new Uint8Array([0, 255]).buffer)
+            .run(),
+      ],
       ['all rows', () => db.prepare('SELECT * FROM probe ORDER BY id').all()],
       ['first', () => db.prepare('SELECT * FROM probe ORDER BY id').first()],
       ['first column', () => db.prepare('SELECT name FROM probe WHERE id = ?1').bind(2).first('name')],
@@ -49,12 +63,27 @@ export default {
       ['all no rows', () => db.prepare('SELECT * FROM probe WHERE id > 99').all()],
       ['raw', () => db.prepare('SELECT id, name FROM probe ORDER BY id').raw()],
       ['raw column names', () => db.prepare('SELECT id, name FROM probe ORDER BY id').raw({ columnNames: true })],
-      ['json_each', () => db.prepare('SELECT j.key AS i, p.name AS a FROM json_each(?1) j JOIN probe p ON p.name = j.value').bind(JSON.stringify(['c', 'x', 'a'])).all()],
+      [
+        'json_each',
+        () =>
+          db
+            .prepare('SELECT j.key AS i, p.name AS a FROM json_each(?1) j JOIN probe p ON p.name = j.value')
+            .bind(JSON.stringify(['c', 'x', 'a']))
+            .all(),
+      ],
       ['bind undefined', () => db.prepare(insert).bind('d', undefined, null)],
       ['bind bigint', () => db.prepare(insert).bind('d', 1n, null)],
       ['syntax error', () => db.prepare('SELEC 1').all()],
       ['constraint error', () => db.prepare(insert).bind('a', 0, null).run()],
-      ['batch', () => db.batch([db.prepare(insert).bind('e', 5, null), db.prepare('INSERT INTO probe_kv (k, v) SELECT value, value FROM json_each(?1)').bind('["x","y"]'), db.prepare('SELECT count(*) AS n FROM probe')])],
+      [
+        'batch',
+        () =>
+          db.batch([
+            db.prepare(insert).bind('e', 5, null),
+            db.prepare('INSERT INTO probe_kv (k, v) SELECT value, value FROM json_each(?1)').bind('["x","y"]'),
+            db.prepare('SELECT count(*) AS n FROM probe'),
+          ]),
+      ],
       ['batch failing in its second statement', () => db.batch([db.prepare(insert).bind('f', 6, null), db.prepare(insert).bind('a', 7, null)])],
       ['after the failed batch (rolled back)', () => db.prepare("SELECT count(*) AS n FROM probe WHERE name = 'f'").first('n')],
       ['upsert', () => db.prepare("INSERT INTO probe_kv (k, v) VALUES ('x', 'z') ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE probe_kv.v <> excluded.v RETURNING k").all()],

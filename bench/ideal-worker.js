@@ -21,7 +21,7 @@ async function slot(/** @type {number} */ rps) {
 /** @param {any} env @param {string} path @param {unknown} body */
 async function post(env, path, body) {
   const ortto = env.DESTINATION === 'ortto'
-  await slot(Number(ortto ? env.ORTTO_MAX_RPS ?? 10 : env.AUTOPILOT_MAX_RPS ?? 5))
+  await slot(Number(ortto ? (env.ORTTO_MAX_RPS ?? 10) : (env.AUTOPILOT_MAX_RPS ?? 5)))
   const base = ortto ? env.ORTTO_BASE_URL : env.AUTOPILOT_BASE_URL
   const headers = ortto ? { 'x-api-key': env.ORTTO_API_KEY, 'content-type': 'application/json' } : { autopilotapikey: env.AUTOPILOT_API_KEY, 'content-type': 'application/json' }
   const response = await fetch(`${base}${path}`, { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) })

@@ -97,15 +97,19 @@ export function analyse(profile, sourceMap, bundleName) {
     }
   })
   const ranked = (/** @type {Map<string, number>} */ map, /** @type {number} */ n) =>
-    [...map.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([what, us]) => ({ what, ms: us / 1000, share: us / busy }))
+    [...map.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([what, us]) => ({ what, ms: us / 1000, share: us / busy }))
   return { busyMs: busy / 1000, intervalUs: interval, samples: samples.length, self: ranked(self, 30), total: ranked(total, 20), byFile: ranked(byFile, 20) }
 }
 
 /** @param {ReturnType<typeof analyse>} result */
 export function printAnalysis(result, /** @type {number} */ requests) {
-  const line = (/** @type {{ what: string, ms: number, share: number }} */ r) =>
-    console.log(`${(100 * r.share).toFixed(1).padStart(6)} %  ${(r.ms / requests).toFixed(2).padStart(6)} ms  ${r.what}`)
-  console.log(`\n${result.samples} samples, one every ${result.intervalUs} µs while the isolate ran: ≈ ${(result.busyMs / requests).toFixed(1)} ms of JavaScript and GC per request; shares of that, and ms per request:`)
+  const line = (/** @type {{ what: string, ms: number, share: number }} */ r) => console.log(`${(100 * r.share).toFixed(1).padStart(6)} %  ${(r.ms / requests).toFixed(2).padStart(6)} ms  ${r.what}`)
+  console.log(
+    `\n${result.samples} samples, one every ${result.intervalUs} µs while the isolate ran: ≈ ${(result.busyMs / requests).toFixed(1)} ms of JavaScript and GC per request; shares of that, and ms per request:`,
+  )
   console.log('\nby file or library (builtins counted to the src/ file that called them):')
   result.byFile.forEach(line)
   console.log('\ntop self time (the function itself; library code and builtins with the src/ function that called them):')

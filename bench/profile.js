@@ -94,7 +94,10 @@ let tags = 0
 const send = async () => {
   const request = batchOf({ size: SIZE, users: USERS, tag: `p${tags++}`, time: Date.UTC(2026, 10, 28) + tags * 1000 })
   const cpu = { ours: 0, bare: 0 }
-  for (const [who, worker] of /** @type {const} */ ([['ours', ours], ['bare', bare]])) {
+  for (const [who, worker] of /** @type {const} */ ([
+    ['ours', ours],
+    ['bare', bare],
+  ])) {
     autopilots[who].reset()
     const result = await measure(worker, request)
     if (result.status !== 200) throw new Error(`${who}: status ${result.status}: ${result.text.slice(0, 300)}`)
@@ -120,7 +123,9 @@ console.log(`\n${REQUESTS} batches of ${SIZE} events, ${USERS} users, to ours an
 const result = analyse(profiles.ours, sourceMap, 'index.js')
 const bareResult = analyse(profiles.bare, { sources: [], mappings: '' }, 'index.js')
 const perRequest = (/** @type {number} */ total) => (total / REQUESTS).toFixed(1)
-console.log(`isolate JavaScript and GC per batch, from the samples: ours ${perRequest(result.busyMs)} ms, bare ${perRequest(bareResult.busyMs)} ms — ${(result.busyMs / bareResult.busyMs).toFixed(2)}× bare`)
+console.log(
+  `isolate JavaScript and GC per batch, from the samples: ours ${perRequest(result.busyMs)} ms, bare ${perRequest(bareResult.busyMs)} ms — ${(result.busyMs / bareResult.busyMs).toFixed(2)}× bare`,
+)
 console.log(`workerd process CPU per batch meanwhile: ours ${perRequest(cpu.ours)} ms, bare ${perRequest(cpu.bare)} ms`)
 printAnalysis(result, REQUESTS)
 mkdirSync('bench/results', { recursive: true })

@@ -34,17 +34,16 @@ export function originalPositions(map) {
   const lines = []
   let source = 0
   let originalLine = 0
-  let originalColumn = 0
   for (const text of map.mappings.split(';')) {
     const segments = []
     let column = 0
     for (const segment of text ? text.split(',') : []) {
-      const [dColumn, dSource, dLine, dOriginalColumn] = vlq(segment)
+      // The fourth field (the original column) is not needed: positions are reported by line.
+      const [dColumn, dSource, dLine] = vlq(segment)
       column += dColumn
       if (dSource === undefined) continue
       source += dSource
       originalLine += dLine
-      originalColumn += dOriginalColumn
       segments.push([column, source, originalLine])
     }
     lines.push(segments)

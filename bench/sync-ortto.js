@@ -30,28 +30,45 @@ const ACTIVITY = 'act:cm:order-completed'
 export async function orttoQueuedRun({ queuedScript, users, tracks, latencyMs, failureRate, timeoutMs, send }) {
   const run = `o${Math.round(failureRate * 100)}`
   const ortto = createOrtto({
-    apiKey: KEY, rateLimit: RPS, failureRate, seed: 7, latencyMs,
+    apiKey: KEY,
+    rateLimit: RPS,
+    failureRate,
+    seed: 7,
+    latencyMs,
     customFields: { 'str:cm:plan': 'Plan', 'dec:cm:lifetime-value': 'Lifetime Value' },
     activities: { [ACTIVITY]: { name: 'Order Completed', attributes: { 'str:cm:product': 'Product' } } },
   })
   const worker = await startWorker({
-    scriptPath: queuedScript, env: 'queued', outbound: (request) => ortto.fetch(request),
+    scriptPath: queuedScript,
+    env: 'queued',
+    outbound: (request) => ortto.fetch(request),
     bindings: {
-      DESTINATION: 'ortto', ORTTO_API_KEY: KEY, ORTTO_BASE_URL: 'https://ortto.bench/v1', ORTTO_MAX_RPS: String(RPS),
-      ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': ACTIVITY }), SEGMENT_WEBHOOK_TOKEN: TOKEN, QUEUE_RETRY_BASE_SECONDS: '1',
+      DESTINATION: 'ortto',
+      ORTTO_API_KEY: KEY,
+      ORTTO_BASE_URL: 'https://ortto.bench/v1',
+      ORTTO_MAX_RPS: String(RPS),
+      ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': ACTIVITY }),
+      SEGMENT_WEBHOOK_TOKEN: TOKEN,
+      QUEUE_RETRY_BASE_SECONDS: '1',
       // The calls this bench measures, and nothing created on the way.
       ORTTO_CREATE: 'none',
     },
   })
   const people = Array.from({ length: users }, (_, i) => ({
-    type: 'identify', messageId: `${run}-i${i}`, userId: `${run}-user-${i}`,
+    type: 'identify',
+    messageId: `${run}-i${i}`,
+    userId: `${run}-user-${i}`,
     traits: { email: `${run}${i}@example.com`, vip_customers: true, lifetime_value: i * 1.5, plan: i % 3 ? 'pro' : 'free' },
     context: { personas: { computation_class: 'audience', computation_key: 'vip_customers' } },
   }))
   // Journey entries: one activity each, 100 a call (an audience track would also merge its tag first).
   const entries = Array.from({ length: tracks }, (_, i) => ({
-    type: 'track', messageId: `${run}-t${i}`, userId: `${run}-user-${i}`, event: 'Order Completed',
-    properties: { product: 'Tea' }, context: { traits: { email: `${run}${i}@example.com` } },
+    type: 'track',
+    messageId: `${run}-t${i}`,
+    userId: `${run}-user-${i}`,
+    event: 'Order Completed',
+    properties: { product: 'Tea' },
+    context: { traits: { email: `${run}${i}@example.com` } },
   }))
   const tagged = () => [...ortto.people.values()].filter((p) => p.tags.includes('vip_customers')).length
   const phase = async (/** @type {string} */ name, /** @type {unknown[]} */ events, /** @type {() => boolean} */ done) => {
@@ -68,11 +85,20 @@ export async function orttoQueuedRun({ queuedScript, users, tracks, latencyMs, f
     const seconds = (Math.max(...calls.filter((c) => c.status === 200).map((c) => c.done ?? c.at)) - started) / 1000
     const floor = events.length / (RPS * 100)
     return {
-      name, events: events.length, segmentRequests: requests, complete: done(), orttoCalls: calls.length,
-      status429: calls.filter((c) => c.status === 429).length, refused: calls.filter((c) => c.status >= 400 && c.status < 500).length,
-      seconds: +seconds.toFixed(1), eventsPerSecond: +(events.length / seconds).toFixed(0), ceiling: RPS * 100,
+      name,
+      events: events.length,
+      segmentRequests: requests,
+      complete: done(),
+      orttoCalls: calls.length,
+      status429: calls.filter((c) => c.status === 429).length,
+      refused: calls.filter((c) => c.status >= 400 && c.status < 500).length,
+      seconds: +seconds.toFixed(1),
+      eventsPerSecond: +(events.length / seconds).toFixed(0),
+      ceiling: RPS * 100,
       ratioToCeiling: +(events.length / seconds / (RPS * 100)).toFixed(2),
-      floorSeconds: +floor.toFixed(1), ratioToFloor: +(seconds / floor).toFixed(3), peakStartsInASecond: peak(calls.map((c) => c.at)),
+      floorSeconds: +floor.toFixed(1),
+      ratioToFloor: +(seconds / floor).toFixed(3),
+      peakStartsInASecond: peak(calls.map((c) => c.at)),
     }
   }
   const identifies = await phase('identifies', people, () => tagged() >= users)

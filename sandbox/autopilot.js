@@ -7,10 +7,28 @@
 import { delay, hang, mulberry32 } from './network.js'
 
 export const STANDARD_FIELDS = new Set([
-  'Email', 'FirstName', 'LastName', 'Salutation', 'Company', 'NumberOfEmployees', 'Title',
-  'Industry', 'Phone', 'MobilePhone', 'Fax', 'Website', 'MailingStreet', 'MailingCity',
-  'MailingState', 'MailingPostalCode', 'MailingCountry', 'owner_name', 'LeadSource',
-  'Status', 'LinkedIn', 'Twitter',
+  'Email',
+  'FirstName',
+  'LastName',
+  'Salutation',
+  'Company',
+  'NumberOfEmployees',
+  'Title',
+  'Industry',
+  'Phone',
+  'MobilePhone',
+  'Fax',
+  'Website',
+  'MailingStreet',
+  'MailingCity',
+  'MailingState',
+  'MailingPostalCode',
+  'MailingCountry',
+  'owner_name',
+  'LeadSource',
+  'Status',
+  'LinkedIn',
+  'Twitter',
 ])
 const BOOLEAN_FIELDS = new Set(['unsubscribed', 'notify'])
 const SPECIAL_STRING_FIELDS = new Set(['_NewEmail', '_autopilot_list', '_autopilot_session_id'])
@@ -21,9 +39,7 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|
 const AUTOPILOT_EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}.]+(?:\.[^\s@\p{Cc}.]+)+$/u
 
 /** @param {unknown} value */
-const isPlainObject = (value) =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) &&
-  (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
+const isPlainObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
 
 /** A custom field key is well-formed when its name is non-empty and has no whitespace or control characters.
  * @param {string} key */
@@ -31,8 +47,7 @@ export function isWellFormedCustomKey(key) {
   const match = CUSTOM_KEY.exec(key)
   if (!match) return false
   const name = match[2]
-  return name.length > 0 && name.length <= 200 && !/[\s\p{Cc}]/u.test(name) &&
-    name.isWellFormed() && !['__proto__', 'constructor', 'prototype'].includes(name)
+  return name.length > 0 && name.length <= 200 && !/[\s\p{Cc}]/u.test(name) && name.isWellFormed() && !['__proto__', 'constructor', 'prototype'].includes(name)
 }
 
 /**
@@ -76,12 +91,18 @@ export function contactProblem(contact, fieldTypes = new Map()) {
 /** @param {string} type @param {unknown} value */
 function fits(type, value) {
   switch (type) {
-    case 'string': return typeof value === 'string' && value.isWellFormed()
-    case 'integer': return typeof value === 'number' && Number.isSafeInteger(value)
-    case 'float': return typeof value === 'number' && Number.isFinite(value)
-    case 'boolean': return typeof value === 'boolean'
-    case 'date': return typeof value === 'string' && ISO_DATE.test(value) && !Number.isNaN(Date.parse(value))
-    default: return false
+    case 'string':
+      return typeof value === 'string' && value.isWellFormed()
+    case 'integer':
+      return typeof value === 'number' && Number.isSafeInteger(value)
+    case 'float':
+      return typeof value === 'number' && Number.isFinite(value)
+    case 'boolean':
+      return typeof value === 'boolean'
+    case 'date':
+      return typeof value === 'string' && ISO_DATE.test(value) && !Number.isNaN(Date.parse(value))
+    default:
+      return false
   }
 }
 
@@ -139,20 +160,30 @@ export function createAutopilot(options = {}) {
     rateLimit: options.rateLimit ?? 0,
     failureRate: options.failureRate ?? 0,
     latencyMs: options.latencyMs ?? 0,
-    contacts, fieldTypes, enrolments, calls,
+    contacts,
+    fieldTypes,
+    enrolments,
+    calls,
     /** Queue faults for the next matching calls, in order. @param {...Fault} list */
-    inject(...list) { faults.push(...list) },
+    inject(...list) {
+      faults.push(...list)
+    },
     reset() {
-      contacts.clear(); fieldTypes.clear(); seedFields(); enrolments.length = 0; calls.length = 0
-      faults.length = 0; window = []; random = mulberry32(options.seed ?? 1)
+      contacts.clear()
+      fieldTypes.clear()
+      seedFields()
+      enrolments.length = 0
+      calls.length = 0
+      faults.length = 0
+      window = []
+      random = mulberry32(options.seed ?? 1)
     },
     /** @param {Request} request */
     fetch: async (request) => handle(request),
   }
 
   /** @param {number} status @param {string} message @param {Record<string, string>} [headers] */
-  const error = (status, message, headers) =>
-    Response.json({ error: reason(status), message }, { status, headers })
+  const error = (status, message, headers) => Response.json({ error: reason(status), message }, { status, headers })
 
   /** @param {Request} request @returns {Promise<Response>} */
   async function handle(request) {
@@ -161,7 +192,11 @@ export function createAutopilot(options = {}) {
     const text = request.method === 'GET' || request.method === 'DELETE' ? '' : await request.text()
     /** @type {any} */
     let body
-    try { body = text ? JSON.parse(text) : undefined } catch { body = Symbol.for('unparseable') }
+    try {
+      body = text ? JSON.parse(text) : undefined
+    } catch {
+      body = Symbol.for('unparseable')
+    }
     /** @type {Call} */
     const call = { at: now(), method: request.method, path, body, status: 0, apiKey: request.headers.get('autopilotapikey') }
     calls.push(call)
@@ -170,7 +205,16 @@ export function createAutopilot(options = {}) {
     call.status = response.status
     call.done = now()
     if (options.log) {
-      const said = response.status >= 400 ? await response.clone().json().then((b) => ` "${b.message}"`, () => '') : ''
+      const said =
+        response.status >= 400
+          ? await response
+              .clone()
+              .json()
+              .then(
+                (b) => ` "${b.message}"`,
+                () => '',
+              )
+          : ''
       options.log(`${call.method} ${decodeURIComponent(call.path)} -> ${call.status}${said}${summary(call)}`)
     }
     return response
@@ -186,8 +230,11 @@ export function createAutopilot(options = {}) {
       const status = fault.status ?? 500
       if (status >= 300 && status < 400) return new Response(null, { status, headers: { Location: fault.location ?? 'https://autopilot.example/moved' } })
       if (status < 300) return Response.json(fault.body ?? {}, { status })
-      return error(status, status === 429 ? `You have exceeded your request rate of ${state.rateLimit || 5} r/s.` : 'Injected failure.',
-        fault.retryAfter ? { 'Retry-After': fault.retryAfter } : undefined)
+      return error(
+        status,
+        status === 429 ? `You have exceeded your request rate of ${state.rateLimit || 5} r/s.` : 'Injected failure.',
+        fault.retryAfter ? { 'Retry-After': fault.retryAfter } : undefined,
+      )
     }
     if (state.failureRate > 0 && random() < state.failureRate) {
       const status = [429, 500, 503][Math.floor(random() * 3)]
@@ -236,7 +283,10 @@ export function createAutopilot(options = {}) {
       const contact = contacts.get(email)
       if (!contact) return error(404, 'Contact could not be found.')
       if (method === 'GET') return Response.json(contact)
-      if (method === 'DELETE') { contacts.delete(email); return new Response(null, { status: 204 }) }
+      if (method === 'DELETE') {
+        contacts.delete(email)
+        return new Response(null, { status: 204 })
+      }
     }
     if (method === 'GET' && path === '/contacts/custom_fields') {
       return Response.json([...fieldTypes].map(([name, fieldType]) => ({ name: name.replaceAll('--', ' '), fieldType })))
@@ -270,8 +320,6 @@ export function createAutopilot(options = {}) {
   return state
 }
 
-
-
 /** What a call carried, for the sandbox's log: a bulk call shows its first contacts and counts the rest.
  * @param {Call} call */
 function summary(call) {
@@ -284,6 +332,5 @@ function summary(call) {
 
 /** @param {number} status */
 function reason(status) {
-  return ({ 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' })[status] ?? 'Error'
+  return { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' }[status] ?? 'Error'
 }
-

@@ -7,7 +7,10 @@
 export function delay(ms, signal) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) })
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    })
   })
 }
 
@@ -16,7 +19,10 @@ export function delay(ms, signal) {
 export function hang(request) {
   return new Promise((_, reject) => {
     const stop = setTimeout(() => reject(new Error('stand-in hang without an abort signal')), 30_000)
-    request.signal.addEventListener('abort', () => { clearTimeout(stop); reject(request.signal.reason) })
+    request.signal.addEventListener('abort', () => {
+      clearTimeout(stop)
+      reject(request.signal.reason)
+    })
   })
 }
 

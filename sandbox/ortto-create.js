@@ -25,7 +25,7 @@ const comparable = (name) => name.trim().toLowerCase()
 
 /** What is wrong with a name to create (one of a field, an activity or an attribute), or undefined. @param {unknown} name @param {string} what */
 function nameProblem(name, what) {
-  if (!isText(name) || !/** @type {string} */ (name).trim()) return `${what} name is required (a non-blank text)`
+  if (!isText(name) || !(/** @type {string} */ (name).trim())) return `${what} name is required (a non-blank text)`
   const length = [.../** @type {string} */ (name).trim()].length
   return length > MAX_NAME ? `${what} name is longer than ${MAX_NAME} characters (${length})` : undefined
 }
@@ -56,7 +56,13 @@ export function creators(options, fields, definitions) {
   /** @param {any} body @returns {Result} */
   function createField(body) {
     if (!isPlainObject(body)) return refuse(400, 'the body must be {"name": …, "type": …}')
-    if (!keysIn(body, FIELD_KEYS)) return refuse(400, `unsupported keys: ${Object.keys(body).filter((k) => !FIELD_KEYS.includes(k)).join(', ')}`)
+    if (!keysIn(body, FIELD_KEYS))
+      return refuse(
+        400,
+        `unsupported keys: ${Object.keys(body)
+          .filter((k) => !FIELD_KEYS.includes(k))
+          .join(', ')}`,
+      )
     const problem = nameProblem(body.name, 'a field')
     if (problem) return refuse(400, problem)
     if (!Object.hasOwn(FIELD_TYPES, body.type)) return refuse(400, `type must be one of ${Object.keys(FIELD_TYPES).join(', ')}, not ${JSON.stringify(body.type)}`)
@@ -82,8 +88,15 @@ export function creators(options, fields, definitions) {
   /** @param {any} body @returns {Result} */
   function createActivity(body) {
     if (!isPlainObject(body)) return refuse(400, 'the body must be {"name": …, "icon_id": …, "attributes"?: […]}')
-    if (!keysIn(body, ACTIVITY_KEYS)) return refuse(400, `unsupported keys: ${Object.keys(body).filter((k) => !ACTIVITY_KEYS.includes(k)).join(', ')}`)
-    const problem = nameProblem(body.name, 'an activity') ??
+    if (!keysIn(body, ACTIVITY_KEYS))
+      return refuse(
+        400,
+        `unsupported keys: ${Object.keys(body)
+          .filter((k) => !ACTIVITY_KEYS.includes(k))
+          .join(', ')}`,
+      )
+    const problem =
+      nameProblem(body.name, 'an activity') ??
       (!isText(body.icon_id) || !body.icon_id.trim() ? 'icon_id is required (a non-blank text)' : undefined) ??
       FLAGS.filter((flag) => body[flag] !== undefined && typeof body[flag] !== 'boolean').map((flag) => `${flag} must be a boolean`)[0] ??
       (body.display_style !== undefined && !isPlainObject(body.display_style) ? 'display_style must be an object' : undefined) ??
@@ -110,11 +123,14 @@ export function creators(options, fields, definitions) {
   }
 
   return {
-    createField, createActivity,
+    createField,
+    createActivity,
     /** Forgets what calls created: back to the options' fields and activities. */
     reset() {
-      fields.clear(); for (const [id, field] of defineFields(options.customFields ?? {})) fields.set(id, field)
-      definitions.clear(); for (const [id, activity] of defineActivities(options.activities ?? {})) definitions.set(id, activity)
+      fields.clear()
+      for (const [id, field] of defineFields(options.customFields ?? {})) fields.set(id, field)
+      definitions.clear()
+      for (const [id, activity] of defineActivities(options.activities ?? {})) definitions.set(id, activity)
     },
   }
 }

@@ -22,15 +22,18 @@
 const KINDS = {
   str: ['text', (v) => text(v, 255)],
   txt: ['long_text', (v) => text(v, 4000)],
-  sst: ['text_list', (v) => Array.isArray(v) && v.length <= 100 && v.every((item) => !text(item, 255)) ? undefined : 'must be a list of texts'],
-  int: ['integer', (v) => Number.isSafeInteger(v) ? undefined : 'must be an integer'],
-  dec: ['decimal', (v) => Number.isSafeInteger(v) ? undefined : 'must be an integer (the decimal × 1000)'],
-  cur: ['currency', (v) => Number.isSafeInteger(v) ? undefined : 'must be an integer (the amount × 1000)'],
-  bol: ['bool', (v) => typeof v === 'boolean' ? undefined : 'must be a boolean'],
+  sst: ['text_list', (v) => (Array.isArray(v) && v.length <= 100 && v.every((item) => !text(item, 255)) ? undefined : 'must be a list of texts')],
+  int: ['integer', (v) => (Number.isSafeInteger(v) ? undefined : 'must be an integer')],
+  dec: ['decimal', (v) => (Number.isSafeInteger(v) ? undefined : 'must be an integer (the decimal × 1000)')],
+  cur: ['currency', (v) => (Number.isSafeInteger(v) ? undefined : 'must be an integer (the amount × 1000)')],
+  bol: ['bool', (v) => (typeof v === 'boolean' ? undefined : 'must be a boolean')],
   dtz: ['date', dateObject],
-  tme: ['time', (v) => typeof v === 'string' && ISO_TIME.test(v) && !Number.isNaN(Date.parse(v)) ? undefined : 'must be an ISO 8601 date-time with a zone'],
+  tme: ['time', (v) => (typeof v === 'string' && ISO_TIME.test(v) && !Number.isNaN(Date.parse(v)) ? undefined : 'must be an ISO 8601 date-time with a zone')],
   phn: ['phone', phone],
-  geo: ['geo', (v) => isPlainObject(v) && keysIn(/** @type {object} */ (v), ['name']) && !text(/** @type {any} */ (v).name, 255) && /** @type {any} */ (v).name !== '' ? undefined : 'must be {"name": text}'],
+  geo: [
+    'geo',
+    (v) => (isPlainObject(v) && keysIn(/** @type {object} */ (v), ['name']) && !text(/** @type {any} */ (v).name, 255) && /** @type {any} */ (v).name !== '' ? undefined : 'must be {"name": text}'),
+  ],
 }
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/
 // Stricter than a browser's check on purpose: the domain needs a dot, so tests can make one person invalid.
@@ -42,20 +45,40 @@ const ACTIVITY_ID = new RegExp(`^act:cm:${SLUG}$`)
 
 /** The types person/custom-field/create takes, and the id prefix each gets. */
 export const FIELD_TYPES = Object.freeze({
-  text: 'str', large_text: 'txt', integer: 'int', decimal: 'dec', currency: 'cur', bool: 'bol',
-  date: 'dtz', time: 'tme', phone: 'phn', single_select: 'str', multi_select: 'sst',
+  text: 'str',
+  large_text: 'txt',
+  integer: 'int',
+  decimal: 'dec',
+  currency: 'cur',
+  bool: 'bol',
+  date: 'dtz',
+  time: 'tme',
+  phone: 'phn',
+  single_select: 'str',
+  multi_select: 'sst',
 })
 /** The display types an activity definition's attributes take: the field types but single_select, plus email (a text). */
 export const ATTRIBUTE_TYPES = Object.freeze({
-  ...Object.fromEntries(Object.entries(FIELD_TYPES).filter(([type]) => type !== 'single_select')), email: 'str',
+  ...Object.fromEntries(Object.entries(FIELD_TYPES).filter(([type]) => type !== 'single_select')),
+  email: 'str',
 })
 
 /** Ortto's built-in person fields a merge may set: id -> display name. */
 export const BUILT_IN_FIELDS = Object.freeze({
-  'str::email': 'Email', 'str::first': 'First name', 'str::last': 'Last name', 'str::ei': 'External ID',
-  'str::postal': 'Postal code', 'str::language': 'Language', 'phn::phone': 'Phone number', 'geo::city': 'City',
-  'geo::country': 'Country', 'geo::region': 'Region', 'dtz::b': 'Birthday', 'bol::gdpr': 'GDPR',
-  'bol::p': 'Email permission', 'bol::sp': 'SMS permission',
+  'str::email': 'Email',
+  'str::first': 'First name',
+  'str::last': 'Last name',
+  'str::ei': 'External ID',
+  'str::postal': 'Postal code',
+  'str::language': 'Language',
+  'phn::phone': 'Phone number',
+  'geo::city': 'City',
+  'geo::country': 'Country',
+  'geo::region': 'Region',
+  'dtz::b': 'Birthday',
+  'bol::gdpr': 'GDPR',
+  'bol::p': 'Email permission',
+  'bol::sp': 'SMS permission',
 })
 /** Two of Ortto's own (`act::`) activities, listed by instance-schema/get like a live account's. */
 export const SYSTEM_ACTIVITIES = Object.freeze({
@@ -69,8 +92,7 @@ export const SYSTEM_ACTIVITIES = Object.freeze({
 
 /** @param {unknown} value */
 export const isPlainObject = (value) =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) &&
-  (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
+  typeof value === 'object' && value !== null && !Array.isArray(value) && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
 
 /** @param {object} value @param {string[]} allowed */
 export const keysIn = (value, allowed) => Object.keys(value).every((key) => allowed.includes(key))
@@ -96,11 +118,16 @@ function dateObject(v) {
 /** @param {unknown} v */
 function phone(v) {
   const p = /** @type {any} */ (v)
-  if (isPlainObject(v) && keysIn(p, ['phone', 'parse_with_country_code']) && typeof p.phone === 'string' &&
-    /^\+?\d{4,20}$/.test(p.phone) && (p.parse_with_country_code === undefined || typeof p.parse_with_country_code === 'boolean')) return undefined
+  if (
+    isPlainObject(v) &&
+    keysIn(p, ['phone', 'parse_with_country_code']) &&
+    typeof p.phone === 'string' &&
+    /^\+?\d{4,20}$/.test(p.phone) &&
+    (p.parse_with_country_code === undefined || typeof p.parse_with_country_code === 'boolean')
+  )
+    return undefined
   // c is optional: {n} alone is a national number (RudderStack sends phones this way).
-  if (isPlainObject(v) && keysIn(p, ['c', 'n']) && (p.c === undefined || (typeof p.c === 'string' && /^\d{1,4}$/.test(p.c))) &&
-    typeof p.n === 'string' && /^\d{4,16}$/.test(p.n)) return undefined
+  if (isPlainObject(v) && keysIn(p, ['c', 'n']) && (p.c === undefined || (typeof p.c === 'string' && /^\d{1,4}$/.test(p.c))) && typeof p.n === 'string' && /^\d{4,16}$/.test(p.n)) return undefined
   return 'must be {phone, parse_with_country_code} or {c?, n} with digits'
 }
 
@@ -111,7 +138,11 @@ function isIp(ip) {
   // IPv6 (compressed or with a dotted tail; no zone): the URL parser checks the groups, once
   // only hex digits, colons and dots are left (nothing that could close the brackets).
   if (!ip.includes(':') || !/^[0-9a-f:.]+$/i.test(ip)) return false
-  try { return new URL(`http://[${ip}]/`).hostname.startsWith('[') } catch { return false }
+  try {
+    return new URL(`http://[${ip}]/`).hostname.startsWith('[')
+  } catch {
+    return false
+  }
 }
 
 /** What is wrong with a person's or an activity's `location` ({source_ip} only), or undefined. @param {unknown} location */
@@ -122,7 +153,11 @@ export function locationProblem(location) {
 }
 
 /** A name as an id's last part: lower case, runs of other characters as '-', none at either end. @param {string} name */
-export const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
+export const slug = (name) =>
+  name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
 
 /** @param {string} id */
 const prefixOf = (id) => id.slice(0, id.indexOf(':'))
@@ -183,7 +218,10 @@ export function fieldsProblem(fields, mergeBy, known) {
   const f = /** @type {Record<string, unknown>} */ (fields)
   const byId = mergeBy[0] === 'str::person_id'
   for (const [id, value] of Object.entries(f)) {
-    if (byId && id === 'str::person_id') { if (typeof value !== 'string') return 'str::person_id must be a text'; continue }
+    if (byId && id === 'str::person_id') {
+      if (typeof value !== 'string') return 'str::person_id must be a text'
+      continue
+    }
     if (!known.has(id)) return `failed to validate field ${id} in schema: ${id}: Object not found`
     const problem = valueProblem(id, value)
     if (problem) return problem
@@ -224,7 +262,10 @@ export function describeField({ id, name, display_type }) {
 /** An activity as instance-schema/get lists it. @param {string} id @param {string} name @param {FieldDefinition[]} attributes */
 export function describeActivity(id, name, attributes) {
   return {
-    id, name, display_type: 'activity', ...(id.startsWith('act::') && { read_only: true }),
+    id,
+    name,
+    display_type: 'activity',
+    ...(id.startsWith('act::') && { read_only: true }),
     attributes: attributes.map(({ id, name: attribute, display_type }) => ({ id, name: attribute, display_type, liquid_name: `activity.${slug(name)}.${slug(attribute)}` })),
   }
 }

@@ -5,8 +5,19 @@
 // create fields and activity definitions are ./ortto-create.js.
 import { creators } from './ortto-create.js'
 import {
-  SYSTEM_ACTIVITIES, attributesProblem, defineActivities, defineFields, describeActivity, describeField,
-  fieldsProblem, isPlainObject, keysIn, locationProblem, mergeByProblem, personProblem, systemAttribute,
+  SYSTEM_ACTIVITIES,
+  attributesProblem,
+  defineActivities,
+  defineFields,
+  describeActivity,
+  describeField,
+  fieldsProblem,
+  isPlainObject,
+  keysIn,
+  locationProblem,
+  mergeByProblem,
+  personProblem,
+  systemAttribute,
 } from './ortto-fields.js'
 import { peopleIndex } from './ortto-index.js'
 
@@ -47,8 +58,7 @@ export function handlers(options, now, settings) {
   let ids = 0
 
   /** @param {string} id @param {unknown} a @param {unknown} b */
-  const same = (id, a, b) => a != null && (id === 'str::email' && typeof a === 'string' && typeof b === 'string'
-    ? a.toLowerCase() === b.toLowerCase() : JSON.stringify(a) === JSON.stringify(b))
+  const same = (id, a, b) => a != null && (id === 'str::email' && typeof a === 'string' && typeof b === 'string' ? a.toLowerCase() === b.toLowerCase() : JSON.stringify(a) === JSON.stringify(b))
 
   /** The person a merge applies to (find_strategy 0 any key in order, 1 next key only for people without the previous, 2 all given keys),
    * oldest first among several; looked up in the index, not by reading everyone.
@@ -100,7 +110,10 @@ export function handlers(options, now, settings) {
     const extra = Object.keys(body).filter((key) => !keys.includes(key))
     if (extra.length) return `unsupported keys: ${extra.join(', ')}`
     if (!Array.isArray(body[list]) || body[list].length < 1 || body[list].length > 100) return `${list} must hold 1 to 100 items`
-    if (body.merge_by !== undefined) { const problem = mergeByProblem(body.merge_by, fields); if (problem) return problem }
+    if (body.merge_by !== undefined) {
+      const problem = mergeByProblem(body.merge_by, fields)
+      if (problem) return problem
+    }
     if (![undefined, 1, 2, 3].includes(body.merge_strategy)) return 'merge_strategy must be 1, 2 or 3'
     if (![undefined, 0, 1, 2].includes(body.find_strategy)) return 'find_strategy must be 0, 1 or 2'
     if (body.async !== undefined && typeof body.async !== 'boolean') return 'async must be a boolean'
@@ -115,7 +128,11 @@ export function handlers(options, now, settings) {
     const bad = verdicts.filter((v) => v !== undefined)
     if (bad.length === verdicts.length) return refuse(400, `No valid ${noun} provided (${bad[0]?.error})`, verdicts)
     if (bad.length && settings().invalidMode === 'call') {
-      return refuse(400, `${bad.length} of ${verdicts.length} ${noun} are not valid (${bad[0]?.error})`, verdicts.map((v) => v ?? { status: 'valid' }))
+      return refuse(
+        400,
+        `${bad.length} of ${verdicts.length} ${noun} are not valid (${bad[0]?.error})`,
+        verdicts.map((v) => v ?? { status: 'valid' }),
+      )
     }
     return ok({ [key]: verdicts.map((verdict, i) => verdict ?? apply(i)) })
   }
@@ -126,7 +143,8 @@ export function handlers(options, now, settings) {
     const problem = callProblem(body, MERGE_KEYS, 'people') ?? (body.merge_by === undefined ? 'merge_by is required' : undefined)
     if (problem) return refuse(400, problem)
     const verdicts = body.people.map((/** @type {any} */ person) => {
-      const error = personProblem(person, body.merge_by, fields) ??
+      const error =
+        personProblem(person, body.merge_by, fields) ??
         (body.merge_by[0] === 'str::person_id' && !people.has(person.fields['str::person_id']) ? `person ${person.fields['str::person_id']} not found` : undefined)
       if (error) return { status: 'invalid', error }
       const email = body.suppression_list_field_id && person.fields[body.suppression_list_field_id]
@@ -140,7 +158,12 @@ export function handlers(options, now, settings) {
     /** @param {string} error */
     const invalid = (error) => ({ status: 'invalid', error })
     if (!isPlainObject(item)) return invalid('an activity must be an object')
-    if (!keysIn(item, ACTIVITY_KEYS)) return invalid(`unsupported activity keys: ${Object.keys(item).filter((k) => !ACTIVITY_KEYS.includes(k)).join(', ')}`)
+    if (!keysIn(item, ACTIVITY_KEYS))
+      return invalid(
+        `unsupported activity keys: ${Object.keys(item)
+          .filter((k) => !ACTIVITY_KEYS.includes(k))
+          .join(', ')}`,
+      )
     if (new TextEncoder().encode(JSON.stringify(item)).length > 16_000) return invalid('an activity is larger than 16 kB')
     const definition = definitions.get(item.activity_id)
     if (!definition) return invalid(`activity ${JSON.stringify(item.activity_id)} does not exist`)
@@ -148,15 +171,18 @@ export function handlers(options, now, settings) {
     if (problem) return invalid(problem)
     if (item.created !== undefined && (typeof item.created !== 'string' || !ISO_TIME.test(item.created))) return invalid('created must be an ISO 8601 date-time')
     if (item.key !== undefined && (typeof item.key !== 'string' || !item.key)) return invalid('key must be a text')
-    if (item.location !== undefined) { const problem = locationProblem(item.location); if (problem) return invalid(problem) }
+    if (item.location !== undefined) {
+      const problem = locationProblem(item.location)
+      if (problem) return invalid(problem)
+    }
     if (item.person_id !== undefined) {
       if (item.fields !== undefined || item.merge_by !== undefined) return invalid('person_id stands alone: no fields or merge_by with it')
       return people.has(item.person_id) ? undefined : invalid(`person ${JSON.stringify(item.person_id)} not found`)
     }
     const mergeBy = item.merge_by ?? body.merge_by
     if (mergeBy === undefined) return invalid('merge_by is required (for the call or the activity)')
-    const error = mergeByProblem(mergeBy, fields) ?? fieldsProblem(item.fields, mergeBy, fields) ??
-      (mergeBy[0] === 'str::person_id' && !people.has(item.fields['str::person_id']) ? 'person not found' : undefined)
+    const error =
+      mergeByProblem(mergeBy, fields) ?? fieldsProblem(item.fields, mergeBy, fields) ?? (mergeBy[0] === 'str::person_id' && !people.has(item.fields['str::person_id']) ? 'person not found' : undefined)
     return error ? invalid(error) : undefined
   }
 
@@ -171,10 +197,14 @@ export function handlers(options, now, settings) {
       const personId = item.person_id ?? upsert({ fields: item.fields }, item.merge_by ?? body.merge_by, body.merge_strategy, body.find_strategy).person_id
       const person = /** @type {Person} */ (people.get(personId))
       activities.push({
-        activity_id: item.activity_id, person_id: personId, attributes: item.attributes, at: now(),
+        activity_id: item.activity_id,
+        person_id: personId,
+        attributes: item.attributes,
+        at: now(),
         ...(typeof person.fields['str::email'] === 'string' && { email: person.fields['str::email'] }),
         ...(typeof person.fields['str::ei'] === 'string' && { ei: person.fields['str::ei'] }),
-        ...(item.created && { created: item.created }), ...(item.key && { key: item.key }),
+        ...(item.created && { created: item.created }),
+        ...(item.key && { key: item.key }),
         ...(item.location && { location: { source_ip: item.location.source_ip } }),
       })
       return settings().activityAnswer === 'live'
@@ -195,7 +225,8 @@ export function handlers(options, now, settings) {
     }
     if (op === '$str::is' || op === '$has_any_value') {
       const id = arg?.field_id
-      if (!isPlainObject(arg) || !fields.has(id) || !keysIn(arg, op === '$str::is' ? ['field_id', 'value'] : ['field_id'])) throw new Error(`${op} takes {field_id${op === '$str::is' ? ', value' : ''}} with a known field`)
+      if (!isPlainObject(arg) || !fields.has(id) || !keysIn(arg, op === '$str::is' ? ['field_id', 'value'] : ['field_id']))
+        throw new Error(`${op} takes {field_id${op === '$str::is' ? ', value' : ''}} with a known field`)
       if (op === '$has_any_value') return (p) => p.fields[id] != null
       if (!id.startsWith('str:') || typeof arg.value !== 'string') throw new Error('$str::is compares a str field with a text value')
       return (p) => same(id, p.fields[id], arg.value)
@@ -212,21 +243,33 @@ export function handlers(options, now, settings) {
     if (!Number.isSafeInteger(offset) || offset < 0) return refuse(400, 'offset must be 0 or more')
     if (!Array.isArray(wanted) || !wanted.length || wanted.some((id) => !fields.has(id))) return refuse(400, 'fields must list known field ids')
     let test
-    try { test = filter === undefined ? () => true : matcher(filter) } catch (e) { return refuse(400, /** @type {Error} */ (e).message) }
+    try {
+      test = filter === undefined ? () => true : matcher(filter)
+    } catch (e) {
+      return refuse(400, /** @type {Error} */ (e).message)
+    }
     const live = [...people.values()].filter((p) => !p.archived)
     const matches = live.filter(test)
     const page = matches.slice(offset, offset + limit)
     return ok({
       contacts: page.map((p) => ({ id: p.id, fields: Object.fromEntries(wanted.filter((id) => p.fields[id] != null).map((id) => [id, p.fields[id]])) })),
       meta: { total_contacts: live.length, total_organizations: 0, total_matches: matches.length },
-      offset, next_offset: offset + page.length, cursor_id: page.at(-1)?.id ?? '', has_more: offset + page.length < matches.length,
+      offset,
+      next_offset: offset + page.length,
+      cursor_id: page.at(-1)?.id ?? '',
+      has_more: offset + page.length < matches.length,
     })
   }
 
   /** @param {any} body @returns {string[] | string} */
   const inclusionIds = (body) =>
-    isPlainObject(body) && keysIn(body, ['inclusion_ids']) && Array.isArray(body.inclusion_ids) && body.inclusion_ids.length > 0 &&
-    body.inclusion_ids.every((/** @type {unknown} */ id) => typeof id === 'string') ? body.inclusion_ids : 'the body must be {"inclusion_ids": [person ids]}'
+    isPlainObject(body) &&
+    keysIn(body, ['inclusion_ids']) &&
+    Array.isArray(body.inclusion_ids) &&
+    body.inclusion_ids.length > 0 &&
+    body.inclusion_ids.every((/** @type {unknown} */ id) => typeof id === 'string')
+      ? body.inclusion_ids
+      : 'the body must be {"inclusion_ids": [person ids]}'
 
   /** @param {any} body @returns {Result} */
   function archive(body) {
@@ -244,12 +287,18 @@ export function handlers(options, now, settings) {
     const live = list.filter((id) => people.get(id)?.archived === false)
     if (live.length) {
       const error = 'contacts must be archived before they can be deleted'
-      return refuse(400, error, live.map((id) => ({ person_id: id, status: 'not-archived', error })))
+      return refuse(
+        400,
+        error,
+        live.map((id) => ({ person_id: id, status: 'not-archived', error })),
+      )
     }
     const hit = [...new Set(list)].filter((id) => people.has(id))
     for (const id of hit) {
       const person = /** @type {Person} */ (people.get(id))
-      index.leave(person); deleted.set(id, person); people.delete(id)
+      index.leave(person)
+      deleted.set(id, person)
+      people.delete(id)
     }
     return ok({ scheduled_contacts: 0, deleted_contacts: hit.length })
   }
@@ -269,21 +318,41 @@ export function handlers(options, now, settings) {
     /** @param {[string, object][]} entries */
     const keyed = (entries) => Object.fromEntries(entries)
     const all = {
-      '': { id: '', fields: keyed([
-        ...[...fields.values()].filter((f) => !f.id.includes(':cm:')).map((f) => /** @type {[string, object]} */ ([f.id, describeField(f)])),
-        ...Object.entries(SYSTEM_ACTIVITIES).map(([id, a]) => /** @type {[string, object]} */ ([id, describeActivity(id, a.name, Object.entries(a.attributes).map(([i, n]) => systemAttribute(i, n)))])),
-      ]) },
-      cm: { id: 'cm', fields: keyed([
-        ...[...fields.values()].filter((f) => f.id.includes(':cm:')).map((f) => /** @type {[string, object]} */ ([f.id, describeField(f)])),
-        ...[...definitions.values()].map((a) => /** @type {[string, object]} */ ([a.id, describeActivity(a.id, a.name, [...a.attributes.values()])])),
-      ]) },
+      '': {
+        id: '',
+        fields: keyed([
+          ...[...fields.values()].filter((f) => !f.id.includes(':cm:')).map((f) => /** @type {[string, object]} */ ([f.id, describeField(f)])),
+          ...Object.entries(SYSTEM_ACTIVITIES).map(
+            ([id, a]) =>
+              /** @type {[string, object]} */ ([
+                id,
+                describeActivity(
+                  id,
+                  a.name,
+                  Object.entries(a.attributes).map(([i, n]) => systemAttribute(i, n)),
+                ),
+              ]),
+          ),
+        ]),
+      },
+      cm: {
+        id: 'cm',
+        fields: keyed([
+          ...[...fields.values()].filter((f) => f.id.includes(':cm:')).map((f) => /** @type {[string, object]} */ ([f.id, describeField(f)])),
+          ...[...definitions.values()].map((a) => /** @type {[string, object]} */ ([a.id, describeActivity(a.id, a.name, [...a.attributes.values()])])),
+        ]),
+      },
     }
     const wanted = body.namespaces.length ? body.namespaces : Object.keys(all)
     return ok({ namespaces: Object.fromEntries(Object.entries(all).filter(([ns]) => wanted.includes(ns))) })
   }
 
   return {
-    people, deleted, activities, fields, definitions,
+    people,
+    deleted,
+    activities,
+    fields,
+    definitions,
     /** @type {Record<string, (body: any) => Result>} method and path -> handler */
     routes: {
       'POST /v1/person/merge': merge,
@@ -299,6 +368,13 @@ export function handlers(options, now, settings) {
     /** The live (not deleted) person whose field holds this value (str::email case-insensitively); the oldest if several. @param {string} fieldId @param {unknown} value */
     person: (fieldId, value) => index.holders(fieldId, value)[0],
     /** Forgets the people and activities, and the fields and activities created by calls: back to the options' account. */
-    clear() { people.clear(); deleted.clear(); activities.length = 0; ids = 0; index.clear(); create.reset() },
+    clear() {
+      people.clear()
+      deleted.clear()
+      activities.length = 0
+      ids = 0
+      index.clear()
+      create.reset()
+    },
   }
 }

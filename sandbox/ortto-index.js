@@ -16,7 +16,11 @@ const keyOf = (id, value) => JSON.stringify(id === 'str::email' && typeof value 
 export function peopleIndex(people) {
   /** @type {Map<string, Map<string, Person[]>>} field id -> value key -> the people holding it, oldest first */
   const indexes = new Map()
-  const reset = () => { indexes.clear(); indexes.set('str::email', new Map()); indexes.set('str::ei', new Map()) }
+  const reset = () => {
+    indexes.clear()
+    indexes.set('str::email', new Map())
+    indexes.set('str::ei', new Map())
+  }
   reset()
 
   /** @param {Map<string, Person[]>} index @param {string} id @param {Person} person */
@@ -24,7 +28,10 @@ export function peopleIndex(people) {
     if (person.fields[id] == null) return
     const key = keyOf(id, person.fields[id])
     const list = index.get(key)
-    if (!list) { index.set(key, [person]); return }
+    if (!list) {
+      index.set(key, [person])
+      return
+    }
     // Oldest first, as a scan of `people` would meet them (ids grow with creation, fixed width).
     let at = list.length
     while (at > 0 && list[at - 1].id > person.id) at--
@@ -44,7 +51,10 @@ export function peopleIndex(people) {
   /** @param {typeof add} change @param {Person} person @param {string} [id] one field, or every indexed one */
   function each(change, person, id) {
     if (id === undefined) for (const [field, index] of indexes) change(index, field, person)
-    else { const index = indexes.get(id); if (index) change(index, id, person) }
+    else {
+      const index = indexes.get(id)
+      if (index) change(index, id, person)
+    }
   }
 
   return {
@@ -54,9 +64,9 @@ export function peopleIndex(people) {
       if (!index) {
         const built = /** @type {Map<string, Person[]>} */ (new Map())
         for (const person of people.values()) add(built, id, person)
-        indexes.set(id, index = built)
+        indexes.set(id, (index = built))
       }
-      return value == null ? [] : index.get(keyOf(id, value)) ?? []
+      return value == null ? [] : (index.get(keyOf(id, value)) ?? [])
     },
     /** Call after a person is stored or a field of theirs set. @param {Person} person @param {string} [id] */
     enter: (person, id) => each(add, person, id),

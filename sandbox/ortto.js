@@ -119,10 +119,18 @@ export function createOrtto(options = {}) {
     /** Whether every call is answered 403 "banned" right now. */
     banned: () => now() < bannedUntil,
     /** Queue faults for the next matching calls, in order. @param {...Fault} list */
-    inject(...list) { faults.push(...list) },
+    inject(...list) {
+      faults.push(...list)
+    },
     reset() {
-      state.clear(); calls.length = 0; faults.length = 0; window = []; refusals = []
-      bannedUntil = -Infinity; state.bans = 0; random = mulberry32(options.seed ?? 1)
+      state.clear()
+      calls.length = 0
+      faults.length = 0
+      window = []
+      refusals = []
+      bannedUntil = -Infinity
+      state.bans = 0
+      random = mulberry32(options.seed ?? 1)
     },
     /** @param {Request} request */
     fetch: async (request) => handle(request),
@@ -140,7 +148,11 @@ export function createOrtto(options = {}) {
     const text = request.method === 'GET' || request.method === 'HEAD' ? '' : await request.text()
     /** @type {any} */
     let body
-    try { body = text ? JSON.parse(text) : undefined } catch { body = UNPARSEABLE }
+    try {
+      body = text ? JSON.parse(text) : undefined
+    } catch {
+      body = UNPARSEABLE
+    }
     /** @type {Call} */
     const call = { at: now(), method: request.method, path: url.pathname, body, status: 0, apiKey: request.headers.get('x-api-key') }
     calls.push(call)
@@ -151,15 +163,25 @@ export function createOrtto(options = {}) {
     if (response.status >= 400 && response.status < 500 && !call.banned) {
       refusals = refusals.filter((at) => call.at - at < ban.withinMs)
       refusals.push(call.at)
-      if (refusals.length >= ban.after) { bannedUntil = call.at + ban.forMs; state.bans++; refusals = [] }
+      if (refusals.length >= ban.after) {
+        bannedUntil = call.at + ban.forMs
+        state.bans++
+        refusals = []
+      }
     }
     if (options.log) {
-      const said = await response.clone().json().then((b) => {
-        if (response.status >= 400) return ` "${b.error?.message ?? b.error}"`
-        if (typeof b?.field_id === 'string' || typeof b?.activity_id === 'string') return ` = ${b.field_id ?? b.activity_id}`
-        const bad = [...(b?.people ?? b?.activities ?? [])].filter((e) => e.status === 'invalid' || e.status === 'suppressed')
-        return bad.length ? ` (${bad.length} refused, first: ${bad[0].status} "${bad[0].error}")` : ''
-      }, () => '')
+      const said = await response
+        .clone()
+        .json()
+        .then(
+          (b) => {
+            if (response.status >= 400) return ` "${b.error?.message ?? b.error}"`
+            if (typeof b?.field_id === 'string' || typeof b?.activity_id === 'string') return ` = ${b.field_id ?? b.activity_id}`
+            const bad = [...(b?.people ?? b?.activities ?? [])].filter((e) => e.status === 'invalid' || e.status === 'suppressed')
+            return bad.length ? ` (${bad.length} refused, first: ${bad[0].status} "${bad[0].error}")` : ''
+          },
+          () => '',
+        )
       options.log(`${call.method} ${call.path} -> ${call.status}${said}${summary(call)}`)
     }
     return response
@@ -211,8 +233,6 @@ export function createOrtto(options = {}) {
   return state
 }
 
-
-
 /** What a call carried, for the log: who (email or external id) and a few fields; never the key.
  * @param {Call} call */
 function summary({ path, body }) {
@@ -222,8 +242,7 @@ function summary({ path, body }) {
     return `${email ?? ei ?? '?'}${Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : ''}`
   }
   /** @param {any[]} list @param {string} noun @param {(item: any) => string} show */
-  const many = (list, noun, show) =>
-    `  ${list.length} ${noun}: ${list.slice(0, 3).map(show).join('; ')}${list.length > 3 ? `; … and ${list.length - 3} more` : ''}`
+  const many = (list, noun, show) => `  ${list.length} ${noun}: ${list.slice(0, 3).map(show).join('; ')}${list.length > 3 ? `; … and ${list.length - 3} more` : ''}`
   if (path.endsWith('/person/merge') && Array.isArray(body?.people)) return many(body.people, 'people', (p) => who(p?.fields))
   if (path.endsWith('/activities/create') && Array.isArray(body?.activities)) {
     return many(body.activities, 'activities', (a) => `${a?.activity_id} for ${a?.person_id ?? who(a?.fields)} ${JSON.stringify(a?.attributes ?? {})}`)
@@ -237,4 +256,3 @@ function summary({ path, body }) {
   if (path.endsWith('/person/get') && body?.filter) return `  ${JSON.stringify(body.filter)}`
   return ''
 }
-

@@ -30,9 +30,7 @@ export async function startSandbox({ port = 8788, host = '127.0.0.1', destinatio
     const headers = new Headers()
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
     try {
-      const response = await target.fetch(
-        new Request(`http://${host}:${port}${req.url}`, { method: req.method, headers, body: req.method === 'GET' ? undefined : body }),
-      )
+      const response = await target.fetch(new Request(`http://${host}:${port}${req.url}`, { method: req.method, headers, body: req.method === 'GET' ? undefined : body }))
       res.writeHead(response.status, Object.fromEntries(response.headers))
       res.end(Buffer.from(await response.arrayBuffer()))
     } catch {
@@ -58,14 +56,16 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   }
   const sandbox = ortto
     ? await startSandbox({
-      ...common,
-      destination: 'ortto',
-      // The instance's custom fields (id -> name) and activities, as if made in Ortto's UI.
-      customFields: JSON.parse(process.env.SANDBOX_ORTTO_FIELDS ?? '{"int:cm:age": "Age", "str:cm:plan": "Plan", "bol:cm:vip": "VIP", "dec:cm:lifetime-value": "Lifetime Value"}'),
-      activities: JSON.parse(process.env.SANDBOX_ORTTO_ACTIVITIES ??
-        '{"act:cm:order-completed": {"name": "Order Completed", "attributes": {"str:cm:product": "Product", "int:cm:quantity": "Quantity"}}, "act:cm:step-activated": {"name": "Step Activated", "attributes": {}}}'),
-      invalidMode: process.env.SANDBOX_INVALID_MODE === 'call' ? 'call' : 'item',
-    })
+        ...common,
+        destination: 'ortto',
+        // The instance's custom fields (id -> name) and activities, as if made in Ortto's UI.
+        customFields: JSON.parse(process.env.SANDBOX_ORTTO_FIELDS ?? '{"int:cm:age": "Age", "str:cm:plan": "Plan", "bol:cm:vip": "VIP", "dec:cm:lifetime-value": "Lifetime Value"}'),
+        activities: JSON.parse(
+          process.env.SANDBOX_ORTTO_ACTIVITIES ??
+            '{"act:cm:order-completed": {"name": "Order Completed", "attributes": {"str:cm:product": "Product", "int:cm:quantity": "Quantity"}}, "act:cm:step-activated": {"name": "Step Activated", "attributes": {}}}',
+        ),
+        invalidMode: process.env.SANDBOX_INVALID_MODE === 'call' ? 'call' : 'item',
+      })
     : await startSandbox(common)
   console.log(`[${name} sandbox] listening on ${sandbox.url}`)
 }

@@ -68,7 +68,11 @@ async function send(/** @type {import('miniflare').Miniflare} */ worker, /** @ty
   for (const batch of batches) {
     for (;;) {
       requests++
-      const response = await worker.dispatchFetch('http://worker.bench/', { method: 'POST', body: JSON.stringify(batch), headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` } })
+      const response = await worker.dispatchFetch('http://worker.bench/', {
+        method: 'POST',
+        body: JSON.stringify(batch),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      })
       await response.arrayBuffer()
       if (response.ok) break
     }
@@ -94,7 +98,11 @@ async function queuedRun(/** @type {number} */ failureRate, scriptPath = queuedS
     const requests = await send(worker, chunks(events, 100))
     const complete = await until(done, started)
     const calls = autopilot.calls.slice(from)
-    if (process.env.SYNC_DEBUG) for (const c of calls) console.log(`${((c.at - started) / 1000).toFixed(2)}–${(((c.done ?? c.at) - started) / 1000).toFixed(2)} ${c.method} ${c.path.slice(0, 24)} ${c.status} ${c.body?.contacts?.length ?? ''} ${c.body?.contacts?.[0]?.Email ?? ''}`)
+    if (process.env.SYNC_DEBUG)
+      for (const c of calls)
+        console.log(
+          `${((c.at - started) / 1000).toFixed(2)}–${(((c.done ?? c.at) - started) / 1000).toFixed(2)} ${c.method} ${c.path.slice(0, 24)} ${c.status} ${c.body?.contacts?.length ?? ''} ${c.body?.contacts?.[0]?.Email ?? ''}`,
+        )
     const useful = calls.filter(counts)
     const last = Math.max(...useful.filter((call) => call.status === 200).map((call) => call.done ?? call.at))
     const seconds = (last - started) / 1000
@@ -126,13 +134,19 @@ async function queuedRun(/** @type {number} */ failureRate, scriptPath = queuedS
     (call) => call.path === '/contacts' || call.path === '/contact',
   )
   const tracks = Array.from({ length: TRACKS }, (_, i) => track(i, run))
-  const trackRun = await phase('tracks', tracks, () => new Set(autopilot.enrolments.map((e) => e.email)).size >= TRACKS, (call) => call.path.startsWith('/trigger/'))
+  const trackRun = await phase(
+    'tracks',
+    tracks,
+    () => new Set(autopilot.enrolments.map((e) => e.email)).size >= TRACKS,
+    (call) => call.path.startsWith('/trigger/'),
+  )
   const db = await worker.getD1Database('DB')
   const deadLetters = /** @type {{ n: number }} */ (await db.prepare('SELECT count(*) AS n FROM dead_letters').first()).n
   await worker.dispose()
   const enrolled = new Map()
   for (const { email } of autopilot.enrolments) enrolled.set(email, (enrolled.get(email) ?? 0) + 1)
-  const lost = users.filter((event) => autopilot.contacts.get(event.traits.email)?.custom?.['boolean--vip_customers'] !== true).length + tracks.filter((event) => !enrolled.has(event.context.traits.email)).length
+  const lost =
+    users.filter((event) => autopilot.contacts.get(event.traits.email)?.custom?.['boolean--vip_customers'] !== true).length + tracks.filter((event) => !enrolled.has(event.context.traits.email)).length
   const duplicates = [...enrolled.values()].reduce((n, count) => n + count - 1, 0)
   return { failureRate, latencyMs: LATENCY_MS, identifies, tracks: trackRun, lost, duplicateEnrolments: duplicates, deadLetters }
 }
@@ -180,7 +194,9 @@ if (args.destination === 'ortto') {
     for (const key of /** @type {const} */ (['identifies', 'tracks'])) {
       const p = r[key]
       const i = r.ideal[key]
-      console.log(`${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.orttoCalls)}${pad(p.status429)}${pad(p.seconds)}${pad(p.floorSeconds)}${pad(p.ratioToFloor)}${pad(i.ratioToFloor)}${pad(share(p.ratioToFloor, i.ratioToFloor))}${pad(p.peakStartsInASecond)}`)
+      console.log(
+        `${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.orttoCalls)}${pad(p.status429)}${pad(p.seconds)}${pad(p.floorSeconds)}${pad(p.ratioToFloor)}${pad(i.ratioToFloor)}${pad(share(p.ratioToFloor, i.ratioToFloor))}${pad(p.peakStartsInASecond)}`,
+      )
     }
     console.log(`${''.padEnd(26)}lost ${r.lost}, duplicate activities ${r.duplicateActivities}, dead letters ${r.deadLetters}, IP bans ${r.bans}`)
   }
@@ -214,7 +230,9 @@ for (const r of queued) {
   for (const key of /** @type {const} */ (['identifies', 'tracks'])) {
     const p = r[key]
     const i = r.ideal[key]
-    console.log(`${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.autopilotCalls)}${pad(p.status429)}${pad(p.secondsToLastDelivery)}${pad(p.floorSeconds)}${pad(p.ratioToFloor)}${pad(i.ratioToFloor)}${pad(share(p.ratioToFloor, i.ratioToFloor))}${pad(p.peakStartsInASecond)}`)
+    console.log(
+      `${`${p.name}, ${r.failureRate * 100}% failing`.padEnd(26)}${pad(p.events)}${pad(p.autopilotCalls)}${pad(p.status429)}${pad(p.secondsToLastDelivery)}${pad(p.floorSeconds)}${pad(p.ratioToFloor)}${pad(i.ratioToFloor)}${pad(share(p.ratioToFloor, i.ratioToFloor))}${pad(p.peakStartsInASecond)}`,
+    )
   }
   console.log(`${''.padEnd(26)}lost ${r.lost}, duplicate enrolments ${r.duplicateEnrolments}, dead letters ${r.deadLetters}`)
 }

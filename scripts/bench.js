@@ -71,8 +71,7 @@ const expectedCalls = (/** @type {Who} */ who, /** @type {Case} */ c) =>
 
 let tags = 0
 /** Fresh requests for one sample of a case: new messageIds (and new users, where the case says so); short ones several in a row. */
-const requestsFor = (/** @type {Case} */ c) =>
-  Array.from({ length: REQUESTS_PER_SAMPLE(c.size) }, () => batchOf({ ...c, tag: `r${tags++}`, time: Date.UTC(2026, 10, 28) + tags * 1000 }))
+const requestsFor = (/** @type {Case} */ c) => Array.from({ length: REQUESTS_PER_SAMPLE(c.size) }, () => batchOf({ ...c, tag: `r${tags++}`, time: Date.UTC(2026, 10, 28) + tags * 1000 }))
 
 /** One sample of a case on one Worker: CPU per request (ms), each answer and Autopilot call count checked. */
 async function sample(/** @type {Who} */ who, /** @type {Case} */ c, /** @type {{ body: string, headers: Record<string, string> }[]} */ requests, url = targets[who].url) {
@@ -112,7 +111,10 @@ const calibration = { none: /** @type {number[]} */ ([]), ten: /** @type {number
 for (let i = 0; i < 10; i++) {
   const single = requestsFor({ size: 1, users: 'new' }).slice(0, 1)
   const [none, ten] = [await sample('empty', { size: 1, users: 'new' }, single), await sample('empty', { size: 1, users: 'new' }, single, 'http://empty.bench/?calls=10')]
-  calibration.none.push(none.cpuMs), calibration.ten.push(ten.cpuMs), calibration.noneMain.push(none.mainMs), calibration.tenMain.push(ten.mainMs)
+  calibration.none.push(none.cpuMs)
+  calibration.ten.push(ten.cpuMs)
+  calibration.noneMain.push(none.mainMs)
+  calibration.tenMain.push(ten.mainMs)
 }
 const perCall = { cpuMs: (median(calibration.ten) - median(calibration.none)) / 10, mainMs: (median(calibration.tenMain) - median(calibration.noneMain)) / 10 }
 
@@ -157,7 +159,10 @@ const measureAt = async (/** @type {number} */ size, /** @type {'new' | 'known'}
 }
 for (const users of /** @type {const} */ (['new', 'known'])) {
   const [small, large] = [caseOf(100, users), caseOf(1000, users)]
-  const points = [{ size: 100, ms: at(small.name, 'ours') }, { size: 1000, ms: at(large.name, 'ours') }]
+  const points = [
+    { size: 100, ms: at(small.name, 'ours') },
+    { size: 1000, ms: at(large.name, 'ours') },
+  ]
   const gross = fit(points[0], points[1])
   const isolate = fit({ size: 100, ms: isolateEstimate(small) }, { size: 1000, ms: isolateEstimate(large) })
   // Measured at the predicted size, then once more at the size the line through that

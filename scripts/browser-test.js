@@ -26,7 +26,11 @@ async function check(name, step) {
     console.log(`ok   ${name}`)
   } catch (error) {
     failures++
-    console.log(`FAIL ${name}\n     ${String(error instanceof Error ? error.message : error).split('\n').join('\n     ')}`)
+    console.log(
+      `FAIL ${name}\n     ${String(error instanceof Error ? error.message : error)
+        .split('\n')
+        .join('\n     ')}`,
+    )
   }
 }
 /** @param {unknown} condition @param {string} message */
@@ -56,33 +60,40 @@ const db = await worker.getD1Database('DB')
 const now = Date.now()
 const identify = (/** @type {number} */ i) => ({ type: 'identify', messageId: `dl-${i}`, userId: `user-${i}`, traits: { email: `fixed${i}@example.com`, plan: 'pro' } })
 /** @type {[string, number][]} */
-const letters = [[REJECTED, 1], [REJECTED, 2], [EXHAUSTED, 3], [EXHAUSTED, 4], [EXHAUSTED, 5]]
+const letters = [
+  [REJECTED, 1],
+  [REJECTED, 2],
+  [EXHAUSTED, 3],
+  [EXHAUSTED, 4],
+  [EXHAUSTED, 5],
+]
 await db.batch([
   ...[
     ['1', 'p-1', now - 8 * DAY],
     ['1', 'p-2', now - 2 * DAY],
     ['1', 'p-3', now - 5 * 3600_000],
     ['2', 'p-4', now - 40 * 60_000],
-  ].map(([user, messageId, at]) =>
-    db.prepare(`INSERT INTO parked (user_hash, message_id, type, parked_at, event) VALUES (?1, ?2, 'track', ?3, '{}')`).bind(String(user).repeat(64), messageId, at),
-  ),
+  ].map(([user, messageId, at]) => db.prepare(`INSERT INTO parked (user_hash, message_id, type, parked_at, event) VALUES (?1, ?2, 'track', ?3, '{}')`).bind(String(user).repeat(64), messageId, at)),
   ...letters.map(([reason, i]) =>
     db
       .prepare('INSERT INTO dead_letters (reason, attempts, first_seen, last_seen, message_id, type, event) VALUES (?1, 20, ?2, ?3, ?4, ?5, ?6)')
       .bind(reason, now - (30 - i) * 3600_000, now - (10 - i) * 3600_000, `dl-${i}`, 'identify', JSON.stringify(identify(i))),
   ),
-  db.prepare(`INSERT INTO messages (message_id, state, at, lease_until, note) VALUES ('c-1', 'claimed', ?1, ?2, 'r1'), ('c-2', 'claimed', ?1, ?3, 'r2')`).bind(now - 90_000, now + 600_000, now - 60_000),
+  db
+    .prepare(`INSERT INTO messages (message_id, state, at, lease_until, note) VALUES ('c-1', 'claimed', ?1, ?2, 'r1'), ('c-2', 'claimed', ?1, ?3, 'r2')`)
+    .bind(now - 90_000, now + 600_000, now - 60_000),
   // A day of history: deliveries every hour, a bad hour of retries, a few rejections.
   ...Array.from({ length: 30 }, (_, h) => {
     const hour = Math.floor(now / 3600_000) - h
     return db
-      .prepare(`INSERT INTO history (hour, kind, key, n) VALUES (?1, 'event', 'identify:delivered', ?2), (?1, 'event', 'track:retried', ?3), (?1, 'event', 'identify:rejected', ?4), (?1, 'call', 'ok', ?5), (?1, 'ms', '250', ?5), (?1, 'ms', '500', 2), (?1, 'reason', ?6, ?4)`)
+      .prepare(
+        `INSERT INTO history (hour, kind, key, n) VALUES (?1, 'event', 'identify:delivered', ?2), (?1, 'event', 'track:retried', ?3), (?1, 'event', 'identify:rejected', ?4), (?1, 'call', 'ok', ?5), (?1, 'ms', '250', ?5), (?1, 'ms', '500', 2), (?1, 'reason', ?6, ?4)`,
+      )
       .bind(hour, 80 + ((h * 37) % 60), h === 5 ? 40 : 0, h % 7 === 0 ? 3 : 0, 10 + (h % 4), REJECTED)
   }),
 ])
 await (await worker.getWorker()).scheduled({ cron: '*/30 * * * *' })
-const deadLetterCount = async (/** @type {string} */ reason) =>
-  Number((await db.prepare('SELECT count(*) AS n FROM dead_letters WHERE reason = ?1').bind(reason).first('n')) ?? -1)
+const deadLetterCount = async (/** @type {string} */ reason) => Number((await db.prepare('SELECT count(*) AS n FROM dead_letters WHERE reason = ?1').bind(reason).first('n')) ?? -1)
 
 // Another site, for the forms that must be refused: `localhost` is cross-site to 127.0.0.1.
 const attacker = createServer((_, response) => {
@@ -150,8 +161,14 @@ try {
   await check('the delivery history: charts with their numbers, the table, top reasons, the last alert', async () => {
     for (const id of ['day-chart', 'week-chart', 'latency-chart']) assert(await page.locator(`#${id} svg`).isVisible(), `no chart #${id}`)
     const titles = await page.locator('#day-chart svg rect title').allTextContents()
-    assert(titles.some((t) => /UTC: \d+ delivered$/.test(t)), `no delivered bar: ${titles.slice(0, 3).join(' | ')}`)
-    assert(titles.some((t) => /UTC: 40 retried$/.test(t)), 'the bad hour is not drawn')
+    assert(
+      titles.some((t) => /UTC: \d+ delivered$/.test(t)),
+      `no delivered bar: ${titles.slice(0, 3).join(' | ')}`,
+    )
+    assert(
+      titles.some((t) => /UTC: 40 retried$/.test(t)),
+      'the bad hour is not drawn',
+    )
     assert((await page.locator('#history-table tbody tr').count()) === 24, 'the table does not list 24 hours')
     assert((await text('#top-reasons')).includes('Invalid contact_id_or_email'), 'no top reason')
     assert((await text('#alerts-line')).startsWith('Alerts on (ALERT_WEBHOOK_URL). Last sent'), `alert line: ${await text('#alerts-line')}`)
@@ -183,7 +200,10 @@ try {
     await page.goto(`${base}/admin`)
     const [post] = await Promise.all([
       page.waitForRequest((request) => request.method() === 'POST'),
-      page.locator('tr.dead-reason', { hasText: EXHAUSTED }).getByRole('button', { name: /^Redrive/ }).click(),
+      page
+        .locator('tr.dead-reason', { hasText: EXHAUSTED })
+        .getByRole('button', { name: /^Redrive/ })
+        .click(),
     ])
     await page.waitForURL(/redriven=/)
     // Accepted by its Origin, not only by Sec-Fetch-Site (which older browsers do not send).

@@ -27,8 +27,18 @@ const DESTINATIONS = {
     bindings: { AUTOPILOT_API_KEY: API_KEY, AUTOPILOT_BASE_URL: 'https://autopilot.cost/v1', AUTOPILOT_TRIGGERS: JSON.stringify({ 'Order Completed': '0001' }), AUTOPILOT_MAX_RPS: '100000' },
   }),
   ortto: () => ({
-    standIn: createOrtto({ apiKey: API_KEY, customFields: { 'str:cm:plan': 'Plan', 'int:cm:logins': 'Logins' }, activities: { 'act:cm:order-completed': { name: 'Order Completed', attributes: {} } } }),
-    bindings: { DESTINATION: 'ortto', ORTTO_API_KEY: API_KEY, ORTTO_BASE_URL: 'https://ortto.cost/v1', ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': 'act:cm:order-completed' }), ORTTO_MAX_RPS: '100000' },
+    standIn: createOrtto({
+      apiKey: API_KEY,
+      customFields: { 'str:cm:plan': 'Plan', 'int:cm:logins': 'Logins' },
+      activities: { 'act:cm:order-completed': { name: 'Order Completed', attributes: {} } },
+    }),
+    bindings: {
+      DESTINATION: 'ortto',
+      ORTTO_API_KEY: API_KEY,
+      ORTTO_BASE_URL: 'https://ortto.cost/v1',
+      ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': 'act:cm:order-completed' }),
+      ORTTO_MAX_RPS: '100000',
+    },
   }),
 }
 if (!Object.hasOwn(DESTINATIONS, DESTINATION)) throw new Error(`--destination must be one of ${Object.keys(DESTINATIONS).join(', ')}`)
@@ -87,10 +97,22 @@ async function measure(/** @type {string} */ name, /** @type {unknown[]} */ requ
 }
 
 const results = []
-results.push(await measure('single new-user identifies', Array.from({ length: N }, (_, i) => identify('single', i)), N))
+results.push(
+  await measure(
+    'single new-user identifies',
+    Array.from({ length: N }, (_, i) => identify('single', i)),
+    N,
+  ),
+)
 const batches = Array.from({ length: N / 100 }, (_, b) => Array.from({ length: 100 }, (_, i) => identify('batch', b * 100 + i)))
 results.push(await measure('batches of 100 new users', batches, N))
-results.push(await measure('identifies of known users', Array.from({ length: N }, (_, i) => identify('single', i)), N))
+results.push(
+  await measure(
+    'identifies of known users',
+    Array.from({ length: N }, (_, i) => identify('single', i)),
+    N,
+  ),
+)
 const tracks = Array.from({ length: N }, (_, i) => ({ type: 'track', messageId: `track-${i}-${Math.random()}`, userId: `single-user-${i}`, event: 'Order Completed' }))
 results.push(await measure('userId-only tracks entering a journey', tracks, N))
 const trackBatches = Array.from({ length: N / 100 }, (_, b) =>
@@ -100,12 +122,16 @@ results.push(await measure('batches of 100 tracks entering a journey', trackBatc
 await worker.dispose()
 
 const pad = (/** @type {unknown} */ s, n = 12) => String(s).padStart(n)
-console.log(`\nCloudflare cost per million events to ${DESTINATION}, direct mode (${N} events per scenario; $${PRICE.requestPerM}/M requests, $${PRICE.rowReadPerM}/M rows read, $${PRICE.rowWrittenPerM}/M rows written)\n`)
+console.log(
+  `\nCloudflare cost per million events to ${DESTINATION}, direct mode (${N} events per scenario; $${PRICE.requestPerM}/M requests, $${PRICE.rowReadPerM}/M rows read, $${PRICE.rowWrittenPerM}/M rows written)\n`,
+)
 console.log(`${'scenario'.padEnd(40)}${pad('D1 q/req')}${pad('rows r/ev')}${pad('rows w/ev')}${pad('calls/100 ev')}${pad('$/M events')}${pad('target')}`)
 for (const r of results) {
   const target = TARGETS[/** @type {keyof typeof TARGETS} */ (r.scenario)]
   const verdict = target === undefined ? '-' : `≤ ${target} ${r.dollarsPerMillionEvents <= target ? 'met' : 'MISSED'}`
-  console.log(`${r.scenario.padEnd(40)}${pad(r.d1QueriesPerRequest)}${pad(r.rowsReadPerEvent)}${pad(r.rowsWrittenPerEvent)}${pad(r.destinationCallsPer100Events, 13)}${pad(r.dollarsPerMillionEvents.toFixed(3))}${pad(verdict, 14)}`)
+  console.log(
+    `${r.scenario.padEnd(40)}${pad(r.d1QueriesPerRequest)}${pad(r.rowsReadPerEvent)}${pad(r.rowsWrittenPerEvent)}${pad(r.destinationCallsPer100Events, 13)}${pad(r.dollarsPerMillionEvents.toFixed(3))}${pad(verdict, 14)}`,
+  )
 }
 console.log('\nQueued mode adds 3 queue operations per message ($1.20 per million messages); a message carries up to 100 events.')
 mkdirSync('bench/results', { recursive: true })

@@ -14,14 +14,16 @@ const url = (values.url ?? process.env.WORKER_URL ?? 'http://127.0.0.1:8787').re
 const local = isLocal(url)
 const token = values.token ?? process.env.ADMIN_TOKEN ?? devVar('ADMIN_TOKEN') ?? (local ? LOCAL_ADMIN_TOKEN : undefined)
 if (!token) {
-  console.error('Give the Worker\'s ADMIN_TOKEN: ADMIN_TOKEN=… npm run doctor -- --url …  (set it with npx wrangler secret put ADMIN_TOKEN)')
+  console.error("Give the Worker's ADMIN_TOKEN: ADMIN_TOKEN=… npm run doctor -- --url …  (set it with npx wrangler secret put ADMIN_TOKEN)")
   process.exit(2)
 }
 
 let response
 try {
   // Which destination it delivers to names its check (a Worker from before it said: autopilot).
-  const info = await fetch(`${url}/health`).then((r) => r.json()).catch(() => ({}))
+  const info = await fetch(`${url}/health`)
+    .then((r) => r.json())
+    .catch(() => ({}))
   const destination = typeof info.destination === 'string' ? info.destination : 'autopilot'
   response = await fetch(`${url}/health?check=${encodeURIComponent(destination)}`, { headers: { authorization: `Bearer ${token}` } })
 } catch (error) {
@@ -46,12 +48,16 @@ const notes = checks.filter(isNote).length
 
 console.log(`Setup check of ${url}\n`)
 for (const c of checks) {
-  const fix = !local && unsigned(c) ? ': remove ALLOW_UNSIGNED from this Worker\'s vars and set a secret (README: First deploy, step 3)' : ''
+  const fix = !local && unsigned(c) ? ": remove ALLOW_UNSIGNED from this Worker's vars and set a secret (README: First deploy, step 3)" : ''
   console.log(`${c.ok ? '✓' : isNote(c) ? '•' : '✗'} ${c.check}${isNote(c) ? ' (note)' : ''}: ${c.message}${fix}`)
 }
 if (Array.isArray(body.activities)) console.log(`\nActivities in the account: ${body.activities.join(', ') || 'none (create them in Ortto: Settings → Activities)'}`)
-if (body.triggers?.length) console.log(`\nAPI triggers in the account: ${body.triggers.map((/** @type {{triggerId: string, journey?: string}} */ t) => `${t.triggerId}${t.journey ? ` (${t.journey})` : ''}`).join(', ')}`)
-if (body.customFields?.length) console.log(`Custom fields in the account: ${body.customFields.map((/** @type {{name: string, type?: string, id?: string}} */ f) => `${f.name.replaceAll("--", " ")} (${f.type ?? f.id})`).join(", ")}`)
+if (body.triggers?.length)
+  console.log(`\nAPI triggers in the account: ${body.triggers.map((/** @type {{triggerId: string, journey?: string}} */ t) => `${t.triggerId}${t.journey ? ` (${t.journey})` : ''}`).join(', ')}`)
+if (body.customFields?.length)
+  console.log(
+    `Custom fields in the account: ${body.customFields.map((/** @type {{name: string, type?: string, id?: string}} */ f) => `${f.name.replaceAll('--', ' ')} (${f.type ?? f.id})`).join(', ')}`,
+  )
 const count = (/** @type {number} */ n, /** @type {string} */ word) => `${n} ${word}${n === 1 ? '' : 's'}`
 if (failed) console.log(`\n${count(failed, 'problem')} (✗ above)${notes ? ` and ${count(notes, 'note')}` : ''}.`)
 else console.log(`\nReady.${notes ? ` (${count(notes, 'note')}: expected with npm start)` : ''}`)
@@ -60,6 +66,8 @@ process.exit(failed ? 1 : 0)
 /** A value from .dev.vars, if the file has it. */
 function devVar(/** @type {string} */ name) {
   if (!existsSync('.dev.vars')) return undefined
-  const line = readFileSync('.dev.vars', 'utf8').split('\n').find((l) => l.startsWith(`${name}=`))
+  const line = readFileSync('.dev.vars', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}=`))
   return line?.slice(name.length + 1).trim() || undefined
 }

@@ -34,7 +34,7 @@ const send = async (body, headers) => {
     } catch (error) {
       const reset = RESETS.has(/** @type {any} */ (error)?.cause?.code)
       if (!reset || Buffer.byteLength(body) <= FUZZ_MAX_BODY_BYTES || attempt === 20) {
-        throw new Error(`${error instanceof Error ? error.message : error} (${/** @type {any} */ (error)?.cause?.code ?? 'no code'}, attempt ${attempt})`)
+        throw new Error(`${error instanceof Error ? error.message : error} (${/** @type {any} */ (error)?.cause?.code ?? 'no code'}, attempt ${attempt})`, { cause: error })
       }
       resets++
       await new Promise((resolve) => setTimeout(resolve, 20 * attempt))
@@ -61,7 +61,10 @@ for (const [name, property] of [
   const started = Date.now()
   const result = await fc.check(/** @type {any} */ (property), { numRuns: runs, seed })
   const seconds = ((Date.now() - started) / 1000).toFixed(1)
-  const byStatus = [...statuses].sort().map(([status, n]) => `${status}×${n}`).join(' ')
+  const byStatus = [...statuses]
+    .sort()
+    .map(([status, n]) => `${status}×${n}`)
+    .join(' ')
   if (result.failed) {
     failed = true
     console.log(`FAIL ${name}: after ${result.numRuns} runs (seed ${seed}, path ${result.counterexamplePath})`)

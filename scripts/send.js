@@ -76,7 +76,10 @@ process.exit(response.ok ? 0 : 1)
 /** The example bodies, as paths to pass. */
 function examples() {
   try {
-    return readdirSync(new URL('../examples/', import.meta.url)).filter((name) => name.endsWith('.json')).map((name) => `examples/${name}`).join(', ')
+    return readdirSync(new URL('../examples/', import.meta.url))
+      .filter((name) => name.endsWith('.json'))
+      .map((name) => `examples/${name}`)
+      .join(', ')
   } catch {
     return 'none found'
   }

@@ -14,7 +14,10 @@ import { buildWorker, startWorker } from './worker.js'
 
 const { values: args } = parseArgs({ options: { destination: { type: 'string', default: 'autopilot' } } })
 const ortto = args.destination === 'ortto'
-const USERS = 1000, TRACKS = 120, PARKED = 25, FAILING = Number(process.env.SOAK_FAILURE_RATE ?? 0.25)
+const USERS = 1000,
+  TRACKS = 120,
+  PARKED = 25,
+  FAILING = Number(process.env.SOAK_FAILURE_RATE ?? 0.25)
 const LIMIT_S = Number(process.env.SOAK_LIMIT_S ?? 300)
 const rps = ortto ? 10 : 5
 const standIn = ortto
@@ -60,10 +63,8 @@ for (const batch of batches) {
   }
 }
 const wanted = [...tracks.map((t) => t.context.traits.email), ...late.map((e) => e.traits.email)]
-const contacts = () => ortto
-  ? new Set([...standIn.people.values()].map((p) => p.fields['str::email']))
-  : new Set(standIn.contacts.keys())
-const entries = () => ortto ? standIn.activities.map((a) => a.email) : standIn.enrolments.map((e) => e.email)
+const contacts = () => (ortto ? new Set([...standIn.people.values()].map((p) => p.fields['str::email'])) : new Set(standIn.contacts.keys()))
+const entries = () => (ortto ? standIn.activities.map((a) => a.email) : standIn.enrolments.map((e) => e.email))
 const db = await worker.getD1Database('DB')
 const deadLetters = async () => /** @type {{ message_id: string, reason: string }[]} */ ((await db.prepare('SELECT message_id, reason FROM dead_letters').all()).results)
 const held = async () => /** @type {{ n: number }} */ (await db.prepare("SELECT count(*) AS n FROM messages WHERE state = 'claimed'").first()).n

@@ -45,7 +45,9 @@ const DESTINATIONS = {
   autopilot: () => {
     const apiKey = 'sandbox-key'
     const triggers = process.env.AUTOPILOT_TRIGGERS ?? JSON.stringify({ 'Step Activated': '0001', 'Order Completed': '0002' })
-    const mapped = Object.entries(json('AUTOPILOT_TRIGGERS', triggers)).map(([event, id]) => `${event} → ${id}`).join(', ')
+    const mapped = Object.entries(json('AUTOPILOT_TRIGGERS', triggers))
+      .map(([event, id]) => `${event} → ${id}`)
+      .join(', ')
     // The sandbox account: its journeys' API triggers and custom fields (as if made in Autopilot's UI).
     const sandboxTriggers = (process.env.SANDBOX_TRIGGERS ?? '0001,0002').split(',').filter(Boolean)
     const sandboxFields = json('SANDBOX_CUSTOM_FIELDS', '{"Age": "integer", "Lifetime Value": "float"}')
@@ -63,7 +65,14 @@ const DESTINATIONS = {
       banner: (url) => [
         ['Triggers', `${mapped || 'none (every track is skipped)'}   (AUTOPILOT_TRIGGERS='{"Event": "id"}' npm start)`],
         ...(fieldTypes ? [/** @type {[string, string]} */ (['Pinned', `AUTOPILOT_FIELD_TYPES=${fieldTypes}`])] : []),
-        ['Autopilot', `${url}  (a local sandbox: triggers ${sandboxTriggers.join(', ')}; custom fields ${Object.entries(sandboxFields).map(([n, t]) => `${n} (${t})`).join(', ') || 'none'})`],
+        [
+          'Autopilot',
+          `${url}  (a local sandbox: triggers ${sandboxTriggers.join(', ')}; custom fields ${
+            Object.entries(sandboxFields)
+              .map(([n, t]) => `${n} (${t})`)
+              .join(', ') || 'none'
+          })`,
+        ],
       ],
       examples: ['examples/identify.json', 'examples/track.json'],
     }
@@ -73,20 +82,35 @@ const DESTINATIONS = {
     // No setup, as on a first deploy: a track goes to the activity of its name, created when missing.
     const activities = process.env.ORTTO_ACTIVITIES ?? '{}'
     const create = process.env.ORTTO_CREATE ?? 'fields,activities'
-    const mapped = Object.entries(json('ORTTO_ACTIVITIES', activities)).map(([event, id]) => `${event} → ${id}`).join(', ')
+    const mapped = Object.entries(json('ORTTO_ACTIVITIES', activities))
+      .map(([event, id]) => `${event} → ${id}`)
+      .join(', ')
     // The sandbox account: its custom fields and activities (as if made in Ortto's UI).
     const customFields = json('SANDBOX_ORTTO_FIELDS', '{"int:cm:age": "Age", "str:cm:plan": "Plan", "bol:cm:vip": "VIP", "dec:cm:lifetime-value": "Lifetime Value"}')
-    const sandboxActivities = json('SANDBOX_ORTTO_ACTIVITIES', JSON.stringify({
-      'act:cm:order-completed': { name: 'Order Completed', attributes: { 'str:cm:product': 'Product', 'int:cm:quantity': 'Quantity' } },
-    }))
+    const sandboxActivities = json(
+      'SANDBOX_ORTTO_ACTIVITIES',
+      JSON.stringify({
+        'act:cm:order-completed': { name: 'Order Completed', attributes: { 'str:cm:product': 'Product', 'int:cm:quantity': 'Quantity' } },
+      }),
+    )
     return {
       label: 'ortto',
       state: 'ortto-', // .wrangler/state/ortto-direct: not Autopilot's database
       sandbox: { destination: 'ortto', apiKey, customFields, activities: sandboxActivities },
       vars: (url) => ({ DESTINATION: 'ortto', ORTTO_BASE_URL: url, ORTTO_API_KEY: apiKey, ORTTO_ACTIVITIES: activities, ORTTO_CREATE: create }),
       banner: (url) => [
-        ['Activities', `each track to the activity of its name${mapped ? `; routed: ${mapped}` : ''}   (ORTTO_CREATE=${create}: ${create === 'none' ? 'nothing is created' : `missing ${create.replace(',', ' and ')} are created`})`],
-        ['Ortto', `${url}  (a local sandbox: activities ${Object.values(sandboxActivities).map((a) => a.name).join(', ') || 'none'}; custom fields ${Object.values(customFields).join(', ') || 'none'})`],
+        [
+          'Activities',
+          `each track to the activity of its name${mapped ? `; routed: ${mapped}` : ''}   (ORTTO_CREATE=${create}: ${create === 'none' ? 'nothing is created' : `missing ${create.replace(',', ' and ')} are created`})`,
+        ],
+        [
+          'Ortto',
+          `${url}  (a local sandbox: activities ${
+            Object.values(sandboxActivities)
+              .map((a) => a.name)
+              .join(', ') || 'none'
+          }; custom fields ${Object.values(customFields).join(', ') || 'none'})`,
+        ],
       ],
       examples: ['examples/identify.json', 'examples/track.json'],
     }
@@ -189,7 +213,10 @@ function wrangler(args, stdio, env = {}) {
 }
 
 // --- the ports: say so now, not as workerd's stack trace after the migrations ---
-for (const [which, number, variable] of [['Worker', Number(port), 'PORT'], ['sandbox', sandboxPort, 'SANDBOX_PORT']]) {
+for (const [which, number, variable] of [
+  ['Worker', Number(port), 'PORT'],
+  ['sandbox', sandboxPort, 'SANDBOX_PORT'],
+]) {
   const free = await new Promise((done) => {
     const probe = createServer().once('error', () => done(false))
     probe.listen(number, '127.0.0.1', () => probe.close(() => done(true)))
@@ -227,10 +254,19 @@ const lines = [
   ['Worker', `${worker}  (${mode === 'queued' ? 'queued mode: events go through a local queue' : `${mode} mode`})`],
   ['Auth', signed ? `X-Signature with the shared secret "${LOCAL_SECRET}"` : 'off (ALLOW_UNSIGNED=true, local only); `npm start -- --signed` requires signatures'],
   ...destination.banner(sandbox.url),
-  ['State', `${shownState}${isNew ? (values.fresh ? ' (emptied by --fresh)' : ' (new)') : ''}: kept between runs (a re-sent track answers "already delivered"); \`npm start -- ${envName ? `--env ${envName} ` : ''}--fresh\` empties it`],
+  [
+    'State',
+    `${shownState}${isNew ? (values.fresh ? ' (emptied by --fresh)' : ' (new)') : ''}: kept between runs (a re-sent track answers "already delivered"); \`npm start -- ${envName ? `--env ${envName} ` : ''}--fresh\` empties it`,
+  ],
   ['Sweep', `curl ${worker}/__scheduled  (the */30 cron does not fire locally)`],
   ['', ''],
-  ['Try', destination.examples.map((file) => `npm run send -- ${file}${urlFlag}`).concat(`npm run doctor${urlFlag && ` --${urlFlag}`}`).join('\n             ')],
+  [
+    'Try',
+    destination.examples
+      .map((file) => `npm run send -- ${file}${urlFlag}`)
+      .concat(`npm run doctor${urlFlag && ` --${urlFlag}`}`)
+      .join('\n             '),
+  ],
 ]
 console.log(`\n${lines.map(([label, text]) => (label || text ? `  ${label.padEnd(10)} ${text}` : '')).join('\n')}\n`)
 
@@ -238,10 +274,14 @@ if (stopping) await halted()
 const dev = spawnGroup(
   process.execPath,
   [
-    wranglerBin, 'dev',
-    '--ip', '127.0.0.1',
-    '--port', port,
-    '--persist-to', stateDir,
+    wranglerBin,
+    'dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    port,
+    '--persist-to',
+    stateDir,
     '--show-interactive-dev-session=false',
     '--test-scheduled', // /__scheduled runs the sweep; and no warning that crons do not fire
     ...(envName ? ['--env', envName] : []),

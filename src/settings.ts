@@ -14,7 +14,12 @@ const Numeric = v.union([v.number(), v.pipe(v.string(), v.trim(), v.nonEmpty(), 
 export const PositiveInt = v.pipe(Numeric, v.integer(), v.minValue(1))
 export const WholeNumber = v.pipe(Numeric, v.integer(), v.minValue(0))
 export const Share = v.pipe(Numeric, v.minValue(0), v.maxValue(1))
-export const BaseUrl = v.pipe(v.string(), v.trim(), v.url(), v.check((u) => /^https?:/.test(u), 'must be an http(s) URL'))
+export const BaseUrl = v.pipe(
+  v.string(),
+  v.trim(),
+  v.url(),
+  v.check((u) => /^https?:/.test(u), 'must be an http(s) URL'),
+)
 
 export type Vars = Record<string, unknown>
 

@@ -17,7 +17,11 @@ export async function checkSetup(config: Config, options: CallOptions, store: St
   const add = (check: string, ok: boolean, message: string, note?: boolean) => checks.push({ check, ok, message, ...(note && { note }) })
   for (const problem of config.problems) add('settings', false, problem)
   if (!config.allowUnsigned && !config.sharedSecret && !config.webhookToken) {
-    add('settings', false, `Neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set: every event Segment sends is refused (503) until one is (${secretPut(config.deployEnv, 'SEGMENT_WEBHOOK_TOKEN')})`)
+    add(
+      'settings',
+      false,
+      `Neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set: every event Segment sends is refused (503) until one is (${secretPut(config.deployEnv, 'SEGMENT_WEBHOOK_TOKEN')})`,
+    )
   }
   if (config.allowUnsigned) add('settings', false, `ALLOW_UNSIGNED is "true": anyone who finds the URL can write to your ${config.destination.label} account (for npm start only)`, true)
 
@@ -46,8 +50,13 @@ async function createdLately(config: Config, store: StoreAdmin | undefined, add:
     const made = rows.filter((r) => r.id)
     const left = rows.filter((r) => r.note)
     const list = (items: typeof rows, show: (r: (typeof rows)[number]) => string) => items.slice(0, 10).map(show).join(', ') + (items.length > 10 ? `, and ${items.length - 10} more` : '')
-    add('created', true, `Today ${used} of ${creates.max} new definitions used (ORTTO_CREATE_MAX). Created in the last 7 days: ${made.length ? list(made, (r) => `${r.kind} "${r.name}" (${r.id}, ${new Date(r.at).toISOString().slice(0, 16)}Z)`) : 'nothing'}`)
-    if (left.length) add('created', false, `Left out in the last 7 days: ${list(left, (r) => `${r.kind} "${r.name}" (${r.note})`)}. Raise ORTTO_CREATE_MAX, or create them in ${config.destination.label}`)
+    add(
+      'created',
+      true,
+      `Today ${used} of ${creates.max} new definitions used (ORTTO_CREATE_MAX). Created in the last 7 days: ${made.length ? list(made, (r) => `${r.kind} "${r.name}" (${r.id}, ${new Date(r.at).toISOString().slice(0, 16)}Z)`) : 'nothing'}`,
+    )
+    if (left.length)
+      add('created', false, `Left out in the last 7 days: ${list(left, (r) => `${r.kind} "${r.name}" (${r.note})`)}. Raise ORTTO_CREATE_MAX, or create them in ${config.destination.label}`)
     return { usedToday: used, max: creates.max, rows }
   } catch (error) {
     add('created', false, `What this Worker created could not be read: ${error instanceof Error ? error.message : 'unknown error'}`)

@@ -14,7 +14,6 @@ export const UNSAFE_NAMES = new Set(['__proto__', 'constructor', 'prototype'])
 export const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 export const present = (value: unknown) => value !== undefined && value !== null
 
-
 const INTEGER_TEXT = /^[+-]?\d{1,16}$/
 const DECIMAL_TEXT = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/
 
@@ -108,4 +107,3 @@ function epochDate(value: number): string | undefined {
   if (value >= 1e12 && value < 1e13) return new Date(value).toISOString()
   return undefined
 }
-

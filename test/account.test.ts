@@ -12,7 +12,7 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
-describe('the account\'s field types', () => {
+describe("the account's field types", () => {
   it('sends a trait into the field the account already has, in its type and spelling: integer--Age, not a second float--age', async () => {
     const { post, autopilot } = discovering()
     const response = await post(identify({ email: 'a@example.com', age: 42, 'favorite color': 'teal', birthday: '1990-04-01', logins: 3 }))
@@ -81,7 +81,7 @@ describe('discovery', () => {
     expect(reads(autopilot.calls)).toBe(2)
   })
 
-  it('falls back to today\'s rules when there has never been a list', async () => {
+  it("falls back to today's rules when there has never been a list", async () => {
     const { post, autopilot } = discovering()
     autopilot.inject({ status: 503, match: (call) => call.path === '/contacts/custom_fields' })
     expect((await post(identify({ email: 'm@example.com', age: 4 }))).status).toBe(200)

@@ -163,7 +163,10 @@ describe('GET /admin: the page', () => {
     const worker = admin({ DB: store.db })
     const now = Date.now()
     await seedParked([1, 2, 3].map((i) => ({ userHash: `${i}`.repeat(64), messageId: `old-${i}`, parkedAt: now - 8 * DAY })))
-    await worker.env.DB!.prepare("INSERT INTO messages (message_id, state, at) VALUES ('old-done', 'done', ?1)").bind(now - 8 * DAY).run()
+    await worker.env
+      .DB!.prepare("INSERT INTO messages (message_id, state, at) VALUES ('old-done', 'done', ?1)")
+      .bind(now - 8 * DAY)
+      .run()
     await main.scheduled(createScheduledController(), worker.env)
     expect(store.statements.filter((sql) => sql.includes('account_cache'))).toHaveLength(1)
     const { text } = await page(worker)

@@ -79,11 +79,7 @@ describe('X-Signature (SEGMENT_SHARED_SECRET)', () => {
   ])('refuses %s with 401 JSON and forwards nothing', async (_, kind) => {
     const { post, autopilot } = setup()
     const signature =
-      kind === 'none' ? 'none'
-      : kind === 'other-secret' ? await sign(body, 'other-secret')
-      : kind === 'other-body' ? await sign('{}')
-      : kind === 'truncated' ? (await sign(body)).slice(0, 39)
-      : kind
+      kind === 'none' ? 'none' : kind === 'other-secret' ? await sign(body, 'other-secret') : kind === 'other-body' ? await sign('{}') : kind === 'truncated' ? (await sign(body)).slice(0, 39) : kind
     const response = await post(body, { signature })
     expect(response.status).toBe(401)
     expect(await json(response)).toEqual({ message: 'unauthorized' })

@@ -41,10 +41,7 @@ describe('batches', () => {
     ])
     expect(response.status).toBe(200)
     expect(autopilot.calls).toHaveLength(1)
-    expect(autopilot.calls[0].body.contacts).toEqual([
-      { Email: 'same@example.com', FirstName: 'A', custom: { 'string--plan': 'pro' } },
-      { Email: 'other@example.com' },
-    ])
+    expect(autopilot.calls[0].body.contacts).toEqual([{ Email: 'same@example.com', FirstName: 'A', custom: { 'string--plan': 'pro' } }, { Email: 'other@example.com' }])
   })
 
   it('isolates a poison contact in a rejected bulk call and delivers the rest', async () => {
@@ -67,7 +64,10 @@ describe('batches', () => {
     expect(response.status).toBe(200)
     const { results, counts } = await json(response)
     expect(counts).toEqual({ delivered: 1, rejected: 2 })
-    expect(results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([[1, 'rejected'], [2, 'rejected']])
+    expect(results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([
+      [1, 'rejected'],
+      [2, 'rejected'],
+    ])
     expect(results[0].issues).toEqual([{ path: 'traits.email', message: 'must be a string; not used' }])
     expect(autopilot.contacts.size).toBe(1)
   })
@@ -80,7 +80,10 @@ describe('batches', () => {
     const body = await json(response)
     expect(body.message).toContain('Segment will re-send')
     expect(body.counts).toEqual({ retry: 2, skipped: 1 })
-    expect(body.results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([[0, 'retry'], [1, 'retry']])
+    expect(body.results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([
+      [0, 'retry'],
+      [1, 'retry'],
+    ])
   })
 
   it('answers 429 when the only retryable failures were rate limits', async () => {
@@ -98,7 +101,10 @@ describe('batches', () => {
     const first = await post(batch)
     expect(first.status).toBe(503)
     // The first 100 failed; the other 50 landed; the track waits for its person's contact.
-    expect(autopilot.calls.map((call) => [call.path, call.status])).toEqual([['/contacts', 503], ['/contacts', 200]])
+    expect(autopilot.calls.map((call) => [call.path, call.status])).toEqual([
+      ['/contacts', 503],
+      ['/contacts', 200],
+    ])
     autopilot.calls.length = 0
     expect((await post(batch)).status).toBe(200)
     expect(autopilot.calls.map((call) => [call.path, call.body?.contacts?.length ?? 0])).toEqual([

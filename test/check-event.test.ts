@@ -25,19 +25,21 @@ describe('checkEvent: events as SDKs send them', () => {
   it('agrees with the full schema on every identify and track', () => {
     const id = fc.oneof(fc.constant(undefined), fc.constant(null), fc.string({ maxLength: 6 }), fc.constantFrom(' x', 'y ', 7, 'z'.repeat(513)))
     const traits = fc.oneof(fc.constant(undefined), fc.constant(null), fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })), fc.constant([]))
-    const event = fc.record(
-      {
-        type: fc.constantFrom('identify', 'track'),
-        messageId: fc.oneof(fc.constant(undefined), fc.string({ maxLength: 4, unit: 'binary' }), fc.constant(3), fc.constant('m'.repeat(257))),
-        userId: id,
-        anonymousId: id,
-        event: fc.oneof(fc.constant(undefined), fc.constantFrom('', ' ', 'Viewed', ' Viewed', 'e'.repeat(257), 5)),
-        traits,
-        properties: traits,
-        context: fc.oneof(fc.constant(undefined), fc.constant('ctx'), fc.record({ traits, ip: fc.string() }, { requiredKeys: [] })),
-      },
-      { requiredKeys: ['type'] },
-    ).map((record) => structuredClone(record)) // plain objects, as JSON.parse makes them
+    const event = fc
+      .record(
+        {
+          type: fc.constantFrom('identify', 'track'),
+          messageId: fc.oneof(fc.constant(undefined), fc.string({ maxLength: 4, unit: 'binary' }), fc.constant(3), fc.constant('m'.repeat(257))),
+          userId: id,
+          anonymousId: id,
+          event: fc.oneof(fc.constant(undefined), fc.constantFrom('', ' ', 'Viewed', ' Viewed', 'e'.repeat(257), 5)),
+          traits,
+          properties: traits,
+          context: fc.oneof(fc.constant(undefined), fc.constant('ctx'), fc.record({ traits, ip: fc.string() }, { requiredKeys: [] })),
+        },
+        { requiredKeys: ['type'] },
+      )
+      .map((record) => structuredClone(record)) // plain objects, as JSON.parse makes them
     fc.assert(
       fc.property(event, (input) => {
         const checked = checkEvent(input)

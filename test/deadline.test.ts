@@ -6,7 +6,7 @@ import { freshDb, identify, setup, testDb, track } from './helpers'
 // kept in a file of its own so it runs beside the rest of the suite.)
 beforeEach(freshDb)
 
-describe('the answer comes within Segment\'s 5 s', () => {
+describe("the answer comes within Segment's 5 s", () => {
   it('when Autopilot is slow and then D1 is slow too', { timeout: 30_000 }, async () => {
     const store = testDb()
     store.delay('INSERT INTO identities', 3000)

@@ -4,8 +4,6 @@ import identifySeed from '../examples/identify.json'
 import trackSeed from '../examples/track.json'
 import { API_KEY, identify, json, setup, track } from './helpers'
 
-const contactCalls = (calls: { path: string }[]) => calls.filter((call) => call.path === '/contact' || call.path === '/contacts')
-
 describe('identify -> POST /contact', () => {
   it('sends the mapped contact with the API key header', async () => {
     const { post, autopilot } = setup()

@@ -6,7 +6,7 @@ import { API_KEY, fakeQueue, identify, json, setup, track } from './helpers'
 
 // Autopilot's answers -> ours, chosen for Segment's retry rules.
 describe('Autopilot faults', () => {
-  it('429 -> 429 with Retry-After (Autopilot\'s, when it sends one)', async () => {
+  it("429 -> 429 with Retry-After (Autopilot's, when it sends one)", async () => {
     const { post, autopilot } = setup()
     autopilot.inject({ status: 429, retryAfter: '7' })
     const response = await post(identifySeed)
@@ -56,7 +56,7 @@ describe('Autopilot faults', () => {
     expect(text).not.toContain('ap-wrong-key-0000')
   })
 
-  it('another 4xx -> 400 carrying Autopilot\'s message (Segment drops it and shows why)', async () => {
+  it("another 4xx -> 400 carrying Autopilot's message (Segment drops it and shows why)", async () => {
     const { post } = setup()
     const response = await post({ ...identifySeed, traits: { email: 'someone@localhost' } })
     expect(response.status).toBe(400)
@@ -149,7 +149,7 @@ describe('the outcome table: every class of Autopilot answer', () => {
     expect((await post(identifySeed)).status).toBe(503)
   })
 
-  it.each([409, 413, 422])('%i (any other 4xx) -> 400 with Autopilot\'s message, which Segment shows and drops', async (status) => {
+  it.each([409, 413, 422])("%i (any other 4xx) -> 400 with Autopilot's message, which Segment shows and drops", async (status) => {
     const { post, autopilot } = setup()
     autopilot.inject({ status })
     const response = await post(identifySeed)
@@ -178,4 +178,3 @@ describe('the outcome table: every class of Autopilot answer', () => {
     expect(autopilot.enrolments).toHaveLength(1)
   })
 })
-

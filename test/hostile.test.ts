@@ -127,7 +127,13 @@ describe('hostile input gets a 4xx naming the problem, never a 500', () => {
     expect(response.status).toBe(200)
     const { results, counts } = await json(response)
     expect(counts).toEqual({ delivered: 2, rejected: 4 })
-    expect(results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([[1, 'rejected'], [2, 'rejected'], [3, 'rejected'], [4, 'delivered'], [5, 'rejected']])
+    expect(results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([
+      [1, 'rejected'],
+      [2, 'rejected'],
+      [3, 'rejected'],
+      [4, 'delivered'],
+      [5, 'rejected'],
+    ])
     expect(results[3].issues[0].path).toBe('traits.address')
     expect(results[4].issues[0].path).toBe('event')
     expect([...autopilot.contacts.keys()]).toEqual(['good@example.com', 'x@example.com'])

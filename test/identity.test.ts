@@ -117,7 +117,7 @@ describe('parking', () => {
     expect(await parked()).toEqual([])
   })
 
-  it('logs a replayed track as a track, apart from the request\'s own events', async () => {
+  it("logs a replayed track as a track, apart from the request's own events", async () => {
     const { post, logLines } = setup()
     const parkedTrack = trackFor('u-11b')
     await post(parkedTrack)
@@ -203,7 +203,10 @@ describe('the sweep (cron)', () => {
   it('replays parked events whose email became known meanwhile (learned by another request)', async () => {
     const { post, env, autopilot } = setup()
     await post(trackFor('u-22'))
-    await env.DB!.prepare('INSERT INTO identities (user_hash, email, email_hash, taught_at) VALUES (?1, ?2, ?3, 1)').bind(await hashOf('u-22'), EMAIL, await hashOf(EMAIL)).run()
+    await env
+      .DB!.prepare('INSERT INTO identities (user_hash, email, email_hash, taught_at) VALUES (?1, ?2, ?3, 1)')
+      .bind(await hashOf('u-22'), EMAIL, await hashOf(EMAIL))
+      .run()
     await sweep(env)
     expect(autopilot.enrolments.map((e) => e.email)).toEqual([EMAIL])
     expect(await parked()).toEqual([])
@@ -213,12 +216,12 @@ describe('the sweep (cron)', () => {
     const { env, autopilot } = setup({ AUTOPILOT_MAX_CALLS: '100' })
     const events = Array.from({ length: 1200 }, (_, i) => ({ type: 'identify', messageId: `bulk-${i}`, userId: `bulk-user-${i}`, traits: { n: i } }))
     // 1,200 users parked and then learned elsewhere: the sweep must find them all.
-    await env.DB!.prepare(
-      `INSERT INTO parked (user_hash, message_id, type, parked_at, event) SELECT value->>'h', value->>'m', 'identify', ?2, value->>'e' FROM json_each(?1)`,
-    )
+    await env
+      .DB!.prepare(`INSERT INTO parked (user_hash, message_id, type, parked_at, event) SELECT value->>'h', value->>'m', 'identify', ?2, value->>'e' FROM json_each(?1)`)
       .bind(JSON.stringify(await Promise.all(events.map(async (e) => ({ h: await hashOf(e.userId), m: e.messageId, e: JSON.stringify(e) })))), Date.now())
       .run()
-    await env.DB!.prepare(`INSERT INTO identities (user_hash, email, email_hash, taught_at) SELECT value->>'h', value->>'e', value->>'e', 1 FROM json_each(?1)`)
+    await env
+      .DB!.prepare(`INSERT INTO identities (user_hash, email, email_hash, taught_at) SELECT value->>'h', value->>'e', value->>'e', 1 FROM json_each(?1)`)
       .bind(JSON.stringify(await Promise.all(events.map(async (e, i) => ({ h: await hashOf(e.userId), e: `bulk${i}@example.com` })))))
       .run()
     await sweep(env)
@@ -248,7 +251,10 @@ describe('the sweep (cron)', () => {
     expect((await post(parkedTrack)).status).toBe(202)
     await consume(events.sent.map((m) => m.body)) // the consumer parks it
     expect(await parked()).toHaveLength(1)
-    await env.DB!.prepare('INSERT INTO identities (user_hash, email, email_hash, taught_at) VALUES (?1, ?2, ?3, 1)').bind(await hashOf('u-23'), EMAIL, await hashOf(EMAIL)).run()
+    await env
+      .DB!.prepare('INSERT INTO identities (user_hash, email, email_hash, taught_at) VALUES (?1, ?2, ?3, 1)')
+      .bind(await hashOf('u-23'), EMAIL, await hashOf(EMAIL))
+      .run()
     await sweep(env)
     expect(events.sent.at(-1)?.body).toMatchObject({ items: [{ event: { messageId: parkedTrack.messageId, context: { traits: { email: EMAIL } } } }] })
     expect(await parked()).toEqual([])
@@ -309,11 +315,7 @@ describe('Segment delete', () => {
     // Each answer takes a while, so a delete that did not wait would reach Autopilot first.
     const { post, autopilot } = setup({}, { latencyMs: 60 })
     const later = { timestamp: '2026-11-01T10:00:00Z' }
-    const response = await post([
-      identifyWith('u-46', { email: EMAIL }, later),
-      trackFor('u-46', later),
-      { type: 'delete', messageId: id(), userId: 'u-46', timestamp: '2026-11-01T11:00:00Z' },
-    ])
+    const response = await post([identifyWith('u-46', { email: EMAIL }, later), trackFor('u-46', later), { type: 'delete', messageId: id(), userId: 'u-46', timestamp: '2026-11-01T11:00:00Z' }])
     expect(response.status).toBe(200)
     expect(autopilot.calls.map((call) => `${call.method} ${call.path.split('/')[1]}`)).toEqual(['POST contact', 'POST trigger', 'DELETE contact'])
     expect(autopilot.contacts.has(EMAIL)).toBe(false)
@@ -389,7 +391,11 @@ describe('queued mode', () => {
     const events = fakeQueue()
     const { consume, autopilot } = setup({ EVENTS: events.queue })
     await consume([trackFor('u-52')])
-    autopilot.inject({ status: 503, match: (call) => call.path.startsWith('/trigger') }, { status: 503, match: (call) => call.path.startsWith('/trigger') }, { status: 503, match: (call) => call.path.startsWith('/trigger') })
+    autopilot.inject(
+      { status: 503, match: (call) => call.path.startsWith('/trigger') },
+      { status: 503, match: (call) => call.path.startsWith('/trigger') },
+      { status: 503, match: (call) => call.path.startsWith('/trigger') },
+    )
     const teach = identifyWith('u-52', { email: EMAIL })
     await consume([teach])
     expect(await identity('u-52')).toMatchObject({ email: EMAIL })

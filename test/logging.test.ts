@@ -33,13 +33,13 @@ describe('request log', () => {
     expect(lines[0].autopilot).toHaveLength(2)
   })
 
-  it('uses Cloudflare\'s cf-ray as the request id when there is one', async () => {
+  it("uses Cloudflare's cf-ray as the request id when there is one", async () => {
     const { request, logLines } = setup()
     await request(new Request('https://worker.test/health', { headers: { 'cf-ray': '8f1e2d3c4b5a6978-LHR' } }))
     expect(logLines()[0].requestId).toBe('8f1e2d3c4b5a6978-LHR')
   })
 
-  it('keeps emails, traits, properties, keys, secrets, tokens and signatures out of a failing request\'s log', async () => {
+  it("keeps emails, traits, properties, keys, secrets, tokens and signatures out of a failing request's log", async () => {
     const { post, autopilot, logs } = setup({ SEGMENT_WEBHOOK_TOKEN: TOKEN })
     const body = JSON.stringify([
       { type: 'identify', messageId: 'f1', traits: { email: 'private.person@example.com', secretTrait: 'trait-value-42' } },
@@ -56,9 +56,20 @@ describe('request log', () => {
     const text = logs.join('\n')
     expect(text).toContain('"f3"') // event ids are logged...
     for (const secret of [
-      'private.person', 'poison@localhost', 'buyer@example.com', 'broken-email', // ...emails are not
-      'trait-value-42', 'secretTrait', '+1-555-0100', 'property-value-SAVE', '078-05-1120',
-      API_KEY, SECRET, TOKEN, signature, 'guess',
+      'private.person',
+      'poison@localhost',
+      'buyer@example.com',
+      'broken-email', // ...emails are not
+      'trait-value-42',
+      'secretTrait',
+      '+1-555-0100',
+      'property-value-SAVE',
+      '078-05-1120',
+      API_KEY,
+      SECRET,
+      TOKEN,
+      signature,
+      'guess',
     ]) {
       expect(text).not.toContain(secret)
     }
@@ -80,7 +91,11 @@ describe('notDelivered', () => {
 describe('traits left out', () => {
   it('counts every trait left out in the log line, as the answer names them', async () => {
     const { post, logLines } = setup()
-    const response = await post({ type: 'identify', messageId: 'lo-1', traits: { email: 'lo@example.com', 'Favorite Color': 'red', 'Favorite  Color': 'green', 'Favorite--Color': 'blue', FavoriteColor: 'cyan' } })
+    const response = await post({
+      type: 'identify',
+      messageId: 'lo-1',
+      traits: { email: 'lo@example.com', 'Favorite Color': 'red', 'Favorite  Color': 'green', 'Favorite--Color': 'blue', FavoriteColor: 'cyan' },
+    })
     const body = await response.json<{ status: string; issues: unknown[] }>()
     expect(body.status).toBe('delivered')
     expect(body.issues).toHaveLength(2)

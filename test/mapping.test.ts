@@ -91,7 +91,10 @@ describe('Engage audiences', () => {
       context: { traits: { email: 'vip@example.com' }, personas: { computation_class: 'audience', computation_key: 'vip_customers' } },
     })
     expect(response.status).toBe(200)
-    expect(autopilot.calls.map((call) => [call.path, call.status])).toEqual([['/contact', 200], ['/trigger/0003/contact/vip%40example.com', 200]])
+    expect(autopilot.calls.map((call) => [call.path, call.status])).toEqual([
+      ['/contact', 200],
+      ['/trigger/0003/contact/vip%40example.com', 200],
+    ])
     expect(autopilot.contacts.get('vip@example.com')?.custom).toEqual({ 'boolean--vip_customers': true })
     expect(autopilot.enrolments).toHaveLength(1)
   })
@@ -153,7 +156,7 @@ describe('a bad reserved trait costs that field, not the event', () => {
     expect(autopilot.contacts.get('addr@example.com')).toMatchObject({ FirstName: 'Ada' })
   })
 
-  it('an empty traits.email next to a known userId: the userId\'s email is used, the empty one reported', async () => {
+  it("an empty traits.email next to a known userId: the userId's email is used, the empty one reported", async () => {
     const { post, autopilot } = setup()
     await post({ type: 'identify', messageId: 'e1', userId: 'u-empty', traits: { email: 'known@example.com' } })
     const response = await post({ type: 'identify', messageId: 'e2', userId: 'u-empty', traits: { email: '', plan: 'pro' } })

@@ -20,10 +20,8 @@ function world(destination: 'autopilot' | 'ortto', mode: 'direct' | 'queued', se
     }
   }
   const byUserId = (userId: string) => [...(ortto?.ortto.people.values() ?? [])].filter((p) => p.fields['str::ei'] === userId)
-  const person = (email: string) =>
-    standIn.ortto ? [...standIn.ortto.people.values()].some((p) => p.fields['str::email'] === email) : standIn.autopilot!.contacts.has(email)
-  const entries = (email: string) =>
-    standIn.ortto ? standIn.ortto.activities.filter((a) => a.email === email).length : standIn.autopilot!.enrolments.filter((e) => e.email === email).length
+  const person = (email: string) => (standIn.ortto ? [...standIn.ortto.people.values()].some((p) => p.fields['str::email'] === email) : standIn.autopilot!.contacts.has(email))
+  const entries = (email: string) => (standIn.ortto ? standIn.ortto.activities.filter((a) => a.email === email).length : standIn.autopilot!.enrolments.filter((e) => e.email === email).length)
   return { deliver, person, entries, byUserId, ortto: ortto?.ortto }
 }
 

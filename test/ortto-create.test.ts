@@ -1,11 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { freshDb, json, rows, setupOrtto } from './helpers'
+import { freshDb, json, rows, setupOrtto, type Loose } from './helpers'
 
 // Ortto with no setup (ORTTO_CREATE): every trait gets a field, every track an activity of its
 // name, each made once, at most ORTTO_CREATE_MAX a day; a failure never loses the event.
 const id = () => `m-${crypto.randomUUID()}`
 const CREATE = { ORTTO_CREATE: 'fields,activities', ORTTO_ACTIVITIES: '{}' }
-const creates = (calls: (path: string) => { status: number; body: any }[]) => [...calls('/person/custom-field/create'), ...calls('/definitions/activity/create')]
+const creates = (calls: (path: string) => { status: number; body: Loose }[]) => [...calls('/person/custom-field/create'), ...calls('/definitions/activity/create')]
 
 beforeEach(freshDb)
 
@@ -18,7 +18,14 @@ describe('Ortto: created when missing', () => {
     const made = Object.fromEntries(calls('/person/custom-field/create').map((c) => [c.body.name, c.body.type]))
     expect(made).toEqual({ tier: 'text', logins: 'integer', ratio: 'decimal', beta: 'bool', renewed: 'time', colours: 'multi_select' })
     const person = [...ortto.people.values()].find((p) => p.fields['str::ei'] === 'u-new')!
-    expect(person.fields).toMatchObject({ 'str:cm:tier': 'gold', 'int:cm:logins': 3, 'dec:cm:ratio': 250, 'bol:cm:beta': true, 'tme:cm:renewed': '2026-01-02T03:04:05.000Z', 'sst:cm:colours': ['red', 'blue'] })
+    expect(person.fields).toMatchObject({
+      'str:cm:tier': 'gold',
+      'int:cm:logins': 3,
+      'dec:cm:ratio': 250,
+      'bol:cm:beta': true,
+      'tme:cm:renewed': '2026-01-02T03:04:05.000Z',
+      'sst:cm:colours': ['red', 'blue'],
+    })
     expect(body.issues).toEqual([{ path: 'traits.shape', message: expect.stringContaining('fits no Ortto field type') }])
     // The next event finds them made: no second creation.
     await post({ type: 'identify', messageId: id(), userId: 'u-new', traits: { tier: 'silver', logins: 4 } })
@@ -39,7 +46,10 @@ describe('Ortto: created when missing', () => {
     expect(calls('/person/merge')).toHaveLength(1)
     expect(calls('/activities/create')).toHaveLength(1)
     const trial = calls('/definitions/activity/create').find((c) => c.body.name === 'Trial Started')!.body
-    expect(trial.attributes).toEqual([{ name: 'plan', display_type: 'text' }, { name: 'seats', display_type: 'integer' }])
+    expect(trial.attributes).toEqual([
+      { name: 'plan', display_type: 'text' },
+      { name: 'seats', display_type: 'integer' },
+    ])
     expect(ortto.activities.filter((a) => a.activity_id === 'act:cm:trial-started')).toHaveLength(25)
     expect(ortto.activities.find((a) => a.ei === 'u1')!.attributes).toEqual({ 'str:cm:plan': 'pro', 'int:cm:seats': 1 })
   })
@@ -58,7 +68,10 @@ describe('Ortto: created when missing', () => {
     expect(b.issues).toBeUndefined()
     expect(one.ortto.calls.filter((c) => c.path === '/v1/person/custom-field/create').map((c) => c.status)).toEqual([200, 400])
     expect([...one.ortto.fields.values()].filter((f) => f.name === 'shoe')).toHaveLength(1)
-    const shoes = [...one.ortto.people.values()].map((p) => p.fields['int:cm:shoe']).filter((n) => n !== undefined).sort()
+    const shoes = [...one.ortto.people.values()]
+      .map((p) => p.fields['int:cm:shoe'])
+      .filter((n) => n !== undefined)
+      .sort()
     expect(shoes).toEqual([42, 43])
   })
 
@@ -139,11 +152,13 @@ describe('Ortto: the rest of the first hour', () => {
 
   it('sends a phone without its country code as the national number, with ORTTO_PHONE_COUNTRY; only no phone at all is left out', async () => {
     const { post, calls } = setupOrtto({ ORTTO_PHONE_COUNTRY: '+1' })
-    const body = await json(await post([
-      { type: 'identify', messageId: id(), userId: 'u-ph1', traits: { email: 'ph1@example.com', phone: '9112340345' } },
-      { type: 'identify', messageId: id(), userId: 'u-ph2', traits: { email: 'ph2@example.com', phone: '+61 412 345 678' } },
-      { type: 'identify', messageId: id(), userId: 'u-ph3', traits: { email: 'ph3@example.com', phone: 'call me' } },
-    ]))
+    const body = await json(
+      await post([
+        { type: 'identify', messageId: id(), userId: 'u-ph1', traits: { email: 'ph1@example.com', phone: '9112340345' } },
+        { type: 'identify', messageId: id(), userId: 'u-ph2', traits: { email: 'ph2@example.com', phone: '+61 412 345 678' } },
+        { type: 'identify', messageId: id(), userId: 'u-ph3', traits: { email: 'ph3@example.com', phone: 'call me' } },
+      ]),
+    )
     const phones = calls('/person/merge')[0].body.people.map((p: { fields: Record<string, unknown> }) => p.fields['phn::phone'])
     expect(phones).toEqual([{ n: '9112340345', c: '1' }, { phone: '61412345678', parse_with_country_code: true }, undefined])
     expect(body.results).toEqual([expect.objectContaining({ index: 2, issues: [{ path: 'traits.phone', message: expect.stringContaining('not a phone number') }] })])

@@ -40,10 +40,12 @@ describe('Ortto edges', () => {
   it('a merged person Ortto refuses: each event goes again alone, so one bad event does not take the others with it', async () => {
     const { post, ortto } = setupOrtto()
     ortto.inject({ status: 400, body: { error: 'invalid', details: [{ status: 'invalid', error: 'bad value' }] }, match: (call) => call.path === '/v1/person/merge' })
-    const body = await json(await post([
-      { type: 'identify', messageId: id(), traits: { email: 'two@example.com', plan: 'a' } },
-      { type: 'identify', messageId: id(), traits: { email: 'two@example.com', firstName: 'Two' } },
-    ]))
+    const body = await json(
+      await post([
+        { type: 'identify', messageId: id(), traits: { email: 'two@example.com', plan: 'a' } },
+        { type: 'identify', messageId: id(), traits: { email: 'two@example.com', firstName: 'Two' } },
+      ]),
+    )
     expect(body.counts).toEqual({ delivered: 2 })
     expect(ortto.calls.filter((c) => c.path === '/v1/person/merge').map((c) => c.body.people.length)).toEqual([1, 2])
   })

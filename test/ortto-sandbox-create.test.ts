@@ -1,3 +1,4 @@
+import type { Loose } from './helpers'
 import { describe, expect, it } from 'vitest'
 import { createOrtto } from '../sandbox/ortto.js'
 import { ACTIVITIES, FIELDS, body, clock, ortto, person } from './ortto-helpers'
@@ -12,8 +13,17 @@ const activityCount = Object.keys(ACTIVITIES).length
 
 describe('Ortto stand-in: person/custom-field/create', () => {
   it.each([
-    ['text', 'str'], ['large_text', 'txt'], ['integer', 'int'], ['decimal', 'dec'], ['currency', 'cur'], ['bool', 'bol'],
-    ['date', 'dtz'], ['time', 'tme'], ['phone', 'phn'], ['single_select', 'str'], ['multi_select', 'sst'],
+    ['text', 'str'],
+    ['large_text', 'txt'],
+    ['integer', 'int'],
+    ['decimal', 'dec'],
+    ['currency', 'cur'],
+    ['bool', 'bol'],
+    ['date', 'dtz'],
+    ['time', 'tme'],
+    ['phone', 'phn'],
+    ['single_select', 'str'],
+    ['multi_select', 'sst'],
   ])('type %s -> id %s:cm:<slug>, answered in both shapes', async (type, prefix) => {
     const o = ortto()
     const request = { name: '  Favourite  Colour (2nd)! ', type, ...(type === 'single_select' && { values: ['red', 'blue'] }) }
@@ -21,7 +31,10 @@ describe('Ortto stand-in: person/custom-field/create', () => {
     const id = `${prefix}:cm:favourite-colour-2nd`
     expect(response.status).toBe(200)
     expect(await body(response)).toEqual({
-      field: { id, name: 'Favourite  Colour (2nd)!', display_type: type }, name: 'Favourite  Colour (2nd)!', field_id: id, display_type: type,
+      field: { id, name: 'Favourite  Colour (2nd)!', display_type: type },
+      name: 'Favourite  Colour (2nd)!',
+      field_id: id,
+      display_type: type,
     })
     expect(() => createOrtto({ customFields: { [id]: 'x' } })).not.toThrow() // the id passes the options' own pattern
   })
@@ -77,7 +90,11 @@ describe('Ortto stand-in: person/custom-field/create', () => {
     expect((await field(ortto(), { name: 'n'.repeat(100), type: 'text' })).status).toBe(200)
   })
 
-  it.each([[undefined, 400], [400, 400], [409, 409]] as const)('a name that exists (any case, spaces around, built-ins too) -> duplicateStatus %s: %i', async (duplicateStatus, status) => {
+  it.each([
+    [undefined, 400],
+    [400, 400],
+    [409, 409],
+  ] as const)('a name that exists (any case, spaces around, built-ins too) -> duplicateStatus %s: %i', async (duplicateStatus, status) => {
     const o = ortto({ duplicateStatus })
     for (const name of ['plan', ' PLAN ', 'Email', 'external id']) {
       const response = await field(o, { name, type: 'text' })
@@ -92,7 +109,10 @@ describe('Ortto stand-in: person/custom-field/create', () => {
     expect(() => createOrtto({ duplicateStatus: 422 as 400 })).toThrow(/duplicateStatus/)
   })
 
-  it.each([[undefined, 100], [12, 12]])('more custom fields than maxCustomFields (%s) -> 403 "limit"', async (maxCustomFields, cap) => {
+  it.each([
+    [undefined, 100],
+    [12, 12],
+  ])('more custom fields than maxCustomFields (%s) -> 403 "limit"', async (maxCustomFields, cap) => {
     const o = ortto({ maxCustomFields })
     for (let i = customCount; i < cap; i++) expect((await field(o, { name: `Field ${i}`, type: 'text' })).status).toBe(200)
     const response = await field(o, { name: 'One more', type: 'text' })
@@ -103,24 +123,39 @@ describe('Ortto stand-in: person/custom-field/create', () => {
 
 describe('Ortto stand-in: definitions/activity/create', () => {
   const signup = {
-    name: 'Signed Up', icon_id: 'happy-illustration-icon', track_conversion_value: false, touch: true, filterable: true, visible_in_feeds: true,
+    name: 'Signed Up',
+    icon_id: 'happy-illustration-icon',
+    track_conversion_value: false,
+    touch: true,
+    filterable: true,
+    visible_in_feeds: true,
     display_style: { type: 'activity', title: 'Signed up' },
-    attributes: [{ name: 'Plan', display_type: 'text' }, { name: 'Seats', display_type: 'integer' }, { name: 'Contact email', display_type: 'email' }],
+    attributes: [
+      { name: 'Plan', display_type: 'text' },
+      { name: 'Seats', display_type: 'integer' },
+      { name: 'Contact email', display_type: 'email' },
+    ],
   }
 
-  it('answers the activity id and its attributes\' field ids; keeps the settings', async () => {
+  it("answers the activity id and its attributes' field ids; keeps the settings", async () => {
     const o = ortto()
     const response = await activity(o, signup)
     expect(response.status).toBe(200)
     expect(await body(response)).toEqual({
-      activity_id: 'act:cm:signed-up', name: 'Signed Up', attributes: [
+      activity_id: 'act:cm:signed-up',
+      name: 'Signed Up',
+      attributes: [
         { name: 'Plan', display_type: 'text', field_id: 'str:cm:plan' },
         { name: 'Seats', display_type: 'integer', field_id: 'int:cm:seats' },
         { name: 'Contact email', display_type: 'email', field_id: 'str:cm:contact-email' },
       ],
     })
     expect(o.state.definitions.get('act:cm:signed-up')?.settings).toEqual({
-      icon_id: 'happy-illustration-icon', track_conversion_value: false, touch: true, filterable: true, visible_in_feeds: true,
+      icon_id: 'happy-illustration-icon',
+      track_conversion_value: false,
+      touch: true,
+      filterable: true,
+      visible_in_feeds: true,
       display_style: { type: 'activity', title: 'Signed up' },
     })
     const ids = { 'act:cm:signed-up': { name: 'Signed Up', attributes: { 'str:cm:plan': 'Plan', 'int:cm:seats': 'Seats', 'str:cm:contact-email': 'Contact email' } } }
@@ -128,24 +163,45 @@ describe('Ortto stand-in: definitions/activity/create', () => {
   })
 
   it.each([
-    ['text', 'str'], ['large_text', 'txt'], ['integer', 'int'], ['decimal', 'dec'], ['currency', 'cur'], ['bool', 'bol'],
-    ['date', 'dtz'], ['time', 'tme'], ['phone', 'phn'], ['multi_select', 'sst'], ['email', 'str'],
+    ['text', 'str'],
+    ['large_text', 'txt'],
+    ['integer', 'int'],
+    ['decimal', 'dec'],
+    ['currency', 'cur'],
+    ['bool', 'bol'],
+    ['date', 'dtz'],
+    ['time', 'tme'],
+    ['phone', 'phn'],
+    ['multi_select', 'sst'],
+    ['email', 'str'],
   ])('an attribute of display_type %s gets a %s:cm: id', async (type, prefix) => {
     const answer = await body(await activity(ortto(), { name: 'Thing', icon_id: 'i', attributes: [{ name: 'The Value', display_type: type }] }))
     expect(answer.attributes).toEqual([{ name: 'The Value', display_type: type, field_id: `${prefix}:cm:the-value` }])
   })
 
-  it('instance-schema/get lists it as it lists the options\' activities, and activities/create takes it', async () => {
+  it("instance-schema/get lists it as it lists the options' activities, and activities/create takes it", async () => {
     const o = ortto()
-    const simple = { name: 'Signed Up', icon_id: 'i', attributes: [{ name: 'Plan', display_type: 'text' }, { name: 'Seats', display_type: 'integer' }] }
+    const simple = {
+      name: 'Signed Up',
+      icon_id: 'i',
+      attributes: [
+        { name: 'Plan', display_type: 'text' },
+        { name: 'Seats', display_type: 'integer' },
+      ],
+    }
     expect((await activity(o, simple)).status).toBe(200)
     const given = ortto({ activities: { 'act:cm:signed-up': { name: 'Signed Up', attributes: { 'str:cm:plan': 'Plan', 'int:cm:seats': 'Seats' } } } })
     const listed = async (instance: ReturnType<typeof ortto>) => (await body(await instance.call('POST', '/v1/instance-schema/get', { namespaces: [] }))).namespaces.cm.fields['act:cm:signed-up']
     expect(await listed(o)).toEqual(await listed(given))
-    expect(await listed(o)).toEqual({ id: 'act:cm:signed-up', name: 'Signed Up', display_type: 'activity', attributes: [
-      { id: 'str:cm:plan', name: 'Plan', display_type: 'text', liquid_name: 'activity.signed-up.plan' },
-      { id: 'int:cm:seats', name: 'Seats', display_type: 'integer', liquid_name: 'activity.signed-up.seats' },
-    ] })
+    expect(await listed(o)).toEqual({
+      id: 'act:cm:signed-up',
+      name: 'Signed Up',
+      display_type: 'activity',
+      attributes: [
+        { id: 'str:cm:plan', name: 'Plan', display_type: 'text', liquid_name: 'activity.signed-up.plan' },
+        { id: 'int:cm:seats', name: 'Seats', display_type: 'integer', liquid_name: 'activity.signed-up.seats' },
+      ],
+    })
     const track = (attributes: unknown) => o.track([{ activity_id: 'act:cm:signed-up', attributes, fields: { 'str::ei': 'u1' } }])
     expect((await body(await track({ 'str:cm:plan': 'pro', 'int:cm:seats': 3 }))).activities[0].status).toBe('queued')
     expect((await body(await track({ 'int:cm:seats': '3' }))).details[0].error).toContain('int:cm:seats')
@@ -154,10 +210,24 @@ describe('Ortto stand-in: definitions/activity/create', () => {
 
   it('ids: an activity slug taken gets -2; two attribute names with one slug differ by a suffix', async () => {
     const o = ortto()
-    const answer = await body(await activity(o, { name: 'Order completed!', icon_id: 'i', attributes: [{ name: 'Total', display_type: 'integer' }, { name: 'total?', display_type: 'decimal' }] }))
-    expect(answer).toEqual({ activity_id: 'act:cm:order-completed-2', name: 'Order completed!', attributes: [
-      { name: 'Total', display_type: 'integer', field_id: 'int:cm:total' }, { name: 'total?', display_type: 'decimal', field_id: 'dec:cm:total-2' },
-    ] })
+    const answer = await body(
+      await activity(o, {
+        name: 'Order completed!',
+        icon_id: 'i',
+        attributes: [
+          { name: 'Total', display_type: 'integer' },
+          { name: 'total?', display_type: 'decimal' },
+        ],
+      }),
+    )
+    expect(answer).toEqual({
+      activity_id: 'act:cm:order-completed-2',
+      name: 'Order completed!',
+      attributes: [
+        { name: 'Total', display_type: 'integer', field_id: 'int:cm:total' },
+        { name: 'total?', display_type: 'decimal', field_id: 'dec:cm:total-2' },
+      ],
+    })
   })
 
   it.each([
@@ -174,7 +244,18 @@ describe('Ortto stand-in: definitions/activity/create', () => {
     ['a single_select attribute', { name: 'Thing', icon_id: 'i', attributes: [{ name: 'Tier', display_type: 'single_select' }] }, 'display_type must be one of'],
     ['an attribute with another key', { name: 'Thing', icon_id: 'i', attributes: [{ name: 'Total', display_type: 'integer', field_id: 'int:cm:total' }] }, 'an attribute must be'],
     ['an attribute without a name', { name: 'Thing', icon_id: 'i', attributes: [{ display_type: 'integer' }] }, 'name is required'],
-    ['two attributes of one name', { name: 'Thing', icon_id: 'i', attributes: [{ name: 'Total', display_type: 'integer' }, { name: ' total', display_type: 'text' }] }, 'must differ'],
+    [
+      'two attributes of one name',
+      {
+        name: 'Thing',
+        icon_id: 'i',
+        attributes: [
+          { name: 'Total', display_type: 'integer' },
+          { name: ' total', display_type: 'text' },
+        ],
+      },
+      'must differ',
+    ],
     ['16 attributes', { name: 'Thing', icon_id: 'i', attributes: Array.from({ length: 16 }, (_, i) => ({ name: `A${i}`, display_type: 'text' })) }, 'at most 15'],
   ])('%s -> 400', async (_, request, text) => {
     const o = ortto()
@@ -188,7 +269,10 @@ describe('Ortto stand-in: definitions/activity/create', () => {
     expect((await body(await activity(ortto(), { name: 'Thing', icon_id: 'i', attributes }))).attributes).toHaveLength(15)
   })
 
-  it.each([[undefined, 400], [409, 409]] as const)('a name that exists (any case, trimmed, act:: too) -> duplicateStatus %s: %i', async (duplicateStatus, status) => {
+  it.each([
+    [undefined, 400],
+    [409, 409],
+  ] as const)('a name that exists (any case, trimmed, act:: too) -> duplicateStatus %s: %i', async (duplicateStatus, status) => {
     const o = ortto({ duplicateStatus })
     for (const name of ['order completed', ' STEP ACTIVATED ', 'Tag added']) {
       const response = await activity(o, { name, icon_id: 'i' })
@@ -199,7 +283,10 @@ describe('Ortto stand-in: definitions/activity/create', () => {
     expect(o.state.definitions.size).toBe(activityCount + 1)
   })
 
-  it.each([[undefined, 50], [5, 5]])('more custom activities than maxActivities (%s) -> 403 "limit"', async (maxActivities, cap) => {
+  it.each([
+    [undefined, 50],
+    [5, 5],
+  ])('more custom activities than maxActivities (%s) -> 403 "limit"', async (maxActivities, cap) => {
     const o = ortto({ maxActivities })
     for (let i = activityCount; i < cap; i++) expect((await activity(o, { name: `Activity ${i}`, icon_id: 'i' })).status).toBe(200)
     const response = await activity(o, { name: 'One more', icon_id: 'i' })
@@ -220,7 +307,10 @@ describe('Ortto stand-in: the create calls go through the transport', () => {
     t.advance(1000)
     expect((await activity(o, { name: 'Thing', icon_id: 'i' })).status).toBe(200)
     expect(o.state.calls.map((c) => [c.path, c.status])).toEqual([
-      ['/v1/definitions/activity/create', 503], ['/v1/person/custom-field/create', 200], ['/v1/definitions/activity/create', 429], ['/v1/definitions/activity/create', 200],
+      ['/v1/definitions/activity/create', 503],
+      ['/v1/person/custom-field/create', 200],
+      ['/v1/definitions/activity/create', 429],
+      ['/v1/definitions/activity/create', 200],
     ])
     o.state.reset()
     expect([o.state.fields.has('str:cm:tier'), o.state.definitions.has('act:cm:thing')]).toEqual([false, false])
@@ -233,8 +323,14 @@ describe('Ortto stand-in: the create calls go through the transport', () => {
   it('refusals (duplicates, caps) count toward the ban; banned, they answer 403 "banned"', async () => {
     const t = clock()
     const o = ortto({ now: t.now, maxActivities: activityCount })
-    for (let i = 0; i < 7; i++) { await field(o, { name: 'Plan', type: 'text' }); t.advance(500) }
-    for (let i = 0; i < 7; i++) { await activity(o, { name: `New ${i}`, icon_id: 'i' }); t.advance(500) }
+    for (let i = 0; i < 7; i++) {
+      await field(o, { name: 'Plan', type: 'text' })
+      t.advance(500)
+    }
+    for (let i = 0; i < 7; i++) {
+      await activity(o, { name: `New ${i}`, icon_id: 'i' })
+      t.advance(500)
+    }
     expect(o.state.banned()).toBe(false)
     expect((await field(o, { name: 'x'.repeat(101), type: 'text' })).status).toBe(400) // the 15th
     expect(o.state.banned()).toBe(true)
@@ -265,17 +361,20 @@ describe('Ortto stand-in: finding people among many', () => {
     const ids: string[] = []
     for (let call = 0; call < 200; call++) {
       const answer = await body(await o.merge(batch(call * 100, (n) => person({ 'str::ei': `u${n}`, 'str::email': `p${n}@example.com` }))))
-      for (const p of answer.people) { expect(p.status).toBe('created'); ids.push(p.person_id) }
+      for (const p of answer.people) {
+        expect(p.status).toBe('created')
+        ids.push(p.person_id)
+      }
     }
     const creating = Date.now() - started
     started = Date.now()
     for (let call = 0; call < 100; call++) {
       const answer = await body(await o.merge(batch(call * 100, (n) => person({ 'str::email': `P${n}@Example.com`, 'str::first': `F${n}` }))))
-      expect(answer.people.map((p: any) => p.person_id)).toEqual(ids.slice(call * 100, call * 100 + 100))
+      expect(answer.people.map((p: Loose) => p.person_id)).toEqual(ids.slice(call * 100, call * 100 + 100))
     }
     for (let call = 100; call < 200; call++) {
       const answer = await body(await o.track(batch(call * 100, (n) => ({ activity_id: 'act:cm:step-activated', attributes: {}, fields: { 'str::ei': `u${n}` } }))))
-      expect(answer.activities.map((a: any) => a.person_id)).toEqual(ids.slice(call * 100, call * 100 + 100))
+      expect(answer.activities.map((a: Loose) => a.person_id)).toEqual(ids.slice(call * 100, call * 100 + 100))
     }
     const finding = Date.now() - started
     expect([o.state.people.size, o.state.activities.length]).toEqual([20_000, 10_000])

@@ -40,7 +40,9 @@ describe('Ortto stand-in: auth, content type, routes', () => {
     expect((await o.call('POST', '/person/merge', { people: alice, merge_by: ['str::email'] })).status).toBe(404)
     expect((await o.call('GET', '/v1/person/merge')).status).toBe(405)
     const eu = new Request('https://api.eu.ap3api.com/v1/person/merge', {
-      method: 'POST', headers: { 'x-api-key': KEY, 'content-type': 'application/json' }, body: JSON.stringify({ people: alice, merge_by: ['str::email'] }),
+      method: 'POST',
+      headers: { 'x-api-key': KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ people: alice, merge_by: ['str::email'] }),
     })
     expect((await o.state.fetch(eu)).status).toBe(200)
   })
@@ -65,7 +67,10 @@ describe('Ortto stand-in: rate limit and the ban', () => {
   it('15 refused calls within 15 s ban every call for 15 s (403), then it lifts', async () => {
     const t = clock()
     const o = ortto({ now: t.now })
-    for (let i = 0; i < 14; i++) { await o.merge([person({ 'str::email': 'x@nodot' })]); t.advance(1000) }
+    for (let i = 0; i < 14; i++) {
+      await o.merge([person({ 'str::email': 'x@nodot' })])
+      t.advance(1000)
+    }
     expect([o.state.banned(), o.state.bans]).toEqual([false, 0])
     await o.call('POST', '/v1/nope', {}) // a 404 counts too: the 15th
     expect([o.state.banned(), o.state.bans]).toEqual([true, 1])
@@ -81,7 +86,10 @@ describe('Ortto stand-in: rate limit and the ban', () => {
   it('refusals older than 15 s do not count; 401s, 415s and 429s do', async () => {
     const t = clock()
     const o = ortto({ now: t.now, rateLimit: 1 })
-    for (let i = 0; i < 14; i++) { await o.call('POST', '/v1/person/merge', {}, { 'x-api-key': 'wrong' }); t.advance(1100) }
+    for (let i = 0; i < 14; i++) {
+      await o.call('POST', '/v1/person/merge', {}, { 'x-api-key': 'wrong' })
+      t.advance(1100)
+    }
     t.advance(1000)
     await o.call('POST', '/v1/person/merge', 'x', { 'content-type': 'text/plain' })
     expect(o.state.banned()).toBe(false) // 15 refusals, but the first two are more than 15 s old
@@ -93,7 +101,8 @@ describe('Ortto stand-in: rate limit and the ban', () => {
 
   it('the ban can be tuned or switched off', async () => {
     const tuned = ortto({ ban: { after: 2 } })
-    await tuned.call('POST', '/v1/nope', {}); await tuned.call('POST', '/v1/nope', {})
+    await tuned.call('POST', '/v1/nope', {})
+    await tuned.call('POST', '/v1/nope', {})
     expect(tuned.state.banned()).toBe(true)
     const off = ortto({ ban: false })
     for (let i = 0; i < 20; i++) await off.call('POST', '/v1/nope', {})

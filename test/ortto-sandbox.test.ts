@@ -1,3 +1,4 @@
+import type { Loose } from './helpers'
 import { describe, expect, it } from 'vitest'
 import { createOrtto } from '../sandbox/ortto.js'
 import { body, order, ortto, person } from './ortto-helpers'
@@ -8,9 +9,12 @@ describe('Ortto stand-in: person/merge', () => {
   it('creates, then merges, answering one entry per person in order', async () => {
     const o = ortto()
     const first = await body(await o.merge([person({ 'str::ei': 'u1', 'str::email': 'ann@example.com' }), person({ 'str::email': 'bob@example.com' })]))
-    expect(first.people.map((p: any) => p.status)).toEqual(['created', 'created'])
+    expect(first.people.map((p: Loose) => p.status)).toEqual(['created', 'created'])
     const second = await body(await o.merge([person({ 'str::email': 'bob@example.com' }), person({ 'str::ei': 'u1', 'str::first': 'Ann' })]))
-    expect(second.people).toEqual([{ person_id: first.people[1].person_id, status: 'merged' }, { person_id: first.people[0].person_id, status: 'merged' }])
+    expect(second.people).toEqual([
+      { person_id: first.people[1].person_id, status: 'merged' },
+      { person_id: first.people[0].person_id, status: 'merged' },
+    ])
     expect(o.state.people.size).toBe(2)
     expect(o.state.person('str::ei', 'u1')?.fields).toMatchObject({ 'str::first': 'Ann', 'str::email': 'ann@example.com', 'bol::p': true })
   })
@@ -18,7 +22,7 @@ describe('Ortto stand-in: person/merge', () => {
   it('the same person twice in one call: created, then merged', async () => {
     const o = ortto()
     const answer = await body(await o.merge([person({ 'str::email': 'a@example.com' }), person({ 'str::email': 'A@Example.com', 'str::last': 'L' })]))
-    expect(answer.people.map((p: any) => p.status)).toEqual(['created', 'merged'])
+    expect(answer.people.map((p: Loose) => p.status)).toEqual(['created', 'merged'])
   })
 
   it.each([[0], [101]])('%i people -> 400', async (n) => {
@@ -56,27 +60,38 @@ describe('Ortto stand-in: person/merge', () => {
     expect(answer).toMatchObject({ details: [{ status: 'invalid', error: expect.stringContaining('address') }] })
   })
 
-  it.each(['203.0.113.7', '0.0.0.0', '2001:db8::1', '::1', '::ffff:203.0.113.7', '2001:0db8:0000:0000:0000:ff00:0042:8329'])(
-    'location {source_ip: %s} is kept on the person', async (ip) => {
-      const o = ortto()
-      const answer = await body(await o.merge([person({ 'str::email': 'a@example.com' }, { location: { source_ip: ip } })]))
-      expect(answer.people[0].status).toBe('created')
-      expect(o.state.person('str::email', 'a@example.com')?.location).toEqual({ source_ip: ip })
-    })
+  it.each(['203.0.113.7', '0.0.0.0', '2001:db8::1', '::1', '::ffff:203.0.113.7', '2001:0db8:0000:0000:0000:ff00:0042:8329'])('location {source_ip: %s} is kept on the person', async (ip) => {
+    const o = ortto()
+    const answer = await body(await o.merge([person({ 'str::email': 'a@example.com' }, { location: { source_ip: ip } })]))
+    expect(answer.people[0].status).toBe('created')
+    expect(o.state.person('str::email', 'a@example.com')?.location).toEqual({ source_ip: ip })
+  })
 
   it.each([
-    ['a bad IPv4', { source_ip: '256.1.2.3' }], ['a short IPv4', { source_ip: '1.2.3' }], ['leading zeros', { source_ip: '01.2.3.4' }],
-    ['a bad IPv6', { source_ip: '2001:db8::g1' }], ['two ::', { source_ip: '1::2::3' }], ['a zone', { source_ip: 'fe80::1%eth0' }],
-    ['a port', { source_ip: '203.0.113.7:80' }], ['brackets', { source_ip: '[::1]' }], ['a host name', { source_ip: 'example.com' }],
-    ['a number', { source_ip: 7 }], ['another key', { source_ip: '203.0.113.7', city: 'Sydney' }], ['no source_ip', {}], ['a text', '203.0.113.7'],
+    ['a bad IPv4', { source_ip: '256.1.2.3' }],
+    ['a short IPv4', { source_ip: '1.2.3' }],
+    ['leading zeros', { source_ip: '01.2.3.4' }],
+    ['a bad IPv6', { source_ip: '2001:db8::g1' }],
+    ['two ::', { source_ip: '1::2::3' }],
+    ['a zone', { source_ip: 'fe80::1%eth0' }],
+    ['a port', { source_ip: '203.0.113.7:80' }],
+    ['brackets', { source_ip: '[::1]' }],
+    ['a host name', { source_ip: 'example.com' }],
+    ['a number', { source_ip: 7 }],
+    ['another key', { source_ip: '203.0.113.7', city: 'Sydney' }],
+    ['no source_ip', {}],
+    ['a text', '203.0.113.7'],
   ])('location with %s makes that person invalid', async (_, location) => {
     const o = ortto()
     const answer = await body(await o.merge([person({ 'str::email': 'a@example.com' }, { location }), person({ 'str::email': 'b@example.com' })]))
-    expect(answer.people).toEqual([{ status: 'invalid', error: expect.stringContaining('location') }, { person_id: expect.any(String), status: 'created' }])
+    expect(answer.people).toEqual([
+      { status: 'invalid', error: expect.stringContaining('location') },
+      { person_id: expect.any(String), status: 'created' },
+    ])
     expect(o.state.people.size).toBe(1)
   })
 
-  it('a later location replaces the person\'s; merge_strategy 1 keeps one already there', async () => {
+  it("a later location replaces the person's; merge_strategy 1 keeps one already there", async () => {
     const o = ortto()
     const at = (ip: string) => person({ 'str::email': 'a@example.com' }, { location: { source_ip: ip } })
     await o.merge([at('203.0.113.7')])
@@ -193,10 +208,16 @@ describe('Ortto stand-in: activities/create', () => {
     const answer = await body(await o.track([order({ 'str::ei': 'u1', 'str::email': 'ann@example.com' })]))
     const id = o.state.person('str::ei', 'u1')?.id
     expect(answer).toEqual({ activities: [{ activity_id: 'act:cm:order-completed', person_id: id, status: 'queued', person_status: 'queued' }] })
-    expect(o.state.activities).toEqual([{
-      activity_id: 'act:cm:order-completed', person_id: id, email: 'ann@example.com', ei: 'u1',
-      attributes: { 'str:cm:product': 'Tea', 'int:cm:quantity': 2 }, at: expect.any(Number),
-    }])
+    expect(o.state.activities).toEqual([
+      {
+        activity_id: 'act:cm:order-completed',
+        person_id: id,
+        email: 'ann@example.com',
+        ei: 'u1',
+        attributes: { 'str:cm:product': 'Tea', 'int:cm:quantity': 2 },
+        at: expect.any(Number),
+      },
+    ])
   })
 
   it.each([[0], [101]])('%i activities -> 400', async (n) => {
@@ -208,7 +229,11 @@ describe('Ortto stand-in: activities/create', () => {
     ['an attribute it does not define', order({ 'str::email': 'a@example.com' }, { 'str:cm:colour': 'red' }), 'not defined'],
     ['a mistyped attribute', order({ 'str::email': 'a@example.com' }, { 'int:cm:quantity': '2' }), 'int:cm:quantity'],
     ['a null attribute', order({ 'str::email': 'a@example.com' }, { 'int:cm:quantity': null }), 'null'],
-    ['16 attributes', { activity_id: 'act:cm:many', attributes: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`int:cm:n${i}`, i])), fields: { 'str::email': 'a@example.com' } }, 'at most 15'],
+    [
+      '16 attributes',
+      { activity_id: 'act:cm:many', attributes: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`int:cm:n${i}`, i])), fields: { 'str::email': 'a@example.com' } },
+      'at most 15',
+    ],
     ['a bad person', order({ 'str::email': 'a@nodot' }), 'email'],
     ['no person', order({ 'str::first': 'Ann' }), 'str::email or str::ei'],
     ['an unknown person_id', { activity_id: 'act:cm:order-completed', attributes: {}, person_id: '00ffff' }, 'not found'],
@@ -220,12 +245,14 @@ describe('Ortto stand-in: activities/create', () => {
 
   it('location {source_ip} is kept on the activity record; a bad one makes that activity invalid', async () => {
     const o = ortto()
-    const answer = await body(await o.track([
-      { ...order({ 'str::email': 'a@example.com' }), location: { source_ip: '2001:db8::7' } },
-      { ...order({ 'str::email': 'b@example.com' }), location: { source_ip: '300.0.113.7' } },
-      { ...order({ 'str::email': 'c@example.com' }), location: { source_ip: '203.0.113.7', country: 'AU' } },
-    ]))
-    expect(answer.activities.map((a: any) => a.status)).toEqual(['queued', 'invalid', 'invalid'])
+    const answer = await body(
+      await o.track([
+        { ...order({ 'str::email': 'a@example.com' }), location: { source_ip: '2001:db8::7' } },
+        { ...order({ 'str::email': 'b@example.com' }), location: { source_ip: '300.0.113.7' } },
+        { ...order({ 'str::email': 'c@example.com' }), location: { source_ip: '203.0.113.7', country: 'AU' } },
+      ]),
+    )
+    expect(answer.activities.map((a: Loose) => a.status)).toEqual(['queued', 'invalid', 'invalid'])
     expect(answer.activities[1].error).toContain('location')
     expect(o.state.activities).toEqual([expect.objectContaining({ email: 'a@example.com', location: { source_ip: '2001:db8::7' } })])
     const id = o.state.person('str::email', 'a@example.com')?.id
@@ -242,11 +269,11 @@ describe('Ortto stand-in: activities/create', () => {
   it("invalid activities follow invalidMode: 'item' answers per activity, 'call' refuses the call", async () => {
     const batch = [order({ 'str::email': 'a@example.com' }), order({ 'str::email': 'b@nodot' })]
     const item = ortto()
-    expect((await body(await item.track(batch))).activities.map((a: any) => a.status)).toEqual(['queued', 'invalid'])
+    expect((await body(await item.track(batch))).activities.map((a: Loose) => a.status)).toEqual(['queued', 'invalid'])
     expect(item.state.activities).toHaveLength(1)
     const call = ortto({ invalidMode: 'call' })
     const response = await call.track(batch)
-    expect([response.status, (await body(response)).details.map((d: any) => d.status)]).toEqual([400, ['valid', 'invalid']])
+    expect([response.status, (await body(response)).details.map((d: Loose) => d.status)]).toEqual([400, ['valid', 'invalid']])
     expect([call.state.activities.length, call.state.people.size]).toEqual([0, 0])
   })
 
@@ -272,10 +299,12 @@ describe('Ortto stand-in: definitions', () => {
   it('person/custom-field/get lists the custom fields (no body, or {})', async () => {
     const o = ortto({ customFields: { 'int:cm:age': 'Age', 'dec:cm:lifetime-value': 'Lifetime Value' } })
     const answer = await body(await o.call('POST', '/v1/person/custom-field/get', undefined, { 'content-type': '' }))
-    expect(answer).toEqual({ fields: [
-      { field: { id: 'int:cm:age', name: 'Age', display_type: 'integer', liquid_name: 'people.custom.age' }, tracked_value: false },
-      { field: { id: 'dec:cm:lifetime-value', name: 'Lifetime Value', display_type: 'decimal', liquid_name: 'people.custom.lifetime-value' }, tracked_value: false },
-    ] })
+    expect(answer).toEqual({
+      fields: [
+        { field: { id: 'int:cm:age', name: 'Age', display_type: 'integer', liquid_name: 'people.custom.age' }, tracked_value: false },
+        { field: { id: 'dec:cm:lifetime-value', name: 'Lifetime Value', display_type: 'decimal', liquid_name: 'people.custom.lifetime-value' }, tracked_value: false },
+      ],
+    })
     expect((await o.call('POST', '/v1/person/custom-field/get', {})).status).toBe(200)
     expect((await o.call('POST', '/v1/person/custom-field/get', { limit: 5 })).status).toBe(400)
   })
@@ -288,7 +317,10 @@ describe('Ortto stand-in: definitions', () => {
     expect(namespaces[''].fields['act::ta']).toMatchObject({ display_type: 'activity', read_only: true, attributes: [{ id: 'sst::t', name: 'Tags' }, { id: 'str::ts' }] })
     expect(namespaces.cm.fields['int:cm:age']).toMatchObject({ id: 'int:cm:age', name: 'Age', display_type: 'integer' })
     expect(namespaces.cm.fields['act:cm:order-completed']).toEqual({
-      id: 'act:cm:order-completed', name: 'Order Completed', display_type: 'activity', attributes: [
+      id: 'act:cm:order-completed',
+      name: 'Order Completed',
+      display_type: 'activity',
+      attributes: [
         { id: 'str:cm:product', name: 'Product', display_type: 'text', liquid_name: 'activity.order-completed.product' },
         { id: 'int:cm:quantity', name: 'Quantity', display_type: 'integer', liquid_name: 'activity.order-completed.quantity' },
       ],
@@ -299,7 +331,7 @@ describe('Ortto stand-in: definitions', () => {
   })
 
   it('createOrtto refuses a malformed custom field or activity id', () => {
-    expect(() => createOrtto({ customFields: { 'age': 'Age' } })).toThrow(/custom field age/)
+    expect(() => createOrtto({ customFields: { age: 'Age' } })).toThrow(/custom field age/)
     expect(() => createOrtto({ customFields: { 'xyz:cm:age': 'Age' } })).toThrow(/custom field/)
     expect(() => createOrtto({ activities: { 'order-completed': { name: 'Order Completed' } } })).toThrow(/activity/)
   })
@@ -312,9 +344,9 @@ describe('Ortto stand-in: person/get, archive, delete', () => {
     const byEmail = await body(await o.find({ '$str::is': { field_id: 'str::email', value: 'ANN@example.com' } }, ['str::email', 'int:cm:age', 'str::last']))
     expect(byEmail.contacts).toEqual([{ id: o.state.person('str::ei', 'u1')?.id, fields: { 'str::email': 'ann@example.com', 'int:cm:age': 30 } }])
     expect(byEmail.meta).toEqual({ total_contacts: 2, total_organizations: 0, total_matches: 1 })
-    const byEi = await body(await o.find({ '$or': [{ '$str::is': { field_id: 'str::ei', value: 'u1' } }, { '$str::is': { field_id: 'str::ei', value: 'u2' } }] }))
-    expect(byEi.contacts.map((c: any) => c.fields['str::email'])).toEqual(['ann@example.com'])
-    const both = await body(await o.find({ '$and': [{ '$has_any_value': { field_id: 'str::ei' } }, { '$str::is': { field_id: 'str::email', value: 'bob@example.com' } }] }))
+    const byEi = await body(await o.find({ $or: [{ '$str::is': { field_id: 'str::ei', value: 'u1' } }, { '$str::is': { field_id: 'str::ei', value: 'u2' } }] }))
+    expect(byEi.contacts.map((c: Loose) => c.fields['str::email'])).toEqual(['ann@example.com'])
+    const both = await body(await o.find({ $and: [{ $has_any_value: { field_id: 'str::ei' } }, { '$str::is': { field_id: 'str::email', value: 'bob@example.com' } }] }))
     expect(both.contacts).toEqual([])
   })
 

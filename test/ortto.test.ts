@@ -10,11 +10,22 @@ describe('Ortto: identify -> person/merge', () => {
   it('maps built-in fields, the userId as external id (never the anonymousId) and custom traits by the account field name, in its type', async () => {
     const { post, ortto, calls } = setupOrtto()
     const response = await post({
-      type: 'identify', messageId: id(), userId: 'u-1', anonymousId: 'anon-1',
+      type: 'identify',
+      messageId: id(),
+      userId: 'u-1',
+      anonymousId: 'anon-1',
       traits: {
-        email: ' Ada@Example.COM ', name: 'Ada King Lovelace', phone: '+61 401 234 567', language: 'en', birthday: '1815-12-10',
+        email: ' Ada@Example.COM ',
+        name: 'Ada King Lovelace',
+        phone: '+61 401 234 567',
+        language: 'en',
+        birthday: '1815-12-10',
         address: { city: 'London', country: 'UK', state: 'Greater London', postalCode: 'W1' },
-        age: '36', Plan: 'pro', vip: true, 'lifetime value': 12.5, unknownTrait: 'x',
+        age: '36',
+        Plan: 'pro',
+        vip: true,
+        'lifetime value': 12.5,
+        unknownTrait: 'x',
       },
     })
     expect(response.status).toBe(200)
@@ -22,15 +33,27 @@ describe('Ortto: identify -> person/merge', () => {
     expect(body.issues).toEqual([{ path: 'traits.unknownTrait', message: expect.stringContaining('no custom field of this name') }])
     const [merge] = calls('/person/merge')
     expect(merge.body.merge_by).toEqual(['str::ei', 'str::email']) // found by userId, else email (ORTTO_MERGE_BY's default)
-    expect(merge.body.people).toEqual([{
-      fields: {
-        'str::email': 'ada@example.com', 'str::ei': 'u-1', 'str::first': 'Ada', 'str::last': 'King Lovelace',
-        'phn::phone': { phone: '61401234567', parse_with_country_code: true }, 'str::language': 'en',
-        'dtz::b': { year: 1815, month: 12, day: 10, timezone: 'UTC' },
-        'geo::city': { name: 'London' }, 'geo::country': { name: 'UK' }, 'geo::region': { name: 'Greater London' }, 'str::postal': 'W1',
-        'int:cm:age': 36, 'str:cm:plan': 'pro', 'bol:cm:vip': true, 'dec:cm:lifetime-value': 12500,
+    expect(merge.body.people).toEqual([
+      {
+        fields: {
+          'str::email': 'ada@example.com',
+          'str::ei': 'u-1',
+          'str::first': 'Ada',
+          'str::last': 'King Lovelace',
+          'phn::phone': { phone: '61401234567', parse_with_country_code: true },
+          'str::language': 'en',
+          'dtz::b': { year: 1815, month: 12, day: 10, timezone: 'UTC' },
+          'geo::city': { name: 'London' },
+          'geo::country': { name: 'UK' },
+          'geo::region': { name: 'Greater London' },
+          'str::postal': 'W1',
+          'int:cm:age': 36,
+          'str:cm:plan': 'pro',
+          'bol:cm:vip': true,
+          'dec:cm:lifetime-value': 12500,
+        },
       },
-    }])
+    ])
     expect(JSON.stringify(merge.body)).not.toContain('anon-1')
     expect(person(ortto, 'ada@example.com')).toBeDefined()
   })
@@ -61,7 +84,14 @@ describe('Ortto: identify -> person/merge', () => {
 })
 
 describe('Ortto: track -> activities/create', () => {
-  const order = (email: string, extra = {}) => ({ type: 'track', messageId: id(), event: 'Order Completed', userId: `u-${email}`, properties: { email, product: 'Tea', quantity: 2, coupon: 'X' }, ...extra })
+  const order = (email: string, extra = {}) => ({
+    type: 'track',
+    messageId: id(),
+    event: 'Order Completed',
+    userId: `u-${email}`,
+    properties: { email, product: 'Tea', quantity: 2, coupon: 'X' },
+    ...extra,
+  })
 
   it('creates 100 activities in one call, with the attributes the activity defines, exactly once across re-sends', async () => {
     const { post, calls, ortto } = setupOrtto()
@@ -70,14 +100,20 @@ describe('Ortto: track -> activities/create', () => {
     expect((await post(batch)).status).toBe(200) // Segment re-sends
     const created = calls('/activities/create')
     expect(created).toHaveLength(1)
-    expect(created[0].body.activities[0]).toEqual({ activity_id: 'act:cm:order-completed', attributes: { 'str:cm:product': 'Tea', 'int:cm:quantity': 2 }, fields: { 'str::email': 't0@example.com', 'str::ei': 'u-t0@example.com' } })
+    expect(created[0].body.activities[0]).toEqual({
+      activity_id: 'act:cm:order-completed',
+      attributes: { 'str:cm:product': 'Tea', 'int:cm:quantity': 2 },
+      fields: { 'str::email': 't0@example.com', 'str::ei': 'u-t0@example.com' },
+    })
     expect(ortto.activities).toHaveLength(100)
   })
 
   it('an unmapped track updates the person when it carries traits, and is skipped otherwise; page, screen, group write nothing', async () => {
     const { post, calls } = setupOrtto()
     const withTraits = { type: 'track', messageId: id(), event: 'Clicked', context: { traits: { email: 'c@example.com', plan: 'pro' } } }
-    expect((await json(await post(withTraits))).message).toContain('no activity is named "Clicked" in the Ortto account or mapped in ORTTO_ACTIVITIES (ORTTO_CREATE=activities creates it); person merged')
+    expect((await json(await post(withTraits))).message).toContain(
+      'no activity is named "Clicked" in the Ortto account or mapped in ORTTO_ACTIVITIES (ORTTO_CREATE=activities creates it); person merged',
+    )
     const bare = await json(await post({ type: 'track', messageId: id(), event: 'Clicked', properties: { email: 'c@example.com' } }))
     expect(bare).toMatchObject({ status: 'skipped' })
     for (const type of ['page', 'screen', 'group']) expect((await json(await post({ type, messageId: id(), userId: 'u' }))).status).toBe('skipped')
@@ -223,12 +259,14 @@ describe('Ortto: answers and limits', () => {
     const response = await request(new Request('https://worker.test/health?check=ortto', { headers: { authorization: 'Bearer adm' } }))
     const report = await json(response)
     expect(report.message).toBe('1 problem: see checks')
-    expect(report.checks).toEqual(expect.arrayContaining([
-      expect.objectContaining({ check: 'api key', ok: true }),
-      expect.objectContaining({ check: 'activities', ok: true, message: expect.stringContaining('"Order Completed" creates activity act:cm:order-completed (attributes: Product, Quantity)') }),
-      expect.objectContaining({ check: 'activities', ok: false, message: expect.stringContaining('act:cm:missing, which your Ortto account does not have') }),
-      expect.objectContaining({ check: 'custom fields', ok: true, message: expect.stringContaining('Lifetime Value') }),
-    ]))
+    expect(report.checks).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ check: 'api key', ok: true }),
+        expect.objectContaining({ check: 'activities', ok: true, message: expect.stringContaining('"Order Completed" creates activity act:cm:order-completed (attributes: Product, Quantity)') }),
+        expect.objectContaining({ check: 'activities', ok: false, message: expect.stringContaining('act:cm:missing, which your Ortto account does not have') }),
+        expect.objectContaining({ check: 'custom fields', ok: true, message: expect.stringContaining('Lifetime Value') }),
+      ]),
+    )
     expect(JSON.stringify(report)).not.toContain(ORTTO_KEY)
   })
 

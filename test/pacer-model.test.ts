@@ -58,8 +58,14 @@ it('holds its promises under any mix of outcomes and concurrency', { timeout: 12
             const inPause = pauses.find((p) => now >= p.from && now < p.until)
             if (inPause) problems.push(`started at ${now - t0} inside a pause ${inPause.from - t0}–${inPause.until - t0}`)
             if (probe && now - probe.since < PROBE_EXPIRES_MS) problems.push(`started at ${now - t0} while the probe was out`)
-            if (probe && now - probe.since >= PROBE_EXPIRES_MS) (probe = undefined), (probeNeeded = true) // lost: the next goes as the probe
-            if (probeNeeded) (probe = { ticket, since: now }), (probeNeeded = false)
+            if (probe && now - probe.since >= PROBE_EXPIRES_MS) {
+              probe = undefined // lost: the next goes as the probe
+              probeNeeded = true
+            }
+            if (probeNeeded) {
+              probe = { ticket, since: now }
+              probeNeeded = false
+            }
             starts.push(now)
             if (outcome.kind === 'lost') return
             clock.at(now + takes, () => {

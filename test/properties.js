@@ -19,9 +19,33 @@ export const FUZZ_ENV = {
 }
 
 const RESERVED = new Set([
-  'email', 'name', 'firstName', 'first_name', 'lastName', 'last_name', 'phone', 'mobile', 'mobilePhone', 'mobile_phone',
-  'title', 'website', 'industry', 'company', 'address', 'leadSource', 'lead_source', 'LeadSource', 'status', 'salutation',
-  'twitter', 'linkedin', 'fax', 'unsubscribed', 'newEmail', 'new_email', '_NewEmail',
+  'email',
+  'name',
+  'firstName',
+  'first_name',
+  'lastName',
+  'last_name',
+  'phone',
+  'mobile',
+  'mobilePhone',
+  'mobile_phone',
+  'title',
+  'website',
+  'industry',
+  'company',
+  'address',
+  'leadSource',
+  'lead_source',
+  'LeadSource',
+  'status',
+  'salutation',
+  'twitter',
+  'linkedin',
+  'fax',
+  'unsubscribed',
+  'newEmail',
+  'new_email',
+  '_NewEmail',
 ])
 
 /** Text with the awkward parts mixed in: NUL and other controls, lone surrogates, emoji, RTL marks. */
@@ -34,13 +58,16 @@ export const awkwardText = fc.string({
 })
 
 /** Any trait name at all, including the dangerous ones. */
-export const traitName = fc.oneof(
-  { weight: 8, arbitrary: awkwardText },
-  { weight: 1, arbitrary: fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', '', '   ') },
-)
+export const traitName = fc.oneof({ weight: 8, arbitrary: awkwardText }, { weight: 1, arbitrary: fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', '', '   ') })
 
-const leaf = fc.oneof(awkwardText, fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null),
-  fc.constantFrom('2026-11-28', '2026-11-28T10:00:00Z', 'not a date'))
+const leaf = fc.oneof(
+  awkwardText,
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constantFrom('2026-11-28', '2026-11-28T10:00:00Z', 'not a date'),
+)
 /** Trait values within the Worker's limits: any JSON shape a few levels deep. */
 const traitValue = fc.letrec((tie) => ({
   value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('array'), tie('object')),
@@ -51,28 +78,34 @@ const traitValue = fc.letrec((tie) => ({
 const email = fc.emailAddress({ size: 'small' })
 
 /** A valid identify: a valid email, some reserved traits, and arbitrary others. */
-export const validIdentify = fc.record({
-  email,
-  reserved: fc.record(
-    {
-      firstName: awkwardText,
-      last_name: awkwardText,
-      name: awkwardText,
-      phone: fc.oneof(awkwardText, fc.integer()),
-      company: fc.oneof(awkwardText, fc.record({ name: awkwardText, employee_count: fc.nat(), plan: awkwardText }, { requiredKeys: [] })),
-      address: fc.record({ city: awkwardText, postal_code: awkwardText, zip: fc.nat() }, { requiredKeys: [] }),
-      unsubscribed: fc.boolean(),
-      LeadSource: awkwardText,
-    },
-    { requiredKeys: [] },
-  ),
-  others: fc.dictionary(traitName.filter((name) => !RESERVED.has(name)), traitValue, { maxKeys: 8 }),
-}).map(({ email, reserved, others }) => ({
-  type: 'identify',
-  messageId: 'fuzz-identify',
-  userId: 'fuzz-user',
-  traits: { ...others, ...reserved, email },
-}))
+export const validIdentify = fc
+  .record({
+    email,
+    reserved: fc.record(
+      {
+        firstName: awkwardText,
+        last_name: awkwardText,
+        name: awkwardText,
+        phone: fc.oneof(awkwardText, fc.integer()),
+        company: fc.oneof(awkwardText, fc.record({ name: awkwardText, employee_count: fc.nat(), plan: awkwardText }, { requiredKeys: [] })),
+        address: fc.record({ city: awkwardText, postal_code: awkwardText, zip: fc.nat() }, { requiredKeys: [] }),
+        unsubscribed: fc.boolean(),
+        LeadSource: awkwardText,
+      },
+      { requiredKeys: [] },
+    ),
+    others: fc.dictionary(
+      traitName.filter((name) => !RESERVED.has(name)),
+      traitValue,
+      { maxKeys: 8 },
+    ),
+  })
+  .map(({ email, reserved, others }) => ({
+    type: 'identify',
+    messageId: 'fuzz-identify',
+    userId: 'fuzz-user',
+    traits: { ...others, ...reserved, email },
+  }))
 
 /** Something shaped like a Segment event, with wrong types anywhere. */
 const eventLike = fc.record(

@@ -6,8 +6,7 @@ import { anyBodyProperty, customKeyProperty, FUZZ_API_KEY, FUZZ_ENV, validIdenti
 // The same properties run 20,000+ times against the built Worker with `npm run fuzz`.
 function worker() {
   const { request, autopilot } = setup(FUZZ_ENV, { apiKey: FUZZ_API_KEY })
-  const send = (body: string, headers: Record<string, string>) =>
-    request(new Request('https://worker.test/', { method: 'POST', body, headers }))
+  const send = (body: string, headers: Record<string, string>) => request(new Request('https://worker.test/', { method: 'POST', body, headers }))
   return { send, autopilot }
 }
 
@@ -17,7 +16,7 @@ describe('properties (fast-check)', () => {
     await fc.assert(anyBodyProperty(send), { numRuns: 400 })
   })
 
-  it('any valid identify is delivered as a contact that passes Autopilot\'s strict check', async () => {
+  it("any valid identify is delivered as a contact that passes Autopilot's strict check", async () => {
     const { send, autopilot } = worker()
     await fc.assert(validIdentifyProperty(send, autopilot), { numRuns: 300 })
   })

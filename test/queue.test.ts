@@ -3,8 +3,7 @@ import { pacerFor } from '../src/pipeline/pacer'
 import { EVENTS_PER_MESSAGE, MAX_ATTEMPTS } from '../src/queue/queue'
 import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track } from './helpers'
 
-const identifies = (n: number, prefix = 'q') =>
-  Array.from({ length: n }, (_, i) => ({ type: 'identify', messageId: `${prefix}-${i}`, traits: { email: `${prefix}${i}@example.com` } }))
+const identifies = (n: number, prefix = 'q') => Array.from({ length: n }, (_, i) => ({ type: 'identify', messageId: `${prefix}-${i}`, traits: { email: `${prefix}${i}@example.com` } }))
 
 /** A worker in queued mode: a fake producer that records, the real (local) D1. */
 function queued(env: Record<string, unknown> = {}, autopilotOptions = {}) {
@@ -108,15 +107,8 @@ describe('queue consumer', () => {
 
   it('merges several events for one email into one contact, the later value winning per field', async () => {
     const { consume, autopilot } = queued()
-    await consume([
-      identify({ email: 'm@example.com', plan: 'free', firstName: 'M' }),
-      identify({ email: 'other@example.com' }),
-      identify({ email: 'm@example.com', plan: 'pro' }),
-    ])
-    expect(autopilot.calls[0].body.contacts).toEqual([
-      { Email: 'm@example.com', FirstName: 'M', custom: { 'string--plan': 'pro' } },
-      { Email: 'other@example.com' },
-    ])
+    await consume([identify({ email: 'm@example.com', plan: 'free', firstName: 'M' }), identify({ email: 'other@example.com' }), identify({ email: 'm@example.com', plan: 'pro' })])
+    expect(autopilot.calls[0].body.contacts).toEqual([{ Email: 'm@example.com', FirstName: 'M', custom: { 'string--plan': 'pro' } }, { Email: 'other@example.com' }])
   })
 
   it('splits a bulk call Autopilot rejects, delivers the rest, dead-letters the bad contact with the reason', async () => {
@@ -126,9 +118,7 @@ describe('queue consumer', () => {
     const result = await consume([{ body: { v: 2, items: events.map((event) => ({ event, at: 1 })) } }])
     expect(autopilot.contacts.size).toBe(99)
     expect(result.explicitAcks).toEqual(['msg-0'])
-    expect(await deadLetters()).toEqual([
-      expect.objectContaining({ message_id: 'poison', type: 'identify', attempts: 1, reason: expect.stringContaining('Invalid contact_id_or_email') }),
-    ])
+    expect(await deadLetters()).toEqual([expect.objectContaining({ message_id: 'poison', type: 'identify', attempts: 1, reason: expect.stringContaining('Invalid contact_id_or_email') })])
     expect(JSON.parse((await deadLetters())[0].event)).toEqual(events[61])
   })
 
@@ -236,7 +226,7 @@ describe('queue consumer', () => {
     expect(await deadLetters()).toEqual([])
   })
 
-  it('retries the messages whole (never acks) when the database refuses an invalid event\'s dead letter', async () => {
+  it("retries the messages whole (never acks) when the database refuses an invalid event's dead letter", async () => {
     const store = testDb()
     store.fail('INSERT INTO dead_letters', 2)
     const { consume } = queued({ DB: store.db })
@@ -274,11 +264,7 @@ describe('queue consumer', () => {
     const event = track('Step Activated', 'new@example.com')
     const result = await consume([event])
     expect(result.explicitAcks).toEqual(['msg-0'])
-    expect(autopilot.calls.map((call) => `${call.path} ${call.status}`)).toEqual([
-      '/trigger/0001/contact/new%40example.com 404',
-      '/contact 200',
-      '/trigger/0001/contact/new%40example.com 200',
-    ])
+    expect(autopilot.calls.map((call) => `${call.path} ${call.status}`)).toEqual(['/trigger/0001/contact/new%40example.com 404', '/contact 200', '/trigger/0001/contact/new%40example.com 200'])
     expect(await rows('SELECT state FROM messages WHERE message_id = ?1', event.messageId)).toEqual([{ state: 'done' }])
   })
 

@@ -27,9 +27,15 @@ const destinations = {
   },
   ortto: {
     start: (events: ReturnType<typeof fakeQueue>) =>
-      setupOrtto({ EVENTS: events.queue, ORTTO_MAX_RPS: '10', ORTTO_TIMEOUT_MS: TIMEOUT_MS, ORTTO_ACTIVITIES: JSON.stringify({ 'Step Activated': 'act:cm:step-activated' }) }, { rateLimit: 10, latencyMs: 150 }),
+      setupOrtto(
+        { EVENTS: events.queue, ORTTO_MAX_RPS: '10', ORTTO_TIMEOUT_MS: TIMEOUT_MS, ORTTO_ACTIVITIES: JSON.stringify({ 'Step Activated': 'act:cm:step-activated' }) },
+        { rateLimit: 10, latencyMs: 150 },
+      ),
     faults: [{ status: 500 }, { status: 503 }, { status: 429, tryInSeconds: 1 }, { status: 429, tryInSeconds: 0 }, { hang: true }] as Fault[],
-    first: [{ status: 429, tryInSeconds: 1 }, { status: 429, tryInSeconds: 0 }] as Fault[],
+    first: [
+      { status: 429, tryInSeconds: 1 },
+      { status: 429, tryInSeconds: 0 },
+    ] as Fault[],
   },
 }
 
@@ -98,9 +104,8 @@ describe.each(Object.keys(destinations) as (keyof typeof destinations)[])('queue
     }
 
     // Each journey entered once (a hung call's claim held it until its lease ended: the stand-in's hung calls never enter).
-    const entered = name === 'autopilot'
-      ? worker.autopilot.enrolments.map((e) => e.email)
-      : (worker as unknown as ReturnType<typeof setupOrtto>).ortto.activities.map((a: { email?: string }) => a.email ?? '')
+    const entered =
+      name === 'autopilot' ? worker.autopilot.enrolments.map((e) => e.email) : (worker as unknown as ReturnType<typeof setupOrtto>).ortto.activities.map((a: { email?: string }) => a.email ?? '')
     const expected = [...tracks.map((t) => t.context.traits.email), ...late.map((e) => e.traits.email)]
     for (const address of expected) expect(entered.filter((e) => e === address).length, address).toBe(1)
     expect(entered).toHaveLength(expected.length)

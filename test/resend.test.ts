@@ -115,7 +115,7 @@ describe('newest wins', () => {
     const { post, env } = setup()
     await post(people(50, 'happy'))
     await post(people(50, 'happy'))
-    const counts = await env.DB!.prepare("SELECT (SELECT count(*) FROM contacts) AS guards, (SELECT count(*) FROM messages) AS messages").first()
+    const counts = await env.DB!.prepare('SELECT (SELECT count(*) FROM contacts) AS guards, (SELECT count(*) FROM messages) AS messages').first()
     expect(counts).toEqual({ guards: 0, messages: 0 })
   })
 })
@@ -123,7 +123,7 @@ describe('newest wins', () => {
 describe('bounded answers', () => {
   it('answers a 684 KiB body of tiny invalid events with a small body', async () => {
     const { post } = setup()
-    const body = `[${Array.from({ length: 684 * 1024 / 3 }, () => '{}').join(',')}]`
+    const body = `[${Array.from({ length: (684 * 1024) / 3 }, () => '{}').join(',')}]`
     expect(body.length).toBeGreaterThan(684 * 1024)
     const response = await post(body)
     expect(response.status).toBe(200)

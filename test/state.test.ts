@@ -47,7 +47,10 @@ describe('journey ledger: once per messageId', () => {
     const { post, autopilot, env } = setup()
     autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
     const event = track('Step Activated', EMAIL)
-    await env.DB!.prepare("INSERT INTO messages (message_id, state, at, lease_until, note) VALUES (?1, 'claimed', 1, ?2, 'crashed')").bind(event.messageId, Date.now() - 1).run()
+    await env
+      .DB!.prepare("INSERT INTO messages (message_id, state, at, lease_until, note) VALUES (?1, 'claimed', 1, ?2, 'crashed')")
+      .bind(event.messageId, Date.now() - 1)
+      .run()
     expect((await post(event)).status).toBe(200)
     expect(autopilot.enrolments).toHaveLength(1)
     expect(await rows('SELECT state FROM messages WHERE message_id = ?1', event.messageId)).toEqual([{ state: 'done' }])

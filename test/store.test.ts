@@ -78,8 +78,20 @@ describe('Store', () => {
 describe('StoreAdmin', () => {
   it('finds parked events whose email is known, expires old ones, lists and deletes dead letters', async () => {
     const s = store()
-    await s.hold({ park: [{ userHash: 'known', messageId: 'k', type: 'track', event: event('k') }, { userHash: 'unknown', messageId: 'n', type: 'track', event: event('n') }], claims: [], leaseUntil: 0, by: 't' })
-    await s.write({ ...emptyWrites(), identities: [{ userHash: 'known', email: 'k@example.com', emailHash: 'kh', at: 1 }], deadLetters: [{ reason: 'bad <b>', attempts: 3, firstSeen: 1, messageId: 'd', type: 'identify', event: { type: 'identify' } }] })
+    await s.hold({
+      park: [
+        { userHash: 'known', messageId: 'k', type: 'track', event: event('k') },
+        { userHash: 'unknown', messageId: 'n', type: 'track', event: event('n') },
+      ],
+      claims: [],
+      leaseUntil: 0,
+      by: 't',
+    })
+    await s.write({
+      ...emptyWrites(),
+      identities: [{ userHash: 'known', email: 'k@example.com', emailHash: 'kh', at: 1 }],
+      deadLetters: [{ reason: 'bad <b>', attempts: 3, firstSeen: 1, messageId: 'd', type: 'identify', event: { type: 'identify' } }],
+    })
     const a = admin()
     expect((await a.resolvableParked(10)).map((row) => [row.messageId, row.email])).toEqual([['k', 'k@example.com']])
     expect(await a.expireParked(Date.now() + 1000)).toHaveLength(2)

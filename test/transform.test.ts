@@ -71,7 +71,11 @@ describe('identify: reserved traits -> standard fields', () => {
   })
 
   it('reports a name that is a list or blank instead of dropping it silently (found by the mapping property)', () => {
-    for (const [name, message] of [[[], 'must be text; not sent'], [['Ada', 'Lovelace'], 'must be text; not sent'], ['   ', 'is blank; not sent']] as const) {
+    for (const [name, message] of [
+      [[], 'must be text; not sent'],
+      [['Ada', 'Lovelace'], 'must be text; not sent'],
+      ['   ', 'is blank; not sent'],
+    ] as const) {
       const { contact, issues } = traitsToContact(EMAIL, [['traits', { name }]], settings)
       expect(contact).toEqual({ Email: EMAIL })
       expect(issues).toEqual([{ path: 'traits.name', message }])
@@ -79,7 +83,7 @@ describe('identify: reserved traits -> standard fields', () => {
   })
 
   it('never takes a trait spelled like a prototype key ("Constructor", "constructor ") for a standard field (found by the mapping property)', () => {
-    const { contact, issues } = traitsToContact(EMAIL, [['traits', { 'constructor ': 'a', Constructor: 'b', company: { CONSTRUCTOR: 'c' }, address: { 'con_structor': 'd' } }]], settings)
+    const { contact, issues } = traitsToContact(EMAIL, [['traits', { 'constructor ': 'a', Constructor: 'b', company: { CONSTRUCTOR: 'c' }, address: { con_structor: 'd' } }]], settings)
     expect(Object.keys(contact).sort()).toEqual(['Email', 'custom'])
     expect(contactProblem(contact, new Map())).toBeUndefined()
     expect(contact.custom).toEqual({ 'string--Constructor': 'b', 'string--company--CONSTRUCTOR': 'c', 'string--address--con_structor': 'd' })
@@ -124,7 +128,10 @@ describe('identify: other traits -> typed custom fields', () => {
     [{ updated_at: '2026-11-28 10:00:00Z' }, { 'date--updated_at': '2026-11-28 10:00:00Z' }],
     [{ signupDate: 'Tue, 01 Dec 2026 10:00:00 GMT' }, { 'date--signupDate': '2026-12-01T10:00:00.000Z' }],
     [{ 'Renewal Date': '2027-01-01' }, { 'date--Renewal--Date': '2027-01-01' }],
-    [{ format: 'pdf', chat: 'on' }, { 'string--format': 'pdf', 'string--chat': 'on' }],
+    [
+      { format: 'pdf', chat: 'on' },
+      { 'string--format': 'pdf', 'string--chat': 'on' },
+    ],
     [{ zip: '01234' }, { 'string--zip': '01234' }],
     [{ tags: ['a', 'b', 3] }, { 'string--tags': 'a, b, 3' }],
     [{ items: [{ sku: 1 }] }, { 'string--items': '[{"sku":1}]' }],
@@ -150,7 +157,11 @@ describe('identify: other traits -> typed custom fields', () => {
   })
 
   it('pins a trait to the type in AUTOPILOT_FIELD_TYPES and drops values that do not fit it', () => {
-    const pinned = new Map<string, CustomType>([['logins', 'integer'], ['code', 'string'], ['prefs.size', 'integer']])
+    const pinned = new Map<string, CustomType>([
+      ['logins', 'integer'],
+      ['code', 'string'],
+      ['prefs.size', 'integer'],
+    ])
     expect(contactFrom({ logins: 3, code: 2026, prefs: { size: 2 } }, pinned).custom).toEqual({
       'integer--logins': 3,
       'string--code': '2026',
@@ -194,10 +205,7 @@ describe('identify without an email', () => {
 
 describe('track', () => {
   it('maps a configured event to its trigger, email from properties first', () => {
-    const action = toAction(
-      event({ type: 'track', event: 'Step Activated', properties: { email: 'p@example.com' }, context: { traits: { email: 'c@example.com' } } }),
-      settings,
-    )
+    const action = toAction(event({ type: 'track', event: 'Step Activated', properties: { email: 'p@example.com' }, context: { traits: { email: 'c@example.com' } } }), settings)
     expect(action).toEqual({ kind: 'enter', journey: '0001', person: { Email: 'p@example.com' }, setFirst: false })
   })
 
@@ -218,15 +226,9 @@ describe('track', () => {
   })
 
   it('turns an Engage audience track into the audience boolean on the contact', () => {
-    const entered = toAction(
-      event({ type: 'track', event: 'Audience Entered', properties: { audience_key: 'vip', vip: true }, context: { traits: { email: EMAIL } } }),
-      settings,
-    )
+    const entered = toAction(event({ type: 'track', event: 'Audience Entered', properties: { audience_key: 'vip', vip: true }, context: { traits: { email: EMAIL } } }), settings)
     expect(entered).toMatchObject({ kind: 'upsert', person: { Email: EMAIL, custom: { 'boolean--vip': true } } })
-    const exited = toAction(
-      event({ type: 'track', event: 'Audience Exited', properties: { audience_key: 'vip', vip: false }, context: { traits: { email: EMAIL } } }),
-      settings,
-    )
+    const exited = toAction(event({ type: 'track', event: 'Audience Exited', properties: { audience_key: 'vip', vip: false }, context: { traits: { email: EMAIL } } }), settings)
     expect(exited).toMatchObject({ kind: 'upsert', person: { custom: { 'boolean--vip': false } } })
   })
 
@@ -246,22 +248,15 @@ describe('other types', () => {
 
 describe('mergeContacts', () => {
   it('lets the later event win per field, custom fields included', () => {
-    expect(
-      mergeContacts(
-        { Email: EMAIL, FirstName: 'A', Title: 'T', custom: { 'string--plan': 'free', 'float--n': 1 } },
-        { Email: EMAIL, FirstName: 'B', custom: { 'string--plan': 'pro' } },
-      ),
-    ).toEqual({ Email: EMAIL, FirstName: 'B', Title: 'T', custom: { 'string--plan': 'pro', 'float--n': 1 } })
+    expect(mergeContacts({ Email: EMAIL, FirstName: 'A', Title: 'T', custom: { 'string--plan': 'free', 'float--n': 1 } }, { Email: EMAIL, FirstName: 'B', custom: { 'string--plan': 'pro' } })).toEqual(
+      { Email: EMAIL, FirstName: 'B', Title: 'T', custom: { 'string--plan': 'pro', 'float--n': 1 } },
+    )
   })
 })
 
 describe('traits that map to the same field', () => {
   it('keeps the exact name, else the first in the event, and names every trait left out', () => {
-    const { contact, issues } = traitsToContact(
-      EMAIL,
-      [['traits', { 'Favorite Color': 'red', 'Favorite  Color': 'green', 'Favorite--Color': 'blue', FavoriteColor: 'cyan' }]],
-      settings,
-    )
+    const { contact, issues } = traitsToContact(EMAIL, [['traits', { 'Favorite Color': 'red', 'Favorite  Color': 'green', 'Favorite--Color': 'blue', FavoriteColor: 'cyan' }]], settings)
     expect(contact.custom).toEqual({ 'string--Favorite--Color': 'blue', 'string--FavoriteColor': 'cyan' })
     expect(issues.map((issue) => issue.path).sort()).toEqual(['traits.Favorite  Color', 'traits.Favorite Color'])
     for (const issue of issues) expect(issue.message).toContain('not sent')
@@ -276,7 +271,10 @@ describe('traits that map to the same field', () => {
   it('names a context.traits value that traits replaced with a different one, and not one they repeat', () => {
     const { contact, issues } = traitsToContact(
       EMAIL,
-      [['context.traits', { firstName: 'Old', plan: 'basic', lastName: 'Same' }], ['traits', { firstName: 'New', plan: 'pro', lastName: 'Same' }]],
+      [
+        ['context.traits', { firstName: 'Old', plan: 'basic', lastName: 'Same' }],
+        ['traits', { firstName: 'New', plan: 'pro', lastName: 'Same' }],
+      ],
       settings,
     )
     expect(contact).toMatchObject({ FirstName: 'New', LastName: 'Same', custom: { 'string--plan': 'pro' } })

@@ -187,9 +187,7 @@ async function callOnce<Op extends string>(
     } catch (error) {
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
       onCall?.({ op, status: timedOut ? 'timeout' : 'network', ms: Date.now() - started })
-      throw (failure = timedOut
-        ? new CallError('unavailable', `${label} did not answer within ${timeoutMs} ms`)
-        : new CallError('unavailable', `Could not reach ${label} (network error)`))
+      throw (failure = timedOut ? new CallError('unavailable', `${label} did not answer within ${timeoutMs} ms`) : new CallError('unavailable', `Could not reach ${label} (network error)`))
     }
     const record: CallRecord = { op, status: response.status, ms: 0 }
     failure = await classify(response, op)

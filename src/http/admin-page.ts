@@ -100,10 +100,12 @@ function created(view: PageView, { max, rows }: NonNullable<PageView['created']>
   return html`<section id="created">
 <h2>Created in ${view.label}</h2>
 <p>Today <span id="created-used">${used}</span> of ${max} new fields and activities used (ORTTO_CREATE_MAX).</p>
-${rows.length
+${
+  rows.length
     ? html`<table><thead><tr><th>When</th><th>What</th><th>Name</th><th>Id, or why it was left out</th></tr></thead>
 <tbody>${rows.map((r) => html`<tr><td>${at(r.at)}</td><td>${r.kind}</td><td class="reason">${r.name}</td><td class="${r.note ? 'bad' : ''}">${r.id ?? r.note ?? 'being created'}</td></tr>`)}</tbody></table>`
-    : html`<p class="muted">Nothing created in the last 7 days.</p>`}
+    : html`<p class="muted">Nothing created in the last 7 days.</p>`
+}
 </section>`
 }
 
@@ -115,20 +117,24 @@ function history(view: PageView) {
   const { alerts } = view
   return html`<section id="history">
 <h2>Delivery history</h2>
-<p id="alerts-line">${alerts.on
-    ? alerts.last
-      ? html`Alerts on (ALERT_WEBHOOK_URL). Last sent ${at(alerts.last.at, view.now)}: ${alerts.last.text}`
-      : 'Alerts on (ALERT_WEBHOOK_URL): none sent yet.'
-    : html`<span class="muted">Alerts are off: set ALERT_WEBHOOK_URL (a Slack, Discord or Teams incoming webhook) to be told when delivery fails.</span>`}
+<p id="alerts-line">${
+    alerts.on
+      ? alerts.last
+        ? html`Alerts on (ALERT_WEBHOOK_URL). Last sent ${at(alerts.last.at, view.now)}: ${alerts.last.text}`
+        : 'Alerts on (ALERT_WEBHOOK_URL): none sent yet.'
+      : html`<span class="muted">Alerts are off: set ALERT_WEBHOOK_URL (a Slack, Discord or Teams incoming webhook) to be told when delivery fails.</span>`
+  }
 ${alerts.failed ? html` <span class="bad">The last post failed ${at(alerts.failed.at, view.now)}: ${alerts.failed.reason}.</span>` : ''}</p>
 ${outcomesChart('day-chart', 'Events per hour, last 24 hours', day)}
 ${latencyChart(day)}
 ${outcomesChart('week-chart', 'Events per hour, last 7 days', week)}
 ${historyTable(day)}
 <h3>Top reasons for rejections, last 7 days</h3>
-${reasons.length
+${
+  reasons.length
     ? html`<table id="top-reasons"><thead><tr><th>Reason</th><th>Events</th></tr></thead><tbody>${reasons.map((r) => html`<tr><td class="reason">${r.reason}</td><td class="n">${r.n}</td></tr>`)}</tbody></table>`
-    : html`<p class="muted">No rejections in the last 7 days.</p>`}
+    : html`<p class="muted">No rejections in the last 7 days.</p>`
+}
 <p class="muted">The counters as JSON: <a href="/admin/history.json">/admin/history.json</a>.</p>
 </section>`
 }
@@ -179,7 +185,8 @@ ${ask}
 <table>
 <thead><tr><th></th><th>check</th><th>what it found</th><th>what to do</th></tr></thead>
 <tbody>${checks.map(
-    (c) => html`<tr class="${c.ok ? 'passed' : 'failed'}"><td class="${c.ok ? 'ok' : 'bad'}">${c.ok ? '✓' : '✗'}</td><td>${c.check}</td><td>${c.message}</td><td>${c.ok ? '' : (fix[c.check] ?? '')}</td></tr>`,
+    (c) =>
+      html`<tr class="${c.ok ? 'passed' : 'failed'}"><td class="${c.ok ? 'ok' : 'bad'}">${c.ok ? '✓' : '✗'}</td><td>${c.check}</td><td>${c.message}</td><td>${c.ok ? '' : (fix[c.check] ?? '')}</td></tr>`,
   )}</tbody>
 </table>
 ${ask}
@@ -193,11 +200,13 @@ function parked(view: PageView, { parked }: Overview) {
 <p class="muted">Events with only a userId whose email is not known yet. Each is replayed as soon as an event brings that userId’s email, and dropped (logged) after ${view.parkDays} days.</p>
 <dl>
 <dt>Waiting</dt><dd><span id="parked-count">${parked.count}</span> ${plural(parked.count, 'event')}, of <span id="parked-users">${parked.users}</span> ${plural(parked.users, 'user')}</dd>
-${parked.oldestAt === null
+${
+  parked.oldestAt === null
     ? ''
     : html`<dt>Oldest</dt><dd id="parked-oldest">parked ${at(parked.oldestAt, view.now)}</dd>
 <dt>It expires</dt><dd id="parked-expires">${at(expires!, view.now)}, at the first sweep after that</dd>
-<dt>Expiring within a day</dt><dd id="parked-expiring">${parked.expiringSoon}</dd>`}
+<dt>Expiring within a day</dt><dd id="parked-expiring">${parked.expiringSoon}</dd>`
+}
 </dl>
 </section>`
 }
@@ -209,16 +218,20 @@ function deadLetters(view: PageView, { deadLetters }: Overview) {
 <h2>Dead letters</h2>
 <p class="muted">Events that will not be delivered without someone’s help. Fix the cause first; a redrive ${where} (at most ${view.redriveAtOnce} at a time).</p>
 <p><span id="dead-count">${deadLetters.count}</span> in <span id="dead-reasons">${deadLetters.reasons}</span> ${plural(deadLetters.reasons, 'reason')}</p>
-${view.reasons.length
+${
+  view.reasons.length
     ? html`<table>
 <thead><tr><th>reason</th><th>count</th><th>first seen</th><th>last seen</th><th></th></tr></thead>
 <tbody>${view.reasons.map(
-        (group) => html`<tr class="dead-reason"><td class="reason">${group.reason}</td><td class="n">${group.count}</td><td>${at(group.firstSeen, view.now)}</td><td>${at(group.lastSeen, view.now)}</td>
+        (
+          group,
+        ) => html`<tr class="dead-reason"><td class="reason">${group.reason}</td><td class="n">${group.count}</td><td>${at(group.firstSeen, view.now)}</td><td>${at(group.lastSeen, view.now)}</td>
 <td><form method="post" action="/admin/redrive"><input type="hidden" name="reason" value="${group.reason}"><button type="submit">Redrive ${Math.min(group.count, view.redriveAtOnce)}</button></form></td></tr>`,
       )}</tbody>
 </table>
 ${more > 0 ? html`<p class="muted">And ${more} more ${plural(more, 'reason')}, seen less recently: GET /dead-letters lists them all.</p>` : ''}`
-    : ''}
+    : ''
+}
 </section>`
 }
 

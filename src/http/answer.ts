@@ -18,10 +18,7 @@ const clipIssues = (issues: Issue[] | undefined, max: number) =>
 export function answerOne(c: Context, outcome: Outcome) {
   if (outcome.retryAfter !== undefined) c.header('Retry-After', String(outcome.retryAfter))
   const issues = clipIssues(outcome.issues, MAX_ISSUES_ONE)
-  return c.json(
-    { status: outcome.status, message: clip(outcome.message, 1000), ...(issues && { issues }), ...(outcome.status === 'queued' && { queued: 1 }) },
-    outcome.httpStatus as 200,
-  )
+  return c.json({ status: outcome.status, message: clip(outcome.message, 1000), ...(issues && { issues }), ...(outcome.status === 'queued' && { queued: 1 }) }, outcome.httpStatus as 200)
 }
 
 /**
@@ -44,7 +41,10 @@ export function answerBatch(c: Context, messageIds: (string | undefined)[], outc
     const listed = clipIssues(issues, MAX_ISSUES_LISTED)
     results.push({ index, ...(messageId && { messageId: clip(messageId, 100) }), status, message: clip(message), ...(listed && { issues: listed }) })
   }
-  const summary = Object.entries(counts).map(([status, n]) => `${n} ${status}`).join(', ') || 'no events'
+  const summary =
+    Object.entries(counts)
+      .map(([status, n]) => `${n} ${status}`)
+      .join(', ') || 'no events'
   const body = { counts, results, ...(omitted && { omitted }) }
   const retryable = outcomes.filter((outcome) => outcome.status === 'retry')
   if (!retryable.length) {

@@ -48,7 +48,10 @@ export async function redrive(c: Context<App>, letters: (DeadLetterRow & { event
   const storeAdmin = new StoreAdmin(sql)
   if (c.env.EVENTS) {
     // Sent first, then removed: a crash in between repeats a send, never loses a letter.
-    await enqueue(c.env.EVENTS, letters.map((letter) => ({ event: letter.event, at: letter.firstSeen })))
+    await enqueue(
+      c.env.EVENTS,
+      letters.map((letter) => ({ event: letter.event, at: letter.firstSeen })),
+    )
     const removed = await storeAdmin.deleteDeadLetters(letters.map((letter) => letter.id))
     return { message: `re-drove ${removed} dead letters to ${EVENTS_QUEUE}`, redriven: removed }
   }

@@ -91,7 +91,9 @@ export function latencyChart(hours: Hour[]) {
   const points = (share: number, colour: string, name: string) =>
     hours.flatMap((h, i) => {
       const ms = percentile(h.ms, share)
-      return ms === undefined ? [] : [html`<circle cx="${(i * step + step / 2).toFixed(1)}" cy="${y(ms).toFixed(1)}" r="3" fill="${colour}"><title>${label(h.hour)} UTC: ${name} ${bound(ms)} (${h.calls} calls)</title></circle>`]
+      return ms === undefined
+        ? []
+        : [html`<circle cx="${(i * step + step / 2).toFixed(1)}" cy="${y(ms).toFixed(1)}" r="3" fill="${colour}"><title>${label(h.hour)} UTC: ${name} ${bound(ms)} (${h.calls} calls)</title></circle>`]
     })
   return html`<figure id="latency-chart"><figcaption>Call latency per hour, last 24 hours: p50 (blue) and p95 (red)</figcaption>
 <svg role="img" aria-label="Call latency per hour" viewBox="0 0 ${width} ${height}" width="100%" height="${height}" xmlns="http://www.w3.org/2000/svg"><rect width="${width}" height="${height}" fill="#fafbfc"/>${points(0.5, '#1c7ed6', 'p50')}${points(0.95, '#e03131', 'p95')}</svg></figure>`
@@ -103,7 +105,8 @@ export function historyTable(hours: Hour[]) {
   if (!shown.length) return html`<p class="muted" id="history-empty">No history yet: nothing was delivered in the last 24 hours (or the Worker was updated to keep it only now).</p>`
   return html`<table id="history-table"><thead><tr><th>Hour (UTC)</th>${OUTCOMES.map((o) => html`<th>${o}</th>`)}<th>tests</th><th>calls</th><th>failed</th><th>p50</th><th>p95</th></tr></thead>
 <tbody>${shown.map(
-    (h) => html`<tr><td>${label(h.hour)}</td>${OUTCOMES.map((o) => html`<td class="n">${h.outcomes[o]}</td>`)}<td class="n">${h.tests}</td><td class="n">${h.calls}</td><td class="n">${h.failed}</td><td>${bound(percentile(h.ms, 0.5))}</td><td>${bound(percentile(h.ms, 0.95))}</td></tr>`,
+    (h) =>
+      html`<tr><td>${label(h.hour)}</td>${OUTCOMES.map((o) => html`<td class="n">${h.outcomes[o]}</td>`)}<td class="n">${h.tests}</td><td class="n">${h.calls}</td><td class="n">${h.failed}</td><td>${bound(percentile(h.ms, 0.5))}</td><td>${bound(percentile(h.ms, 0.95))}</td></tr>`,
   )}</tbody></table>`
 }
 
@@ -111,5 +114,8 @@ export function historyTable(hours: Hour[]) {
 export function topReasons(rows: readonly HistoryRow[], limit = 5): { reason: string; n: number }[] {
   const counts = new Map<string, number>()
   for (const row of rows) if (row.kind === 'reason') counts.set(row.key, (counts.get(row.key) ?? 0) + row.n)
-  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([reason, n]) => ({ reason, n }))
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([reason, n]) => ({ reason, n }))
 }

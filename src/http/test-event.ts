@@ -28,7 +28,10 @@ export async function sendTestEvent(c: Context<App>, email: string, eventName: s
     return checked.ok ? [checked.event] : []
   })
   const { config, log, sql } = c.var
-  const outcomes = await deliverEvents(events.map((event) => ({ event, at: Date.now() })), deliveryRun('redrive', { config, store: new Store(sql!), log }))
+  const outcomes = await deliverEvents(
+    events.map((event) => ({ event, at: Date.now() })),
+    deliveryRun('redrive', { config, store: new Store(sql!), log }),
+  )
   // The answer in words, without the email (the page shows no email).
   const said = outcomes.map((outcome, i) => `${events[i].type === 'track' ? `track “${name}”` : 'identify'} ${outcome.status}: ${reasonKey(outcome.message)}`)
   return { ok: outcomes.every((outcome) => outcome.status === 'delivered' || outcome.status === 'skipped'), text: `${config.destination.label} — ${said.join('; ')}` }

@@ -124,4 +124,3 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
   }
   return { outcomes, needsWrite }
 }
-

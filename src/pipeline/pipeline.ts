@@ -133,7 +133,14 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   }
   if (!storeDown) {
     // The delivery history goes beside the write, at the same time; its failure changes no answer.
-    const counted = store.count(tally(items.map((item) => item.event), outcomes, run.callRecords, writes.deadLetters.length))
+    const counted = store.count(
+      tally(
+        items.map((item) => item.event),
+        outcomes,
+        run.callRecords,
+        writes.deadLetters.length,
+      ),
+    )
     try {
       await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
     } catch (error) {

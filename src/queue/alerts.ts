@@ -55,18 +55,32 @@ async function findings(config: Config, sql: Sql, storeAdmin: StoreAdmin, state:
       .bind(state.deadLetterMax),
   )
   if (letters && letters.n > 0) {
-    found.push({ kind: 'dead-letters', text: `${letters.n} new dead letters (most: “${reasonKey(letters.reason ?? '')}”). Open /admin to re-drive them.`, deadLetterMax: letters.top ?? state.deadLetterMax })
+    found.push({
+      kind: 'dead-letters',
+      text: `${letters.n} new dead letters (most: “${reasonKey(letters.reason ?? '')}”). Open /admin to re-drive them.`,
+      deadLetterMax: letters.top ?? state.deadLetterMax,
+    })
   }
   const hours = await readHistory(sql, 2, now)
   const recent = hours.filter((row) => row.kind === 'call' && row.hour >= Math.floor((now - HOUR_MS) / HOUR_MS))
   const calls = recent.reduce((n, row) => n + row.n, 0)
   const failed = recent.filter((row) => row.key !== 'ok').reduce((n, row) => n + row.n, 0)
   if (calls >= MIN_CALLS && failed / calls > config.alerts.failureRate) {
-    found.push({ kind: 'failure-rate', text: `${Math.round((failed / calls) * 100)} % of the last hour's ${calls} ${label} calls failed (alert above ${Math.round(config.alerts.failureRate * 100)} %).` })
+    found.push({
+      kind: 'failure-rate',
+      text: `${Math.round((failed / calls) * 100)} % of the last hour's ${calls} ${label} calls failed (alert above ${Math.round(config.alerts.failureRate * 100)} %).`,
+    })
   }
   const report = await checkSetup(config, {}, storeAdmin)
   const broken = report.checks.filter((check) => !check.ok && !check.note && ['api key', 'triggers', 'activities', 'database'].includes(check.check))
-  if (broken.length) found.push({ kind: 'setup', text: `The setup check fails: ${broken.map((check) => check.message).join(' · ').slice(0, 600)}` })
+  if (broken.length)
+    found.push({
+      kind: 'setup',
+      text: `The setup check fails: ${broken
+        .map((check) => check.message)
+        .join(' · ')
+        .slice(0, 600)}`,
+    })
   const expiring = await sql.first<{ n: number }>(sql.prepare('SELECT count(*) AS n FROM parked WHERE parked_at < ?1').bind(now - (PARK_DAYS - 1) * DAY_MS))
   if (expiring && expiring.n > 0) found.push({ kind: 'parked-expiring', text: `${expiring.n} parked events expire within a day: their userIds never got an email. Send identifies with traits.email.` })
   return found

@@ -89,7 +89,10 @@ export async function acceptForQueue(events: readonly (SegmentEvent | undefined)
   const at = Date.now()
   let outcome = queued()
   try {
-    await enqueue(queue, accepted.map(({ event }) => ({ event, at })))
+    await enqueue(
+      queue,
+      accepted.map(({ event }) => ({ event, at })),
+    )
   } catch {
     outcome = retry('The queue did not accept the events; Segment will retry')
   }
@@ -166,9 +169,7 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
   try {
     if (invalid.deadLetters.length) await store.write(invalid)
     tally.deadLettered += invalid.deadLetters.length
-    outcomes = items.length
-      ? await deliverEvents(items, { ...deliveryRun('queue', { config, store, log }), deadLetter })
-      : []
+    outcomes = items.length ? await deliverEvents(items, { ...deliveryRun('queue', { config, store, log }), deadLetter }) : []
   } catch (error) {
     // The store refused what must be recorded (dead letters): every message goes back, whole.
     log.fields.error = error instanceof Error ? error.name : 'unknown'

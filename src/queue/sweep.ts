@@ -38,7 +38,10 @@ export async function sweep(env: Env): Promise<void> {
     }
     const rows = configurationProblem(config) ? [] : await storeAdmin.resolvableParked(REPLAYS_PER_RUN)
     if (rows.length && env.EVENTS) {
-      await enqueue(env.EVENTS, rows.map((row) => ({ event: withEmail(row.event, row.email), at: row.parkedAt })))
+      await enqueue(
+        env.EVENTS,
+        rows.map((row) => ({ event: withEmail(row.event, row.email), at: row.parkedAt })),
+      )
       await store.write({ ...emptyWrites(), unpark: rows.map((row) => row.id) })
       result.replayed = rows.length
     } else if (rows.length) {

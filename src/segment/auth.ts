@@ -23,9 +23,7 @@ function keysOf(config: Config): Keys {
   let keys = keysByConfig.get(config)
   if (!keys) {
     keys = {
-      hmac: config.sharedSecret
-        ? crypto.subtle.importKey('raw', encoder.encode(config.sharedSecret), { name: 'HMAC', hash: 'SHA-1' }, false, ['verify'])
-        : undefined,
+      hmac: config.sharedSecret ? crypto.subtle.importKey('raw', encoder.encode(config.sharedSecret), { name: 'HMAC', hash: 'SHA-1' }, false, ['verify']) : undefined,
       token: config.webhookToken ? sha256(config.webhookToken) : undefined,
       admin: config.adminToken ? sha256(config.adminToken) : undefined,
     }
@@ -42,12 +40,7 @@ function keysOf(config: Config): Keys {
  * @param firstEvent the array's first event as Segment serialises it, and how many events
  *   the array holds; called only when the raw body's signature does not match.
  */
-export async function authenticate(
-  headers: Headers,
-  rawBody: string,
-  firstEvent: () => { text: string; count: number } | undefined,
-  config: Config,
-): Promise<AuthResult> {
+export async function authenticate(headers: Headers, rawBody: string, firstEvent: () => { text: string; count: number } | undefined, config: Config): Promise<AuthResult> {
   if (config.allowUnsigned) return 'open'
   const keys = keysOf(config)
   if (!keys.hmac && !keys.token) return 'not-configured'

@@ -8,15 +8,12 @@ export const EVENT_TYPES = ['identify', 'track', 'page', 'screen', 'group', 'ali
 /** Types that are acknowledged and never lead to an Autopilot call. */
 export const ACKNOWLEDGED_ONLY: ReadonlySet<string> = new Set(['page', 'screen', 'group'])
 
-
 // looseObject's own message is only ever used for a missing required key: the
 // plain-object checks run first.
 const REQUIRED = 'is required'
 
 /** An object (not an array, not null) whose listed keys are checked and the rest kept. */
-const object = <E extends v.ObjectEntries>(entries: E) =>
-  v.pipe(v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'), v.looseObject(entries, REQUIRED))
-
+const object = <E extends v.ObjectEntries>(entries: E) => v.pipe(v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'), v.looseObject(entries, REQUIRED))
 
 /** Limits for trait values we pass on: far above anything Segment sends (32 KB per event). */
 export const MAX_TRAIT_TEXT = 32_768
@@ -51,11 +48,7 @@ export const Email = v.pipe(
   v.check((s) => s.isWellFormed(), 'must be an email address'),
 )
 
-const Id = v.pipe(
-  v.union([v.string(), v.pipe(v.number(), v.transform(String))], 'must be a string'),
-  v.trim(),
-  v.maxLength(512, 'must be at most 512 characters'),
-)
+const Id = v.pipe(v.union([v.string(), v.pipe(v.number(), v.transform(String))], 'must be a string'), v.trim(), v.maxLength(512, 'must be at most 512 characters'))
 
 /**
  * Traits: an object whose values are within the limits. Reserved traits (email, firstName,
@@ -78,7 +71,13 @@ export type Traits = v.InferOutput<typeof Traits>
 
 const common = {
   // Well-formed, as D1 stores it (a lone surrogate becomes U+FFFD there): the ledger compares them.
-  messageId: v.optional(v.pipe(v.string('must be a string'), v.maxLength(256, 'must be at most 256 characters'), v.transform((id) => id.toWellFormed()))),
+  messageId: v.optional(
+    v.pipe(
+      v.string('must be a string'),
+      v.maxLength(256, 'must be at most 256 characters'),
+      v.transform((id) => id.toWellFormed()),
+    ),
+  ),
   userId: v.nullish(Id),
   anonymousId: v.nullish(Id),
 }
@@ -98,12 +97,7 @@ const Track = v.looseObject(
   {
     ...common,
     type: v.literal('track'),
-    event: v.pipe(
-      v.string('must be a string'),
-      v.trim(),
-      v.nonEmpty('must be a non-empty event name'),
-      v.maxLength(256, 'must be at most 256 characters'),
-    ),
+    event: v.pipe(v.string('must be a string'), v.trim(), v.nonEmpty('must be a non-empty event name'), v.maxLength(256, 'must be at most 256 characters')),
     properties: v.optional(AnyObject),
     context: v.optional(ContextWithTraits),
   },
@@ -111,29 +105,24 @@ const Track = v.looseObject(
 )
 /** Types we acknowledge without mapping: only their general shape is checked. */
 const other = <T extends string, E extends v.ObjectEntries>(type: T, entries: E) =>
-  v.looseObject({
-    ...common,
-    type: v.literal(type),
-    context: v.optional(AnyObject),
-    traits: v.optional(AnyObject),
-    properties: v.optional(AnyObject),
-    ...entries,
-  }, REQUIRED)
+  v.looseObject(
+    {
+      ...common,
+      type: v.literal(type),
+      context: v.optional(AnyObject),
+      traits: v.optional(AnyObject),
+      properties: v.optional(AnyObject),
+      ...entries,
+    },
+    REQUIRED,
+  )
 
 export const SegmentEvent = v.pipe(
   v.unknown(),
   v.check(isPlainObject, 'an event must be a JSON object'),
   v.variant(
     'type',
-    [
-      Identify,
-      Track,
-      other('page', {}),
-      other('screen', {}),
-      other('group', {}),
-      other('alias', { previousId: v.nullish(Id) }),
-      other('delete', {}),
-    ],
+    [Identify, Track, other('page', {}), other('screen', {}), other('group', {}), other('alias', { previousId: v.nullish(Id) }), other('delete', {})],
     `must be one of ${EVENT_TYPES.join(', ')}`,
   ),
 )
@@ -146,9 +135,7 @@ export interface Issue {
   message: string
 }
 
-export type Checked =
-  | { ok: true; event: SegmentEvent }
-  | { ok: false; message: string; issues: Issue[] }
+export type Checked = { ok: true; event: SegmentEvent } | { ok: false; message: string; issues: Issue[] }
 
 /** An id the schema would keep as it is: null, undefined, or trimmed text of at most 512 characters. */
 const plainId = (id: unknown) => id == null || (typeof id === 'string' && id.length <= 512 && id.trim() === id)

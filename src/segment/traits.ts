@@ -8,22 +8,71 @@ import { present, UNSAFE_NAMES } from '../values'
 
 /** Person traits every destination may know, by their usual camelCase spelling. */
 export type Reserved =
-  | 'email' | 'name' | 'firstName' | 'lastName' | 'salutation' | 'company' | 'numberOfEmployees' | 'title'
-  | 'industry' | 'phone' | 'mobilePhone' | 'fax' | 'website' | 'mailingStreet' | 'mailingCity' | 'mailingState'
-  | 'mailingPostalCode' | 'mailingCountry' | 'leadSource' | 'status' | 'linkedIn' | 'twitter' | 'ownerName'
-  | 'address' | 'unsubscribed' | 'newEmail' | 'birthday' | 'language'
+  | 'email'
+  | 'name'
+  | 'firstName'
+  | 'lastName'
+  | 'salutation'
+  | 'company'
+  | 'numberOfEmployees'
+  | 'title'
+  | 'industry'
+  | 'phone'
+  | 'mobilePhone'
+  | 'fax'
+  | 'website'
+  | 'mailingStreet'
+  | 'mailingCity'
+  | 'mailingState'
+  | 'mailingPostalCode'
+  | 'mailingCountry'
+  | 'leadSource'
+  | 'status'
+  | 'linkedIn'
+  | 'twitter'
+  | 'ownerName'
+  | 'address'
+  | 'unsubscribed'
+  | 'newEmail'
+  | 'birthday'
+  | 'language'
 
 /** A table looked up by trait name: without a prototype, so a trait called "constructor" (in any spelling) is no key. */
 export const byName = <T>(entries: Record<string, T>): Readonly<Record<string, T | undefined>> => Object.assign(Object.create(null), entries)
 
 const VOCABULARY = byName<Reserved>({
-  email: 'email', name: 'name', company: 'company', industry: 'industry', address: 'address', unsubscribed: 'unsubscribed',
-  newemail: 'newEmail', firstname: 'firstName', givenname: 'firstName', lastname: 'lastName', familyname: 'lastName',
-  surname: 'lastName', phone: 'phone', mobile: 'mobilePhone', mobilephone: 'mobilePhone', title: 'title', website: 'website',
-  leadsource: 'leadSource', status: 'status', salutation: 'salutation', twitter: 'twitter', linkedin: 'linkedIn', fax: 'fax',
-  numberofemployees: 'numberOfEmployees', ownername: 'ownerName', mailingstreet: 'mailingStreet', mailingcity: 'mailingCity',
-  mailingstate: 'mailingState', mailingpostalcode: 'mailingPostalCode', mailingcountry: 'mailingCountry',
-  birthday: 'birthday', language: 'language',
+  email: 'email',
+  name: 'name',
+  company: 'company',
+  industry: 'industry',
+  address: 'address',
+  unsubscribed: 'unsubscribed',
+  newemail: 'newEmail',
+  firstname: 'firstName',
+  givenname: 'firstName',
+  lastname: 'lastName',
+  familyname: 'lastName',
+  surname: 'lastName',
+  phone: 'phone',
+  mobile: 'mobilePhone',
+  mobilephone: 'mobilePhone',
+  title: 'title',
+  website: 'website',
+  leadsource: 'leadSource',
+  status: 'status',
+  salutation: 'salutation',
+  twitter: 'twitter',
+  linkedin: 'linkedIn',
+  fax: 'fax',
+  numberofemployees: 'numberOfEmployees',
+  ownername: 'ownerName',
+  mailingstreet: 'mailingStreet',
+  mailingcity: 'mailingCity',
+  mailingstate: 'mailingState',
+  mailingpostalcode: 'mailingPostalCode',
+  mailingcountry: 'mailingCountry',
+  birthday: 'birthday',
+  language: 'language',
 })
 
 const normals = new Memo<string, string>()

@@ -68,9 +68,7 @@ export class StoreAdmin {
   /** Forgets what no attempt can need any more; says how many ledger rows and contact guards went. */
   async prune(messagesBefore: number, guardsBefore: number): Promise<{ messages: number; guards: number }> {
     const [messages, guards] = await this.sql.batch([
-      this.sql
-        .prepare(`DELETE FROM messages WHERE (state <> 'claimed' AND at < ?1) OR (state = 'claimed' AND lease_until < ?1)`)
-        .bind(messagesBefore),
+      this.sql.prepare(`DELETE FROM messages WHERE (state <> 'claimed' AND at < ?1) OR (state = 'claimed' AND lease_until < ?1)`).bind(messagesBefore),
       this.sql.prepare('DELETE FROM contacts WHERE deleted_at IS NULL AND updated_at < ?1').bind(guardsBefore),
     ])
     return { messages: messages.meta.changes ?? 0, guards: guards.meta.changes ?? 0 }
@@ -99,9 +97,7 @@ export class StoreAdmin {
     const { results } = await this.sql.all<Record<string, unknown>>(
       choice.ids
         ? this.sql.prepare('SELECT * FROM dead_letters WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id LIMIT ?2').bind(json(choice.ids), choice.limit)
-        : this.sql
-            .prepare('SELECT * FROM dead_letters WHERE (?2 IS NULL OR instr(lower(reason), lower(?2)) > 0) ORDER BY id LIMIT ?1')
-            .bind(choice.limit, choice.reason ?? null),
+        : this.sql.prepare('SELECT * FROM dead_letters WHERE (?2 IS NULL OR instr(lower(reason), lower(?2)) > 0) ORDER BY id LIMIT ?1').bind(choice.limit, choice.reason ?? null),
     )
     return results.map((row) => ({ ...toDeadLetter(row), event: JSON.parse(String(row.event)) }))
   }
@@ -114,9 +110,7 @@ export class StoreAdmin {
 
   /** Tables the migrations should have made that are missing. */
   async missingTables(): Promise<string[]> {
-    const { results } = await this.sql.all<{ name: string }>(
-      this.sql.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?1))`).bind(json(TABLES)),
-    )
+    const { results } = await this.sql.all<{ name: string }>(this.sql.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?1))`).bind(json(TABLES)))
     const present = new Set(results.map((row) => row.name))
     return TABLES.filter((name) => !present.has(name))
   }
@@ -165,9 +159,7 @@ export class StoreAdmin {
 
   /** The oldest `limit` dead letters whose reason is exactly `reason`, with their events. */
   async deadLettersWithReason(reason: string, limit: number): Promise<(DeadLetterRow & { event: unknown })[]> {
-    const { results } = await this.sql.all<Record<string, unknown>>(
-      this.sql.prepare('SELECT * FROM dead_letters WHERE reason = ?1 ORDER BY id LIMIT ?2').bind(reason, limit),
-    )
+    const { results } = await this.sql.all<Record<string, unknown>>(this.sql.prepare('SELECT * FROM dead_letters WHERE reason = ?1 ORDER BY id LIMIT ?2').bind(reason, limit))
     return results.map((row) => ({ ...toDeadLetter(row), event: JSON.parse(String(row.event)) }))
   }
 }

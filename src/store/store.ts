@@ -14,10 +14,7 @@ export interface Identity {
   taughtAt: number
   deletedAt: number | null
 }
-export type MessageState =
-  | { state: 'claimed'; leaseUntil: number; by: string | null }
-  | { state: 'done' }
-  | { state: 'rejected'; reason: string }
+export type MessageState = { state: 'claimed'; leaseUntil: number; by: string | null } | { state: 'done' } | { state: 'rejected'; reason: string }
 export interface ContactGuard {
   /** Field -> Segment timestamp of the newest event that set it. */
   fields: Record<string, number>
@@ -85,7 +82,15 @@ export interface Writes {
   cache: { key: string; value: string }[]
 }
 export const emptyWrites = (): Writes => ({
-  identities: [], forget: [], unpark: [], confirm: [], release: [], progress: [], guards: [], deadLetters: [], cache: [],
+  identities: [],
+  forget: [],
+  unpark: [],
+  confirm: [],
+  release: [],
+  progress: [],
+  guards: [],
+  deadLetters: [],
+  cache: [],
 })
 
 export class Store {

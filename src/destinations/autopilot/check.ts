@@ -50,7 +50,12 @@ export async function checkAutopilot(settings: AutopilotSettings, client: Autopi
     if (!settings.triggers.size) add('triggers', false, 'AUTOPILOT_TRIGGERS maps no Segment event to a journey: every track is skipped. Add {"Event Name": "trigger id"} with ids from the list below')
     for (const [event, id] of settings.triggers) {
       if (known.has(id)) add('triggers', true, `"${event}" enters the journey of trigger ${id}${named(id)}`)
-      else add('triggers', false, `"${event}" is mapped to trigger ${id}, which your Autopilot account does not have; these tracks would be retried for hours and never enter a journey. Its API triggers: ${triggers.map((t) => `${t.triggerId}${named(t.triggerId)}`).join(', ') || 'none'}`)
+      else
+        add(
+          'triggers',
+          false,
+          `"${event}" is mapped to trigger ${id}, which your Autopilot account does not have; these tracks would be retried for hours and never enter a journey. Its API triggers: ${triggers.map((t) => `${t.triggerId}${named(t.triggerId)}`).join(', ') || 'none'}`,
+        )
     }
   }
 
@@ -64,7 +69,11 @@ export async function checkAutopilot(settings: AutopilotSettings, client: Autopi
       const name = customName(trait.split('.'))
       const existing = name && (fields.byName.get(name) ?? fields.byLowerName.get(name.toLowerCase()))
       if (existing && existing.type !== type) {
-        add('custom fields', false, `AUTOPILOT_FIELD_TYPES pins "${trait}" to ${type}, but your account's field "${existing.name}" is ${existing.type}: Autopilot refuses a second type for one field. Change the pin to ${existing.type}, or remove it (the account's type is used)`)
+        add(
+          'custom fields',
+          false,
+          `AUTOPILOT_FIELD_TYPES pins "${trait}" to ${type}, but your account's field "${existing.name}" is ${existing.type}: Autopilot refuses a second type for one field. Change the pin to ${existing.type}, or remove it (the account's type is used)`,
+        )
       }
     }
   }
@@ -77,7 +86,14 @@ const TriggerItem = v.object({
   journey: v.optional(v.string()),
 })
 const TriggerItemIn = v.pipe(
-  v.looseObject({ trigger_id: v.optional(v.unknown()), triggerId: v.optional(v.unknown()), id: v.optional(v.unknown()), journey: v.optional(v.unknown()), name: v.optional(v.unknown()), title: v.optional(v.unknown()) }),
+  v.looseObject({
+    trigger_id: v.optional(v.unknown()),
+    triggerId: v.optional(v.unknown()),
+    id: v.optional(v.unknown()),
+    journey: v.optional(v.unknown()),
+    name: v.optional(v.unknown()),
+    title: v.optional(v.unknown()),
+  }),
   v.transform((item) => ({ id: item.trigger_id ?? item.triggerId ?? item.id, journey: [item.journey, item.name, item.title].find((text) => typeof text === 'string') })),
   TriggerItem,
 )

@@ -88,7 +88,11 @@ async function classify(response: Response, op: Op, path: string, apiKey: string
     case 'key_rejected':
       return new CallError(kind, `Autopilot rejected the API key (${status}): check AUTOPILOT_API_KEY`, status)
     case 'redirected':
-      return new CallError(kind, `Autopilot redirected ${op} (${status}), which is never followed: check AUTOPILOT_BASE_URL (it must be the API's own address, https://api2.autopilothq.com/v1)`, status)
+      return new CallError(
+        kind,
+        `Autopilot redirected ${op} (${status}), which is never followed: check AUTOPILOT_BASE_URL (it must be the API's own address, https://api2.autopilothq.com/v1)`,
+        status,
+      )
     case 'not_found':
       return new CallError(kind, `Autopilot answered 404: ${await reasonOf(response, apiKey)}`, status)
     case 'rejected':

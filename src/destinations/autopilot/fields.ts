@@ -217,4 +217,3 @@ function plansFor(fieldTypes: ReadonlyMap<string, CustomType>, account: AccountF
   last = { fieldTypes, account, plans }
   return plans
 }
-

@@ -10,9 +10,27 @@ import { convert, isObject, present, text, type CustomValue, type ValueType } fr
 import { CustomFields, type AccountFields } from './fields'
 
 export type StandardField =
-  | 'FirstName' | 'LastName' | 'Salutation' | 'Company' | 'NumberOfEmployees' | 'Title' | 'Industry'
-  | 'Phone' | 'MobilePhone' | 'Fax' | 'Website' | 'MailingStreet' | 'MailingCity' | 'MailingState'
-  | 'MailingPostalCode' | 'MailingCountry' | 'LeadSource' | 'Status' | 'LinkedIn' | 'Twitter' | 'owner_name'
+  | 'FirstName'
+  | 'LastName'
+  | 'Salutation'
+  | 'Company'
+  | 'NumberOfEmployees'
+  | 'Title'
+  | 'Industry'
+  | 'Phone'
+  | 'MobilePhone'
+  | 'Fax'
+  | 'Website'
+  | 'MailingStreet'
+  | 'MailingCity'
+  | 'MailingState'
+  | 'MailingPostalCode'
+  | 'MailingCountry'
+  | 'LeadSource'
+  | 'Status'
+  | 'LinkedIn'
+  | 'Twitter'
+  | 'owner_name'
 
 export type Contact = { Email: string; unsubscribed?: boolean; _NewEmail?: string; custom?: Record<string, CustomValue> } & {
   [F in StandardField]?: string
@@ -32,10 +50,25 @@ export const MISSING_IDENTIFIER = 'Missing unique identifier traits. Either emai
 
 /** The person vocabulary's names that are Autopilot standard fields. */
 const STANDARD: Partial<Record<Reserved, StandardField>> = {
-  firstName: 'FirstName', lastName: 'LastName', salutation: 'Salutation', numberOfEmployees: 'NumberOfEmployees', title: 'Title',
-  phone: 'Phone', mobilePhone: 'MobilePhone', fax: 'Fax', website: 'Website', mailingStreet: 'MailingStreet', mailingCity: 'MailingCity',
-  mailingState: 'MailingState', mailingPostalCode: 'MailingPostalCode', mailingCountry: 'MailingCountry', leadSource: 'LeadSource',
-  status: 'Status', linkedIn: 'LinkedIn', twitter: 'Twitter', ownerName: 'owner_name',
+  firstName: 'FirstName',
+  lastName: 'LastName',
+  salutation: 'Salutation',
+  numberOfEmployees: 'NumberOfEmployees',
+  title: 'Title',
+  phone: 'Phone',
+  mobilePhone: 'MobilePhone',
+  fax: 'Fax',
+  website: 'Website',
+  mailingStreet: 'MailingStreet',
+  mailingCity: 'MailingCity',
+  mailingState: 'MailingState',
+  mailingPostalCode: 'MailingPostalCode',
+  mailingCountry: 'MailingCountry',
+  leadSource: 'LeadSource',
+  status: 'Status',
+  linkedIn: 'LinkedIn',
+  twitter: 'Twitter',
+  ownerName: 'owner_name',
 }
 const ADDRESS = byName<StandardField>({ street: 'MailingStreet', city: 'MailingCity', state: 'MailingState', postalcode: 'MailingPostalCode', zip: 'MailingPostalCode', country: 'MailingCountry' })
 const COMPANY = byName<'name' | 'Industry' | 'NumberOfEmployees'>({ name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' })
@@ -47,7 +80,14 @@ function identifyAction(event: IdentifyEvent, settings: MappingSettings, knownEm
   const found = emailOf(event)
   const email = found.email ?? knownEmail
   if (!email) return missingEmail(event.userId, found.issues)
-  const { contact, issues } = traitsToContact(email, [['context.traits', event.context?.traits], ['traits', event.traits]], settings)
+  const { contact, issues } = traitsToContact(
+    email,
+    [
+      ['context.traits', event.context?.traits],
+      ['traits', event.traits],
+    ],
+    settings,
+  )
   return { kind: 'upsert', person: contact, message: 'contact upserted', ...withIssues(found.issues, issues) }
 }
 
@@ -55,7 +95,14 @@ function trackAction(event: TrackEvent, settings: MappingSettings, knownEmail?: 
   const found = emailOf(event)
   const email = found.email ?? knownEmail
   if (!email) return missingEmail(event.userId, found.issues)
-  const { contact, issues } = traitsToContact(email, [['context.traits', event.context?.traits], ['properties', audienceTrait(event)]], settings)
+  const { contact, issues } = traitsToContact(
+    email,
+    [
+      ['context.traits', event.context?.traits],
+      ['properties', audienceTrait(event)],
+    ],
+    settings,
+  )
   const all = withIssues(found.issues, issues)
   const triggerId = settings.triggers.get(event.event)
   if (triggerId) return { kind: 'enter', journey: triggerId, person: contact, setFirst: Object.keys(contact).length > 1, ...all }

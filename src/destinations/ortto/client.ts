@@ -79,13 +79,19 @@ export class OrttoClient {
   }
 
   /** Up to 100 people, found by `mergeBy` (email; a rename by external id); one answer per person, in order. */
-  async merge(people: { fields: Record<string, unknown>; tags?: string[]; unset_tags?: string[]; location?: { source_ip: string } }[], mergeBy: readonly string[] = ['str::email']): Promise<ItemAnswer[]> {
+  async merge(
+    people: { fields: Record<string, unknown>; tags?: string[]; unset_tags?: string[]; location?: { source_ip: string } }[],
+    mergeBy: readonly string[] = ['str::email'],
+  ): Promise<ItemAnswer[]> {
     const response = await this.send('merge', 'POST', '/person/merge', { people, merge_by: mergeBy, merge_strategy: 2, find_strategy: 0 })
     return itemsOf(v.safeParse(MergeAnswer, await response.json().catch(() => undefined)), people.length, 'people')
   }
 
   /** Up to 100 activities; one answer per activity, in order. Not safe to repeat when unanswered. */
-  async createActivities(activities: { activity_id: string; attributes?: Record<string, unknown>; fields: Record<string, unknown>; location?: { source_ip: string } }[], mergeBy: readonly string[] = ['str::email']): Promise<ItemAnswer[]> {
+  async createActivities(
+    activities: { activity_id: string; attributes?: Record<string, unknown>; fields: Record<string, unknown>; location?: { source_ip: string } }[],
+    mergeBy: readonly string[] = ['str::email'],
+  ): Promise<ItemAnswer[]> {
     const response = await this.send('activities', 'POST', '/activities/create', { activities, merge_by: mergeBy })
     return itemsOf(v.safeParse(ActivitiesAnswer, await response.json().catch(() => undefined)), activities.length, 'activities')
   }
@@ -125,7 +131,7 @@ export class OrttoClient {
     const parsed = v.safeParse(CreatedActivity, await response.json().catch(() => undefined))
     const id = parsed.success ? (parsed.output.activity_id ?? parsed.output.id) : undefined
     if (!parsed.success || !id) throw new CallError('unavailable', 'Ortto answered definitions/activity/create without the new activity id', response.status)
-    return { id, attributes: parsed.output.attributes.flatMap((a) => (a.field_id ?? a.id ? [{ id: (a.field_id ?? a.id)!, name: a.name }] : [])) }
+    return { id, attributes: parsed.output.attributes.flatMap((a) => ((a.field_id ?? a.id) ? [{ id: (a.field_id ?? a.id)!, name: a.name }] : [])) }
   }
 
   /** A read of JSON (the account's schema, the setup check). */
@@ -170,7 +176,12 @@ export class OrttoClient {
         const parsed = v.safeParse(ErrorAnswer, safeJson(text))
         const reason = redact(parsed.success && typeof parsed.output.error === 'string' ? parsed.output.error : text.slice(0, 300) || response.statusText, secret)
         const details = parsed.success ? parsed.output.details : undefined
-        if (details?.length) return new RefusedItems(`Ortto refused the call (${status}): ${reason}`, status, details.map((item) => answerOf(item, secret)))
+        if (details?.length)
+          return new RefusedItems(
+            `Ortto refused the call (${status}): ${reason}`,
+            status,
+            details.map((item) => answerOf(item, secret)),
+          )
         return new CallError(kind, `Ortto refused it (${status}): ${reason}`, status)
       }
       case 'not_found':

@@ -56,14 +56,27 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   const made = new Map<string, Made>()
   let budget = MAX_CREATIONS_PER_RUN
   const later = (kind: string, name: string): Made => ({ retry: `this request already created ${MAX_CREATIONS_PER_RUN} definitions; the ${kind} "${name}" is created on the retry` })
-  for (const [name, type] of fields) made.set(`field:${name}`, await make('field', name, () => client.createField(name, type), async (account) => fieldNamed(account.fields, name)?.field))
+  for (const [name, type] of fields)
+    made.set(
+      `field:${name}`,
+      await make(
+        'field',
+        name,
+        () => client.createField(name, type),
+        async (account) => fieldNamed(account.fields, name)?.field,
+      ),
+    )
   for (const [name, attributes] of activities) {
     made.set(
       `activity:${name}`,
       await make(
         'activity',
         name,
-        async () => client.createActivity(name, [...attributes].map(([attribute, display_type]) => ({ name: attribute, display_type }))),
+        async () =>
+          client.createActivity(
+            name,
+            [...attributes].map(([attribute, display_type]) => ({ name: attribute, display_type })),
+          ),
         async (account) => {
           const found = fieldNamed(account.activityNames, name)?.field
           return found && { ...found, attributes: account.activities.get(found.id) }
@@ -85,7 +98,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     if (budget-- <= 0) return later(kind, name)
     const { creations } = options
     const max = options.settings.create.max
-    let held = false
+    let held: boolean
     try {
       held = creations ? await creations.reserve(kind, name, max) : true
     } catch {

@@ -30,7 +30,13 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
     journeyNoun: 'activity',
     ...common(settings),
     bulkLimit: BULK_LIMIT,
-    settings: { ORTTO_API_KEY: Boolean(apiKey), ORTTO_ACTIVITIES: settings.activities.size, ORTTO_CREATE_FIELDS: create.fields, ORTTO_CREATE_ACTIVITIES: create.activities, ORTTO_MERGE_BY_USER_ID: byUserId },
+    settings: {
+      ORTTO_API_KEY: Boolean(apiKey),
+      ORTTO_ACTIVITIES: settings.activities.size,
+      ORTTO_CREATE_FIELDS: create.fields,
+      ORTTO_CREATE_ACTIVITIES: create.activities,
+      ORTTO_MERGE_BY_USER_ID: byUserId,
+    },
     account: {
       key: 'ortto:schema',
       refreshMs: settings.refreshMs,

@@ -42,7 +42,17 @@ function identify(event: IdentifyEvent, mapping: OrttoMapping, knownEmail?: stri
   const found = emailOf(event)
   const email = found.email ?? knownEmail
   if (!email && !(mapping.byUserId && idFits(event.userId))) return missingEmail(event.userId, found.issues)
-  const { person, issues, unplaced } = toPerson(email, event.userId, [['context.traits', event.context?.traits], ['traits', event.traits]], mapping.account, personOptions(mapping), audienceOf(event))
+  const { person, issues, unplaced } = toPerson(
+    email,
+    event.userId,
+    [
+      ['context.traits', event.context?.traits],
+      ['traits', event.traits],
+    ],
+    mapping.account,
+    personOptions(mapping),
+    audienceOf(event),
+  )
   if (unplaced) return ACCOUNT_UNREAD
   withIp(person, event, mapping)
   return { kind: 'upsert', person, message: 'person merged', ...withIssues(found.issues, issues) }
@@ -128,7 +138,10 @@ function newAttributes(properties: Record<string, unknown> | undefined): { attri
     if (!name.trim() || name.length > MAX_ACTIVITY_NAME) left.push({ path, message: 'is no name an attribute can take; not sent' })
     else if (!typeFor(value)) left.push({ path, message: 'fits no Ortto attribute type (text, number, true/false, a date-time, a list of texts); not sent' })
     else if (count >= MAX_ATTRIBUTES) left.push({ path, message: `an activity holds at most ${MAX_ATTRIBUTES} attributes; not sent` })
-    else (attributes[name] = value), count++
+    else {
+      attributes[name] = value
+      count++
+    }
   }
   return { ...(count && { attributes }), left }
 }

@@ -39,7 +39,15 @@ export interface PersonOptions {
 /** Ortto's external id is a str field: 255 characters at most. */
 const MAX_ID = 255
 const BUILT_IN = { firstName: 'str::first', lastName: 'str::last', phone: 'phn::phone', language: 'str::language' } as const
-const ADDRESS: Record<string, string> = { city: 'geo::city', country: 'geo::country', state: 'geo::region', region: 'geo::region', postalcode: 'str::postal', zip: 'str::postal', zipcode: 'str::postal' }
+const ADDRESS: Record<string, string> = {
+  city: 'geo::city',
+  country: 'geo::country',
+  state: 'geo::region',
+  region: 'geo::region',
+  postalcode: 'str::postal',
+  zip: 'str::postal',
+  zipcode: 'str::postal',
+}
 export const idFits = (userId: string | null | undefined): userId is string => Boolean(userId) && userId!.length <= MAX_ID
 
 /**
@@ -93,7 +101,7 @@ export function toPerson(
         const renamed = newEmailIn({ [found.name]: found.value })
         if (!renamed) drop(where(), 'is not an email address')
         else if (!userId) drop(where(), 'renames a person only with a userId (Ortto finds the person by it)')
-        else if (renamed !== person.email) (person.renameTo = renamed)
+        else if (renamed !== person.email) person.renameTo = renamed
         break
       }
       case 'birthday': {
@@ -104,11 +112,12 @@ export function toPerson(
       }
       case 'address':
         if (!isObject(found.value)) drop(where(), 'must be an object (city, country, state, postalCode)')
-        else for (const name in found.value) {
-          const id = ADDRESS[normal(name)]
-          if (id) set(id, found.value[name], () => `${where()}.${name}`)
-          else drop(`${where()}.${name}`, 'is not an address field Ortto has')
-        }
+        else
+          for (const name in found.value) {
+            const id = ADDRESS[normal(name)]
+            if (id) set(id, found.value[name], () => `${where()}.${name}`)
+            else drop(`${where()}.${name}`, 'is not an address field Ortto has')
+          }
         break
       default:
         custom.set(found.name, found) // a person trait Ortto has no built-in for: a custom field of its name
@@ -160,8 +169,14 @@ export const personBare = (person: OrttoPerson) => !person.tags && !person.unset
 export function mergePeople(earlier: OrttoPerson, later: OrttoPerson): OrttoPerson {
   const tags = new Set(earlier.tags)
   const unset = new Set(earlier.unsetTags)
-  for (const tag of later.tags ?? []) (tags.add(tag), unset.delete(tag))
-  for (const tag of later.unsetTags ?? []) (unset.add(tag), tags.delete(tag))
+  for (const tag of later.tags ?? []) {
+    tags.add(tag)
+    unset.delete(tag)
+  }
+  for (const tag of later.unsetTags ?? []) {
+    unset.add(tag)
+    tags.delete(tag)
+  }
   const renameTo = later.renameTo ?? earlier.renameTo
   const email = later.email ?? earlier.email
   const ip = later.ip ?? earlier.ip
@@ -189,7 +204,10 @@ export const orttoPeople = (byUserId: boolean): People<OrttoPerson> => ({
     const tags = keep(person.tags, tagName)
     const unsetTags = keep(person.unsetTags, tagName)
     const { email, renameTo, wanted, ip } = person
-    return { person: { ...(email && { email }), fields, ...(renameTo && { renameTo }), ...(tags?.length && { tags }), ...(unsetTags?.length && { unsetTags }), ...(wanted && { wanted }), ...(ip && { ip }) }, dropped }
+    return {
+      person: { ...(email && { email }), fields, ...(renameTo && { renameTo }), ...(tags?.length && { tags }), ...(unsetTags?.length && { unsetTags }), ...(wanted && { wanted }), ...(ip && { ip }) },
+      dropped,
+    }
   },
   bare: personBare,
 })

@@ -73,18 +73,31 @@ export async function sendToOrtto(given: readonly Job<OrttoPerson>[], client: Or
         const ei = op.person.fields['str::ei']
         const key = (byUserId || op.person.renameTo) && ei !== undefined ? `ei:${ei}` : `email:${op.person.email}`
         const group = groups.get(key)
-        if (group) (group.person = mergePeople(group.person, op.person), group.jobs.push(i))
-        else groups.set(key, { person: op.person, jobs: [i] })
+        if (group) {
+          group.person = mergePeople(group.person, op.person)
+          group.jobs.push(i)
+        } else groups.set(key, { person: op.person, jobs: [i] })
       }
     }
     const list = [...groups.values()]
-    const outcomes = await mergeAll(client, list.map((group) => group.person), mergeBy)
+    const outcomes = await mergeAll(
+      client,
+      list.map((group) => group.person),
+      mergeBy,
+    )
     const merged = new Map<number, Outcome>()
     list.forEach((group, k) => group.jobs.forEach((i) => merged.set(i, outcomes[k])))
     // A merged person Ortto refused: each event's own person goes again alone, once, so one bad
     // event does not take the others of that person with it.
     const alone = list.flatMap((group, k) => (outcomes[k].status === 'rejected' && group.jobs.length > 1 ? group.jobs : []))
-    if (alone.length) (await mergeAll(client, alone.map((i) => (jobs[i].op as Enter).person), mergeBy)).forEach((outcome, k) => merged.set(alone[k], outcome))
+    if (alone.length)
+      (
+        await mergeAll(
+          client,
+          alone.map((i) => (jobs[i].op as Enter).person),
+          mergeBy,
+        )
+      ).forEach((outcome, k) => merged.set(alone[k], outcome))
     for (const i of indices) {
       const { op } = jobs[i]
       if (op.kind !== 'upsert') continue
@@ -151,7 +164,10 @@ async function mergeAll(client: OrttoClient, people: OrttoPerson[], mergeBy: rea
     // Found by external id first, a rename is an ordinary merge; found by email, it needs its own call by external id.
     const indices = [...people.keys()].filter((k) => (!byUserId && Boolean(people[k].renameTo)) === renames)
     if (!indices.length) continue
-    const answers = await inBulk(indices.map((k) => people[k]), (chunk) => client.merge(chunk.map(wirePerson), renames ? ['str::ei'] : mergeBy))
+    const answers = await inBulk(
+      indices.map((k) => people[k]),
+      (chunk) => client.merge(chunk.map(wirePerson), renames ? ['str::ei'] : mergeBy),
+    )
     indices.forEach((k, n) => (outcomes[k] = outcomeOf(answers[n], 'person merged')))
   }
   return outcomes

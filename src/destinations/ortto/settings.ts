@@ -47,8 +47,19 @@ const Create = v.pipe(
   v.array(v.picklist(['fields', 'activities'], 'must be fields, activities, fields,activities or none')),
 )
 const MergeBy = v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(['str::ei,str::email', 'str::email'], 'must be str::ei,str::email or str::email'))
-const CountryCode = v.pipe(v.union([v.number(), v.string()]), v.transform(String), v.trim(), v.transform((code) => code.replace(/^\+/, '')), v.regex(/^\d{1,4}$/, 'must be a country calling code such as 1, 44 or 61'))
-const Flag = v.pipe(v.union([v.boolean(), v.string()]), v.transform((x) => String(x).trim().toLowerCase()), v.picklist(['true', 'false'], 'must be true or false'), v.transform((x) => x === 'true'))
+const CountryCode = v.pipe(
+  v.union([v.number(), v.string()]),
+  v.transform(String),
+  v.trim(),
+  v.transform((code) => code.replace(/^\+/, '')),
+  v.regex(/^\d{1,4}$/, 'must be a country calling code such as 1, 44 or 61'),
+)
+const Flag = v.pipe(
+  v.union([v.boolean(), v.string()]),
+  v.transform((x) => String(x).trim().toLowerCase()),
+  v.picklist(['true', 'false'], 'must be true or false'),
+  v.transform((x) => x === 'true'),
+)
 const Region = v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(['', 'eu', 'au'], 'must be eu or au (or unset for the default host)'))
 
 export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
@@ -61,7 +72,7 @@ export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
     baseUrl: read('ORTTO_BASE_URL', BaseUrl, HOSTS[region], 'must be a URL').replace(/\/+$/, ''),
     activities: new Map(Object.entries(read('ORTTO_ACTIVITIES', Activities, {}, 'must be a JSON object of event name to activity id'))),
     create: {
-        ...creates(read('ORTTO_CREATE', Create, [], 'must be fields, activities, fields,activities or none')),
+      ...creates(read('ORTTO_CREATE', Create, [], 'must be fields, activities, fields,activities or none')),
       max: read('ORTTO_CREATE_MAX', WholeNumber, 20, 'must be a whole number of definitions a day'),
     },
     mergeBy: read('ORTTO_MERGE_BY', MergeBy, 'str::ei,str::email', 'must be str::ei,str::email or str::email') === 'str::email' ? (['str::email'] as const) : (['str::ei', 'str::email'] as const),
