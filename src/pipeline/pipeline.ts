@@ -3,62 +3,78 @@
 // entries), delivery through the destination, one write (what was learned). Used by
 // direct mode per request, by the queue consumer per batch, by the sweep and by redrives.
 import { accountFor, accountKeyDue } from './account'
-import { conclude, entered, type Entry } from './conclude'
-import type { Job } from '../destinations/destination'
-import { withoutNewer } from './guards'
-import { eventTime, hashIn, keysOf, MAX_PARKED_PER_USER, resolve, userKey, type Item } from './identity'
-import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
+import { conclude, type Entry } from './conclude'
+import type { Job, Result } from '../destinations/destination'
+import { eventTime, keysOf, resolve, type BatchKeys, type Item, type Resolution } from './identity'
+import { retry, type Outcome } from './outcome'
+import { plan, type Holds, type Known } from './plan'
 import type { DeliveryRun } from './run'
-import { emptySnapshot, emptyWrites, StoreError, type Snapshot } from '../store/store'
+import { emptySnapshot, emptyWrites, StoreError, type Snapshot, type Writes } from '../store/store'
 import { tally } from '../store/history'
-import { emailOf } from '../segment/traits'
-import { toOperation } from '../transform'
 
 /** Even when the answer is nearly due, the final write gets this long. */
 const MIN_WRITE_MS = 200
 
-const DELETED = 'not sent: this person was deleted (a Segment delete) after this event happened'
-
-/** One outcome per item. */
+/** One outcome per item: each stage below hands the next what it found. */
 export async function deliverEvents(items: readonly Item[], run: DeliveryRun): Promise<Outcome[]> {
-  const { store } = run
-  const failed = (stage: string, error: unknown) => {
-    if (!(error instanceof StoreError)) throw error
-    run.onProblem?.(stage, error.message)
-  }
+  const read = await readState(items, run)
+  const entries = await entriesOf(items, read, run)
+  await planAndHold(entries, read, run)
+  const { jobs, jobOf } = jobsOf(entries, run)
+  const results = jobs.length ? await run.config.destination.send(jobs, run.calls, { creations: run.creations }) : []
+  return concludeAndWrite(items, entries, jobOf, results, read, run)
+}
+
+/** What one read of the store (and the account) gave the run. */
+interface Read extends Known {
+  keys: BatchKeys
+  resolution: Resolution
+  writes: Writes
+  /** Items that, even delivered, still owe the store a write a later step depends on: answered retry, never acked around it. */
+  owed: Map<number, string>
+}
+
+/** A store failure is a problem to note (the run goes on without it); anything else is a bug and is thrown. */
+function noted(run: DeliveryRun, stage: string, error: unknown) {
+  if (!(error instanceof StoreError)) throw error
+  run.onProblem?.(stage, error.message)
+}
+
+/** Stage 1: one read (identities, parked counts, message states, guards, the account's cache), identity resolution, the account. */
+async function readState(items: readonly Item[], run: DeliveryRun): Promise<Read> {
   const { destination } = run.config
-  const { people } = destination
   const keys = keysOf(items, destination.keysByUserId)
-  const { hashes } = keys
   const maps = items.some(({ event }) => event.type === 'identify' || event.type === 'track')
   const accountKey = maps ? accountKeyDue(destination) : undefined
   let snapshot: Snapshot
   let storeDown = false
   try {
-    const cache = accountKey ? [accountKey] : []
-    snapshot = await store.read({ users: [...keys.users], emails: [...keys.emails], messages: [...keys.messages], cache })
+    snapshot = await run.store.read({ users: [...keys.users], emails: [...keys.emails], messages: [...keys.messages], cache: accountKey ? [accountKey] : [] })
   } catch (error) {
-    failed('read', error)
+    noted(run, 'read', error)
     snapshot = emptySnapshot()
     storeDown = true
   }
   const resolution = resolve(items, snapshot, keys, storeDown, destination.keysByUserId)
-  /** Items delivered that still owe the store a write a later step depends on: retried, never acked around it. */
   const owed = new Map<number, string>()
   if (storeDown) {
     // Without the read nothing is written: an email taught here would be lost, and parked events never replayed.
     for (const [index, { event }] of items.entries()) {
-      if (event.userId && resolution.toRecord.has(hashes.get(event.userId)!)) owed.set(index, "delivered, but the database did not answer, so this userId's email was not recorded; will retry")
+      if (event.userId && resolution.toRecord.has(keys.hashes.get(event.userId)!)) owed.set(index, "delivered, but the database did not answer, so this userId's email was not recorded; will retry")
     }
   }
   const writes = emptyWrites()
   const account = maps ? await accountFor(destination, snapshot, run.calls, writes, (message) => run.onProblem?.('fields', message)) : undefined
+  return { keys, hashes: keys.hashes, snapshot, storeDown, resolution, owed, writes, account, now: Date.now() }
+}
 
-  // Entries in order; a user's parked events just before the event that brought the email.
+/** Stage 2: the entries, in order; a user's parked events just before the event that brought the email. */
+async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): Promise<Entry[]> {
+  const { resolution, snapshot } = read
   const replays = new Map<number, Entry[]>()
   if (resolution.replays.size) {
     try {
-      for (const row of await store.parkedFor([...resolution.replays.keys()])) {
+      for (const row of await run.store.parkedFor([...resolution.replays.keys()])) {
         const { email, before } = resolution.replays.get(row.userHash)!
         const item: Item = { event: row.event, at: row.parkedAt, parked: { id: row.id, email } }
         const list = replays.get(before) ?? []
@@ -66,9 +82,9 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
         replays.set(before, list)
       }
     } catch (error) {
-      failed('parked', error)
+      noted(run, 'parked', error)
       // They stay parked; the events that bring their email are retried, so the retry replays them.
-      for (const { before } of resolution.replays.values()) owed.set(before, 'delivered, but earlier parked events of this userId could not be read; will retry')
+      for (const { before } of resolution.replays.values()) read.owed.set(before, 'delivered, but earlier parked events of this userId could not be read; will retry')
     }
   }
   // One messageId is one event: a copy in the same run (a re-send queued twice, a parked
@@ -88,31 +104,35 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     const messageId = item.event.messageId
     add({ item, resolved: resolution.resolved[index], at: resolution.times[index], index, state: messageId ? snapshot.messages.get(messageId) : undefined })
   }
+  return entries
+}
 
-  // Decide what each entry needs; park and claim before any call.
-  const now = Date.now()
-  const holds = { park: [] as { entry: Entry; userHash: string }[], claims: [] as Entry[] }
-  for (const entry of entries) if (!entry.sameAs) entry.outcome = plan(entry)
+/** Stage 3: what each entry needs; one hold (park, claim journey entries) before any call. */
+async function planAndHold(entries: Entry[], read: Read, run: DeliveryRun): Promise<void> {
+  const holds: Holds = { park: [], claims: [] }
+  for (const entry of entries) if (!entry.sameAs) entry.outcome = plan(entry, read, holds, run)
+  if (!holds.park.length && !holds.claims.length) return
   let claimed = new Set<string>()
-  if (holds.park.length || holds.claims.length) {
-    try {
-      claimed = await store.hold({
-        park: holds.park.map(({ entry, userHash }) => ({ userHash, messageId: entry.item.event.messageId, type: entry.item.event.type, event: entry.item.event })),
-        claims: holds.claims.map((entry) => entry.claim!),
-        leaseUntil: now + run.leaseMs,
-        by: run.claimant,
-      })
-    } catch (error) {
-      failed('hold', error)
-      for (const { entry } of holds.park) entry.outcome = retry('could not park this event (the database is unavailable); will retry')
-      for (const entry of holds.claims) entry.outcome = retry('the journey ledger is unavailable; will retry')
-    }
-    for (const entry of holds.claims) {
-      if (!entry.outcome && !claimed.has(entry.claim!)) entry.outcome = retry('another attempt is entering this journey now; will retry')
-    }
+  try {
+    claimed = await run.store.hold({
+      park: holds.park.map(({ entry, userHash }) => ({ userHash, messageId: entry.item.event.messageId, type: entry.item.event.type, event: entry.item.event })),
+      claims: holds.claims.map((entry) => entry.claim!),
+      leaseUntil: read.now + run.leaseMs,
+      by: run.claimant,
+    })
+  } catch (error) {
+    noted(run, 'hold', error)
+    for (const { entry } of holds.park) entry.outcome = retry('could not park this event (the database is unavailable); will retry')
+    for (const entry of holds.claims) entry.outcome = retry('the journey ledger is unavailable; will retry')
   }
+  for (const entry of holds.claims) {
+    if (!entry.outcome && !claimed.has(entry.claim!)) entry.outcome = retry('another attempt is entering this journey now; will retry')
+  }
+}
 
-  // Deletes first for events newer than them: phase 1 runs after this batch's deletes.
+/** Stage 4: the destination's jobs; an event newer than this batch's delete of its person runs after it (phase 1). */
+function jobsOf(entries: Entry[], run: DeliveryRun): { jobs: Job<unknown>[]; jobOf: Map<Entry, number> } {
+  const { people } = run.config.destination
   const deletedAt = new Map<string, number>()
   for (const entry of entries) if (!entry.outcome && entry.op?.kind === 'delete') deletedAt.set(entry.op.key, entry.at)
   const jobs: Job<unknown>[] = []
@@ -124,105 +144,46 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
     const phase = key !== undefined && (deletedAt.get(key) ?? Infinity) < entry.at ? 1 : 0
     jobOf.set(entry, jobs.push({ op, at: entry.at, phase }) - 1)
   }
-  const results = jobs.length ? await destination.send(jobs, run.calls, { creations: run.creations }) : []
+  return { jobs, jobOf }
+}
 
-  // Outcomes, and what the store should learn from them.
+/** Stage 5: the outcomes, and one write of what the store learned (the delivery history beside it). */
+async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf: Map<Entry, number>, results: Result[], read: Read, run: DeliveryRun): Promise<Outcome[]> {
+  const { writes, owed, snapshot, resolution, hashes } = read
   const { outcomes, needsWrite } = conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes })
   for (const [index, reason] of owed) {
     if (outcomes[index].status === 'delivered' || outcomes[index].status === 'skipped') outcomes[index] = retry(reason)
   }
-  if (!storeDown) {
-    // The delivery history goes beside the write, at the same time; its failure changes no answer.
-    const counted = store.count(
-      tally(
-        items.map((item) => item.event),
-        outcomes,
-        run.callRecords,
-        writes.deadLetters.length,
-      ),
-    )
-    try {
-      await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
-    } catch (error) {
-      failed('write', error)
-      // What must never repeat goes again on its own: the journey entries made (else, once their
-      // lease ends, a re-send would enter them again).
-      if (writes.confirm.length) {
-        await store.write({ ...emptyWrites(), confirm: writes.confirm, release: writes.release }).catch((again: unknown) => failed('confirm', again))
-      }
-      // Done at the destination (or refused), but not recorded: the retry records it (an upsert is safe to repeat).
-      for (const entry of needsWrite) {
-        if (entry.index === undefined || outcomes[entry.index].status === 'retry') continue
-        outcomes[entry.index] = retry(
-          outcomes[entry.index].status === 'rejected'
-            ? `${outcomes[entry.index].message}; the database did not take it as a dead letter, so it will be retried`
-            : 'delivered, but the database did not record what it taught; will retry',
-        )
-      }
+  if (read.storeDown) return outcomes
+  const { store } = run
+  // The delivery history goes beside the write, at the same time; its failure changes no answer.
+  const counted = store.count(
+    tally(
+      items.map((item) => item.event),
+      outcomes,
+      run.callRecords,
+      writes.deadLetters.length,
+    ),
+  )
+  try {
+    await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
+  } catch (error) {
+    noted(run, 'write', error)
+    // What must never repeat goes again on its own: the journey entries made (else, once their
+    // lease ends, a re-send would enter them again).
+    if (writes.confirm.length) {
+      await store.write({ ...emptyWrites(), confirm: writes.confirm, release: writes.release }).catch((again: unknown) => noted(run, 'confirm', again))
     }
-    if (!(await counted)) run.onProblem?.('history', 'the delivery history was not counted (the answer is unchanged)')
+    // Done at the destination (or refused), but not recorded: the retry records it (an upsert is safe to repeat).
+    for (const entry of needsWrite) {
+      if (entry.index === undefined || outcomes[entry.index].status === 'retry') continue
+      outcomes[entry.index] = retry(
+        outcomes[entry.index].status === 'rejected'
+          ? `${outcomes[entry.index].message}; the database did not take it as a dead letter, so it will be retried`
+          : 'delivered, but the database did not record what it taught; will retry',
+      )
+    }
   }
+  if (!(await counted)) run.onProblem?.('history', 'the delivery history was not counted (the answer is unchanged)')
   return outcomes
-
-  /** What an entry needs: an outcome now, or an action (and a hold) for later. */
-  function plan(entry: Entry): Outcome | undefined {
-    const { resolved } = entry
-    switch (resolved.kind) {
-      case 'park': {
-        holds.park.push({ entry, userHash: resolved.userHash })
-        const { event } = entry.item
-        return deferred(event.type === 'identify' || event.type === 'track' ? emailOf(event).issues : undefined)
-      }
-      case 'parking-full':
-        return rejected(`${MAX_PARKED_PER_USER} events are already waiting for this userId's email; send an identify with the email (traits.email) first`)
-      case 'noted':
-        return skipped(resolved.message)
-      case 'deleted':
-        return skipped(DELETED)
-      case 'unavailable':
-        return retry('the identity store is unavailable; will retry')
-      case 'delete': {
-        const { userId } = entry.item.event
-        // Found by its userId where the destination can (Ortto's external id), else by the email it resolves to.
-        const key = destination.keysByUserId && userId ? userKey(userId) : resolved.email
-        if (!key) {
-          const dropped = resolved.userHash ? (snapshot.parkedCounts.get(resolved.userHash) ?? 0) : 0
-          return skipped(`No email is known for this userId, so there is no ${destination.label} person to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
-        }
-        entry.emailHash = hashIn(hashes, key)
-        entry.op = { kind: 'delete', key, ...(resolved.email && { email: resolved.email }), ...(destination.keysByUserId && userId && { userId }) }
-        return undefined
-      }
-      case 'deliver':
-        break
-    }
-    const { state } = entry
-    if (state?.state === 'done') return delivered('already delivered by an earlier attempt; not repeated')
-    if (state?.state === 'rejected') return rejected(state.reason)
-    let op = toOperation(destination, resolved.event, account, resolved.email)
-    if (op.kind === 'retry') return retry(op.message)
-    if (op.kind !== 'upsert' && op.kind !== 'enter') {
-      entry.op = op
-      return undefined
-    }
-    entry.emailHash = hashIn(hashes, people.key(op.person))
-    const guard = snapshot.contacts.get(entry.emailHash)
-    if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
-    if (guard) {
-      const { person, dropped } = withoutNewer(people, op.person, guard, entry.at)
-      if (dropped) op = { ...op, person }
-      if (op.kind === 'upsert' && dropped && people.bare(person)) return delivered('not sent: newer events already set every field it carries')
-      if (op.kind === 'enter') op = { ...op, setFirst: op.setFirst && !people.bare(person) }
-    }
-    entry.op = op
-    if (op.kind !== 'enter') return undefined
-    const messageId = resolved.event.messageId
-    if (!messageId) return undefined
-    if (storeDown) return retry('the journey ledger is unavailable; will retry')
-    if (entered.has(messageId)) return delivered(`already entered ${destination.journeyNoun} ${op.journey}; not repeated`)
-    if (state?.state === 'claimed' && state.leaseUntil >= now) return retry('another attempt is entering this journey now; will retry')
-    entry.claim = messageId
-    holds.claims.push(entry)
-    return undefined
-  }
 }
