@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { fakeQueue, freshDb, setup, setupOrtto } from './helpers'
+import { fakeQueue, freshDb, setup, setupOrtto, testDb } from './helpers'
 
 // The shared cases, for every destination and both modes, from one table.
 const id = () => `m-${crypto.randomUUID()}`
@@ -91,5 +91,44 @@ describe.each(['direct', 'queued'] as const)('ortto, %s mode, people found by us
     expect(byUserId('u-gone')).toHaveLength(0)
     await deliver([{ ...identify, messageId: id() }])
     expect(byUserId('u-gone')).toHaveLength(0)
+  })
+})
+
+// One 4,000-event Actions batch in direct mode, per destination: every request inside the Free plan's caps.
+describe.each([
+  ['autopilot', 'Step Activated', 10],
+  ['ortto', 'Order Completed', 5],
+] as const)('%s: a 4,000-event batch', (destination, mapped, maxRequests) => {
+  it('keeps every request within the Free plan: ≤ 50 D1 queries and ≤ 50 calls, finished in a bounded number of re-sends', async () => {
+    await freshDb()
+    // messageIds of its own: an isolate remembers the journeys it entered by messageId.
+    const store = testDb()
+    const ortto = destination === 'ortto' ? setupOrtto({ DB: store.db }) : undefined
+    const { post, fetchSpy, autopilot } = ortto ?? setup({ DB: store.db })
+    const batch = [
+      ...Array.from({ length: 2500 }, (_, i) => ({ type: 'identify', messageId: `${destination}-big-i${i}`, userId: `big-${i}`, traits: { email: `big${i}@example.com`, plan: 'pro' } })),
+      ...Array.from({ length: 1000 }, (_, i) => ({ type: 'track', messageId: `${destination}-big-t${i}`, userId: `big-${i}`, event: i % 10 ? 'Unmapped Event' : mapped })),
+      ...Array.from({ length: 500 }, (_, i) => ({ type: 'page', messageId: `${destination}-big-p${i}`, userId: `big-${i}` })),
+    ]
+    let requests = 0
+    for (;;) {
+      store.statements.length = 0
+      fetchSpy.mockClear()
+      const response = await post(batch)
+      requests++
+      expect(store.statements.length).toBeLessThanOrEqual(50)
+      expect(fetchSpy.mock.calls.length).toBeLessThanOrEqual(50)
+      if (response.status === 200) break
+      expect(response.status).toBe(503)
+      expect(requests).toBeLessThan(maxRequests)
+    }
+    if (ortto) {
+      expect(ortto.ortto.people.size).toBe(2500)
+      expect(ortto.ortto.activities).toHaveLength(100)
+    } else {
+      expect(autopilot.contacts.size).toBe(2500)
+      expect(autopilot.enrolments).toHaveLength(100)
+      expect(new Set(autopilot.enrolments.map((e) => e.email)).size).toBe(100)
+    }
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { forgetRefusals } from '../src/destinations/ortto/client'
 import { hashOf } from '../src/pipeline/identity'
-import { fakeQueue, json, ORTTO_KEY, rows, setupOrtto, testDb } from './helpers'
+import { fakeQueue, json, ORTTO_KEY, rows, setupOrtto } from './helpers'
 
 const id = () => `m-${crypto.randomUUID()}`
 const person = (ortto: ReturnType<typeof setupOrtto>['ortto'], email: string) => [...ortto.people.values()].find((p) => p.fields['str::email'] === email)
@@ -289,31 +289,5 @@ describe('Ortto: answers and limits', () => {
     expect((await post(events)).status).toBe(202)
     await consume(queue.sent.map((m) => m.body))
     expect(calls('/person/merge')).toHaveLength(1)
-  })
-})
-
-describe('Ortto: within the platform', () => {
-  it('keeps a 4,000-event batch within the Free plan: ≤ 50 D1 queries and ≤ 50 Ortto calls per request, finished in few re-sends', async () => {
-    const store = testDb()
-    const { post, ortto, fetchSpy } = setupOrtto({ DB: store.db })
-    const batch = [
-      ...Array.from({ length: 2500 }, (_, i) => ({ type: 'identify', messageId: `obig-i${i}`, userId: `obig-${i}`, traits: { email: `obig${i}@example.com`, plan: 'pro' } })),
-      ...Array.from({ length: 1000 }, (_, i) => ({ type: 'track', messageId: `obig-t${i}`, userId: `obig-${i}`, event: i % 10 ? 'Unmapped Event' : 'Order Completed' })),
-      ...Array.from({ length: 500 }, (_, i) => ({ type: 'page', messageId: `obig-p${i}`, userId: `obig-${i}` })),
-    ]
-    let requests = 0
-    for (;;) {
-      store.statements.length = 0
-      fetchSpy.mockClear()
-      const response = await post(batch)
-      requests++
-      expect(store.statements.length).toBeLessThanOrEqual(50)
-      expect(fetchSpy.mock.calls.length).toBeLessThanOrEqual(50)
-      if (response.status === 200) break
-      expect(response.status).toBe(503)
-      expect(requests).toBeLessThan(5)
-    }
-    expect(ortto.people.size).toBe(2500)
-    expect(ortto.activities).toHaveLength(100)
   })
 })

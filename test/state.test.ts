@@ -203,29 +203,4 @@ describe('within the platform', () => {
       expect(store.statements.filter((sql) => sql.startsWith('SELECT'))).toHaveLength(1)
     }
   })
-
-  it('keeps a 4,000-event Actions batch within the Free plan: ≤ 50 D1 queries and ≤ 50 Autopilot calls per request, finished in a bounded number of re-sends', async () => {
-    const store = testDb()
-    const { post, autopilot, fetchSpy } = setup({ DB: store.db })
-    const batch = [
-      ...Array.from({ length: 2500 }, (_, i) => identify({ email: `big${i}@example.com`, plan: 'pro' }, { messageId: `big-i${i}`, userId: `big-${i}` })),
-      ...Array.from({ length: 1000 }, (_, i) => ({ type: 'track', messageId: `big-t${i}`, userId: `big-${i}`, event: i % 10 ? 'Unmapped Event' : 'Step Activated' })),
-      ...Array.from({ length: 500 }, (_, i) => ({ type: 'page', messageId: `big-p${i}`, userId: `big-${i}` })),
-    ]
-    let requests = 0
-    for (;;) {
-      store.statements.length = 0
-      fetchSpy.mockClear()
-      const response = await post(batch)
-      requests++
-      expect(store.statements.length).toBeLessThanOrEqual(50)
-      expect(fetchSpy.mock.calls.length).toBeLessThanOrEqual(50)
-      if (response.status === 200) break
-      expect(response.status).toBe(503)
-      expect(requests).toBeLessThan(10)
-    }
-    expect(autopilot.contacts.size).toBe(2500)
-    expect(autopilot.enrolments).toHaveLength(100)
-    expect(new Set(autopilot.enrolments.map((e) => e.email)).size).toBe(100)
-  })
 })
