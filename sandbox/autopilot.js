@@ -4,7 +4,7 @@
 // the Worker sends. It runs anywhere `Request`/`Response` exist: inside workerd
 // (tests, via a fetch spy), in Node (the `npm start` sandbox server) and as
 // Miniflare's outboundService (benchmarks, fuzzing).
-import { delay, hang, mulberry32 } from './network.js'
+import { delay, injected, mulberry32 } from './network.js'
 
 export const STANDARD_FIELDS = new Set([
   'Email',
@@ -222,20 +222,10 @@ export function createAutopilot(options = {}) {
 
   /** @param {Request} request @param {Call} call @returns {Promise<Response>} */
   async function answer(request, call) {
-    const faultIndex = faults.findIndex((f) => !f.match || f.match(call))
-    if (faultIndex >= 0) {
-      const [fault] = faults.splice(faultIndex, 1)
-      if (fault.hang) return hang(request)
-      if (fault.network) throw new TypeError('Network connection lost.')
-      const status = fault.status ?? 500
-      if (status >= 300 && status < 400) return new Response(null, { status, headers: { Location: fault.location ?? 'https://autopilot.example/moved' } })
-      if (status < 300) return Response.json(fault.body ?? {}, { status })
-      return error(
-        status,
-        status === 429 ? `You have exceeded your request rate of ${state.rateLimit || 5} r/s.` : 'Injected failure.',
-        fault.retryAfter ? { 'Retry-After': fault.retryAfter } : undefined,
-      )
-    }
+    const faulted = injected(faults, call, request, 'https://autopilot.example/moved', (fault, status) =>
+      error(status, status === 429 ? `You have exceeded your request rate of ${state.rateLimit || 5} r/s.` : 'Injected failure.', fault.retryAfter ? { 'Retry-After': fault.retryAfter } : undefined),
+    )
+    if (faulted) return faulted
     if (state.failureRate > 0 && random() < state.failureRate) {
       const status = [429, 500, 503][Math.floor(random() * 3)]
       return error(status, status === 429 ? 'You have exceeded your request rate of 5 r/s.' : 'Injected failure.')

@@ -26,6 +26,28 @@ export function hang(request) {
   })
 }
 
+/**
+ * The answer to an injected fault, shared by both stand-ins: the first queued fault that matches
+ * the call (taken off the queue) — a hang, a reset, a 3xx with a Location, a 2xx with its body —
+ * or, for a 4xx/5xx, what the stand-in's own `refuse` makes of it (its error shape, its 429).
+ * Undefined when no fault matches.
+ * @template {{ status?: number, body?: unknown, location?: string, hang?: boolean, network?: boolean, match?: (call: any) => boolean }} F
+ * @param {F[]} faults @param {unknown} call @param {Request} request @param {string} movedTo
+ * @param {(fault: F, status: number) => Response} refuse
+ * @returns {Promise<Response> | Response | undefined}
+ */
+export function injected(faults, call, request, movedTo, refuse) {
+  const index = faults.findIndex((f) => !f.match || f.match(call))
+  if (index < 0) return undefined
+  const [fault] = faults.splice(index, 1)
+  if (fault.hang) return hang(request)
+  if (fault.network) throw new TypeError('Network connection lost.')
+  const status = fault.status ?? 500
+  if (status >= 300 && status < 400) return new Response(null, { status, headers: { Location: fault.location ?? movedTo } })
+  if (status < 300) return Response.json(fault.body ?? {}, { status })
+  return refuse(fault, status)
+}
+
 /** A small seeded PRNG (mulberry32). @param {number} seed */
 export function mulberry32(seed) {
   let a = seed >>> 0

@@ -48,7 +48,7 @@
 //   for a field) and on the activity record; an activity's does not move its person's.
 // - Request keys it does not model (a top-level location, sort_by_field_id, cursor_id, ...)
 //   are refused with 400, so a Worker relying on them is noticed.
-import { delay, hang, mulberry32 } from './network.js'
+import { delay, injected, mulberry32 } from './network.js'
 import { handlers } from './ortto-handlers.js'
 
 /**
@@ -193,17 +193,11 @@ export function createOrtto(options = {}) {
       call.banned = true
       return fail(403, `banned: too many bad requests; try again in ${Math.ceil((bannedUntil - now()) / 1000)} s`)
     }
-    const faultIndex = faults.findIndex((f) => !f.match || f.match(call))
-    if (faultIndex >= 0) {
-      const [fault] = faults.splice(faultIndex, 1)
-      if (fault.hang) return hang(request)
-      if (fault.network) throw new TypeError('Network connection lost.')
-      const status = fault.status ?? 500
-      if (status >= 300 && status < 400) return new Response(null, { status, headers: { Location: fault.location ?? 'https://ortto.example/moved' } })
-      if (status < 300) return Response.json(fault.body ?? {}, { status })
+    const faulted = injected(faults, call, request, 'https://ortto.example/moved', (fault, status) => {
       if (status === 429) return rateLimited(fault.tryInSeconds ?? 10)
       return fault.body === undefined ? fail(status, 'Injected failure.') : Response.json(fault.body, { status })
-    }
+    })
+    if (faulted) return faulted
     if (state.failureRate > 0 && random() < state.failureRate) {
       const status = [429, 500, 503][Math.floor(random() * 3)]
       return status === 429 ? rateLimited(1) : fail(status, 'Injected failure.')
