@@ -4,7 +4,7 @@
 import type { AnyDestination } from './destinations/destination'
 import { destinationFor } from './destinations'
 import { DEFAULT_MAX_PAUSE_SECONDS } from './destinations/transport'
-import { BaseUrl, PositiveInt, secretPut, settingsReader, Share } from './settings'
+import { PositiveInt, secretPut, settingsReader, Share } from './settings'
 
 /** Everything the Worker can be given. Names are a contract: README lists each. */
 export interface Env {
@@ -77,8 +77,8 @@ export interface Config {
   storeTimeoutMs: number
   maxPauseSeconds: number
   adminToken?: string
-  /** Alerts from the sweep (ALERT_*): off without a webhook URL. */
-  alerts: { webhookUrl?: string; failureRate: number; everyMs: number }
+  /** Alerts from the sweep (ALERT_*): off without a webhook URL (or with one that is no http(s) URL: `invalid`). */
+  alerts: { webhookUrl?: string; invalid?: boolean; failureRate: number; everyMs: number }
   /** The wrangler environment this Worker is deployed as ('' or 'queued'), for the commands its hints name. */
   deployEnv: '' | 'queued'
   destination: AnyDestination
@@ -118,13 +118,24 @@ function parseConfig(env: Env): Config {
     maxPauseSeconds: read('RATE_LIMIT_MAX_PAUSE_SECONDS', PositiveInt, DEFAULT_MAX_PAUSE_SECONDS, 'must be a whole number of seconds'),
     adminToken: secret('ADMIN_TOKEN'),
     alerts: {
-      webhookUrl: read('ALERT_WEBHOOK_URL', BaseUrl, '', 'must be an https URL') || undefined,
+      ...webhookOf(secret('ALERT_WEBHOOK_URL')),
       failureRate: read('ALERT_FAILURE_RATE', Share, 0.2, 'must be a share between 0 and 1 (0.2 is 20 %)'),
       everyMs: read('ALERT_EVERY_MINUTES', PositiveInt, 60, 'must be a whole number of minutes') * 60_000,
     },
     deployEnv,
     destination,
     problems,
+  }
+}
+
+/** The alert webhook: a secret URL, never echoed in a message; one that does not parse turns alerts off (the setup check says so), not delivery. */
+function webhookOf(value: string | undefined): { webhookUrl?: string; invalid?: boolean } {
+  if (!value) return {}
+  try {
+    const url = new URL(value.trim())
+    return /^https?:$/.test(url.protocol) ? { webhookUrl: url.href } : { invalid: true }
+  } catch {
+    return { invalid: true }
   }
 }
 

@@ -23,6 +23,7 @@ export async function checkSetup(config: Config, options: CallOptions, store: St
       `Neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set: every event Segment sends is refused (503) until one is (${secretPut(config.deployEnv, 'SEGMENT_WEBHOOK_TOKEN')})`,
     )
   }
+  if (config.alerts.invalid) add('settings', false, 'ALERT_WEBHOOK_URL is not an http(s) URL (its value is not shown: it is a secret): alerts are off until it is fixed', true)
   if (config.allowUnsigned) add('settings', false, `ALLOW_UNSIGNED is "true": anyone who finds the URL can write to your ${config.destination.label} account (for npm start only)`, true)
 
   if (!store) add('database', false, 'DB (the D1 database) is not bound: see the [[d1_databases]] block in wrangler.toml')

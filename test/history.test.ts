@@ -146,6 +146,18 @@ describe('the operator page: history, test event, history.json', () => {
 })
 
 describe('alerts', () => {
+  it('an alert webhook that is no URL turns alerts off, never delivery, and is never shown', async () => {
+    const secret = 'hooks.example/services/T000/B000/not-a-url-secret'
+    const { post, request, autopilot } = setup({ ADMIN_TOKEN: ADMIN, ALERT_WEBHOOK_URL: secret })
+    expect((await post(identify({ email: 'ok@example.com' }))).status).toBe(200)
+    expect(autopilot.contacts.has('ok@example.com')).toBe(true)
+    const health = await (await request(new Request(`${ORIGIN}/health`))).text()
+    const check = await (await request(new Request(`${ORIGIN}/health?check=autopilot`, { headers: { authorization: `Bearer ${ADMIN}` } }))).text()
+    const page = await (await request(new Request(`${ORIGIN}/admin`, { headers: basic }))).text()
+    for (const text of [health, check, page]) expect(text).not.toContain('not-a-url-secret')
+    expect(check).toContain('ALERT_WEBHOOK_URL is not an http(s) URL')
+  })
+
   it('posts new dead letters once per ALERT_EVERY_MINUTES, as {"text"}, with no email; the page shows the last one', async () => {
     const { consume, sweep, posts, about, request } = withHook({ EVENTS: fakeQueue().queue })
     await consume([{ v: 2, items: [{ event: identify({ email: 'dead@localhost' }), at: 1 }] }])

@@ -54,7 +54,7 @@ describe('Ortto: created when missing', () => {
     expect(ortto.activities.find((a) => a.ei === 'u1')!.attributes).toEqual({ 'str:cm:plan': 'pro', 'int:cm:seats': 1 })
   })
 
-  it('two isolates that need the same field at once end with one field: the refused duplicate reads the account again and uses it', async () => {
+  it('two isolates that need the same field end with one: the second finds it recorded today and reads the account, no second create', async () => {
     const one = setupOrtto(CREATE)
     const other = setupOrtto(CREATE) // a second isolate: its own parsed settings and account copy, the same Ortto
     // Both talk to the first one's Ortto (the fetch spy is one for the test).
@@ -62,17 +62,41 @@ describe('Ortto: created when missing', () => {
     // The second isolate has read the account before the first made the field…
     await other.post({ type: 'identify', messageId: id(), userId: 'u-0', traits: { email: 'zero@example.com' } })
     expect((await json(await one.post({ type: 'identify', messageId: id(), userId: 'u-a', traits: { email: 'a@example.com', shoe: 42 } }))).status).toBe('delivered')
-    // …so it tries to make it too: Ortto refuses the duplicate, and it uses the one there.
+    // …its copy lacks it, but today's record has it: it reads the account again and uses the one there.
     const b = await json(await other.post({ type: 'identify', messageId: id(), userId: 'u-b', traits: { email: 'b@example.com', shoe: 43 } }))
     expect(b).toMatchObject({ status: 'delivered' })
     expect(b.issues).toBeUndefined()
-    expect(one.ortto.calls.filter((c) => c.path === '/v1/person/custom-field/create').map((c) => c.status)).toEqual([200, 400])
+    expect(one.ortto.calls.filter((c) => c.path === '/v1/person/custom-field/create').map((c) => c.status)).toEqual([200])
     expect([...one.ortto.fields.values()].filter((f) => f.name === 'shoe')).toHaveLength(1)
     const shoes = [...one.ortto.people.values()]
       .map((p) => p.fields['int:cm:shoe'])
       .filter((n) => n !== undefined)
       .sort()
     expect(shoes).toEqual([42, 43])
+  })
+
+  it('a field made in Ortto meanwhile (not by this Worker): the refused duplicate reads the account again and uses it', async () => {
+    const { post, ortto, calls } = setupOrtto(CREATE)
+    await post({ type: 'identify', messageId: id(), userId: 'u-1', traits: { email: 'one@example.com' } }) // the account is read now
+    await ortto.fetch(
+      new Request('https://api.ap3api.com/v1/person/custom-field/create', {
+        method: 'POST',
+        headers: { 'x-api-key': 'ortto-test-key-3c8e', 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'hat', type: 'text' }),
+      }),
+    )
+    const body = await json(await post({ type: 'identify', messageId: id(), userId: 'u-2', traits: { email: 'two@example.com', hat: 'cap' } }))
+    expect(body).toMatchObject({ status: 'delivered' })
+    expect(calls('/person/custom-field/create').map((c) => c.status)).toEqual([200, 400])
+    expect([...ortto.people.values()].find((p) => p.fields['str::ei'] === 'u-2')!.fields['str:cm:hat']).toBe('cap')
+  })
+
+  it('a creation not attempted (the gate stopped it after a 429) retries the event; never a 500', async () => {
+    const { post, ortto, calls } = setupOrtto({ ...CREATE, DIRECT_DEADLINE_MS: '1500' })
+    ortto.inject({ status: 429, tryInSeconds: 5, match: (call) => call.path === '/v1/person/custom-field/create' })
+    const response = await post({ type: 'identify', messageId: id(), userId: 'u-s', traits: { email: 's@example.com', left: 1, right: 2 } })
+    expect([429, 503]).toContain(response.status)
+    expect(calls('/person/merge')).toHaveLength(0)
   })
 
   it('creates at most 8 definitions a request (within the Free plan: 50 D1 queries, 50 calls); the re-send makes the rest', async () => {
@@ -162,6 +186,17 @@ describe('Ortto: the rest of the first hour', () => {
     const phones = calls('/person/merge')[0].body.people.map((p: { fields: Record<string, unknown> }) => p.fields['phn::phone'])
     expect(phones).toEqual([{ n: '9112340345', c: '1' }, { phone: '61412345678', parse_with_country_code: true }, undefined])
     expect(body.results).toEqual([expect.objectContaining({ index: 2, issues: [{ path: 'traits.phone', message: expect.stringContaining('not a phone number') }] })])
+  })
+
+  it('a delete by userId that Ortto fails for now is retried, not forgotten: the re-send deletes the person', async () => {
+    const { post, ortto } = setupOrtto()
+    await post({ type: 'identify', messageId: id(), userId: 'u-del', traits: { firstName: 'Del' } })
+    ortto.inject({ status: 503, match: (call) => call.path === '/v1/person/get' })
+    const remove = { type: 'delete', messageId: id(), userId: 'u-del' }
+    expect((await post(remove)).status).toBe(503)
+    expect([...ortto.people.values()].filter((p) => p.fields['str::ei'] === 'u-del')).toHaveLength(1)
+    expect((await post(remove)).status).toBe(200)
+    expect([...ortto.people.values()].filter((p) => p.fields['str::ei'] === 'u-del')).toHaveLength(0)
   })
 
   it('nothing waits for an email under the default: a userId-only identify goes at once', async () => {

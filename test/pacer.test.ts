@@ -67,6 +67,14 @@ describe('the pacer', () => {
     expect(pacer.pace).toBe(4)
   })
 
+  it('a 429 soon after a long pause ended is contention too: one call/s off', async () => {
+    const { pacer, clock } = clocked(5)
+    pacer.rateLimited(0, 2) // a 2 s pause
+    clock.at(clock.now() + 2100, () => pacer.rateLimited(1, 2)) // the probe, 100 ms after it ended: 429 again
+    await clock.run()
+    expect(pacer.pace).toBe(4)
+  })
+
   it('counts 429s answered together (calls in flight side by side) as one moment: the pause covers it, the pace stays', () => {
     const pacer = new Pacer(5)
     pacer.rateLimited(1, 1)

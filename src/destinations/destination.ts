@@ -78,9 +78,12 @@ export interface AccountSource<A> {
  * isolate (D1), with a daily cap. The store implements it; a destination that creates
  * definitions (Ortto's ORTTO_CREATE) uses it.
  */
+/** A slot for a new definition: this run's to use, already taken today (another isolate made it), or none left. */
+export type Reservation = 'new' | 'taken' | 'full'
+
 export interface Creations {
-  /** Holds one of today's `max` slots for this definition; false when they are used up. */
-  reserve(kind: string, name: string, max: number): Promise<boolean>
+  /** Takes one of today's `max` slots for this definition. */
+  reserve(kind: string, name: string, max: number): Promise<Reservation>
   /** The definition exists now (its id), or was not made after all (no id: the slot is freed). */
   settle(kind: string, name: string, id?: string): Promise<void>
   /** Left out, and why (today's cap was used up). */

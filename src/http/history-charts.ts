@@ -6,6 +6,8 @@ import { BUCKETS, HOUR_MS, type HistoryRow } from '../store/history'
 
 export const OUTCOMES = ['delivered', 'skipped', 'parked', 'retried', 'rejected', 'dead-lettered'] as const
 type OutcomeName = (typeof OUTCOMES)[number]
+/** Stacked: each event once. A dead letter is already a rejected (or last retried) event: it is a number of its own, not a bar. */
+const STACKED = OUTCOMES.filter((o) => o !== 'dead-lettered')
 const COLOURS: Record<OutcomeName, string> = { delivered: '#2f9e44', skipped: '#adb5bd', parked: '#4dabf7', retried: '#f59f00', rejected: '#e03131', 'dead-lettered': '#862e9c' }
 
 export interface Hour {
@@ -60,7 +62,7 @@ export function percentile(ms: Map<number, number>, share: number): number | und
 
 const label = (hour: number) => new Date(hour * HOUR_MS).toISOString().slice(0, 13).replace('T', ' ') + ':00'
 const bound = (ms: number | undefined) => (ms === undefined ? '–' : ms === Infinity ? `over ${BUCKETS.at(-2)! / 1000} s` : `≤ ${ms} ms`)
-const total = (h: Hour) => OUTCOMES.reduce((n, o) => n + h.outcomes[o], 0)
+const total = (h: Hour) => STACKED.reduce((n, o) => n + h.outcomes[o], 0)
 
 /** Outcomes stacked per hour. */
 export function outcomesChart(id: string, title: string, hours: Hour[]) {
@@ -70,7 +72,7 @@ export function outcomesChart(id: string, title: string, hours: Hour[]) {
   const most = Math.max(1, ...hours.map(total))
   const bars = hours.map((h, i) => {
     let y = height
-    return OUTCOMES.filter((o) => h.outcomes[o]).map((o) => {
+    return STACKED.filter((o) => h.outcomes[o]).map((o) => {
       const size = (h.outcomes[o] / most) * (height - 10)
       y -= size
       return html`<rect x="${(i * step).toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(1, step - 1).toFixed(1)}" height="${size.toFixed(1)}" fill="${COLOURS[o]}"><title>${label(h.hour)} UTC: ${h.outcomes[o]} ${o}</title></rect>`
@@ -78,7 +80,7 @@ export function outcomesChart(id: string, title: string, hours: Hour[]) {
   })
   return html`<figure id="${id}"><figcaption>${title} (most in an hour: ${most === 1 && !hours.some(total) ? 0 : most})</figcaption>
 <svg role="img" aria-label="${title}" viewBox="0 0 ${width} ${height}" width="100%" height="${height}" xmlns="http://www.w3.org/2000/svg"><rect width="${width}" height="${height}" fill="#fafbfc"/>${bars}</svg>
-<p class="legend">${OUTCOMES.map((o) => html`<span><i style="background:${COLOURS[o]}"></i>${o}</span>`)}</p></figure>`
+<p class="legend">${STACKED.map((o) => html`<span><i style="background:${COLOURS[o]}"></i>${o}</span>`)} <span class="muted">(dead letters are counted in the table: each is also a rejected or retried event)</span></p></figure>`
 }
 
 /** Call latency per hour: p50 and p95, from the duration buckets. */

@@ -101,7 +101,8 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
   }
   for (const entry of entries) {
     const { outcome, op, resolved } = entry
-    if (resolved.kind === 'delete' && (outcome!.status === 'delivered' || !resolved.email)) {
+    // Forgotten once the destination deleted the person — or at once when nothing was sent (no person known to delete).
+    if (resolved.kind === 'delete' && (outcome!.status === 'delivered' || !op)) {
       writes.forget.push({ userHash: resolved.userHash, emailHash: entry.emailHash, at: entry.at })
       needsWrite.add(entry)
     }

@@ -138,7 +138,8 @@ export class Pacer {
   /** The destination said 429: stop for its wait (or one slot); when 429s keep coming, go on one call/s slower. */
   rateLimited(ticket: Ticket, retryAfterSeconds?: number): void {
     const now = this.clock.now()
-    const repeated = now - this.lastRateLimited < REPEATED_WITHIN_MS
+    // Soon after the last 429, or after the pause it asked for ended (a pause of 2 s must not hide contention).
+    const repeated = now - Math.max(this.lastRateLimited, this.pausedUntil) < REPEATED_WITHIN_MS
     this.lastRateLimited = now
     // One 429 (or several answered together, in flight side by side) is a moment: its pause covers
     // it. Another soon after the pause ended means someone else uses the key: slow down.

@@ -2,7 +2,7 @@
 // activity definitions), shared by every isolate through D1: it holds the day's cap (a slot is
 // taken in one statement, so two isolates cannot both take the last one) and tells doctor and
 // the operator page what was created, when, and what was left out and why.
-import type { Creations } from '../destinations/destination'
+import type { Creations, Reservation } from '../destinations/destination'
 import type { Sql } from './sql'
 
 export interface CreatedRow {
@@ -21,7 +21,7 @@ const MAX_LEFT_OUT_A_DAY = 100
 export class CreationLog implements Creations {
   constructor(private readonly sql: Sql) {}
 
-  async reserve(kind: string, name: string, max: number): Promise<boolean> {
+  async reserve(kind: string, name: string, max: number): Promise<Reservation> {
     const now = Date.now()
     const day = dayOf(now)
     const result = await this.sql.run(
@@ -34,10 +34,10 @@ export class CreationLog implements Creations {
         )
         .bind(kind, name, day, now, max),
     )
-    if ((result.meta.changes ?? 0) > 0) return true
+    if ((result.meta.changes ?? 0) > 0) return 'new'
     // Already holding a slot today (another isolate is creating it, or made it): no second one.
     const row = await this.sql.first<{ note: string | null }>(this.sql.prepare('SELECT note FROM created WHERE kind = ?1 AND name = ?2 AND day = ?3').bind(kind, name, day))
-    return row !== null && row.note === null
+    return row !== null && row.note === null ? 'taken' : 'full'
   }
 
   async settle(kind: string, name: string, id?: string): Promise<void> {

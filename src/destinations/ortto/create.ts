@@ -8,8 +8,9 @@
 // out, named. Nothing is ever sent under an id that does not exist.
 import type { Issue } from '../../segment/schema'
 import { normal } from '../../segment/traits'
-import type { Creations, Job, Operation } from '../destination'
+import type { Creations, Job, Operation, Reservation } from '../destination'
 import { CallError } from '../transport'
+import { Stopped } from '../../pipeline/gate'
 import { toAccount, type StoredAccount } from './account'
 import type { OrttoClient } from './client'
 import { fieldNamed, noAccount, typeFor, unknownAccount, valueFor, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
@@ -98,13 +99,26 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     if (budget-- <= 0) return later(kind, name)
     const { creations } = options
     const max = options.settings.create.max
-    let held: boolean
+    let held: Reservation
     try {
-      held = creations ? await creations.reserve(kind, name, max) : true
+      held = creations ? await creations.reserve(kind, name, max) : 'new'
     } catch {
       return { retry: `the record of what this Worker created is unavailable, so the ${kind} "${name}" was not created; will retry` }
     }
-    if (!held) {
+    if (held === 'taken') {
+      // Another isolate made it (or is making it) today: what the account has now is the truth, not a second create.
+      try {
+        const found = await existing(await lookAgain())
+        if (found) {
+          remember(kind, found, found.attributes)
+          return { id: found.id, attributes: found.attributes }
+        }
+      } catch (again) {
+        return { retry: `the account could not be read again (${again instanceof Error ? again.message : 'unknown error'}); will retry` }
+      }
+      return { retry: `the ${kind} "${name}" is being created by another request; will retry` }
+    }
+    if (held === 'full') {
       const reason = `today's ${max} new Ortto fields and activities (ORTTO_CREATE_MAX) are used up, so the ${kind} "${name}" was not created`
       await creations?.leftOut(kind, name, `ORTTO_CREATE_MAX (${max}) reached`).catch(() => undefined)
       return { left: reason }
@@ -118,12 +132,17 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       return { id, attributes }
     } catch (error) {
       await creations?.settle(kind, name).catch(() => undefined)
+      // Not attempted (the gate's budget or deadline, a pause, the ban guard): made on the retry.
+      if (error instanceof Stopped) return { retry: `the ${kind} "${name}" was not created now (${error.message}); will retry` }
       if (!(error instanceof CallError)) throw error
       if (error.kind === 'rejected' && (error.status === 409 || DUPLICATE.test(error.message))) {
         // Another isolate made it a moment ago: use the one that exists.
         try {
           const found = await existing(await lookAgain())
-          if (found) return (remember(kind, found, found.attributes), { id: found.id, attributes: found.attributes })
+          if (found) {
+            remember(kind, found, found.attributes)
+            return { id: found.id, attributes: found.attributes }
+          }
         } catch (again) {
           return { retry: `Ortto says the ${kind} "${name}" exists, but the account could not be read again (${again instanceof Error ? again.message : 'unknown error'}); will retry` }
         }

@@ -67,12 +67,16 @@ export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
   const { read, secret } = settingsReader(env, problems)
   const apiKey = secret('ORTTO_API_KEY')
   const region = read('ORTTO_REGION', Region, '', 'must be eu or au')
+  const create = creates(read('ORTTO_CREATE', Create, [], 'must be fields, activities, fields,activities or none'))
+  const refreshMs = read('ORTTO_FIELDS_REFRESH_SECONDS', WholeNumber, 3600, 'must be a whole number of seconds (0: off)') * 1000
+  // Creating needs the account read: without it every batch would create again (and be refused as a duplicate).
+  if ((create.fields || create.activities) && !refreshMs) problems.push('ORTTO_CREATE needs ORTTO_FIELDS_REFRESH_SECONDS above 0 (the account is read to know what exists)')
   return {
     apiKey,
     baseUrl: read('ORTTO_BASE_URL', BaseUrl, HOSTS[region], 'must be a URL').replace(/\/+$/, ''),
     activities: new Map(Object.entries(read('ORTTO_ACTIVITIES', Activities, {}, 'must be a JSON object of event name to activity id'))),
     create: {
-      ...creates(read('ORTTO_CREATE', Create, [], 'must be fields, activities, fields,activities or none')),
+      ...create,
       max: read('ORTTO_CREATE_MAX', WholeNumber, 20, 'must be a whole number of definitions a day'),
     },
     mergeBy: read('ORTTO_MERGE_BY', MergeBy, 'str::ei,str::email', 'must be str::ei,str::email or str::email') === 'str::email' ? (['str::email'] as const) : (['str::ei', 'str::email'] as const),
@@ -81,7 +85,7 @@ export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
     maxRps: read('ORTTO_MAX_RPS', PositiveInt, DEFAULT_MAX_RPS, 'must be a whole number of requests per second'),
     maxCalls: read('ORTTO_MAX_CALLS', PositiveInt, 50, 'must be a whole number of calls'),
     timeoutMs: read('ORTTO_TIMEOUT_MS', PositiveInt, 4000, 'must be a whole number of milliseconds'),
-    refreshMs: read('ORTTO_FIELDS_REFRESH_SECONDS', WholeNumber, 3600, 'must be a whole number of seconds (0: off)') * 1000,
+    refreshMs,
     problems,
     ...(!apiKey && { unready: `ORTTO_API_KEY is not set (${secretPut(deployEnv, 'ORTTO_API_KEY')}); nothing was sent` }),
   }
