@@ -56,12 +56,16 @@ const worker = await startWorker({
   onLog: (line) => lines.push(line),
 })
 
+/** Posts as Segment does: again after a 503 or 429 (a batch that needs more calls than one request may make). */
 const post = async (/** @type {unknown} */ payload) => {
   const body = JSON.stringify(payload)
   const headers = { 'content-type': 'application/json', 'x-signature': await segmentSignature(body, SECRET) }
-  const response = await worker.dispatchFetch('http://worker.cost/', { method: 'POST', body, headers })
-  await response.arrayBuffer()
-  if (response.status >= 300) throw new Error(`status ${response.status}`)
+  for (let attempt = 1; ; attempt++) {
+    const response = await worker.dispatchFetch('http://worker.cost/', { method: 'POST', body, headers })
+    const text = await response.text()
+    if (response.status < 300) return
+    if ((response.status !== 503 && response.status !== 429) || attempt === 10) throw new Error(`status ${response.status}: ${text.slice(0, 300)}`)
+  }
 }
 const identify = (/** @type {string} */ prefix, /** @type {number} */ i) => ({
   type: 'identify',

@@ -4,7 +4,7 @@
 import type { AnyDestination } from './destinations/destination'
 import { destinationFor } from './destinations'
 import { DEFAULT_MAX_PAUSE_SECONDS } from './destinations/transport'
-import { PositiveInt, secretPut, settingsReader, Share } from './settings'
+import { PositiveInt, secretPut, settingsReader, Share, WholeNumber } from './settings'
 
 /** Everything the Worker can be given. Names are a contract: README lists each. */
 export interface Env {
@@ -59,6 +59,8 @@ export interface Env {
   ALERT_FAILURE_RATE?: string | number
   /** At most one alert of a kind this often (default 60). */
   ALERT_EVERY_MINUTES?: string | number
+  /** How often an isolate sends its delivery history counters to D1 (default 60 s; 0: with every write). */
+  HISTORY_FLUSH_SECONDS?: string | number
   /** Queued mode: producer for the events queue (its presence turns queued mode on). */
   EVENTS?: Queue<unknown>
   /** The D1 database: identities, parked events, the journey ledger, dead letters. */
@@ -77,6 +79,8 @@ export interface Config {
   storeTimeoutMs: number
   maxPauseSeconds: number
   adminToken?: string
+  /** How often an isolate sends its delivery history counters (HISTORY_FLUSH_SECONDS; 0: with every write). */
+  historyFlushMs: number
   /** Alerts from the sweep (ALERT_*): off without a webhook URL (or with one that is no http(s) URL: `invalid`). */
   alerts: { webhookUrl?: string; invalid?: boolean; failureRate: number; everyMs: number }
   /** The wrangler environment this Worker is deployed as ('' or 'queued'), for the commands its hints name. */
@@ -117,6 +121,7 @@ function parseConfig(env: Env): Config {
     storeTimeoutMs: read('STORE_TIMEOUT_MS', PositiveInt, DEFAULT_STORE_TIMEOUT_MS, 'must be a whole number of milliseconds'),
     maxPauseSeconds: read('RATE_LIMIT_MAX_PAUSE_SECONDS', PositiveInt, DEFAULT_MAX_PAUSE_SECONDS, 'must be a whole number of seconds'),
     adminToken: secret('ADMIN_TOKEN'),
+    historyFlushMs: read('HISTORY_FLUSH_SECONDS', WholeNumber, 60, 'must be a whole number of seconds') * 1000,
     alerts: {
       ...webhookOf(secret('ALERT_WEBHOOK_URL')),
       failureRate: read('ALERT_FAILURE_RATE', Share, 0.2, 'must be a share between 0 and 1 (0.2 is 20 %)'),

@@ -48,6 +48,8 @@ export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions
     AUTOPILOT_MAX_RPS: '1000',
     // Tests that are not about the account's custom fields do not read them (test/account.test.ts does).
     AUTOPILOT_FIELDS_REFRESH_SECONDS: '0',
+    // The delivery history with every write, so a test sees its counts at once (test/history.test.ts tests the minute).
+    HISTORY_FLUSH_SECONDS: '0',
     DB: testEnv.DB,
     ...env,
   }

@@ -10,7 +10,7 @@ import { retry, type Outcome } from './outcome'
 import { plan, type Holds, type Known } from './plan'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot, type Writes } from '../store/store'
-import { tally } from '../store/history'
+import { history, tally } from '../store/history'
 
 /** Even when the answer is nearly due, the final write gets this long. */
 const MIN_WRITE_MS = 200
@@ -156,15 +156,18 @@ async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf:
   }
   if (read.storeDown) return outcomes
   const { store } = run
-  // The delivery history goes beside the write, at the same time; its failure changes no answer.
-  const counted = store.count(
+  // The delivery history: added up in the isolate, and sent beside a write at most once a
+  // minute (HISTORY_FLUSH_SECONDS), at the same time as it; its failure changes no answer.
+  const due = history.add(
     tally(
       items.map((item) => item.event),
       outcomes,
       run.callRecords,
       writes.deadLetters.length,
     ),
+    run.config.historyFlushMs,
   )
+  const counted = due ? store.count(due).then((ok) => history.settled(due, ok)) : Promise.resolve(true)
   try {
     await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
   } catch (error) {
