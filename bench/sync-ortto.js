@@ -6,17 +6,7 @@
 // twice, and that Ortto never banned the IP (15 refused calls in 15 s).
 import { createOrtto } from '../sandbox/ortto.js'
 import { startWorker } from '../scripts/worker.js'
-
-/** The most calls that arrived within any one second. */
-function peak(/** @type {number[]} */ times) {
-  const sorted = [...times].sort((a, b) => a - b)
-  let most = 0
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i] - sorted[j] >= 1000) j++
-    most = Math.max(most, i - j + 1)
-  }
-  return most
-}
+import { peak } from './peak.js'
 
 const RPS = Number(process.env.ORTTO_MAX_RPS ?? 10)
 const KEY = 'bench-key'

@@ -15,6 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createAutopilot } from '../sandbox/autopilot.js'
 import { orttoQueuedRun } from '../bench/sync-ortto.js'
+import { peak } from '../bench/peak.js'
 import { buildWorker, startWorker } from './worker.js'
 
 const { values: args } = parseArgs({ options: { destination: { type: 'string', default: 'autopilot' } } })
@@ -163,16 +164,6 @@ async function directRun(/** @type {number} */ size) {
   return { batchSize: size, segmentRequests: requests, resends: requests - 1, autopilotCalls: autopilot.calls.length, contacts: autopilot.contacts.size, seconds: +seconds.toFixed(1) }
 }
 
-/** The most calls that arrived within any one second. */
-function peak(/** @type {number[]} */ times) {
-  const sorted = [...times].sort((a, b) => a - b)
-  let most = 0
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i] - sorted[j] >= 1000) j++
-    most = Math.max(most, i - j + 1)
-  }
-  return most
-}
 const idealScript = 'bench/ideal-worker.js'
 const share = (/** @type {number} */ ours, /** @type {number} */ ideal) => +(ours - ideal).toFixed(3)
 

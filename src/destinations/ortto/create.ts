@@ -97,6 +97,17 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     const known = (options.account && (await existing(options.account))) || (reread && (await existing(reread)))
     if (known) return { id: known.id, attributes: known.attributes }
     if (budget-- <= 0) return later(kind, name)
+    /** The definition as the account has it now (read again), learnt by this isolate; undefined when it has none. */
+    const readBack = async (): Promise<Made | undefined> => {
+      try {
+        const found = await existing(await lookAgain())
+        if (!found) return undefined
+        remember(kind, found, found.attributes)
+        return { id: found.id, attributes: found.attributes }
+      } catch (again) {
+        return { retry: `the account could not be read again to find the ${kind} "${name}" (${again instanceof Error ? again.message : 'unknown error'}); will retry` }
+      }
+    }
     const { creations } = options
     const max = options.settings.create.max
     let held: Reservation
@@ -107,16 +118,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     }
     if (held === 'taken') {
       // Another isolate made it (or is making it) today: what the account has now is the truth, not a second create.
-      try {
-        const found = await existing(await lookAgain())
-        if (found) {
-          remember(kind, found, found.attributes)
-          return { id: found.id, attributes: found.attributes }
-        }
-      } catch (again) {
-        return { retry: `the account could not be read again (${again instanceof Error ? again.message : 'unknown error'}); will retry` }
-      }
-      return { retry: `the ${kind} "${name}" is being created by another request; will retry` }
+      return (await readBack()) ?? { retry: `the ${kind} "${name}" is being created by another request; will retry` }
     }
     if (held === 'full') {
       const reason = `today's ${max} new Ortto fields and activities (ORTTO_CREATE_MAX) are used up, so the ${kind} "${name}" was not created`
@@ -137,16 +139,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       if (!(error instanceof CallError)) throw error
       if (error.kind === 'rejected' && (error.status === 409 || DUPLICATE.test(error.message))) {
         // Another isolate made it a moment ago: use the one that exists.
-        try {
-          const found = await existing(await lookAgain())
-          if (found) {
-            remember(kind, found, found.attributes)
-            return { id: found.id, attributes: found.attributes }
-          }
-        } catch (again) {
-          return { retry: `Ortto says the ${kind} "${name}" exists, but the account could not be read again (${again instanceof Error ? again.message : 'unknown error'}); will retry` }
-        }
-        return { left: `Ortto refused to create the ${kind} "${name}" (${error.message}) and the account has none of that name` }
+        return (await readBack()) ?? { left: `Ortto refused to create the ${kind} "${name}" (${error.message}) and the account has none of that name` }
       }
       if (error.retryable) return { retry: `the ${kind} "${name}" could not be created now (${error.message}); will retry` }
       return { left: `Ortto refused to create the ${kind} "${name}": ${error.message}` }
