@@ -33,6 +33,17 @@ describe('the pacer', () => {
     expect(pacer.windowMs).toBe(1060) // a margin of 30 % of the 200 ms interval
   })
 
+  it("at a rate whose interval is under the clock's 1 ms, starts at once (no timer per call) and the window still holds the rate", async () => {
+    const { pacer, clock } = clocked(4000)
+    const first = waiters(pacer, clock, 4000)
+    await clock.run()
+    await first.done
+    expect(new Set(first.starts)).toEqual(new Set([1_000_000]))
+    const next = waiters(pacer, clock, 1)
+    await clock.run()
+    expect(next.starts[0]).toBe(1_000_000 + pacer.windowMs)
+  })
+
   it('refuses a slot it could only give after the latest moment asked for', async () => {
     const { pacer, clock } = clocked(1)
     const first = waiters(pacer, clock, 1)

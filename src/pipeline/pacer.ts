@@ -188,6 +188,8 @@ export class Pacer {
       this.changedAt = now
     }
     const window = this.windowMs
+    // Below the clock's 1 ms a spacing cannot be timed (only costs a timer): the window still holds the rate.
+    const spacing = this.spacingMs >= 1 ? this.spacingMs : 0
     this.starts = this.starts.filter((at) => now - at < window)
     const planned = [...this.starts]
     const result: number[] = []
@@ -195,7 +197,7 @@ export class Pacer {
       // While a probe is out (or the first start after a pause is to be one), only it may go.
       if (this.probe || (this.probeNeeded && i > 0)) return [...result, ...Array(count - i).fill(Infinity)]
       let at = Math.max(now, this.pausedUntil)
-      if (planned.length) at = Math.max(at, planned[planned.length - 1] + this.spacingMs)
+      if (planned.length && spacing) at = Math.max(at, planned[planned.length - 1] + spacing)
       if (planned.length >= this.limit) at = Math.max(at, planned[planned.length - this.limit] + window)
       planned.push(at)
       result.push(at)
