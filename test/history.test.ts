@@ -207,7 +207,7 @@ describe('alerts', () => {
 
   it('a webhook that answers 500 or hangs never breaks the sweep; the alert goes the next time', async () => {
     let answer: 'fail' | 'hang' | 'ok' = 'fail'
-    const { consume, sweep, about, request } = withHook({ EVENTS: fakeQueue().queue }, async (req) => {
+    const { consume, sweep, about, posts, request } = withHook({ EVENTS: fakeQueue().queue }, async (req) => {
       if (answer === 'fail') return new Response('no', { status: 500 })
       if (answer === 'hang') return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason)))
       return new Response('ok')
@@ -218,7 +218,9 @@ describe('alerts', () => {
     const page = await (await request(new Request(`${ORIGIN}/admin`, { headers: basic }))).text()
     expect(page).toContain('The last post failed')
     answer = 'hang'
+    const before = posts.length
     await sweep()
+    expect(posts.length - before).toBe(1) // the first post's hang ends this sweep's posting
     answer = 'ok'
     await sweep()
     // Tried at each sweep (500, then a hang cut at 5 s), sent at the third.

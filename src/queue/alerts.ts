@@ -4,7 +4,7 @@
 // hour's destination calls failed; the setup check fails (key refused, a mapped journey or
 // activity gone); parked events that expire within a day. One post per kind per
 // ALERT_EVERY_MINUTES, remembered in D1. Counts, kinds and reasons only: no email, userId or
-// secret. A webhook that fails or hangs never breaks the sweep (the alert goes next time).
+// secret. A webhook that fails or hangs never breaks the sweep (the alerts go next time).
 import type { Config } from '../config'
 import { checkSetup } from '../setup'
 import { readHistory, reasonKey, HOUR_MS } from '../store/history'
@@ -97,8 +97,9 @@ export async function runAlerts(config: Config, sql: Sql, storeAdmin: StoreAdmin
     const text = `Segment → ${config.destination.label} (${config.deployEnv || 'direct'} mode): ${finding.text}`
     const failure = await post(webhookUrl, text)
     if (failure) {
+      // The webhook is down: the rest wait for the next sweep (a hang costs one timeout, not one per kind).
       state.failed = { at: now, reason: failure }
-      continue
+      break
     }
     state.sent[finding.kind] = now
     state.last = { kind: finding.kind, at: now, text }
