@@ -37,8 +37,9 @@ export default defineConfig(async () => ({
     include: ['test/**/*.test.ts'],
     setupFiles: ['./test/apply-migrations.ts'],
     restoreMocks: true,
-    // Most of the suite's time is waiting (real latency, 5 r/s pacing), not CPU: files run three
-    // at a time even on 2-core machines, where the default would run them one by one.
-    maxWorkers: 3,
+    // Much of the suite's time is waiting (real latency, 5 r/s pacing), not CPU: files run five
+    // at a time even on 2-core machines, where the default would run them one by one (there:
+    // 3 at a time 70 s, 4 62 s, 5 57 s, 6 56 s).
+    maxWorkers: 5,
   },
 }))
