@@ -97,9 +97,10 @@ export async function runAlerts(config: Config, sql: Sql, storeAdmin: StoreAdmin
     const text = `Segment → ${config.destination.label} (${config.deployEnv || 'direct'} mode): ${finding.text}`
     const failure = await post(webhookUrl, text)
     if (failure) {
-      // The webhook is down: the rest wait for the next sweep (a hang costs one timeout, not one per kind).
-      state.failed = { at: now, reason: failure }
-      break
+      state.failed = { at: now, reason: failure.reason }
+      // No answer at all: the rest wait for the next sweep (a hang costs one timeout, not one per kind).
+      if (failure.unanswered) break
+      continue
     }
     state.sent[finding.kind] = now
     state.last = { kind: finding.kind, at: now, text }
@@ -109,13 +110,14 @@ export async function runAlerts(config: Config, sql: Sql, storeAdmin: StoreAdmin
   return { state, posted }
 }
 
-/** One post; the reason it failed, or undefined. */
-async function post(url: string, text: string): Promise<string | undefined> {
+/** One post; why it failed (and whether the webhook answered at all), or undefined. */
+async function post(url: string, text: string): Promise<{ reason: string; unanswered: boolean } | undefined> {
   try {
     const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }), signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS) })
     await response.body?.cancel()
-    return response.ok ? undefined : `the webhook answered ${response.status}`
+    return response.ok ? undefined : { reason: `the webhook answered ${response.status}`, unanswered: false }
   } catch (error) {
-    return error instanceof Error && error.name === 'TimeoutError' ? `the webhook did not answer within ${WEBHOOK_TIMEOUT_MS / 1000} s` : 'the webhook could not be reached'
+    const timedOut = error instanceof Error && error.name === 'TimeoutError'
+    return { reason: timedOut ? `the webhook did not answer within ${WEBHOOK_TIMEOUT_MS / 1000} s` : 'the webhook could not be reached', unanswered: true }
   }
 }
