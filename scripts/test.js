@@ -4,15 +4,33 @@
 // check's output is held and printed after the suite's; either failing fails the run. Arguments
 // go to vitest (`npm test -- test/pacer.test.ts`).
 import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 
-const bin = (/** @type {string} */ name) => `node_modules/.bin/${name}`
-const typecheck = spawn(bin('tsc'), ['--noEmit'], { stdio: ['ignore', 'pipe', 'pipe'] })
+const root = fileURLToPath(new URL('..', import.meta.url))
+const bin = (/** @type {string} */ name) => fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url))
+/** Resolves with the child's exit code; 1 when it could not start or was killed. */
+const exited = (/** @type {import('node:child_process').ChildProcess} */ child, /** @type {string} */ name) =>
+  new Promise((resolve) => {
+    child.on('error', (error) => {
+      process.stderr.write(`${name} did not start (${error.message}): run npm ci first\n`)
+      resolve(1)
+    })
+    child.on('close', (code) => resolve(code ?? 1))
+  })
+
+const typecheck = spawn(bin('tsc'), ['--noEmit'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
 let typeOutput = ''
-typecheck.stdout.on('data', (chunk) => (typeOutput += chunk))
-typecheck.stderr.on('data', (chunk) => (typeOutput += chunk))
-const exited = (/** @type {import('node:child_process').ChildProcess} */ child) => new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)))
-const typesDone = exited(typecheck)
-const suite = spawn(bin('vitest'), ['run', ...process.argv.slice(2)], { stdio: 'inherit' })
-const [types, tests] = await Promise.all([typesDone, exited(suite)])
+typecheck.stdout?.on('data', (chunk) => (typeOutput += chunk))
+typecheck.stderr?.on('data', (chunk) => (typeOutput += chunk))
+const suite = spawn(bin('vitest'), ['run', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' })
+// Stopped (a CI timeout, Ctrl-C): both stop with it.
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
+  process.on(signal, () => {
+    typecheck.kill(signal)
+    suite.kill(signal)
+  })
+}
+const [types, tests] = await Promise.all([exited(typecheck, 'tsc'), exited(suite, 'vitest')])
 process.stdout.write(types === 0 ? 'type check (tsc --noEmit): no errors\n' : `type check (tsc --noEmit) failed:\n${typeOutput}`)
-process.exit(types !== 0 ? Number(types) : Number(tests))
+// Set, not exit(): the type check's report is written out in full before the process ends.
+process.exitCode = types !== 0 ? Number(types) : Number(tests)

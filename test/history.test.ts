@@ -227,5 +227,7 @@ describe('alerts', () => {
     // Tried at each sweep (500, then a hang cut at 5 s), sent at the third.
     expect(about('dead letters')).toHaveLength(3)
     expect(about('dead letters')[2].text).toContain('1 new dead letters')
+    // Posted again: the page no longer says the last post failed.
+    expect(await (await request(new Request(`${ORIGIN}/admin`, { headers: basic }))).text()).not.toContain('The last post failed')
   }, 20_000)
 })

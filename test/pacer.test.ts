@@ -33,15 +33,23 @@ describe('the pacer', () => {
     expect(pacer.windowMs).toBe(1060) // a margin of 30 % of the 200 ms interval
   })
 
-  it("at a rate whose interval is under the clock's 1 ms, starts at once (no timer per call) and the window still holds the rate", async () => {
-    const { pacer, clock } = clocked(4000)
-    const first = waiters(pacer, clock, 4000)
+  it("above 1,000/s (an interval under the clock's 1 ms) times no spacing: starts at once, and the window still holds the rate", async () => {
+    const { pacer, clock } = clocked(1001)
+    const first = waiters(pacer, clock, 1001)
     await clock.run()
     await first.done
     expect(new Set(first.starts)).toEqual(new Set([1_000_000]))
     const next = waiters(pacer, clock, 1)
     await clock.run()
     expect(next.starts[0]).toBe(1_000_000 + pacer.windowMs)
+  })
+
+  it('at 1,000/s still spaces starts 1 ms apart', async () => {
+    const { pacer, clock } = clocked(1000)
+    const { starts, done } = waiters(pacer, clock, 3)
+    await clock.run()
+    await done
+    expect(starts).toEqual([1_000_000, 1_000_001, 1_000_002])
   })
 
   it('refuses a slot it could only give after the latest moment asked for', async () => {

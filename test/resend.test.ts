@@ -2,7 +2,8 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { MAX_LISTED } from '../src/http/answer'
 import { fakeQueue, freshDb, identify, json, setup, track } from './helpers'
 
-// Direct mode against an Autopilot that allows 5 requests/s, as Segment re-sends: every
+// Direct mode against an Autopilot that allows 5 requests/s (20 where the rate is not the
+// subject), as Segment re-sends: every
 // re-send makes progress (what finished is recorded and skipped) and nothing enters a
 // journey twice. No answer takes longer than Segment waits: test/deadline.test.ts.
 const strict = (env: Record<string, unknown> = {}) => setup({ AUTOPILOT_MAX_RPS: '5', ...env }, { rateLimit: 5 })

@@ -1,5 +1,6 @@
 // Keeps a destination's call *starts* under its rate (AUTOPILOT_MAX_RPS, ORTTO_MAX_RPS):
-// - spaced, not in bursts: one start per 1/rate s, and never more than `rate` in any window of
+// - spaced, not in bursts: one start per 1/rate s (up to 1,000/s: below 1 ms the clock cannot
+//   time it), and never more than `rate` in any window of
 //   a second plus a margin (30 % of that interval) that absorbs the jitter between a start here
 //   and its arrival there;
 // - a 429 pauses every start for the wait it gave (capped by RATE_LIMIT_MAX_PAUSE_SECONDS), or

@@ -103,6 +103,7 @@ export async function runAlerts(config: Config, sql: Sql, storeAdmin: StoreAdmin
       continue
     }
     state.sent[finding.kind] = now
+    if (state.failed && state.failed.at < now) state.failed = undefined
     state.last = { kind: finding.kind, at: now, text }
     if (finding.deadLetterMax !== undefined) state.deadLetterMax = finding.deadLetterMax
     posted.push(finding.kind)
@@ -114,7 +115,7 @@ export async function runAlerts(config: Config, sql: Sql, storeAdmin: StoreAdmin
 async function post(url: string, text: string): Promise<{ reason: string; unanswered: boolean } | undefined> {
   try {
     const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }), signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS) })
-    await response.body?.cancel()
+    await response.body?.cancel().catch(() => undefined)
     return response.ok ? undefined : { reason: `the webhook answered ${response.status}`, unanswered: false }
   } catch (error) {
     const timedOut = error instanceof Error && error.name === 'TimeoutError'
