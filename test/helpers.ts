@@ -7,6 +7,7 @@ import { ACTIVITIES as ORTTO_ACTIVITIES, FIELDS as ORTTO_FIELDS } from './ortto-
 import type { Env } from '../src/config'
 import worker from '../src'
 import { resetPacers } from '../src/pipeline/pacer'
+import { history } from '../src/store/history'
 import { forgetRefusals } from '../src/destinations/ortto/client'
 
 export const API_KEY = 'ap-test-key-5f2c9d1e'
@@ -161,6 +162,7 @@ export const db = () => testEnv.DB!
 
 /** An empty, migrated database (storage is shared by the tests of one file). */
 export async function freshDb() {
+  history.forget()
   await reset()
   await applyD1Migrations(testEnv.DB!, testEnv.TEST_MIGRATIONS)
 }

@@ -97,6 +97,21 @@ describe('delivery history', () => {
     expect(logLines().at(-1)!.problems).toMatchObject({ history: expect.stringContaining('not counted') })
   })
 
+  it('counts the answers a failed final write turned into retries as retries, not as delivered', async () => {
+    const store = testDb()
+    const { post } = setup({ DB: store.db })
+    store.fail('INSERT INTO identities', 5)
+    const batch = [identify({ email: 'w1@example.com' }), identify({ email: 'w2@example.com' })]
+    expect((await post(batch)).status).toBe(503) // delivered, but not recorded: retried
+    // (Sent beside that write as delivered; the correction goes with the next flush.)
+    store.up()
+    expect((await post(batch)).status).toBe(200)
+    expect((await counters()).filter((c) => c.kind === 'event')).toEqual([
+      { kind: 'event', key: 'identify:delivered', n: 2 },
+      { kind: 'event', key: 'identify:retried', n: 2 },
+    ])
+  })
+
   it('the sweep keeps 14 days', async () => {
     const { sweep } = withHook({ ALERT_WEBHOOK_URL: undefined })
     const hour = Math.floor(Date.now() / HOUR_MS)
@@ -158,6 +173,16 @@ describe('the operator page: history, test event, history.json', () => {
     const answer = await json(await request(new Request(`${ORIGIN}/admin/history.json`, { headers: basic })))
     expect(answer.rows).toContainEqual({ hour: expect.stringMatching(/T\d\d:00:00/), kind: 'event', key: 'identify:delivered', n: 1 })
     expect((await request(new Request(`${ORIGIN}/admin/history.json`))).status).toBe(401)
+  })
+
+  it('shows no count below 0 (a correction whose hour ended before it was sent)', async () => {
+    const { request } = setup({ ADMIN_TOKEN: ADMIN })
+    await db()
+      .prepare("INSERT INTO history (hour, kind, key, n) VALUES (?1, 'event', 'identify:delivered', -2)")
+      .bind(Math.floor(Date.now() / HOUR_MS))
+      .run()
+    const answer = await json(await request(new Request(`${ORIGIN}/admin/history.json`, { headers: basic })))
+    expect(answer.rows).toEqual([expect.objectContaining({ key: 'identify:delivered', n: 0 })])
   })
 })
 

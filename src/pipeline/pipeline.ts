@@ -10,7 +10,7 @@ import { retry, type Outcome } from './outcome'
 import { plan, type Holds, type Known } from './plan'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot, type Writes } from '../store/store'
-import { history, tally } from '../store/history'
+import { difference, history, tally } from '../store/history'
 
 /** Even when the answer is nearly due, the final write gets this long. */
 const MIN_WRITE_MS = 200
@@ -158,20 +158,14 @@ async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf:
   const { store } = run
   // The delivery history: added up in the isolate, and sent beside a write at most once a
   // minute (HISTORY_FLUSH_SECONDS), at the same time as it; its failure changes no answer.
-  const due = history.add(
-    tally(
-      items.map((item) => item.event),
-      outcomes,
-      run.callRecords,
-      writes.deadLetters.length,
-    ),
-    run.config.historyFlushMs,
-  )
+  const events = items.map((item) => item.event)
+  const due = history.add(tally(events, outcomes, run.callRecords, writes.deadLetters.length), run.config.historyFlushMs)
   const counted = due ? store.count(due).then((ok) => history.settled(due, ok)) : Promise.resolve(true)
   try {
     await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
   } catch (error) {
     noted(run, 'write', error)
+    const asCounted = tally(events, outcomes, [], writes.deadLetters.length)
     // What must never repeat goes again on its own: the journey entries made (else, once their
     // lease ends, a re-send would enter them again).
     if (writes.confirm.length) {
@@ -186,6 +180,8 @@ async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf:
           : 'delivered, but the database did not record what it taught; will retry',
       )
     }
+    // The history counted the answers as they were: count them as they are now (retries, no dead letters).
+    history.add(difference(tally(events, outcomes, [], 0), asCounted), Infinity)
   }
   if (!(await counted)) run.onProblem?.('history', 'the delivery history was not counted (the answer is unchanged)')
   return outcomes

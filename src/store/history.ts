@@ -62,6 +62,19 @@ export function tally(events: { type: string; messageId?: string | null }[], out
   return [...counts.values()]
 }
 
+/** What a run's counts became (after − before): a correction to add, counts that went down negative. */
+export function difference(after: readonly Counter[], before: readonly Counter[]): Counter[] {
+  const counts = new Map<string, Counter>()
+  for (const counter of after) counts.set(`${counter.kind}\u0000${counter.key}`, { ...counter })
+  for (const { kind, key, n } of before) {
+    const id = `${kind}\u0000${key}`
+    const known = counts.get(id)
+    if (known) known.n -= n
+    else counts.set(id, { kind, key, n: -n })
+  }
+  return [...counts.values()].filter((counter) => counter.n !== 0)
+}
+
 /**
  * The counters of this isolate not yet in D1. A request adds its own here; once `everyMs` has
  * passed since the last flush, the lot goes in one statement beside that request's write. So a
@@ -90,6 +103,13 @@ class Pending {
     return due
   }
 
+  /** Drops what is pending (tests start each case with an empty history). */
+  forget(): void {
+    this.counts = new Map()
+    this.flushedAt = 0
+    this.sending = false
+  }
+
   /** After a flush: on failure its counts come back for the next one. */
   settled(due: Counter[], ok: boolean): boolean {
     this.sending = false
@@ -109,10 +129,10 @@ export function addHistory(sql: Sql, counters: readonly Counter[], now = Date.no
     .bind(json(counters.map((c) => ({ k: c.kind, y: c.key, n: c.n }))), Math.floor(now / HOUR_MS))
 }
 
-/** The counters of the last `hours` hours. */
+/** The counters of the last `hours` hours (never below 0: a correction that crossed an hour's boundary). */
 export async function readHistory(sql: Sql, hours: number, now = Date.now()): Promise<HistoryRow[]> {
   const from = Math.floor(now / HOUR_MS) - hours + 1
-  const { results } = await sql.all<HistoryRow>(sql.prepare('SELECT hour, kind, key, n FROM history WHERE hour >= ?1 ORDER BY hour').bind(from))
+  const { results } = await sql.all<HistoryRow>(sql.prepare('SELECT hour, kind, key, max(n, 0) AS n FROM history WHERE hour >= ?1 ORDER BY hour').bind(from))
   return results
 }
 
