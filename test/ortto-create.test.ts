@@ -199,6 +199,18 @@ describe('Ortto: the rest of the first hour', () => {
     expect([...ortto.people.values()].filter((p) => p.fields['str::ei'] === 'u-del')).toHaveLength(0)
   })
 
+  it('a delete by userId stays deleted for a late event that carries only the email', async () => {
+    const { post, ortto } = setupOrtto()
+    const at = (hour: number) => `2026-11-01T${String(hour).padStart(2, '0')}:00:00Z`
+    await post({ type: 'identify', messageId: id(), userId: 'u-gone', traits: { email: 'gone@example.com' }, timestamp: at(10) })
+    expect((await post({ type: 'delete', messageId: id(), userId: 'u-gone', timestamp: at(12) })).status).toBe(200)
+    expect([...ortto.people.values()].filter((p) => p.fields['str::email'] === 'gone@example.com')).toHaveLength(0)
+    // Sent before the delete, arriving after it, with no userId.
+    const late = await json(await post({ type: 'identify', messageId: id(), traits: { email: 'gone@example.com', firstName: 'Late' }, timestamp: at(11) }))
+    expect(late.message).toContain('deleted')
+    expect([...ortto.people.values()].filter((p) => p.fields['str::email'] === 'gone@example.com')).toHaveLength(0)
+  })
+
   it('nothing waits for an email under the default: a userId-only identify goes at once', async () => {
     const { post, ortto } = setupOrtto()
     const body = await json(await post({ type: 'identify', messageId: id(), userId: 'u-solo', traits: { firstName: 'Solo' } }))

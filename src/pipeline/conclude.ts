@@ -104,6 +104,8 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
     // Forgotten once the destination deleted the person — or at once when nothing was sent (no person known to delete).
     if (resolved.kind === 'delete' && (outcome!.status === 'delivered' || !op)) {
       writes.forget.push({ userHash: resolved.userHash, emailHash: entry.emailHash, at: entry.at })
+      // Found by its userId: its email's guard is marked too, so a late event carrying only the email stays deleted.
+      if (op?.kind === 'delete' && op.email && op.key !== op.email) writes.forget.push({ emailHash: hashIn(hashes, op.email), at: entry.at })
       needsWrite.add(entry)
     }
     if (!entry.emailHash || !op || (op.kind !== 'upsert' && op.kind !== 'enter')) continue
