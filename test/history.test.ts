@@ -1,7 +1,8 @@
 import { createScheduledController } from 'cloudflare:test'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import worker from '../src'
-import { HOUR_MS } from '../src/store/history'
+import { HOUR_MS, history } from '../src/store/history'
+import { topReasons } from '../src/http/history-charts'
 import { db, fakeQueue, freshDb, identify, json, rows, setup, testDb } from './helpers'
 
 // Delivery history (counters per hour, both modes), the operator page's charts and test
@@ -110,6 +111,27 @@ describe('delivery history', () => {
       { kind: 'event', key: 'identify:delivered', n: 2 },
       { kind: 'event', key: 'identify:retried', n: 2 },
     ])
+  })
+
+  it("an isolate's tally: corrections and failed flushes go with the next flush, never stall it; a count back at 0 is no row", () => {
+    const delivered = (n: number) => [{ kind: 'event' as const, key: 'identify:delivered', n }]
+    const t = 10_000_000
+    const first = history.add(delivered(2), 60_000, t)!
+    expect(first).toEqual(delivered(2))
+    history.merge(delivered(-2)) // the write beside that flush failed: a correction
+    history.settled(first, false) // and the flush failed too: its counts come back
+    // The clock went back (as a test's may): the correction alone never flushes, nor stops later ones.
+    history.merge(delivered(0))
+    expect(history.add([], 60_000, t + 61_000)).toBeUndefined() // 2 − 2 + 0: nothing to send
+    expect(history.add(delivered(1), 60_000, t - 5_000)).toEqual(delivered(1))
+    // A reason whose rows net to nothing is no top reason.
+    const hour = Math.floor(t / HOUR_MS)
+    expect(
+      topReasons([
+        { hour, kind: 'reason', key: 'gone', n: 1 },
+        { hour: hour + 1, kind: 'reason', key: 'gone', n: -1 },
+      ]),
+    ).toEqual([])
   })
 
   it('the sweep keeps 14 days', async () => {

@@ -117,6 +117,7 @@ export function topReasons(rows: readonly HistoryRow[], limit = 5): { reason: st
   const counts = new Map<string, number>()
   for (const row of rows) if (row.kind === 'reason') counts.set(row.key, (counts.get(row.key) ?? 0) + row.n)
   return [...counts]
+    .filter(([, n]) => n > 0)
     .sort((a, b) => b[1] - a[1])
     .slice(0, limit)
     .map(([reason, n]) => ({ reason, n }))

@@ -181,7 +181,7 @@ async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf:
       )
     }
     // The history counted the answers as they were: count them as they are now (retries, no dead letters).
-    history.add(difference(tally(events, outcomes, [], 0), asCounted), Infinity)
+    history.merge(difference(tally(events, outcomes, [], 0), asCounted))
   }
   if (!(await counted)) run.onProblem?.('history', 'the delivery history was not counted (the answer is unchanged)')
   return outcomes

@@ -87,20 +87,28 @@ class Pending {
   private sending = false
 
   /** Adds a run's counters; returns them all when they are due (the caller sends them, then says how it went). */
-  add(counters: Counter[], everyMs: number, now = Date.now()): Counter[] | undefined {
+  add(counters: readonly Counter[], everyMs: number, now = Date.now()): Counter[] | undefined {
+    this.merge(counters)
+    // (A clock that went back, as a test's may, makes them due.)
+    if (this.sending || !this.counts.size || (now >= this.flushedAt && now - this.flushedAt < everyMs)) return undefined
+    this.sending = true
+    this.flushedAt = now
+    // A count that a correction brought back to 0 is no row.
+    const due = [...this.counts.values()].filter((counter) => counter.n !== 0)
+    this.counts = new Map()
+    if (due.length) return due
+    this.sending = false
+    return undefined
+  }
+
+  /** Adds counts that go with the next flush, never one of their own (a correction, a flush that failed). */
+  merge(counters: readonly Counter[]): void {
     for (const counter of counters) {
       const id = `${counter.kind}\u0000${counter.key}`
       const known = this.counts.get(id)
       if (known) known.n += counter.n
       else this.counts.set(id, { ...counter })
     }
-    // (A clock that went back, as a test's may, makes them due.)
-    if (this.sending || !this.counts.size || (now >= this.flushedAt && now - this.flushedAt < everyMs)) return undefined
-    this.sending = true
-    this.flushedAt = now
-    const due = [...this.counts.values()]
-    this.counts = new Map()
-    return due
   }
 
   /** Drops what is pending (tests start each case with an empty history). */
@@ -113,7 +121,7 @@ class Pending {
   /** After a flush: on failure its counts come back for the next one. */
   settled(due: Counter[], ok: boolean): boolean {
     this.sending = false
-    if (!ok) this.add(due, Infinity)
+    if (!ok) this.merge(due)
     return ok
   }
 }
