@@ -211,6 +211,20 @@ describe('Ortto: the rest of the first hour', () => {
     expect([...ortto.people.values()].filter((p) => p.fields['str::email'] === 'gone@example.com')).toHaveLength(0)
   })
 
+  it('in one batch, an email-only event newer than a delete by userId goes after the delete, and stays', async () => {
+    const { post, ortto } = setupOrtto()
+    const at = (hour: number) => `2026-11-01T${String(hour).padStart(2, '0')}:00:00Z`
+    await post({ type: 'identify', messageId: id(), userId: 'u-back', traits: { email: 'back@example.com' }, timestamp: at(10) })
+    const body = await json(
+      await post([
+        { type: 'identify', messageId: id(), traits: { email: 'back@example.com', firstName: 'Back' }, timestamp: at(13) },
+        { type: 'delete', messageId: id(), userId: 'u-back', timestamp: at(12) },
+      ]),
+    )
+    expect(body.counts).toEqual({ delivered: 2 })
+    expect([...ortto.people.values()].filter((p) => p.fields['str::email'] === 'back@example.com').map((p) => p.fields['str::first'])).toEqual(['Back'])
+  })
+
   it('nothing waits for an email under the default: a userId-only identify goes at once', async () => {
     const { post, ortto } = setupOrtto()
     const body = await json(await post({ type: 'identify', messageId: id(), userId: 'u-solo', traits: { firstName: 'Solo' } }))

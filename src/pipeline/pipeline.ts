@@ -134,7 +134,11 @@ async function planAndHold(entries: Entry[], read: Read, run: DeliveryRun): Prom
 function jobsOf(entries: Entry[], run: DeliveryRun): { jobs: Job<unknown>[]; jobOf: Map<Entry, number> } {
   const { people } = run.config.destination
   const deletedAt = new Map<string, number>()
-  for (const entry of entries) if (!entry.outcome && entry.op?.kind === 'delete') deletedAt.set(entry.op.key, entry.at)
+  for (const { outcome, op, at } of entries) {
+    if (outcome || op?.kind !== 'delete') continue
+    // A delete by userId finds the person by its email too: an email-only event newer than it runs after it.
+    for (const key of op.email && op.email !== op.key ? [op.key, op.email] : [op.key]) deletedAt.set(key, Math.max(deletedAt.get(key) ?? -Infinity, at))
+  }
   const jobs: Job<unknown>[] = []
   const jobOf = new Map<Entry, number>()
   for (const entry of entries) {
