@@ -18,11 +18,13 @@ const exited = (/** @type {import('node:child_process').ChildProcess} */ child, 
     child.on('close', (code) => resolve(code ?? 1))
   })
 
-const typecheck = spawn(bin('tsc'), ['--noEmit'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+// (On Windows the .bin entries are .cmd files, which only a shell runs.)
+const shell = process.platform === 'win32'
+const typecheck = spawn(bin('tsc'), ['--noEmit'], { cwd: root, shell, stdio: ['ignore', 'pipe', 'pipe'] })
 let typeOutput = ''
 typecheck.stdout?.on('data', (chunk) => (typeOutput += chunk))
 typecheck.stderr?.on('data', (chunk) => (typeOutput += chunk))
-const suite = spawn(bin('vitest'), ['run', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' })
+const suite = spawn(bin('vitest'), ['run', ...process.argv.slice(2)], { cwd: root, shell, stdio: 'inherit' })
 // Stopped (a CI timeout, Ctrl-C): both stop with it.
 for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
   process.on(signal, () => {
