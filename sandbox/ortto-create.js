@@ -3,7 +3,7 @@
 // definitions/activity/create (answers' shapes: ./ortto.js). What they add lands in the same
 // maps the other routes read, so a created field is listed by custom-field/get and
 // instance-schema/get and taken by merges, a created activity by activities/create.
-import { ATTRIBUTE_TYPES, FIELD_TYPES, SYSTEM_ACTIVITIES, defineActivities, defineFields, isPlainObject, keysIn, slug } from './ortto-fields.js'
+import { ATTRIBUTE_TYPES, FIELD_TYPES, SYSTEM_ACTIVITIES, defineActivities, defineFields, isPlainObject, keysIn, slug, unsupportedKeys } from './ortto-fields.js'
 
 /**
  * @typedef {import('./ortto-fields.js').FieldDefinition} FieldDefinition
@@ -56,13 +56,8 @@ export function creators(options, fields, definitions) {
   /** @param {any} body @returns {Result} */
   function createField(body) {
     if (!isPlainObject(body)) return refuse(400, 'the body must be {"name": …, "type": …}')
-    if (!keysIn(body, FIELD_KEYS))
-      return refuse(
-        400,
-        `unsupported keys: ${Object.keys(body)
-          .filter((k) => !FIELD_KEYS.includes(k))
-          .join(', ')}`,
-      )
+    const extra = unsupportedKeys(body, FIELD_KEYS)
+    if (extra) return refuse(400, extra)
     const problem = nameProblem(body.name, 'a field')
     if (problem) return refuse(400, problem)
     if (!Object.hasOwn(FIELD_TYPES, body.type)) return refuse(400, `type must be one of ${Object.keys(FIELD_TYPES).join(', ')}, not ${JSON.stringify(body.type)}`)
@@ -88,13 +83,8 @@ export function creators(options, fields, definitions) {
   /** @param {any} body @returns {Result} */
   function createActivity(body) {
     if (!isPlainObject(body)) return refuse(400, 'the body must be {"name": …, "icon_id": …, "attributes"?: […]}')
-    if (!keysIn(body, ACTIVITY_KEYS))
-      return refuse(
-        400,
-        `unsupported keys: ${Object.keys(body)
-          .filter((k) => !ACTIVITY_KEYS.includes(k))
-          .join(', ')}`,
-      )
+    const extra = unsupportedKeys(body, ACTIVITY_KEYS)
+    if (extra) return refuse(400, extra)
     const problem =
       nameProblem(body.name, 'an activity') ??
       (!isText(body.icon_id) || !body.icon_id.trim() ? 'icon_id is required (a non-blank text)' : undefined) ??

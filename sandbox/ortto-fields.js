@@ -97,6 +97,12 @@ export const isPlainObject = (value) =>
 /** @param {object} value @param {string[]} allowed */
 export const keysIn = (value, allowed) => Object.keys(value).every((key) => allowed.includes(key))
 
+/** Why an object's keys are refused ('' when every key is allowed). @param {object} value @param {string[]} allowed @param {string} [what] */
+export function unsupportedKeys(value, allowed, what = '') {
+  const extra = Object.keys(value).filter((key) => !allowed.includes(key))
+  return extra.length ? `unsupported ${what ? `${what} ` : ''}keys: ${extra.join(', ')}` : ''
+}
+
 /** @param {unknown} value @param {number} max */
 function text(value, max) {
   if (typeof value !== 'string') return 'must be a text'

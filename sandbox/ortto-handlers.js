@@ -5,7 +5,7 @@
 // create fields and activity definitions are ./ortto-create.js, the calls that only read
 // (person/get, the custom fields, the instance schema) ./ortto-reads.js.
 import { creators } from './ortto-create.js'
-import { attributesProblem, defineActivities, defineFields, fieldsProblem, isPlainObject, keysIn, locationProblem, mergeByProblem, personProblem } from './ortto-fields.js'
+import { attributesProblem, defineActivities, defineFields, fieldsProblem, isPlainObject, keysIn, locationProblem, mergeByProblem, personProblem, unsupportedKeys } from './ortto-fields.js'
 import { peopleIndex } from './ortto-index.js'
 import { reads } from './ortto-reads.js'
 
@@ -95,8 +95,8 @@ export function handlers(options, now, settings) {
 
   /** @param {Record<string, any>} body @param {string[]} keys @param {string} list */
   function callProblem(body, keys, list) {
-    const extra = Object.keys(body).filter((key) => !keys.includes(key))
-    if (extra.length) return `unsupported keys: ${extra.join(', ')}`
+    const extra = unsupportedKeys(body, keys)
+    if (extra) return extra
     if (!Array.isArray(body[list]) || body[list].length < 1 || body[list].length > 100) return `${list} must hold 1 to 100 items`
     if (body.merge_by !== undefined) {
       const problem = mergeByProblem(body.merge_by, fields)
@@ -146,12 +146,8 @@ export function handlers(options, now, settings) {
     /** @param {string} error */
     const invalid = (error) => ({ status: 'invalid', error })
     if (!isPlainObject(item)) return invalid('an activity must be an object')
-    if (!keysIn(item, ACTIVITY_KEYS))
-      return invalid(
-        `unsupported activity keys: ${Object.keys(item)
-          .filter((k) => !ACTIVITY_KEYS.includes(k))
-          .join(', ')}`,
-      )
+    const extra = unsupportedKeys(item, ACTIVITY_KEYS, 'activity')
+    if (extra) return invalid(extra)
     if (new TextEncoder().encode(JSON.stringify(item)).length > 16_000) return invalid('an activity is larger than 16 kB')
     const definition = definitions.get(item.activity_id)
     if (!definition) return invalid(`activity ${JSON.stringify(item.activity_id)} does not exist`)

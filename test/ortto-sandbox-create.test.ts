@@ -9,22 +9,23 @@ const field = (o: ReturnType<typeof ortto>, request: unknown) => o.call('POST', 
 const activity = (o: ReturnType<typeof ortto>, request: unknown) => o.call('POST', '/v1/definitions/activity/create', request)
 const refusal = (status: number, text: string) => ({ request_id: expect.any(String), code: status, error: expect.stringContaining(text) })
 const customCount = Object.keys(FIELDS).length
+/** Field types and the prefix of their ids, as fields and activity attributes share them. */
+const TYPE_PREFIXES = [
+  ['text', 'str'],
+  ['large_text', 'txt'],
+  ['integer', 'int'],
+  ['decimal', 'dec'],
+  ['currency', 'cur'],
+  ['bool', 'bol'],
+  ['date', 'dtz'],
+  ['time', 'tme'],
+  ['phone', 'phn'],
+  ['multi_select', 'sst'],
+]
 const activityCount = Object.keys(ACTIVITIES).length
 
 describe('Ortto stand-in: person/custom-field/create', () => {
-  it.each([
-    ['text', 'str'],
-    ['large_text', 'txt'],
-    ['integer', 'int'],
-    ['decimal', 'dec'],
-    ['currency', 'cur'],
-    ['bool', 'bol'],
-    ['date', 'dtz'],
-    ['time', 'tme'],
-    ['phone', 'phn'],
-    ['single_select', 'str'],
-    ['multi_select', 'sst'],
-  ])('type %s -> id %s:cm:<slug>, answered in both shapes', async (type, prefix) => {
+  it.each([...TYPE_PREFIXES, ['single_select', 'str']])('type %s -> id %s:cm:<slug>, answered in both shapes', async (type, prefix) => {
     const o = ortto()
     const request = { name: '  Favourite  Colour (2nd)! ', type, ...(type === 'single_select' && { values: ['red', 'blue'] }) }
     const response = await field(o, request)
@@ -162,19 +163,7 @@ describe('Ortto stand-in: definitions/activity/create', () => {
     expect(() => createOrtto({ activities: ids })).not.toThrow() // the ids pass the options' own patterns
   })
 
-  it.each([
-    ['text', 'str'],
-    ['large_text', 'txt'],
-    ['integer', 'int'],
-    ['decimal', 'dec'],
-    ['currency', 'cur'],
-    ['bool', 'bol'],
-    ['date', 'dtz'],
-    ['time', 'tme'],
-    ['phone', 'phn'],
-    ['multi_select', 'sst'],
-    ['email', 'str'],
-  ])('an attribute of display_type %s gets a %s:cm: id', async (type, prefix) => {
+  it.each([...TYPE_PREFIXES, ['email', 'str']])('an attribute of display_type %s gets a %s:cm: id', async (type, prefix) => {
     const answer = await body(await activity(ortto(), { name: 'Thing', icon_id: 'i', attributes: [{ name: 'The Value', display_type: type }] }))
     expect(answer.attributes).toEqual([{ name: 'The Value', display_type: type, field_id: `${prefix}:cm:the-value` }])
   })
