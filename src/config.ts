@@ -59,7 +59,7 @@ export interface Env {
   ALERT_FAILURE_RATE?: string | number
   /** At most one alert of a kind this often (default 60). */
   ALERT_EVERY_MINUTES?: string | number
-  /** How often an isolate sends its delivery history counters to D1 (default 60 s; 0: with every write). */
+  /** How often an isolate sends its delivery history counters to D1 (default 20 s; 0: with every write). */
   HISTORY_FLUSH_SECONDS?: string | number
   /** Queued mode: producer for the events queue (its presence turns queued mode on). */
   EVENTS?: Queue<unknown>
@@ -121,7 +121,7 @@ function parseConfig(env: Env): Config {
     storeTimeoutMs: read('STORE_TIMEOUT_MS', PositiveInt, DEFAULT_STORE_TIMEOUT_MS, 'must be a whole number of milliseconds'),
     maxPauseSeconds: read('RATE_LIMIT_MAX_PAUSE_SECONDS', PositiveInt, DEFAULT_MAX_PAUSE_SECONDS, 'must be a whole number of seconds'),
     adminToken: secret('ADMIN_TOKEN'),
-    historyFlushMs: read('HISTORY_FLUSH_SECONDS', WholeNumber, 60, 'must be a whole number of seconds') * 1000,
+    historyFlushMs: read('HISTORY_FLUSH_SECONDS', WholeNumber, 20, 'must be a whole number of seconds') * 1000,
     alerts: {
       ...webhookOf(secret('ALERT_WEBHOOK_URL')),
       failureRate: read('ALERT_FAILURE_RATE', Share, 0.2, 'must be a share between 0 and 1 (0.2 is 20 %)'),

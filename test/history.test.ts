@@ -1,9 +1,9 @@
-import { createScheduledController } from 'cloudflare:test'
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import worker from '../src'
 import { HOUR_MS, history } from '../src/store/history'
 import { topReasons } from '../src/http/history-charts'
-import { db, fakeQueue, freshDb, identify, json, rows, setup, testDb } from './helpers'
+import { db, fakeQueue, freshDb, identify, json, rows, setup, sign, testDb } from './helpers'
 
 // Delivery history (counters per hour, both modes), the operator page's charts and test
 // event, /admin/history.json, and the sweep's alerts with their rate limit.
@@ -73,19 +73,44 @@ describe('delivery history', () => {
     expect(got).toContainEqual({ kind: 'event', key: 'any:dead-lettered', n: 1 })
   })
 
-  it('by default an isolate sends its counters once a minute, beside a write: a single-event request costs no history row of its own', async () => {
-    const { post } = setup({ HISTORY_FLUSH_SECONDS: '60' })
+  it('an isolate sends its counts beside a write at most once per HISTORY_FLUSH_SECONDS, and the rest when due with no further traffic', async () => {
+    const { env } = setup({ HISTORY_FLUSH_SECONDS: '1' })
     const delivered = async () => (await counters()).find((c) => c.key === 'identify:delivered')?.n ?? 0
-    await post(identify({ email: 'm1@example.com' })) // this isolate may flush now (or have done so a moment ago)
-    const first = await delivered()
-    await post(identify({ email: 'm2@example.com' }))
-    await post(identify({ email: 'm3@example.com' }))
-    expect(await delivered()).toBe(first) // held in the isolate: no statement of its own
-    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true })
-    vi.setSystemTime(Date.now() + 61_000)
-    await post(identify({ email: 'm4@example.com' }))
-    vi.useRealTimers()
-    expect(await delivered()).toBe(4) // a minute on: all four, none lost
+    const contexts: ExecutionContext[] = []
+    const post = async (email: string) => {
+      const body = JSON.stringify(identify({ email }))
+      const ctx = createExecutionContext()
+      contexts.push(ctx)
+      const headers = { 'content-type': 'application/json', 'x-signature': await sign(body) }
+      expect((await worker.fetch(new Request('https://worker.test/', { method: 'POST', headers, body }), env, ctx)).status).toBe(200)
+    }
+    await post('m1@example.com') // the isolate's first counts: sent beside this write
+    expect(await delivered()).toBe(1)
+    for (let i = 2; i <= 9; i++) await post(`m${i}@example.com`)
+    expect(await delivered()).toBe(1) // held in the isolate: no statement of their own
+    await Promise.all(contexts.map((ctx) => waitOnExecutionContext(ctx))) // then silence: the timer one of them left
+    expect(await delivered()).toBe(9)
+  })
+
+  it("one timer per flush period, none while nothing is held, and none past waitUntil's 30 s", async () => {
+    const timers: Promise<unknown>[] = []
+    const sent: number[] = []
+    const send = async (due: { n: number }[]) => (sent.push(due.reduce((n, c) => n + c.n, 0)), true)
+    const now = Date.now()
+    history.flushWhenDue(1000, (p) => timers.push(p), send, now)
+    expect(timers).toHaveLength(0) // nothing held
+    const first = history.add([{ kind: 'event', key: 'identify:delivered', n: 1 }], 1000, now)! // first: due at once
+    history.settled(first, true)
+    for (let i = 0; i < 5; i++) {
+      expect(history.add([{ kind: 'event', key: 'identify:delivered', n: 1 }], 1000, now)).toBeUndefined()
+      history.flushWhenDue(1000, (p) => timers.push(p), send, now)
+    }
+    expect(timers).toHaveLength(1)
+    await Promise.all(timers)
+    expect(sent).toEqual([5]) // one statement for the five
+    history.add([{ kind: 'event', key: 'identify:delivered', n: 1 }], 60_000)
+    history.flushWhenDue(60_000, (p) => timers.push(p), send)
+    expect(timers).toHaveLength(1) // a minute ahead: the next write takes them
   })
 
   it('a counter write that fails changes no answer, and costs no extra round trip', async () => {
@@ -234,6 +259,31 @@ describe('alerts', () => {
     expect(posts).toHaveLength(sent)
     const page = await (await request(new Request(`${ORIGIN}/admin`, { headers: basic }))).text()
     expect(page).toMatch(/id="alerts-line"[^>]*>Alerts on \(ALERT_WEBHOOK_URL\)\. Last sent/)
+  })
+
+  it('announces letters made after others were deleted or re-driven: their ids are never used again', async () => {
+    const events = fakeQueue()
+    const { consume, sweep, about, request } = withHook({ EVENTS: events.queue })
+    const dead = (n: number) => consume([{ v: 2, items: Array.from({ length: n }, (_, i) => ({ event: identify({ email: `dead${i}@localhost` }), at: 1 })) }])
+    const later = async (minutes: number) => {
+      vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true })
+      vi.setSystemTime(Date.now() + minutes * 60_000)
+      await sweep()
+      vi.useRealTimers()
+    }
+    await dead(3)
+    await later(0)
+    expect(about('dead letters').map((p) => p.text.match(/\d+ new/)![0])).toEqual(['3 new'])
+    await db().prepare('DELETE FROM dead_letters').run() // the operator deletes them
+    await dead(2) // without AUTOINCREMENT: ids 1 and 2 again, below the alert's mark of 3
+    await later(61)
+    expect(about('dead letters').map((p) => p.text.match(/\d+ new/)![0])).toEqual(['3 new', '2 new'])
+    // Re-driven (queued mode: back on the queue, the letters removed), they fail again: new letters, announced again.
+    const redriven = await request(new Request(`${ORIGIN}/dead-letters/redrive`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } }))
+    expect(await redriven.json()).toMatchObject({ redriven: 2 })
+    await consume(events.sent.map((m) => m.body))
+    await later(122)
+    expect(about('dead letters').map((p) => p.text.match(/\d+ new/)![0])).toEqual(['3 new', '2 new', '2 new'])
   })
 
   it('posts when the last hour failed above ALERT_FAILURE_RATE, when the setup check fails, and when parked events near expiry', async () => {

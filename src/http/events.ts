@@ -75,7 +75,7 @@ events.post('/', limitBody, async (c) => {
     } else {
       const indices = [...valid.keys()].filter((index) => valid[index])
       const items: Item[] = indices.map((index) => ({ event: valid[index]!, at: started }))
-      const results = await deliverEvents(items, deliveryRun('request', { config, store: new Store(sql!), log, started }))
+      const results = await deliverEvents(items, deliveryRun('request', { config, store: new Store(sql!), log, started, waitUntil: (promise) => c.executionCtx.waitUntil(promise) }))
       results.forEach((outcome, i) => (outcomes[indices[i]] = outcome))
     }
   }

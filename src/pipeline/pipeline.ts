@@ -160,8 +160,8 @@ async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf:
   }
   if (read.storeDown) return outcomes
   const { store } = run
-  // The delivery history: added up in the isolate, and sent beside a write at most once a
-  // minute (HISTORY_FLUSH_SECONDS), at the same time as it; its failure changes no answer.
+  // The delivery history: added up in the isolate, and sent beside a write at most once per
+  // HISTORY_FLUSH_SECONDS, at the same time as it; its failure changes no answer.
   const events = items.map((item) => item.event)
   const due = history.add(tally(events, outcomes, run.callRecords, writes.deadLetters.length), run.config.historyFlushMs)
   const counted = due ? store.count(due).then((ok) => history.settled(due, ok)) : Promise.resolve(true)
@@ -188,5 +188,7 @@ async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf:
     history.merge(difference(tally(events, outcomes, [], 0), asCounted))
   }
   if (!(await counted)) run.onProblem?.('history', 'the delivery history was not counted (the answer is unchanged)')
+  // What is held back goes when it comes due, even if no request follows.
+  if (run.waitUntil) history.flushWhenDue(run.config.historyFlushMs, run.waitUntil, (counters) => store.count(counters))
   return outcomes
 }

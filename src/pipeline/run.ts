@@ -37,6 +37,8 @@ export interface DeliveryRun {
   creations: Creations
   /** Every destination call this run made, for the delivery history. */
   callRecords: CallRecord[]
+  /** Work that may outlive the answer (the history's timer): the invocation's waitUntil. */
+  waitUntil?: (promise: Promise<unknown>) => void
 }
 
 /** A claim outlives any attempt still running: Segment waits 5 s, a consumer 5 min, the sweep 1 min. */
@@ -49,7 +51,10 @@ export const CONSUMER_BUDGET_MS = 5 * 60_000
 const CONSUMER_MAX_CALLS = 1000
 const SWEEP_BUDGET_MS = 60_000
 
-export function deliveryRun(kind: RunKind, { config, store, log, started = Date.now() }: { config: Config; store: Store; log: RequestLog; started?: number }): DeliveryRun {
+export function deliveryRun(
+  kind: RunKind,
+  { config, store, log, started = Date.now(), waitUntil }: { config: Config; store: Store; log: RequestLog; started?: number; waitUntil?: (promise: Promise<unknown>) => void },
+): DeliveryRun {
   const { destination } = config
   const direct = kind !== 'queue'
   const budgetMs = kind === 'queue' ? CONSUMER_BUDGET_MS : kind === 'sweep' ? SWEEP_BUDGET_MS : config.deadlineMs
@@ -78,5 +83,6 @@ export function deliveryRun(kind: RunKind, { config, store, log, started = Date.
     onProblem: log.problem,
     creations: new CreationLog(store.sql),
     ...(kind !== 'sweep' && { onReplay: log.countReplay }),
+    ...(waitUntil && { waitUntil }),
   }
 }

@@ -118,7 +118,7 @@ function backoffSeconds(attempts: number, baseSeconds: number): number {
 
 type Tally = { acked: number; retried: number; deadLettered: number; requeued: number }
 
-export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function consume(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void> {
   const config = getConfig(env)
   const log = new RequestLog(`queue:${batch.messages[0]?.id ?? 'empty'}`, env.ANALYTICS, config.destination.id)
   const tally: Tally = { acked: 0, retried: 0, deadLettered: 0, requeued: 0 }
@@ -126,7 +126,7 @@ export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<v
   const store = sql && new Store(sql)
   try {
     if (batch.queue === DEAD_LETTER_QUEUE) await storeDeadLetters(batch, store, tally)
-    else await consumeEvents(batch, env, config, store, log, tally)
+    else await consumeEvents(batch, env, config, store, log, tally, ctx && ((promise) => ctx.waitUntil(promise)))
   } finally {
     if (sql) log.fields.d1 = sql.stats
     log.emit({ kind: 'queue', queue: batch.queue, messages: batch.messages.length, ...tally })
@@ -142,7 +142,7 @@ function itemsOf(message: Message<unknown>): Envelope['items'] {
 /** Attempts before this one: the envelope counts re-enqueues, Queues counts whole-message retries. */
 const withRetries = (message: Message<unknown>) => (item: Envelope['items'][number]) => ({ ...item, attempts: (item.attempts ?? 0) + message.attempts - 1 })
 
-async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Config, store: Store | undefined, log: RequestLog, tally: Tally) {
+async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Config, store: Store | undefined, log: RequestLog, tally: Tally, waitUntil?: (promise: Promise<unknown>) => void) {
   const blocker = configurationProblem(config)
   if (blocker || !store || !env.EVENTS) {
     for (const message of batch.messages) {
@@ -169,7 +169,7 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
   try {
     if (invalid.deadLetters.length) await store.write(invalid)
     tally.deadLettered += invalid.deadLetters.length
-    outcomes = items.length ? await deliverEvents(items, { ...deliveryRun('queue', { config, store, log }), deadLetter }) : []
+    outcomes = items.length ? await deliverEvents(items, { ...deliveryRun('queue', { config, store, log, waitUntil }), deadLetter }) : []
   } catch (error) {
     // The store refused what must be recorded (dead letters): every message goes back, whole.
     log.fields.error = error instanceof Error ? error.name : 'unknown'

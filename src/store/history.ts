@@ -20,6 +20,8 @@ export const HOUR_MS = 3_600_000
 export const KEEP_HOURS = 14 * 24
 /** Upper bounds (ms) of the call duration buckets: enough for p50 and p95. */
 export const BUCKETS = [100, 250, 500, 1000, 2000, 4000, 10_000, Infinity] as const
+/** The longest a held count's timer waits: Cloudflare keeps an isolate 30 s for waitUntil work. */
+export const MAX_TIMER_MS = 25_000
 /** Events whose messageId starts so are the operator page's test events. */
 export const TEST_PREFIX = 'test-'
 
@@ -78,13 +80,16 @@ export function difference(after: readonly Counter[], before: readonly Counter[]
 /**
  * The counters of this isolate not yet in D1. A request adds its own here; once `everyMs` has
  * passed since the last flush, the lot goes in one statement beside that request's write. So a
- * single-event request costs no history row of its own (D1 bills rows written); an isolate that
- * Cloudflare evicts loses at most that long of counts.
+ * single-event request costs no history row of its own (D1 bills rows written). Counts held
+ * back are sent when they come due even with no further traffic: the request that held them
+ * leaves a timer to that moment (waitUntil keeps it), one per isolate and flush period.
  */
 class Pending {
   private counts = new Map<string, Counter>()
   private flushedAt = 0
   private sending = false
+  /** When the timer left by `flushWhenDue` fires (-1: none): one timer per flush period. */
+  private timerAt = -1
 
   /** Adds a run's counters; returns them all when they are due (the caller sends them, then says how it went). */
   add(counters: readonly Counter[], everyMs: number, now = Date.now()): Counter[] | undefined {
@@ -111,11 +116,30 @@ class Pending {
     }
   }
 
+  /**
+   * Counts held back are sent when they come due, with no further traffic: a timer to that
+   * moment, kept alive by `waitUntil` (at most `everyMs` ahead; Cloudflare keeps an isolate
+   * 30 s for it). Requests of one flush period share one timer; none while nothing is held.
+   */
+  flushWhenDue(everyMs: number, waitUntil: (promise: Promise<unknown>) => void, send: (due: Counter[]) => Promise<boolean>, now = Date.now()): void {
+    const at = this.flushedAt + everyMs
+    if (!this.counts.size || at === this.timerAt || at - now > MAX_TIMER_MS) return
+    this.timerAt = at
+    waitUntil(
+      new Promise((resolve) => setTimeout(resolve, Math.max(0, at - now))).then(async () => {
+        if (this.timerAt === at) this.timerAt = -1
+        const due = this.add([], everyMs)
+        if (due) this.settled(due, await send(due))
+      }),
+    )
+  }
+
   /** Drops what is pending (tests start each case with an empty history). */
   forget(): void {
     this.counts = new Map()
     this.flushedAt = 0
     this.sending = false
+    this.timerAt = -1
   }
 
   /** After a flush: on failure its counts come back for the next one. */
