@@ -69,6 +69,29 @@ describe('Ortto edges', () => {
     expect([...ortto.people.values()].some((p) => p.fields['str::email'] === 'x@example.com')).toBe(false)
   })
 
+  it('finishes on the re-send a delete that archived the person but failed twice: found by the id kept, deleted', async () => {
+    const { post, ortto } = setupOrtto()
+    await post({ type: 'identify', messageId: id(), userId: 'u-arch', traits: { email: 'arch@example.com' } })
+    const person = [...ortto.people.values()].find((p) => p.fields['str::email'] === 'arch@example.com')!
+    const deleteCall = { match: (call: { path: string }) => call.path === '/v1/person/delete' }
+    ortto.inject({ status: 500, ...deleteCall }, { status: 503, ...deleteCall })
+    const remove = { type: 'delete', messageId: id(), userId: 'u-arch' }
+    expect((await post(remove)).status).toBe(503) // archived, not deleted: Segment re-sends
+    expect(person.archived).toBe(true)
+    const again = await post(remove)
+    expect(await json(again)).toMatchObject({ status: 'delivered', message: 'archived person deleted' })
+    expect(ortto.deleted.has(person.id)).toBe(true)
+    expect(await rows('SELECT * FROM checkpoints')).toEqual([]) // finished: nothing kept
+    // A database that cannot keep the ids: nothing is archived, the delete is retried.
+    await post({ type: 'identify', messageId: id(), userId: 'u-db', traits: { email: 'db@example.com' } })
+    const store = testDb()
+    const { post: postDown, ortto: o2 } = setupOrtto({ DB: store.db })
+    await postDown({ type: 'identify', messageId: id(), userId: 'u-db2', traits: { email: 'db2@example.com' } })
+    store.fail('INSERT INTO checkpoints', 5)
+    expect((await postDown({ type: 'delete', messageId: id(), userId: 'u-db2' })).status).toBe(503)
+    expect(o2.calls.filter((c) => c.path === '/v1/person/archive')).toHaveLength(0)
+  })
+
   it('maps unsubscribed to the email permission, and (people found by email) a new email to a merge by external id', async () => {
     const { post, ortto, calls } = setupOrtto({ ORTTO_MERGE_BY: 'str::email' })
     await post({ type: 'identify', messageId: id(), userId: 'u-r', traits: { email: 'old@example.com', unsubscribed: true } })

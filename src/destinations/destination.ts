@@ -90,9 +90,20 @@ export interface Creations {
   leftOut(kind: string, name: string, reason: string): Promise<void>
 }
 
+/**
+ * Work a destination began and must finish on the re-send (ids it can no longer look up),
+ * shared by every isolate (D1). Keys are the destination's own (the store hashes them).
+ */
+export interface Checkpoints {
+  read(keys: readonly string[]): Promise<Map<string, string>>
+  save(entries: readonly (readonly [string, string])[]): Promise<void>
+  clear(keys: readonly string[]): Promise<void>
+}
+
 /** What the pipeline hands `send` besides the calls' gate. */
 export interface SendContext {
   creations?: Creations
+  checkpoints?: Checkpoints
 }
 
 export interface Destination<P = unknown, A = unknown> {

@@ -21,7 +21,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   const entries = await entriesOf(items, read, run)
   await planAndHold(entries, read, run)
   const { jobs, jobOf } = jobsOf(entries, run)
-  const results = jobs.length ? await run.config.destination.send(jobs, run.calls, { creations: run.creations }) : []
+  const results = jobs.length ? await run.config.destination.send(jobs, run.calls, { creations: run.creations, checkpoints: run.checkpoints }) : []
   return concludeAndWrite(items, entries, jobOf, results, read, run)
 }
 

@@ -11,7 +11,8 @@ import type { Outcome } from './outcome'
 import { pacerFor } from './pacer'
 import type { Store } from '../store/store'
 import { CreationLog } from '../store/creations'
-import type { Creations } from '../destinations/destination'
+import type { Checkpoints, Creations } from '../destinations/destination'
+import { CheckpointLog } from '../store/checkpoints'
 
 export type RunKind = 'request' | 'queue' | 'sweep' | 'redrive'
 
@@ -35,6 +36,8 @@ export interface DeliveryRun {
   onProblem?: (stage: string, message: string) => void
   /** What the destination creates in its account, and the day's cap on it (shared through D1). */
   creations: Creations
+  /** What a destination must finish on the re-send (D1). */
+  checkpoints: Checkpoints
   /** Every destination call this run made, for the delivery history. */
   callRecords: CallRecord[]
   /** Work that may outlive the answer (the history's timer): the invocation's waitUntil. */
@@ -82,6 +85,7 @@ export function deliveryRun(
     ...(kind === 'request' && { answerBy: started + config.deadlineMs + FINAL_WRITE_MS }),
     onProblem: log.problem,
     creations: new CreationLog(store.sql),
+    checkpoints: new CheckpointLog(store.sql),
     ...(kind !== 'sweep' && { onReplay: log.countReplay }),
     ...(waitUntil && { waitUntil }),
   }

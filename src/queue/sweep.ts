@@ -5,6 +5,7 @@
 // entries and contact guards are pruned.
 import { ALERT_STATE_KEY, runAlerts } from './alerts'
 import { pruneHistory } from '../store/history'
+import { pruneCheckpoints } from '../store/checkpoints'
 import { configurationProblem, getConfig, type Env } from '../config'
 import { PARK_DAYS, withEmail } from '../pipeline/identity'
 import { RequestLog } from '../log'
@@ -56,6 +57,7 @@ export async function sweep(env: Env): Promise<void> {
     result.pruned = await storeAdmin.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
     if (config.destination.creates) await storeAdmin.creations().prune()
     await pruneHistory(sql, now)
+    await pruneCheckpoints(sql, now)
   } catch (error) {
     log.fields.error = error instanceof Error ? `${error.name}: ${error.message.slice(0, 200)}` : 'unknown'
   } finally {

@@ -61,7 +61,7 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
     keysByUserId: byUserId,
     ...((create.fields || create.activities) && { creates: { max: create.max } }),
     send: (jobs, options, context) =>
-      sendToOrtto(jobs, new OrttoClient(endpoint, options), { settings, creations: context?.creations, account: current, reread: () => readAccount(endpoint, options) }),
+      sendToOrtto(jobs, new OrttoClient(endpoint, options), { settings, creations: context?.creations, account: current, reread: () => readAccount(endpoint, options) }, context?.checkpoints),
     check: (options) => checkOrtto(settings, options, deployEnv),
   }
 }

@@ -4,12 +4,13 @@
 // per item says which, and a call refused whole is answered per item from its details,
 // or split in halves — never re-sent as it was (Ortto bans an IP after 15 refused calls).
 import { delivered, fromError, rejected, retry, skipped, type Outcome } from '../../pipeline/outcome'
-import type { Job, Operation, Result } from '../destination'
+import type { Checkpoints, Job, Operation, Result } from '../destination'
 import { BULK_LIMIT, RefusedItems, type ItemAnswer, type OrttoClient } from './client'
 import { createMissing, type CreateOptions } from './create'
 import { mergePeople, type OrttoPerson } from './person'
 
 type Enter = Extract<Operation<OrttoPerson>, { kind: 'enter' }>
+type Delete = Extract<Operation<OrttoPerson>, { kind: 'delete' }>
 
 /** Sends `items` in calls of at most 100; each item's answer. A call refused whole is never re-sent as it was. */
 async function inBulk<T>(items: T[], send: (chunk: T[]) => Promise<ItemAnswer[]>): Promise<(ItemAnswer | Outcome)[]> {
@@ -46,7 +47,7 @@ async function inBulk<T>(items: T[], send: (chunk: T[]) => Promise<ItemAnswer[]>
 const isAnswer = (value: ItemAnswer | Outcome): value is ItemAnswer => 'ok' in value
 const outcomeOf = (answer: ItemAnswer | Outcome, message: string): Outcome => (isAnswer(answer) ? (answer.ok ? delivered(message) : rejected(answer.reason)) : answer)
 
-export async function sendToOrtto(given: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<Result[]> {
+export async function sendToOrtto(given: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions, checkpoints?: Checkpoints): Promise<Result[]> {
   const results: Result[] = new Array(given.length)
   const mergeBy = options.settings.mergeBy
   const byUserId = mergeBy[0] === 'str::ei'
@@ -133,26 +134,70 @@ export async function sendToOrtto(given: readonly Job<OrttoPerson>[], client: Or
     })
 
     // Deletes last: every merge and activity of this phase has ended.
-    await Promise.all(
-      indices.map(async (i) => {
-        const { op } = jobs[i]
-        if (op.kind !== 'delete') return
-        try {
-          const ids = await client.find({ email: op.email, userId: op.userId })
-          if (!ids.length) {
-            results[i] = { outcome: delivered('person was not in Ortto') }
-            return
-          }
-          await client.archive(ids) // Ortto deletes only archived people
-          // Once archived, Ortto's person/get no longer finds them: a failed delete is tried again
-          // here, with the ids in hand, rather than by a retry that would find nothing to delete.
-          await client.delete(ids).catch(() => client.delete(ids))
-          results[i] = { outcome: delivered('person archived and deleted') }
-        } catch (error) {
-          results[i] = { outcome: fromError(error) }
-        }
-      }),
-    )
+    const deletes = indices.filter((i) => jobs[i].op.kind === 'delete')
+    if (deletes.length)
+      (
+        await deletePeople(
+          deletes.map((i) => jobs[i].op as Delete),
+          client,
+          checkpoints,
+        )
+      ).forEach((outcome, k) => (results[deletes[k]] = { outcome }))
+  }
+}
+
+/**
+ * Deletes: each person found (person/get), archived, deleted (Ortto deletes only archived
+ * people). Once archived, person/get no longer finds them: their ids are kept in D1 before the
+ * archive, so a re-send after a failed delete deletes them by id, and `delivered` means Ortto
+ * holds neither a live nor an archived person. Three statements a batch, none per person.
+ */
+async function deletePeople(ops: readonly Delete[], client: OrttoClient, checkpoints?: Checkpoints): Promise<Outcome[]> {
+  const keys = ops.map((op) => `ortto:archived:${op.key}`)
+  const outcomes: Outcome[] = new Array(ops.length)
+  let kept: Map<string, string>
+  try {
+    kept = checkpoints ? await checkpoints.read(keys) : new Map()
+  } catch {
+    return ops.map(() => retry('the database is unavailable, so a delete cannot be finished safely; will retry'))
+  }
+  const archivedBefore = ops.map((_, k) => idsIn(kept.get(keys[k])))
+  const live = await Promise.all(ops.map((op) => client.find({ email: op.email, userId: op.userId }).catch((error: unknown) => fromError(error))))
+  // Kept before anything is archived: if this write fails, nothing is.
+  const toKeep = ops.flatMap((_, k) => (Array.isArray(live[k]) && live[k].length ? [[keys[k], JSON.stringify([...new Set([...archivedBefore[k], ...live[k]])])] as const] : []))
+  const keptNow = await (checkpoints?.save(toKeep) ?? Promise.resolve()).then(
+    () => true,
+    () => false,
+  )
+  const done: string[] = []
+  await Promise.all(
+    ops.map(async (_, k) => {
+      const found = live[k]
+      if (!Array.isArray(found)) return void (outcomes[k] = found)
+      if (found.length && !keptNow) return void (outcomes[k] = retry('the database is unavailable, so the person is not archived yet; will retry'))
+      const ids = [...new Set([...archivedBefore[k], ...found])]
+      if (!ids.length) return void (outcomes[k] = delivered('person was not in Ortto'))
+      try {
+        if (found.length) await client.archive(found)
+        await client.delete(ids).catch(() => client.delete(ids))
+        outcomes[k] = delivered(found.length ? 'person archived and deleted' : 'archived person deleted')
+        if (archivedBefore[k].length || found.length) done.push(keys[k])
+      } catch (error) {
+        outcomes[k] = fromError(error)
+      }
+    }),
+  )
+  // A key left behind costs a delete of ids already gone on the next delete of that person; the sweep drops it after a week.
+  await checkpoints?.clear(done).catch(() => undefined)
+  return outcomes
+}
+
+function idsIn(text: string | undefined): string[] {
+  try {
+    const value: unknown = JSON.parse(text ?? '[]')
+    return Array.isArray(value) ? value.filter((id): id is string => typeof id === 'string') : []
+  } catch {
+    return []
   }
 }
 
