@@ -123,7 +123,7 @@ class Pending {
    */
   flushWhenDue(everyMs: number, waitUntil: (promise: Promise<unknown>) => void, send: (due: Counter[]) => Promise<boolean>, now = Date.now()): void {
     const at = this.flushedAt + everyMs
-    if (!this.counts.size || at === this.timerAt || at - now > MAX_TIMER_MS) return
+    if (!everyMs || !this.counts.size || at === this.timerAt || at - now > MAX_TIMER_MS) return
     this.timerAt = at
     waitUntil(
       new Promise((resolve) => setTimeout(resolve, Math.max(0, at - now))).then(async () => {
