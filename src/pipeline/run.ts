@@ -76,7 +76,8 @@ export function deliveryRun(kind: RunKind, { config, store, log, started = Date.
     recordProgress: kind === 'request',
     ...(kind === 'request' && { answerBy: started + config.deadlineMs + FINAL_WRITE_MS }),
     onProblem: log.problem,
-    creations: new CreationLog(store.sql),
+    // A hold on a definition being created ends when this run's answer is due: none outlives it.
+    creations: new CreationLog(store.sql, started + budgetMs + FINAL_WRITE_MS),
     ...(kind !== 'sweep' && { onReplay: log.countReplay }),
   }
 }
