@@ -53,15 +53,17 @@ export const MAX_CREATIONS_PER_RUN = 8
 export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<Placed> {
   // Keyed by name as Ortto compares names (and the account is matched): "Plan" and "plan" are one.
   const fields = new Map<string, { name: string; type: string }>()
-  const activities = new Map<string, { name: string; attributes: Map<string, string> }>()
+  const activities = new Map<string, { name: string; attributes: Map<string, { name: string; type: string }> }>()
   const lacking: LeftOut[] = []
   for (const { op } of jobs) {
     if (op.kind !== 'upsert' && op.kind !== 'enter') continue
     for (const want of op.person.wanted ?? []) if (!fields.has(normal(want.name))) fields.set(normal(want.name), { name: want.name, type: want.type.type })
     if (op.kind === 'enter' && op.journey.startsWith(TO_CREATE)) {
       const name = op.journey.slice(TO_CREATE.length)
-      const entry = activities.get(normal(name)) ?? { name, attributes: new Map<string, string>() }
-      for (const [attribute, value] of Object.entries(op.attributes ?? {})) if (!entry.attributes.has(attribute) && entry.attributes.size < 15) entry.attributes.set(attribute, typeFor(value)!.type)
+      const entry = activities.get(normal(name)) ?? { name, attributes: new Map<string, { name: string; type: string }>() }
+      // One attribute per name as Ortto compares them: two that differ only in case would be refused.
+      for (const [attribute, value] of Object.entries(op.attributes ?? {}))
+        if (!entry.attributes.has(normal(attribute)) && entry.attributes.size < 15) entry.attributes.set(normal(attribute), { name: attribute, type: typeFor(value)!.type })
       activities.set(normal(name), entry)
     }
     if (op.kind === 'enter') lacking.push(...lackingOf(op.issues))
@@ -99,7 +101,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
         (await make('activity', name, () =>
           client.createActivity(
             name,
-            [...attributes].map(([attribute, display_type]) => ({ name: attribute, display_type })),
+            [...attributes.values()].map(({ name: attribute, type }) => ({ name: attribute, display_type: type })),
           ),
         )),
     )
@@ -154,7 +156,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     let held: Reservation
     if (stands?.state === 'created')
       return (stands.id && remembered(kind, { id: stands.id, name })) || (await readBack()) || { retry: `${what} was created today but the account does not list it yet; will retry` }
-    if (stands?.state === 'refused') return { left: `Ortto refused to create ${what} today (${stands.reason}); not asked again today` }
+    if (stands?.state === 'refused') return { left: `${what} was not created: Ortto refused it today, not asked again today (${stands.reason})` }
     if (stands?.state === 'taken') held = stands
     else if (full && stands?.state !== 'expired') return capped()
     else if (calls >= MAX_CREATIONS_PER_RUN) return past()
@@ -172,7 +174,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       case 'created':
         return (held.id && remembered(kind, { id: held.id, name })) || (await readBack()) || { retry: `${what} was created today but the account does not list it yet; will retry` }
       case 'refused':
-        return { left: `Ortto refused to create ${what} today (${held.reason}); not asked again today` }
+        return { left: `${what} was not created: Ortto refused it today, not asked again today (${held.reason})` }
       case 'taken':
         // Another run is making it: what the account has now is the truth, not a second create. Its hold ends by its answer.
         return (await readBack()) ?? { retry: `${what} is being created by another request; will retry` }
@@ -226,7 +228,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       if (found) return found
       const reason = `${error.message}, and the account has none of that name`
       await creations?.refused(kind, name, reason).catch(() => undefined)
-      return { left: `Ortto refused to create ${what} (${reason}): create it in Ortto; not asked again today` }
+      return { left: `${what} was not created: create it in Ortto (${reason}); not asked again today` }
     }
     if (error.kind === 'rejected') {
       // Refused for good: remembered, so no later request makes Ortto refuse it again (its ban counts refusals).
@@ -234,7 +236,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       const every = error.status === 403
       const todo = every ? `raise the Ortto plan's limit on custom ${kind === 'field' ? 'fields' : 'activities'}, or delete unused ones` : `create it in Ortto under a name it takes`
       await creations?.refused(kind, name, `${error.message}: ${todo}`, every).catch(() => undefined)
-      return { left: `Ortto refused to create ${what} (${error.message}): ${todo}; not asked again today` }
+      return { left: `${what} was not created: ${todo} (${error.message}); not asked again today` }
     }
     // A rate limit made nothing; a call unanswered or failed may have: the next run looks first.
     await creations?.release(kind, name, error.kind !== 'rate_limited').catch(() => undefined)
@@ -316,7 +318,7 @@ function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>, unmad
     if ('retry' in activity) retry.set(i, activity.retry)
     if ('left' in activity) {
       // Not delivered: the activity is what the track is. Its person is merged when it carries anything.
-      const reason = `the activity was not sent: ${activity.left}`
+      const reason = activity.left
       const all = [{ path: 'event', message: reason }, ...issues]
       if (op.setFirst) unmade.set(i, { message: `${reason}; person merged`, issues: all })
       const next: Operation<OrttoPerson> = op.setFirst ? { kind: 'upsert', person, message: `${reason}; person merged`, issues: all } : { kind: 'reject', message: reason, issues: all }
