@@ -132,14 +132,14 @@ describe('Ortto creation: a request counts the calls it made (item 2)', () => {
 describe('Ortto creation: no hold outlives its run (item 3)', () => {
   it('a hold whose write committed after the Worker gave up on it blocks the name no longer than that run’s answer', async () => {
     const store = testDb()
-    const { post, calls } = setupOrtto({ ...CREATE, DB: store.db, STORE_TIMEOUT_MS: '300', DIRECT_DEADLINE_MS: '1000' })
+    const { post, calls } = setupOrtto({ ...CREATE, DB: store.db, STORE_TIMEOUT_MS: '400', DIRECT_DEADLINE_MS: '1000' })
     await post(identify('u-0', { email: 'zero@example.com' })) // the account is read
-    store.delay('INSERT INTO created (kind, name, day, at, state, until) SELECT', 600)
+    store.delay('INSERT INTO created (kind, name, day, at, state, until) SELECT', 800)
     const event = identify('u-h', { email: 'h@example.com', colour: 'teal' })
     const started = Date.now()
     expect((await post(event)).status).toBe(503)
     expect(calls('/person/custom-field/create')).toHaveLength(0)
-    await new Promise((resolve) => setTimeout(resolve, Math.max(700, started + 1_750 - Date.now()))) // the slow write lands; the answer was due
+    await new Promise((resolve) => setTimeout(resolve, Math.max(900, started + 1_750 - Date.now()))) // the slow write lands; the answer was due
     expect(await rows(`SELECT state FROM created WHERE name = 'colour'`)).toEqual([{ state: 'held' }])
     // Segment's retry comes after the answer: the hold has ended with it.
     expect((await json(await post(event))).status).toBe('delivered')

@@ -85,6 +85,8 @@ function track(event: TrackEvent, mapping: OrttoMapping, knownEmail?: string): O
   const setFirst = !personBare(person)
   if (activity) {
     const { attributes, left } = attributesOf(event.properties, account.activities.get(activity), event.event, mapping.phoneCountry)
+    // With no setup (ORTTO_CREATE=activities) every property is meant to travel: one the activity lacks is named.
+    if (!mapping.create.activities) left.length = 0
     return { kind: 'enter', journey: activity, person, setFirst, ...(attributes && { attributes }), ...withIssues(found.issues, [...issues, ...left]) }
   }
   const name = event.event.trim()
