@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { freshDb, json, rows, setupOrtto, testDb, type Loose } from './helpers'
+import { db, freshDb, json, rows, setupOrtto, testDb, type Loose } from './helpers'
 
 // Ortto with no setup under every answer (issue 35): a creation answer read as Ortto gives it,
 // each name asked at most once a day across isolates, a hold that never outlives its run, a
@@ -245,5 +245,15 @@ describe('Ortto creation: nothing reported delivered that Ortto did not take (it
       { kind: 'attribute', name: 'Upgraded / coupon' },
       { kind: 'attribute', name: 'Upgraded / seats' },
     ])
+  })
+})
+
+describe('Ortto creation: the record’s migration', () => {
+  it('a database without migration 0005 is named by the setup check, not called migrated', async () => {
+    const { request } = setupOrtto({ ...CREATE, ADMIN_TOKEN: 'admin-token-35' })
+    await db().exec('ALTER TABLE created DROP COLUMN until')
+    const check = await request(new Request('https://worker.test/health?check=ortto', { headers: { authorization: 'Bearer admin-token-35' } }))
+    const database = ((await check.json()) as { checks: { check: string; ok: boolean; message: string }[] }).checks.find((c) => c.check === 'database')!
+    expect(database).toMatchObject({ ok: false, message: expect.stringContaining('created.until') })
   })
 })
