@@ -75,8 +75,8 @@ describe('Ortto: created when missing', () => {
     expect(shoes).toEqual([42, 43])
   })
 
-  it('a field made in Ortto meanwhile (not by this Worker): the refused duplicate reads the account again and uses it', async () => {
-    const { post, ortto, calls } = setupOrtto(CREATE)
+  it.each([400, 409] as const)('a field made in Ortto meanwhile (not by this Worker): the refused duplicate (%i, both seen) reads the account again and uses it', async (duplicateStatus) => {
+    const { post, ortto, calls } = setupOrtto(CREATE, { duplicateStatus })
     await post({ type: 'identify', messageId: id(), userId: 'u-1', traits: { email: 'one@example.com' } }) // the account is read now
     await ortto.fetch(
       new Request('https://api.ap3api.com/v1/person/custom-field/create', {
@@ -87,8 +87,9 @@ describe('Ortto: created when missing', () => {
     )
     const body = await json(await post({ type: 'identify', messageId: id(), userId: 'u-2', traits: { email: 'two@example.com', hat: 'cap' } }))
     expect(body).toMatchObject({ status: 'delivered' })
-    expect(calls('/person/custom-field/create').map((c) => c.status)).toEqual([200, 400])
+    expect(calls('/person/custom-field/create').map((c) => c.status)).toEqual([200, duplicateStatus])
     expect([...ortto.people.values()].find((p) => p.fields['str::ei'] === 'u-2')!.fields['str:cm:hat']).toBe('cap')
+    expect(await rows(`SELECT state, id FROM created WHERE name = 'hat'`)).toEqual([{ state: 'created', id: 'str:cm:hat' }])
   })
 
   it('a creation not attempted (the gate stopped it after a 429) retries the event; never a 500', async () => {
