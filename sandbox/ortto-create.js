@@ -48,6 +48,7 @@ function freeSlug(name, taken, fallback) {
  * @param {Map<string, ActivityDefinition>} definitions the account's custom activities, changed in place
  */
 export function creators(options, fields, definitions) {
+  const now = options.now ?? (() => Date.now())
   const duplicateStatus = options.duplicateStatus ?? 400
   if (duplicateStatus !== 400 && duplicateStatus !== 409) throw new TypeError(`Ortto sandbox: duplicateStatus must be 400 or 409, not ${duplicateStatus}`)
   const maxFields = options.maxCustomFields ?? 100
@@ -77,7 +78,8 @@ export function creators(options, fields, definitions) {
     const slugs = new Set(custom.map((id) => id.slice(id.indexOf(':cm:') + 4)))
     const id = `${FIELD_TYPES[type]}:cm:${freeSlug(name, (part) => slugs.has(part), 'field')}`
     fields.set(id, { id, name, display_type: type })
-    return { status: 200, body: { field: { id, name, display_type: type }, name, field_id: id, display_type: type } }
+    // As recorded from a live instance: flat.
+    return { status: 200, body: { name, field_id: id, display_type: type } }
   }
 
   /** @param {any} body @returns {Result} */
@@ -109,7 +111,7 @@ export function creators(options, fields, definitions) {
     }
     const settings = Object.fromEntries(Object.entries(body).filter(([key]) => key !== 'name' && key !== 'attributes'))
     definitions.set(id, { id, name, attributes, settings })
-    return { status: 200, body: { activity_id: id, name, attributes: [...attributes.values()].map((a) => ({ name: a.name, display_type: a.display_type, field_id: a.id })) } }
+    return { status: 200, body: { custom_activity: recorded(id, name, [...attributes.values()], body, new Date(now()).toISOString()) } }
   }
 
   return {
@@ -122,6 +124,30 @@ export function creators(options, fields, definitions) {
       definitions.clear()
       for (const [id, activity] of defineActivities(options.activities ?? {})) definitions.set(id, activity)
     },
+  }
+}
+
+/**
+ * A created activity as Ortto answers it (recorded live, Nov 2025): the id nested under
+ * custom_activity.activity_field_id, each attribute's under field_id.
+ * @param {string} id @param {string} name @param {FieldDefinition[]} attributes @param {any} body @param {string} at
+ */
+function recorded(id, name, attributes, body, at) {
+  const part = id.slice('act:cm:'.length)
+  return {
+    name,
+    activity_field_id: id,
+    state: 'awaiting_implementation',
+    display_mode: { type: 'activity' },
+    attributes: attributes.map((a) => ({ name: a.name, field_id: a.id, display_type: a.display_type, liquid_name: `activity.custom.${part}.${a.id.slice(a.id.indexOf(':cm:') + 4)}` })),
+    icon_id: body.icon_id,
+    track_conversion_value: body.track_conversion_value ?? false,
+    touch: body.touch ?? true,
+    filterable: body.filterable ?? true,
+    visible_in_feeds: body.visible_in_feeds ?? true,
+    created_by: 'Public API',
+    created_at: at,
+    edited_at: at,
   }
 }
 

@@ -33,15 +33,15 @@
 //   `ban.forMs` (15 s). `state.bans` counts bans; `state.banned()` says if one is on now.
 // - The rate limit counts the calls it let through in the last second; refused ones do not.
 // - person/custom-field/create `{name, type, values?}` (values: single_select needs them,
-//   multi_select may have them) answers 200 with both shapes seen, `{field: {id, name,
-//   display_type}, name, field_id, display_type}`; display_type is the type asked for, and the
-//   id `<prefix>:cm:<slug>` (prefix by type, see FIELD_TYPES; `-2`, `-3`… when another custom
-//   field has the slug). definitions/activity/create `{name, icon_id, attributes?: [{name,
+//   multi_select may have them) answers 200 as recorded live, flat: `{name, field_id,
+//   display_type}`; display_type is the type asked for, and the id `<prefix>:cm:<slug>`
+//   (prefix by type, see FIELD_TYPES; `-2`, `-3`… when another custom field has the slug). definitions/activity/create `{name, icon_id, attributes?: [{name,
 //   display_type}], track_conversion_value?, touch?, filterable?, visible_in_feeds?,
-//   display_style?}` answers 200 `{activity_id: "act:cm:<slug>", name, attributes: [{name,
-//   display_type, field_id}]}`. Names are trimmed and at most 100 characters. A name that
-//   exists (any case, built-ins and act:: too) -> option `duplicateStatus` (400, or 409) "…
-//   already exists"; over `maxCustomFields` (100) or `maxActivities` (50, custom ones) -> 403
+//   display_style?}` answers 200 as recorded live, the id nested: `{custom_activity: {name,
+//   activity_field_id: "act:cm:<slug>", state, display_mode, attributes: [{name, field_id,
+//   display_type, liquid_name}], icon_id, flags, created_by, created_at, edited_at}}`.
+//   Names are trimmed and at most 100 characters. A name that exists (any case, built-ins
+//   and act:: too) -> option `duplicateStatus` (400, or 409) "… already exists"; over `maxCustomFields` (100) or `maxActivities` (50, custom ones) -> 403
 //   "… limit reached …"; anything else amiss -> 400. What they create lasts until reset().
 // - `location: {source_ip}` (IPv4 or IPv6, nothing else) on a merge's person or an activity;
 //   anything else there makes that item invalid. Kept as `person.location` (merge_strategy as
@@ -176,7 +176,8 @@ export function createOrtto(options = {}) {
         .then(
           (b) => {
             if (response.status >= 400) return ` "${b.error?.message ?? b.error}"`
-            if (typeof b?.field_id === 'string' || typeof b?.activity_id === 'string') return ` = ${b.field_id ?? b.activity_id}`
+            const made = b?.field_id ?? b?.custom_activity?.activity_field_id
+            if (typeof made === 'string') return ` = ${made}`
             const bad = [...(b?.people ?? b?.activities ?? [])].filter((e) => e.status === 'invalid' || e.status === 'suppressed')
             return bad.length ? ` (${bad.length} refused, first: ${bad[0].status} "${bad[0].error}")` : ''
           },

@@ -56,8 +56,7 @@ async function createdLately(config: Config, store: StoreAdmin | undefined, add:
       true,
       `Today ${used} of ${creates.max} new definitions used (ORTTO_CREATE_MAX). Created in the last 7 days: ${made.length ? list(made, (r) => `${r.kind} "${r.name}" (${r.id}, ${new Date(r.at).toISOString().slice(0, 16)}Z)`) : 'nothing'}`,
     )
-    if (left.length)
-      add('created', false, `Left out in the last 7 days: ${list(left, (r) => `${r.kind} "${r.name}" (${r.note})`)}. Raise ORTTO_CREATE_MAX, or create them in ${config.destination.label}`)
+    if (left.length) add('created', false, `Left out or refused in the last 7 days (each with what to do): ${list(left, (r) => `${r.kind} "${r.name}" (${r.note})`)}`)
     return { usedToday: used, max: creates.max, rows }
   } catch (error) {
     add('created', false, `What this Worker created could not be read: ${error instanceof Error ? error.message : 'unknown error'}`)

@@ -25,14 +25,13 @@ const TYPE_PREFIXES = [
 const activityCount = Object.keys(ACTIVITIES).length
 
 describe('Ortto stand-in: person/custom-field/create', () => {
-  it.each([...TYPE_PREFIXES, ['single_select', 'str']])('type %s -> id %s:cm:<slug>, answered in both shapes', async (type, prefix) => {
+  it.each([...TYPE_PREFIXES, ['single_select', 'str']])('type %s -> id %s:cm:<slug>, answered flat as recorded live', async (type, prefix) => {
     const o = ortto()
     const request = { name: '  Favourite  Colour (2nd)! ', type, ...(type === 'single_select' && { values: ['red', 'blue'] }) }
     const response = await field(o, request)
     const id = `${prefix}:cm:favourite-colour-2nd`
     expect(response.status).toBe(200)
     expect(await body(response)).toEqual({
-      field: { id, name: 'Favourite  Colour (2nd)!', display_type: type },
       name: 'Favourite  Colour (2nd)!',
       field_id: id,
       display_type: type,
@@ -138,18 +137,32 @@ describe('Ortto stand-in: definitions/activity/create', () => {
     ],
   }
 
-  it("answers the activity id and its attributes' field ids; keeps the settings", async () => {
-    const o = ortto()
+  it("answers as recorded live: the activity id nested (custom_activity.activity_field_id), its attributes' field ids; keeps the settings", async () => {
+    const o = ortto({ now: () => Date.parse('2025-11-06T00:06:31.725Z') })
     const response = await activity(o, signup)
     expect(response.status).toBe(200)
+    const at = '2025-11-06T00:06:31.725Z'
+    const liquid = (part: string) => `activity.custom.signed-up.${part}`
     expect(await body(response)).toEqual({
-      activity_id: 'act:cm:signed-up',
-      name: 'Signed Up',
-      attributes: [
-        { name: 'Plan', display_type: 'text', field_id: 'str:cm:plan' },
-        { name: 'Seats', display_type: 'integer', field_id: 'int:cm:seats' },
-        { name: 'Contact email', display_type: 'email', field_id: 'str:cm:contact-email' },
-      ],
+      custom_activity: {
+        name: 'Signed Up',
+        activity_field_id: 'act:cm:signed-up',
+        state: 'awaiting_implementation',
+        display_mode: { type: 'activity' },
+        attributes: [
+          { name: 'Plan', field_id: 'str:cm:plan', display_type: 'text', liquid_name: liquid('plan') },
+          { name: 'Seats', field_id: 'int:cm:seats', display_type: 'integer', liquid_name: liquid('seats') },
+          { name: 'Contact email', field_id: 'str:cm:contact-email', display_type: 'email', liquid_name: liquid('contact-email') },
+        ],
+        icon_id: 'happy-illustration-icon',
+        track_conversion_value: false,
+        touch: true,
+        filterable: true,
+        visible_in_feeds: true,
+        created_by: 'Public API',
+        created_at: at,
+        edited_at: at,
+      },
     })
     expect(o.state.definitions.get('act:cm:signed-up')?.settings).toEqual({
       icon_id: 'happy-illustration-icon',
@@ -165,7 +178,7 @@ describe('Ortto stand-in: definitions/activity/create', () => {
 
   it.each([...TYPE_PREFIXES, ['email', 'str']])('an attribute of display_type %s gets a %s:cm: id', async (type, prefix) => {
     const answer = await body(await activity(ortto(), { name: 'Thing', icon_id: 'i', attributes: [{ name: 'The Value', display_type: type }] }))
-    expect(answer.attributes).toEqual([{ name: 'The Value', display_type: type, field_id: `${prefix}:cm:the-value` }])
+    expect(answer.custom_activity.attributes).toEqual([{ name: 'The Value', display_type: type, field_id: `${prefix}:cm:the-value`, liquid_name: 'activity.custom.thing.the-value' }])
   })
 
   it("instance-schema/get lists it as it lists the options' activities, and activities/create takes it", async () => {
@@ -209,8 +222,8 @@ describe('Ortto stand-in: definitions/activity/create', () => {
         ],
       }),
     )
-    expect(answer).toEqual({
-      activity_id: 'act:cm:order-completed-2',
+    expect(answer.custom_activity).toMatchObject({
+      activity_field_id: 'act:cm:order-completed-2',
       name: 'Order completed!',
       attributes: [
         { name: 'Total', display_type: 'integer', field_id: 'int:cm:total' },
@@ -255,7 +268,7 @@ describe('Ortto stand-in: definitions/activity/create', () => {
 
   it('15 attributes are fine', async () => {
     const attributes = Array.from({ length: 15 }, (_, i) => ({ name: `A${i}`, display_type: 'text' }))
-    expect((await body(await activity(ortto(), { name: 'Thing', icon_id: 'i', attributes }))).attributes).toHaveLength(15)
+    expect((await body(await activity(ortto(), { name: 'Thing', icon_id: 'i', attributes }))).custom_activity.attributes).toHaveLength(15)
   })
 
   it.each([

@@ -75,19 +75,46 @@ export interface AccountSource<A> {
 
 /**
  * What the Worker created in the destination's account when it was missing, shared by every
- * isolate (D1), with a daily cap. The store implements it; a destination that creates
- * definitions (Ortto's ORTTO_CREATE) uses it.
+ * isolate (D1), with a daily cap: any kind of definition (Ortto's person fields and activities,
+ * its account fields), by name. A name is asked of the destination at most once a day. The
+ * store implements it; a destination that creates definitions (Ortto's ORTTO_CREATE) uses it.
  */
-/** A slot for a new definition: this run's to use, already taken today (another isolate made it), or none left. */
-export type Reservation = 'new' | 'taken' | 'full'
+export type Reservation =
+  /** This run holds one of today's slots for it: create it. `unsure`: an earlier run may have made it (its hold ended unanswered): look in the account first. */
+  | { state: 'new'; unsure?: boolean }
+  /** Another run holds it now; that hold ends when that run's answer is due. */
+  | { state: 'taken' }
+  /** Made today; its id when the destination's answer (or a read) said it. */
+  | { state: 'created'; id?: string }
+  /** Refused for good today, and why: not asked again today. */
+  | { state: 'refused'; reason: string }
+  /** Today's cap is used up. */
+  | { state: 'full' }
+
+/** Something left out, shown to the operator: a definition not made (the cap), an attribute an activity lacks. */
+export interface LeftOut {
+  kind: string
+  name: string
+  /** Why, and what to do. */
+  reason: string
+}
+
+/** How a name stands today before any slot is taken (one read for them all). */
+export type Standing = { state: 'created'; id?: string } | { state: 'refused'; reason: string } | { state: 'taken' } | { state: 'expired' } | { state: 'left' }
 
 export interface Creations {
-  /** Takes one of today's `max` slots for this definition. */
-  reserve(kind: string, name: string, max: number): Promise<Reservation>
-  /** The definition exists now (its id), or was not made after all (no id: the slot is freed). */
-  settle(kind: string, name: string, id?: string): Promise<void>
-  /** Left out, and why (today's cap was used up). */
-  leftOut(kind: string, name: string, reason: string): Promise<void>
+  /** How each of these names stands today, keyed `kind:name`; a name with no record today is absent. One read. */
+  look(items: readonly { kind: string; name: string }[]): Promise<Map<string, Standing>>
+  /** Takes one of today's `max` slots for this definition (`takeOver`: a hold that has ended), or says how it stands. */
+  reserve(kind: string, name: string, max: number, takeOver?: boolean): Promise<Reservation>
+  /** Made (its id when known): never asked again today. */
+  created(kind: string, name: string, id?: string): Promise<void>
+  /** Not made by this run. `unsure`: a call went and may have made it (the slot stays counted; the next run looks first); else the slot is freed. */
+  release(kind: string, name: string, unsure?: boolean): Promise<void>
+  /** Refused for good today, and why (`every`: every name of the kind, the plan's cap): not asked again today. */
+  refused(kind: string, name: string, reason: string, every?: boolean): Promise<void>
+  /** Left out, and why: shown to the operator. */
+  leftOut(items: readonly LeftOut[]): Promise<void>
 }
 
 /**

@@ -103,7 +103,7 @@ function created(view: PageView, { max, rows }: NonNullable<PageView['created']>
 ${
   rows.length
     ? html`<table><thead><tr><th>When</th><th>What</th><th>Name</th><th>Id, or why it was left out</th></tr></thead>
-<tbody>${rows.map((r) => html`<tr><td>${at(r.at)}</td><td>${r.kind}</td><td class="reason">${r.name}</td><td class="${r.note ? 'bad' : ''}">${r.id ?? r.note ?? 'being created'}</td></tr>`)}</tbody></table>`
+<tbody>${rows.map((r) => html`<tr><td>${at(r.at)}</td><td>${r.kind}</td><td class="reason">${r.name}</td><td class="${r.note ? 'bad' : ''}">${r.id ?? r.note ?? (r.state === 'created' ? 'created (its id not read yet)' : 'being created')}</td></tr>`)}</tbody></table>`
     : html`<p class="muted">Nothing created in the last 7 days.</p>`
 }
 </section>`

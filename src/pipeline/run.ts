@@ -84,7 +84,8 @@ export function deliveryRun(
     recordProgress: kind === 'request',
     ...(kind === 'request' && { answerBy: started + config.deadlineMs + FINAL_WRITE_MS }),
     onProblem: log.problem,
-    creations: new CreationLog(store.sql),
+    // A hold on a definition being created ends when this run's answer is due: none outlives it.
+    creations: new CreationLog(store.sql, started + budgetMs + FINAL_WRITE_MS),
     checkpoints: new CheckpointLog(store.sql),
     ...(kind !== 'sweep' && { onReplay: log.countReplay }),
     ...(waitUntil && { waitUntil }),

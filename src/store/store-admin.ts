@@ -15,6 +15,8 @@ export interface DeadLetterRow {
 }
 
 const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 'account_cache', 'created'] as const
+/** Columns added to a table by a later migration (0005: what became of each creation). */
+const COLUMNS = ['created.state', 'created.until'] as const
 
 /** The account_cache row each sweep overwrites with a summary of itself (one write per sweep). */
 export const LAST_SWEEP_KEY = 'sweep:last'
@@ -108,11 +110,18 @@ export class StoreAdmin {
     return result.meta.changes ?? 0
   }
 
-  /** Tables the migrations should have made that are missing. */
+  /** Tables (and columns later migrations added, as table.column) the migrations should have made that are missing. */
   async missingTables(): Promise<string[]> {
-    const { results } = await this.sql.all<{ name: string }>(this.sql.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?1))`).bind(json(TABLES)))
+    const { results } = await this.sql.all<{ name: string }>(
+      this.sql
+        .prepare(
+          `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?1))
+           UNION ALL SELECT 'created.' || name FROM pragma_table_info('created') WHERE 'created.' || name IN (SELECT value FROM json_each(?2))`,
+        )
+        .bind(json(TABLES), json(COLUMNS)),
+    )
     const present = new Set(results.map((row) => row.name))
-    return TABLES.filter((name) => !present.has(name))
+    return [...TABLES, ...COLUMNS].filter((name) => !present.has(name))
   }
 
   /**

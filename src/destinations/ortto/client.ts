@@ -22,12 +22,18 @@ const Item = v.looseObject({ status: v.optional(v.string()), error: v.optional(v
 const MergeAnswer = v.looseObject({ people: v.array(Item) })
 const ActivitiesAnswer = v.looseObject({ activities: v.array(Item) })
 const ErrorAnswer = v.looseObject({ details: v.optional(v.array(Item)), error: v.optional(v.unknown()), 'try-in-seconds': v.optional(v.unknown()) })
+// Creation answers as recorded live (../shared/reference/ortto-api.md): a field's flat
+// {name, field_id, display_type}; an activity's nested under custom_activity, its id in
+// activity_field_id, each attribute's in field_id. Other spellings seen in copies are read too.
 const CreatedField = v.looseObject({ field_id: v.optional(v.string()), id: v.optional(v.string()), field: v.optional(v.looseObject({ id: v.optional(v.string()), field_id: v.optional(v.string()) })) })
-const CreatedActivity = v.looseObject({
+const Attribute = v.looseObject({ name: v.string(), field_id: v.optional(v.string()), id: v.optional(v.string()) })
+const ActivityBody = v.looseObject({
+  activity_field_id: v.optional(v.string()),
   activity_id: v.optional(v.string()),
   id: v.optional(v.string()),
-  attributes: v.optional(v.array(v.looseObject({ name: v.string(), field_id: v.optional(v.string()), id: v.optional(v.string()) })), []),
+  attributes: v.optional(v.nullable(v.array(Attribute)), []),
 })
+const CreatedActivity = v.looseObject({ custom_activity: v.optional(ActivityBody) })
 /** The icon a created activity shows in Ortto (the only icon id seen in a live answer). */
 const ACTIVITY_ICON = 'moneys-illustration-icon'
 const FoundPeople = v.looseObject({ contacts: v.optional(v.nullable(v.array(v.looseObject({ id: v.string() }))), []) })
@@ -55,6 +61,11 @@ function admit(): () => void {
 const refusalsInWindow = (now: number) => {
   while (refusals.length && now - refusals[0] >= REFUSAL_WINDOW_MS) refusals.shift()
   return refusals.length
+}
+
+/** A definition Ortto made (2xx) whose answer names no id this Worker can read: it exists, so it is read back from the account, never made again. */
+export class CreatedUnread extends Error {
+  override name = 'CreatedUnread'
 }
 
 /** A call refused whole (400) with a reason per item, in order. */
@@ -115,23 +126,25 @@ export class OrttoClient {
     await this.send('delete', 'DELETE', '/person/delete', { inclusion_ids: ids })
   }
 
-  /** A new custom person field: its id. */
+  /** A new custom person field: its id. Throws CreatedUnread when Ortto made it but its answer has no id. */
   async createField(name: string, type: string): Promise<string> {
     const response = await this.send('create', 'POST', '/person/custom-field/create', { name, type })
     const parsed = v.safeParse(CreatedField, await response.json().catch(() => undefined))
     const id = parsed.success ? (parsed.output.field_id ?? parsed.output.field?.id ?? parsed.output.field?.field_id ?? parsed.output.id) : undefined
-    if (!id) throw new CallError('unavailable', 'Ortto answered person/custom-field/create without the new field id', response.status)
+    if (!id) throw new CreatedUnread('Ortto created the field but its answer (person/custom-field/create) has no field id')
     return id
   }
 
-  /** A new activity definition: its id and its attributes' ids by name. */
+  /** A new activity definition: its id and its attributes' ids by name. Throws CreatedUnread when Ortto made it but its answer has no id. */
   async createActivity(name: string, attributes: { name: string; display_type: string }[]): Promise<{ id: string; attributes: { id: string; name: string }[] }> {
     const body = { name, icon_id: ACTIVITY_ICON, track_conversion_value: false, touch: false, filterable: true, visible_in_feeds: true, attributes }
     const response = await this.send('create', 'POST', '/definitions/activity/create', body)
-    const parsed = v.safeParse(CreatedActivity, await response.json().catch(() => undefined))
-    const id = parsed.success ? (parsed.output.activity_id ?? parsed.output.id) : undefined
-    if (!parsed.success || !id) throw new CallError('unavailable', 'Ortto answered definitions/activity/create without the new activity id', response.status)
-    return { id, attributes: parsed.output.attributes.flatMap((a) => ((a.field_id ?? a.id) ? [{ id: (a.field_id ?? a.id)!, name: a.name }] : [])) }
+    const answer: unknown = await response.json().catch(() => undefined)
+    const nested = v.safeParse(CreatedActivity, answer)
+    const parsed = nested.success && nested.output.custom_activity ? { success: true as const, output: nested.output.custom_activity } : v.safeParse(ActivityBody, answer)
+    const id = parsed.success ? (parsed.output.activity_field_id ?? parsed.output.activity_id ?? parsed.output.id) : undefined
+    if (!parsed.success || !id) throw new CreatedUnread('Ortto created the activity but its answer (definitions/activity/create) has no activity id')
+    return { id, attributes: (parsed.output.attributes ?? []).flatMap((a) => ((a.field_id ?? a.id) ? [{ id: (a.field_id ?? a.id)!, name: a.name }] : [])) }
   }
 
   /** A read of JSON (the account's schema, the setup check). */

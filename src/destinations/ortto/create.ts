@@ -1,20 +1,21 @@
 // What a batch needs and the Ortto account lacks (ORTTO_CREATE): a custom field for each trait
-// with none, an activity definition for each track whose name has none. Each is made once:
-// a name this isolate made or found is used as it is; a duplicate refused by Ortto (another
-// isolate made it a moment ago) is answered by reading the account again and using what is
-// there. At most ORTTO_CREATE_MAX a day (a slot held in D1, shared by every isolate); past
-// it, the trait or activity is left out and named. A transient failure retries the events
-// that need it; a permanent one (a plan's cap, a refused name) leaves the trait or activity
-// out, named. Nothing is ever sent under an id that does not exist.
+// with none, an activity definition for each track whose name has none. Each name is asked of
+// Ortto at most once a day, whatever the isolate (the record in D1, creations.ts): one made is
+// used (its id read back from the account when the answer lacks it), one refused for good is
+// left out with the reason and not asked again that day, one another run is making is read
+// from the account or retried. At most ORTTO_CREATE_MAX a day. A request makes at most
+// MAX_CREATIONS_PER_RUN calls; a trait past that, or one that cannot be made, is left out and
+// named, the rest delivered. A track whose activity cannot be made is not reported delivered.
+// Nothing is ever sent under an id that does not exist.
 import type { Issue } from '../../segment/schema'
 import { normal } from '../../segment/traits'
-import type { Creations, Job, Operation, Reservation } from '../destination'
+import type { Creations, Job, LeftOut, Operation, Reservation, Standing } from '../destination'
 import { CallError } from '../transport'
 import { Stopped } from '../../pipeline/gate'
 import { toAccount, type StoredAccount } from './account'
-import type { OrttoClient } from './client'
+import { CreatedUnread, type OrttoClient } from './client'
 import { fieldNamed, noAccount, typeFor, unknownAccount, valueFor, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
-import { TO_CREATE } from './mapping'
+import { lacksAttribute, NO_ATTRIBUTE, TO_CREATE } from './mapping'
 import type { OrttoPerson } from './person'
 import type { OrttoSettings } from './settings'
 
@@ -27,127 +28,231 @@ export interface CreateOptions {
   reread: () => Promise<StoredAccount>
 }
 
+type Kind = 'field' | 'activity'
 /** How one definition ended: its id, left out (and why), or to retry. */
 type Made = { id: string; attributes?: FieldIndex } | { left: string } | { retry: string }
 
+/** What createMissing hands back: the jobs placed, those to retry, and tracks whose activity could not be made (not delivered). */
+export interface Placed {
+  jobs: Job<OrttoPerson>[]
+  retry: Map<number, string>
+  /** Tracks whose activity could not be made: the person is merged, the event answered rejected with this. */
+  unmade: Map<number, { message: string; issues: Issue[] }>
+}
+
 const DUPLICATE = /already exist|duplicate|taken|in use/i
 /**
- * Definitions one run creates, at most: each costs a call and two or three D1 queries, and a
- * request stays within the Free plan's 50 of each. The rest are retried (the re-send makes them).
+ * Creation calls one run makes, at most: each costs a call and two D1 queries, and a request
+ * stays within the Free plan's 50 of each. A trait past it is left out and named (the next
+ * event that carries it makes it); a track whose activity is past it is retried (the re-send
+ * makes it: each run makes progress, since only calls made count).
  */
 export const MAX_CREATIONS_PER_RUN = 8
 
-/** Creates what the jobs need; returns the jobs with values placed under real ids (or left out), and what must be retried. */
-export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<{ jobs: Job<OrttoPerson>[]; retry: Map<number, string> }> {
-  const fields = new Map<string, string>() // name -> type
-  const activities = new Map<string, Map<string, string>>() // name -> attribute name -> type
+/** Creates what the jobs need; returns the jobs with values placed under real ids (or left out), what must be retried, and what was not made. */
+export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<Placed> {
+  // Keyed by name as Ortto compares names (and the account is matched): "Plan" and "plan" are one.
+  const fields = new Map<string, { name: string; type: string }>()
+  const activities = new Map<string, { name: string; attributes: Map<string, { name: string; type: string }> }>()
+  const lacking: LeftOut[] = []
   for (const { op } of jobs) {
     if (op.kind !== 'upsert' && op.kind !== 'enter') continue
-    for (const want of op.person.wanted ?? []) if (!fields.has(want.name)) fields.set(want.name, want.type.type)
+    for (const want of op.person.wanted ?? []) if (!fields.has(normal(want.name))) fields.set(normal(want.name), { name: want.name, type: want.type.type })
     if (op.kind === 'enter' && op.journey.startsWith(TO_CREATE)) {
-      const attributes = activities.get(op.journey.slice(TO_CREATE.length)) ?? new Map<string, string>()
-      for (const [name, value] of Object.entries(op.attributes ?? {})) if (!attributes.has(name) && attributes.size < 15) attributes.set(name, typeFor(value)!.type)
-      activities.set(op.journey.slice(TO_CREATE.length), attributes)
+      const name = op.journey.slice(TO_CREATE.length)
+      const entry = activities.get(normal(name)) ?? { name, attributes: new Map<string, { name: string; type: string }>() }
+      // One attribute per name as Ortto compares them: two that differ only in case would be refused.
+      for (const [attribute, value] of Object.entries(op.attributes ?? {}))
+        if (!entry.attributes.has(normal(attribute)) && entry.attributes.size < 15) entry.attributes.set(normal(attribute), { name: attribute, type: typeFor(value)!.type })
+      activities.set(normal(name), entry)
     }
+    if (op.kind === 'enter') lacking.push(...lackingOf(op.issues))
   }
-  if (!fields.size && !activities.size) return { jobs: [...jobs], retry: new Map() }
+  const { creations } = options
+  const unmade = new Map<number, { message: string; issues: Issue[] }>()
+  if (!fields.size && !activities.size) {
+    await tell(lacking)
+    return { jobs: [...jobs], retry: new Map(), unmade }
+  }
 
   let reread: OrttoAccount | undefined
-  const lookAgain = async () => (reread ??= toAccount(await options.reread()))
+  /** The account read again (once a request; `fresh` after something was made whose id its answer lacked). */
+  const lookAgain = async (fresh = false) => (!reread || fresh ? (reread = toAccount(await options.reread())) : reread)
   const made = new Map<string, Made>()
-  let budget = MAX_CREATIONS_PER_RUN
-  const later = (kind: string, name: string): Made => ({ retry: `this request already created ${MAX_CREATIONS_PER_RUN} definitions; the ${kind} "${name}" is created on the retry` })
-  for (const [name, type] of fields)
+  const max = options.settings.create.max
+  let calls = 0
+  let full = false
+  const leftOut: LeftOut[] = []
+  let standing = new Map<string, Standing>()
+  const wanted = [...[...activities.values()].map(({ name }) => ({ kind: 'activity' as Kind, name })), ...[...fields.values()].map(({ name }) => ({ kind: 'field' as Kind, name }))].filter(
+    ({ kind, name }) => !existing(kind, name, options.account),
+  )
+  try {
+    standing = wanted.length && creations ? await creations.look(wanted) : standing
+  } catch {
+    const retry = 'the record of what this Worker created is unavailable, so nothing was created; will retry'
+    for (const { kind, name } of wanted) made.set(`${kind}:${normal(name)}`, { retry })
+  }
+  // Activities first: a track is nothing without its activity; a trait left out leaves the rest of its event.
+  for (const [key, { name, attributes }] of activities) {
     made.set(
-      `field:${name}`,
-      await make(
-        'field',
-        name,
-        () => client.createField(name, type),
-        async (account) => fieldNamed(account.fields, name)?.field,
-      ),
-    )
-  for (const [name, attributes] of activities) {
-    made.set(
-      `activity:${name}`,
-      await make(
-        'activity',
-        name,
-        async () =>
+      `activity:${key}`,
+      made.get(`activity:${key}`) ??
+        (await make('activity', name, () =>
           client.createActivity(
             name,
-            [...attributes].map(([attribute, display_type]) => ({ name: attribute, display_type })),
+            [...attributes.values()].map(({ name: attribute, type }) => ({ name: attribute, display_type: type })),
           ),
-        async (account) => {
-          const found = fieldNamed(account.activityNames, name)?.field
-          return found && { ...found, attributes: account.activities.get(found.id) }
-        },
-      ),
+        )),
     )
   }
-  return place(jobs, made)
+  for (const [key, { name, type }] of fields) made.set(`field:${key}`, made.get(`field:${key}`) ?? (await make('field', name, () => client.createField(name, type))))
+  const placed = place(jobs, made, unmade, lacking)
+  await tell([...leftOut, ...lacking])
+  return placed
 
-  async function make(
-    kind: 'field' | 'activity',
-    name: string,
-    create: () => Promise<string | { id: string; attributes: OrttoField[] }>,
-    existing: (account: OrttoAccount) => Promise<(OrttoField & { attributes?: FieldIndex }) | undefined>,
-  ): Promise<Made> {
-    // Made meanwhile by this isolate (an earlier batch), or seen in a fresh read.
-    const known = (options.account && (await existing(options.account))) || (reread && (await existing(reread)))
+  /** Told to the operator (doctor, /admin); a failure to tell costs nothing else. */
+  async function tell(items: LeftOut[]) {
+    if (items.length && creations && options.settings.create.activities) await creations.leftOut(items.slice(0, 50)).catch(() => undefined)
+  }
+
+  /** The definition of this name the account has (the isolate's copy, or a read), with an activity's attributes. */
+  function existing(kind: Kind, name: string, account: OrttoAccount | undefined): (OrttoField & { attributes?: FieldIndex }) | undefined {
+    if (!account) return undefined
+    if (kind === 'field') return fieldNamed(account.fields, name)?.field
+    const found = fieldNamed(account.activityNames, name)?.field
+    return found && { ...found, attributes: account.activities.get(found.id) }
+  }
+
+  async function make(kind: Kind, name: string, create: () => Promise<string | { id: string; attributes: OrttoField[] }>): Promise<Made> {
+    // Made meanwhile by this isolate (an earlier batch), or seen in this request's read.
+    const known = existing(kind, name, options.account) ?? existing(kind, name, reread)
     if (known) return { id: known.id, attributes: known.attributes }
-    if (budget-- <= 0) return later(kind, name)
+    const stands = standing.get(`${kind}:${name}`)
+    const what = `the ${kind} "${name}"`
     /** The definition as the account has it now (read again), learnt by this isolate; undefined when it has none. */
-    const readBack = async (): Promise<Made | undefined> => {
+    const readBack = async (fresh = false): Promise<Made | undefined> => {
       try {
-        const found = await existing(await lookAgain())
+        const found = existing(kind, name, await lookAgain(fresh))
         if (!found) return undefined
         remember(kind, found, found.attributes)
+        await creations?.created(kind, name, found.id).catch(() => undefined)
         return { id: found.id, attributes: found.attributes }
       } catch (again) {
-        return { retry: `the account could not be read again to find the ${kind} "${name}" (${again instanceof Error ? again.message : 'unknown error'}); will retry` }
+        return { retry: `the account could not be read again to find ${what} (${again instanceof Error ? again.message : 'unknown error'}); will retry` }
       }
     }
-    const { creations } = options
-    const max = options.settings.create.max
-    let held: Reservation
-    try {
-      held = creations ? await creations.reserve(kind, name, max) : 'new'
-    } catch {
-      return { retry: `the record of what this Worker created is unavailable, so the ${kind} "${name}" was not created; will retry` }
+    const past = (): Made => {
+      // Calls, not names, count: a track's activity is made by the re-send; a trait is left out of this event only.
+      const reason = `this request already made ${MAX_CREATIONS_PER_RUN} creation calls, so ${what} was not created now`
+      return kind === 'activity' ? { retry: `${reason}; will retry` } : { left: `${reason}; the next event that carries it creates it` }
     }
-    if (held === 'taken') {
-      // Another isolate made it (or is making it) today: what the account has now is the truth, not a second create.
-      return (await readBack()) ?? { retry: `the ${kind} "${name}" is being created by another request; will retry` }
-    }
-    if (held === 'full') {
-      const reason = `today's ${max} new Ortto fields and activities (ORTTO_CREATE_MAX) are used up, so the ${kind} "${name}" was not created`
-      await creations?.leftOut(kind, name, `ORTTO_CREATE_MAX (${max}) reached`).catch(() => undefined)
+    const capped = (): Made => {
+      const reason = `today's ${max} new Ortto fields and activities (ORTTO_CREATE_MAX) are used up, so ${what} was not created: raise ORTTO_CREATE_MAX, or create it in Ortto`
+      leftOut.push({ kind, name, reason: `ORTTO_CREATE_MAX (${max}) reached: raise it, or create it in Ortto` })
       return { left: reason }
     }
+
+    let held: Reservation
+    if (stands?.state === 'created')
+      return (stands.id && remembered(kind, { id: stands.id, name })) || (await readBack()) || { retry: `${what} was created today but the account does not list it yet; will retry` }
+    if (stands?.state === 'refused') return { left: `${what} was not created: Ortto refused it today, not asked again today (${stands.reason})` }
+    if (stands?.state === 'taken') held = stands
+    else if (full && stands?.state !== 'expired') return capped()
+    else if (calls >= MAX_CREATIONS_PER_RUN) return past()
+    else if (!creations) held = { state: 'new' }
+    else {
+      try {
+        held = await creations.reserve(kind, name, max, stands?.state === 'expired')
+      } catch {
+        // The hold may have been written (a slow commit): given back, or it ends with this run.
+        await creations.release(kind, name).catch(() => undefined)
+        return { retry: `the record of what this Worker created is unavailable, so ${what} was not created; will retry` }
+      }
+    }
+    switch (held.state) {
+      case 'created':
+        return (held.id && remembered(kind, { id: held.id, name })) || (await readBack()) || { retry: `${what} was created today but the account does not list it yet; will retry` }
+      case 'refused':
+        return { left: `${what} was not created: Ortto refused it today, not asked again today (${held.reason})` }
+      case 'taken':
+        // Another run is making it: what the account has now is the truth, not a second create. Its hold ends by its answer.
+        return (await readBack()) ?? { retry: `${what} is being created by another request; will retry` }
+      case 'full':
+        full = true
+        return capped()
+      case 'new':
+        // An earlier run may have made it without hearing so: look before making it again.
+        if (held.unsure) {
+          const found = await readBack()
+          if (found) return found
+        }
+    }
+    if (calls >= MAX_CREATIONS_PER_RUN) {
+      await creations?.release(kind, name).catch(() => undefined)
+      return past()
+    }
+    calls++
     try {
       const answer = await create()
       const id = typeof answer === 'string' ? answer : answer.id
-      await creations?.settle(kind, name, id).catch(() => undefined)
       const attributes = typeof answer === 'string' ? undefined : index(answer.attributes)
       remember(kind, { id, name }, attributes)
+      await creations?.created(kind, name, id).catch(() => undefined)
       return { id, attributes }
     } catch (error) {
-      await creations?.settle(kind, name).catch(() => undefined)
-      // Not attempted (the gate's budget or deadline, a pause, the ban guard): made on the retry.
-      if (error instanceof Stopped) return { retry: `the ${kind} "${name}" was not created now (${error.message}); will retry` }
-      if (!(error instanceof CallError)) throw error
-      if (error.kind === 'rejected' && (error.status === 409 || DUPLICATE.test(error.message))) {
-        // Another isolate made it a moment ago: use the one that exists.
-        return (await readBack()) ?? { left: `Ortto refused to create the ${kind} "${name}" (${error.message}) and the account has none of that name` }
-      }
-      if (error.retryable) return { retry: `the ${kind} "${name}" could not be created now (${error.message}); will retry` }
-      return { left: `Ortto refused to create the ${kind} "${name}": ${error.message}` }
+      return failed(kind, name, error, readBack)
     }
   }
 
+  /** A creation call that did not answer an id: made but unread, refused (for good or as a duplicate), or to retry. */
+  async function failed(kind: Kind, name: string, error: unknown, readBack: (fresh?: boolean) => Promise<Made | undefined>): Promise<Made> {
+    const what = `the ${kind} "${name}"`
+    if (error instanceof CreatedUnread) {
+      // It exists: never made again; its id is read back now.
+      await creations?.created(kind, name).catch(() => undefined)
+      return (await readBack(true)) ?? { retry: `${error.message}, and the account does not list it yet; will retry (it is not created again)` }
+    }
+    // Not attempted (the gate's budget or deadline, a pause, the ban guard): nothing reached Ortto.
+    if (error instanceof Stopped) {
+      await creations?.release(kind, name).catch(() => undefined)
+      return { retry: `${what} was not created now (${error.message}); will retry` }
+    }
+    if (!(error instanceof CallError)) {
+      await creations?.release(kind, name, true).catch(() => undefined)
+      throw error
+    }
+    if (error.kind === 'rejected' && (error.status === 409 || DUPLICATE.test(error.message))) {
+      // Made meanwhile (another isolate, or in Ortto): use the one that exists.
+      const found = await readBack(true)
+      if (found) return found
+      const reason = `${error.message}, and the account has none of that name`
+      await creations?.refused(kind, name, reason).catch(() => undefined)
+      return { left: `${what} was not created: create it in Ortto (${reason}); not asked again today` }
+    }
+    if (error.kind === 'rejected') {
+      // Refused for good: remembered, so no later request makes Ortto refuse it again (its ban counts refusals).
+      // A 403 is the plan's cap on definitions of this kind: no other name of the kind is asked today either.
+      const every = error.status === 403
+      const todo = every ? `raise the Ortto plan's limit on custom ${kind === 'field' ? 'fields' : 'activities'}, or delete unused ones` : `create it in Ortto under a name it takes`
+      await creations?.refused(kind, name, `${error.message}: ${todo}`, every).catch(() => undefined)
+      return { left: `${what} was not created: ${todo} (${error.message}); not asked again today` }
+    }
+    // A rate limit made nothing; a call unanswered or failed may have: the next run looks first.
+    await creations?.release(kind, name, error.kind !== 'rate_limited').catch(() => undefined)
+    return { retry: `${what} could not be created now (${error.message}); will retry` }
+  }
+
+  /** Known made today (the record's id): learnt by this isolate. */
+  function remembered(kind: Kind, field: OrttoField): Made | undefined {
+    // An activity's attributes come only with a read: without them its properties could not be placed.
+    if (kind === 'activity') return undefined
+    remember(kind, field)
+    return { id: field.id }
+  }
+
   /** This isolate's copy of the account learns it: the next events place the value at once. */
-  function remember(kind: 'field' | 'activity', field: OrttoField, attributes?: FieldIndex) {
+  function remember(kind: Kind, field: OrttoField, attributes?: FieldIndex) {
     const account = options.account
     // The shared empty accounts (reading off, or never read) are no copy of this account.
     if (!account || account === noAccount || account === unknownAccount) return
@@ -157,6 +262,17 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       ;(account.activities as Map<string, FieldIndex>).set(field.id, attributes ?? index([]))
     }
   }
+}
+
+/** Properties an activity has no attribute for, as the operator is told of them. */
+function lackingOf(issues: readonly Issue[] | undefined): LeftOut[] {
+  const items: LeftOut[] = []
+  for (const issue of issues ?? []) {
+    const said = issue.message.startsWith(NO_ATTRIBUTE) && /"(.*)"/.exec(issue.message.slice(NO_ATTRIBUTE.length))
+    if (said)
+      items.push({ kind: 'attribute', name: `${said[1]} / ${issue.path.replace(/^properties\./, '')}`, reason: 'the activity has no attribute of this name and type: add it to the activity in Ortto' })
+  }
+  return items
 }
 
 function index(fields: OrttoField[]): FieldIndex {
@@ -176,7 +292,7 @@ function addTo(target: FieldIndex, field: OrttoField) {
 }
 
 /** Values under the ids made (or found); left out and named where none could be; retried where it may pass. */
-function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>): { jobs: Job<OrttoPerson>[]; retry: Map<number, string> } {
+function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>, unmade: Placed['unmade'], lacking: LeftOut[]): Placed {
   const retry = new Map<number, string>()
   const placed = jobs.map((job, i): Job<OrttoPerson> => {
     const { op } = job
@@ -184,7 +300,7 @@ function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>): { jo
     const issues: Issue[] = [...(op.issues ?? [])]
     const fields = { ...op.person.fields }
     for (const want of op.person.wanted ?? []) {
-      const result = made.get(`field:${want.name}`)!
+      const result = made.get(`field:${normal(want.name)}`)!
       if ('retry' in result) retry.set(i, result.retry)
       else if ('left' in result) issues.push({ path: want.path, message: `${result.left}; not sent` })
       else {
@@ -198,22 +314,29 @@ function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>): { jo
     const withIssues = issues.length ? { issues } : {}
     if (op.kind === 'upsert' || !op.journey.startsWith(TO_CREATE)) return { ...job, op: { ...op, person, ...withIssues } }
     const name = op.journey.slice(TO_CREATE.length)
-    const activity = made.get(`activity:${name}`)!
+    const activity = made.get(`activity:${normal(name)}`)!
     if ('retry' in activity) retry.set(i, activity.retry)
-    if (!('id' in activity)) {
-      // No activity: as without ORTTO_CREATE, the person is merged and the reason named.
-      const reason = 'left' in activity ? activity.left : activity.retry
-      const next: Operation<OrttoPerson> = { kind: 'upsert', person, message: `${reason}; person merged`, ...withIssues }
+    if ('left' in activity) {
+      // Not delivered: the activity is what the track is. Its person is merged when it carries anything.
+      const reason = activity.left
+      const all = [{ path: 'event', message: reason }, ...issues]
+      if (op.setFirst) unmade.set(i, { message: `${reason}; person merged`, issues: all })
+      const next: Operation<OrttoPerson> = op.setFirst ? { kind: 'upsert', person, message: `${reason}; person merged`, issues: all } : { kind: 'reject', message: reason, issues: all }
       return { ...job, op: next }
     }
+    if ('retry' in activity) return { ...job, op: { kind: 'upsert', person, message: activity.retry, ...withIssues } }
     const attributes: Record<string, unknown> = {}
-    for (const [name, value] of Object.entries(op.attributes ?? {})) {
-      const attribute = activity.attributes && fieldNamed(activity.attributes, name)?.field
+    for (const [property, value] of Object.entries(op.attributes ?? {})) {
+      const attribute = activity.attributes && fieldNamed(activity.attributes, property)?.field
       const converted = attribute && valueFor(attribute.id, value)
       if (converted && converted.ok) attributes[attribute.id] = converted.value
-      else issues.push({ path: `properties.${name}`, message: 'the activity has no attribute of this type for it; not sent' })
+      else {
+        const message = lacksAttribute(name)
+        issues.push({ path: `properties.${property}`, message })
+        lacking.push(...lackingOf([{ path: `properties.${property}`, message }]))
+      }
     }
     return { ...job, op: { ...op, journey: activity.id, person, attributes, ...(issues.length && { issues }) } }
   })
-  return { jobs: placed, retry }
+  return { jobs: placed, retry, unmade }
 }

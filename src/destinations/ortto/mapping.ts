@@ -31,6 +31,9 @@ const MAX_ATTRIBUTES = 15
 const MAX_ACTIVITY_NAME = 100
 /** An activity that does not exist yet: `send` creates it (ORTTO_CREATE=activities), then uses its id. */
 export const TO_CREATE = 'create:'
+/** How a property the activity has no attribute for is named (create.ts tells the operator of each). */
+export const NO_ATTRIBUTE = 'no attribute of this name and type in the activity'
+export const lacksAttribute = (activity: string) => `${NO_ATTRIBUTE} "${activity}": add the attribute to the activity in Ortto; not sent`
 const LOOP = 'sent by Ortto itself (context.app.namespace "ortto.com"): not sent back, so a journey cannot trigger itself'
 
 export const toOrtto: (event: SegmentEvent, mapping: OrttoMapping, knownEmail?: string) => Operation<OrttoPerson> = byEventType('Ortto', identify, track)
@@ -81,8 +84,10 @@ function track(event: TrackEvent, mapping: OrttoMapping, knownEmail?: string): O
   // the activity itself carries only the keys.
   const setFirst = !personBare(person)
   if (activity) {
-    const attributes = attributesOf(event.properties, account.activities.get(activity), mapping.phoneCountry)
-    return { kind: 'enter', journey: activity, person, setFirst, ...(attributes && { attributes }), ...all }
+    const { attributes, left } = attributesOf(event.properties, account.activities.get(activity), event.event, mapping.phoneCountry)
+    // With no setup (ORTTO_CREATE=activities) every property is meant to travel: one the activity lacks is named.
+    if (!mapping.create.activities) left.length = 0
+    return { kind: 'enter', journey: activity, person, setFirst, ...(attributes && { attributes }), ...withIssues(found.issues, [...issues, ...left]) }
   }
   const name = event.event.trim()
   if (mapping.create.activities && name && name.length <= MAX_ACTIVITY_NAME) {
@@ -146,20 +151,34 @@ function newAttributes(properties: Record<string, unknown> | undefined): { attri
   return { ...(count && { attributes }), left }
 }
 
-/** Properties into the activity's defined attributes, matched by name; the others are not sent. */
-function attributesOf(properties: Record<string, unknown> | undefined, defined: FieldIndex | undefined, phoneCountry?: string): Record<string, unknown> | undefined {
-  if (!properties || !defined) return undefined
+/** Properties into the activity's defined attributes, matched by name; the others are not sent, each named. */
+function attributesOf(
+  properties: Record<string, unknown> | undefined,
+  defined: FieldIndex | undefined,
+  activity: string,
+  phoneCountry?: string,
+): { attributes?: Record<string, unknown>; left: Issue[] } {
+  const left: Issue[] = []
+  if (!properties || !defined) return { left }
   const attributes: Record<string, unknown> = {}
   const taken = new Map<string, boolean>()
   let count = 0
   for (const name in properties) {
+    const path = `properties.${name}`
     const match = fieldNamed(defined, name)
-    if (!match || (taken.has(match.field.id) && (taken.get(match.field.id) || !match.exact))) continue
+    if (!match) {
+      if (properties[name] !== undefined && properties[name] !== null) left.push({ path, message: lacksAttribute(activity) })
+      continue
+    }
+    if (taken.has(match.field.id) && (taken.get(match.field.id) || !match.exact)) continue
     const converted = valueFor(match.field.id, properties[name], phoneCountry)
-    if (!converted.ok) continue
+    if (!converted.ok) {
+      left.push({ path, message: `${converted.problem} (the attribute ${match.field.name}); not sent` })
+      continue
+    }
     if (!taken.has(match.field.id) && ++count > MAX_ATTRIBUTES) break
     taken.set(match.field.id, match.exact)
     attributes[match.field.id] = converted.value
   }
-  return count ? attributes : undefined
+  return { ...(count && { attributes }), left }
 }

@@ -7,6 +7,9 @@ import { collectTraits, newEmailIn, normal, normalEmail, pathOf, type Found, typ
 import { convert, isObject } from '../../values'
 import { dateParts, fieldNamed, typeFor, valueFor, type FieldType, type OrttoAccount } from './fields'
 
+/** The longest name Ortto gives a field. */
+const MAX_FIELD_NAME = 100
+
 /** An Ortto person: found by external id (userId) or email; `fields` by Ortto field id (email itself apart). */
 export interface OrttoPerson {
   /** Absent when the person is found by its external id and no email is known yet. */
@@ -143,7 +146,10 @@ export function toPerson(
     const match = fieldNamed(fields, traitName)
     if (!match && options.createFields) {
       const type = typeFor(found.value)
-      if (type) (person.wanted ??= []).push({ name: traitName, value: found.value, path: pathOf(found), type })
+      // Ortto takes a name of 1-100 characters: another would only be refused (and refusals count toward its ban).
+      const length = [...traitName.trim()].length
+      if (!length || length > MAX_FIELD_NAME) drop(pathOf(found), `is no name a field can take (1-${MAX_FIELD_NAME} characters), so no field is created for it`)
+      else if (type) (person.wanted ??= []).push({ name: traitName, value: found.value, path: pathOf(found), type })
       else drop(pathOf(found), 'fits no Ortto field type (text, number, true/false, a date-time, a list of texts), so no field is created for it')
       continue
     }

@@ -52,8 +52,8 @@ export async function sendToOrtto(given: readonly Job<OrttoPerson>[], client: Or
   const mergeBy = options.settings.mergeBy
   const byUserId = mergeBy[0] === 'str::ei'
   // Fields and activities the account lacks are made first (ORTTO_CREATE); an event whose
-  // definition could not be made now is retried, nothing of it sent.
-  const { jobs, retry: later } = await createMissing(given, client, options)
+  // activity could not be made now is retried, nothing of it sent.
+  const { jobs, retry: later, unmade } = await createMissing(given, client, options)
   for (const [i, reason] of later) results[i] = { outcome: retry(reason) }
   for (const phase of [0, 1] as const) {
     const indices = [...jobs.keys()].filter((i) => jobs[i].phase === phase && !later.has(i))
@@ -103,7 +103,9 @@ export async function sendToOrtto(given: readonly Job<OrttoPerson>[], client: Or
       const { op } = jobs[i]
       if (op.kind !== 'upsert') continue
       const outcome = merged.get(i)!
-      results[i] = { outcome: outcome.status === 'delivered' ? delivered(op.message, op.issues) : outcome }
+      // A track whose activity could not be made is not delivered, though its person was merged.
+      const lost = unmade.get(i)
+      results[i] = { outcome: outcome.status !== 'delivered' ? outcome : lost ? rejected(lost.message, lost.issues) : delivered(op.message, op.issues) }
     }
 
     // Activities, once their person's merge (if any) went through.
