@@ -183,34 +183,42 @@ export async function rows<T = Record<string, unknown>>(sql: string, ...values: 
  * contains a given text.
  */
 export function testDb(inner: D1Database = db()) {
-  const faults: { match: string; times: number; delayMs?: number; fail: boolean }[] = []
+  const faults: { match: string; times: number; delayMs?: number; fail: boolean; after?: boolean }[] = []
   const statements: string[] = []
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-  async function apply(sqls: string[]) {
-    statements.push(...sqls)
+  async function apply(sqls: string[], after = false) {
+    if (!after) statements.push(...sqls)
     for (const fault of faults) {
-      if (fault.times <= 0 || !sqls.some((sql) => sql.includes(fault.match))) continue
+      if (Boolean(fault.after) !== after || fault.times <= 0 || !sqls.some((sql) => sql.includes(fault.match))) continue
       fault.times--
       if (fault.delayMs) await sleep(fault.delayMs)
-      if (fault.fail) throw new Error('D1_ERROR: injected failure')
+      if (fault.fail) throw new Error(after ? 'D1_ERROR: Network connection lost.' : 'D1_ERROR: injected failure')
     }
+  }
+  /** Runs the query, then (a fault after it) throws though D1 applied it: the answer was lost. */
+  const then = async <T>(sqls: string[], query: () => Promise<T>) => {
+    await apply(sqls)
+    const result = await query()
+    await apply(sqls, true)
+    return result
   }
   type Wrapped = { sql: string; inner: D1PreparedStatement }
   const wrap = (sql: string, statement: D1PreparedStatement): Wrapped & Record<string, unknown> => ({
     sql,
     inner: statement,
     bind: (...values: unknown[]) => wrap(sql, statement.bind(...values)),
-    all: async () => (await apply([sql]), statement.all()),
-    run: async () => (await apply([sql]), statement.run()),
-    first: async (column?: string) => (await apply([sql]), statement.first(column as string)),
-    raw: async () => (await apply([sql]), statement.raw()),
+    all: () => then([sql], () => statement.all()),
+    run: () => then([sql], () => statement.run()),
+    first: (column?: string) => then([sql], () => statement.first(column as string)),
+    raw: () => then([sql], () => statement.raw()),
   })
   const wrapped = {
     prepare: (sql: string) => wrap(sql, inner.prepare(sql)),
-    batch: async (list: Wrapped[]) => {
-      await apply(list.map((statement) => statement.sql))
-      return inner.batch(list.map((statement) => statement.inner))
-    },
+    batch: (list: Wrapped[]) =>
+      then(
+        list.map((statement) => statement.sql),
+        () => inner.batch(list.map((statement) => statement.inner)),
+      ),
     exec: (query: string) => inner.exec(query),
   }
   return {
@@ -220,6 +228,10 @@ export function testDb(inner: D1Database = db()) {
     /** The next `times` statements containing `match` fail. */
     fail(match: string, times = 1) {
       faults.push({ match, times, fail: true })
+    },
+    /** The next `times` statements containing `match` are applied, but their answer is lost (an error instead). */
+    lose(match: string, times = 1) {
+      faults.push({ match, times, fail: true, after: true })
     },
     /** The next `times` statements containing `match` take `delayMs` longer. */
     delay(match: string, delayMs: number, times = 1) {

@@ -281,11 +281,12 @@ describe('alias', () => {
     expect(await parked()).toEqual([])
   })
 
-  it('notes an alias when neither id has an email', async () => {
+  it('keeps an alias when neither id has an email, parked under both ids until one is known (issue 36)', async () => {
     const { post } = setup()
     const response = await post({ type: 'alias', messageId: id(), previousId: 'x', userId: 'y' })
-    expect(response.status).toBe(200)
-    expect((await json(response)).message).toContain('no email is known')
+    expect(response.status).toBe(202)
+    expect((await json(response)).message).toContain('parked')
+    expect(await parked()).toHaveLength(2)
   })
 })
 

@@ -47,7 +47,12 @@ export async function redrive(c: Context<App>, letters: (DeadLetterRow & { event
   const sql = sqlOf(c)
   const storeAdmin = new StoreAdmin(sql)
   if (c.env.EVENTS) {
-    // Sent first, then removed: a crash in between repeats a send, never loses a letter.
+    // Sent first, then removed: a crash in between repeats a send, never loses a letter. Marked
+    // before: an event that fails again before its letter is removed gets a letter of its own.
+    await storeAdmin.markRedriven(
+      letters.map((letter) => letter.id),
+      Date.now(),
+    )
     await enqueue(
       c.env.EVENTS,
       letters.map((letter) => ({ event: letter.event, at: letter.firstSeen })),

@@ -20,6 +20,8 @@ export interface Entry {
   op?: Operation<unknown>
   emailHash?: string
   claim?: string
+  /** A delete not sent because newer events made the person again: the newest of them (their email is kept). */
+  remadeAt?: number
   outcome?: Outcome
   /** An earlier entry carries the same messageId: this one gets its outcome. */
   sameAs?: Entry
@@ -56,7 +58,12 @@ interface Delivered {
 }
 
 /** Each item's outcome, the writes they call for, and the entries whose outcome holds only once those are written. */
-export function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes }: Delivered): { outcomes: Outcome[]; needsWrite: Set<Entry> } {
+export function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes }: Delivered): {
+  outcomes: Outcome[]
+  needsWrite: Set<Entry>
+  /** Ids a replayed alias taught their email: what waits under them can be replayed now (userHash -> email). */
+  aliased: Map<string, string>
+} {
   const { toRecord } = resolution
   const { people } = run.config.destination
   for (const [entry, job] of jobOf) {
@@ -77,12 +84,28 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
   }
   /** Entries whose outcome holds only once the write below is done. */
   const needsWrite = new Set<Entry>()
+  /** Entries dead-lettered: a redrive may send them again later. */
+  const lettered = new Set<Entry>()
+  const aliased = new Map<string, string>()
   for (const entry of entries) {
     const { item, outcome } = entry
     if (!item.parked) continue
     // A parked event replayed: settled unless it is to be retried; a refusal becomes a dead letter.
     if (outcome!.status !== 'retry') writes.unpark.push(item.parked.id)
-    if (outcome!.status === 'rejected') writes.deadLetters.push(letter(item, outcome!.message))
+    if (outcome!.status === 'rejected') {
+      writes.deadLetters.push(letter(item, outcome!.message))
+      lettered.add(entry)
+    }
+    // An alias kept until one of its ids had an email: both ids resolve to it from now on.
+    const { event } = item
+    if (event.type === 'alias' && outcome!.status !== 'retry' && !entry.sameAs) {
+      for (const id of [event.userId, event.previousId]) {
+        if (!id) continue
+        const userHash = hashIn(hashes, id)
+        writes.identities.push({ userHash, email: item.parked.email, emailHash: hashIn(hashes, item.parked.email), at: entry.at })
+        aliased.set(userHash, item.parked.email)
+      }
+    }
     const bringsEmail = entry.replayedBefore === undefined ? entry : byIndex.get(entry.replayedBefore)!
     if (outcome!.status === 'retry' && bringsEmail.outcome!.status !== 'retry') {
       bringsEmail.outcome = retry(`delivered, but earlier parked events of this userId were not: ${outcome!.message}`)
@@ -95,9 +118,18 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
       writes.deadLetters.push(letter(entry.item, reason))
       entry.outcome = rejected(reason, entry.outcome!.issues)
       needsWrite.add(entry)
+      lettered.add(entry)
     }
     const { event } = entry.item
     if (event.userId && toRecord.has(hashes.get(event.userId)!)) needsWrite.add(entry)
+  }
+  // Newest wins: a person gets a guard once an event for it may still come again — retried, or
+  // dead-lettered (a redrive) — so that what newer events set is stamped and not overwritten by it.
+  const guarded = new Set<string>()
+  const guard = (emailHash: string) => {
+    if (snapshot.contacts.has(emailHash) || guarded.has(emailHash)) return
+    guarded.add(emailHash)
+    writes.guards.push({ emailHash, fields: {} })
   }
   for (const entry of entries) {
     const { outcome, op, resolved } = entry
@@ -106,12 +138,25 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
       writes.forget.push({ userHash: resolved.userHash, emailHash: entry.emailHash, at: entry.at })
       // Found by its userId: its email's guard is marked too, so a late event carrying only the email stays deleted.
       if (op?.kind === 'delete' && op.email && op.key !== op.email) writes.forget.push({ emailHash: hashIn(hashes, op.email), at: entry.at })
+      // Not sent because newer events made the person again: the email they used stays known.
+      if (entry.remadeAt !== undefined && resolved.userHash && resolved.email) {
+        writes.identities.push({ userHash: resolved.userHash, email: resolved.email, emailHash: hashIn(hashes, resolved.email), at: entry.remadeAt })
+      }
       needsWrite.add(entry)
     }
-    if (!entry.emailHash || !op || (op.kind !== 'upsert' && op.kind !== 'enter')) continue
-    if (outcome!.status === 'retry') writes.guards.push({ emailHash: entry.emailHash, fields: {} })
-    else if (outcome!.status === 'delivered' && snapshot.contacts.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(people, op.person, entry.at) })
+    // A delete to be retried: events delivered meanwhile are stamped, so that the re-sent delete sees them.
+    if (op?.kind === 'delete' && outcome!.status === 'retry') {
+      guard(entry.emailHash!)
+      if (op.email && op.key !== op.email) guard(hashIn(hashes, op.email))
+    }
+    if (entry.emailHash && (op?.kind === 'upsert' || op?.kind === 'enter') && (outcome!.status === 'retry' || lettered.has(entry))) guard(entry.emailHash)
   }
+  for (const entry of entries) {
+    const { outcome, op } = entry
+    if (!entry.emailHash || !op || (op.kind !== 'upsert' && op.kind !== 'enter') || outcome!.status !== 'delivered') continue
+    if (snapshot.contacts.has(entry.emailHash) || guarded.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(people, op.person, entry.at) })
+  }
+  writes.guards = merged(writes.guards)
   for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
   for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
   for (const [userHash, { email, at }] of toRecord) writes.identities.push({ userHash, email, emailHash: hashIn(hashes, email), at })
@@ -125,5 +170,16 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
       else if (status === 'rejected') writes.progress.push({ messageId, state: 'rejected', reason: message })
     }
   }
-  return { outcomes, needsWrite }
+  return { outcomes, needsWrite, aliased }
+}
+
+/** One guard row per person, each field at the newest time that set it (rows apply in order, the last one's time would stand). */
+function merged(guards: Writes['guards']): Writes['guards'] {
+  const byHash = new Map<string, Record<string, number>>()
+  for (const { emailHash, fields } of guards) {
+    const into = byHash.get(emailHash) ?? {}
+    for (const [name, at] of Object.entries(fields)) into[name] = Math.max(into[name] ?? -Infinity, at)
+    byHash.set(emailHash, into)
+  }
+  return [...byHash].map(([emailHash, fields]) => ({ emailHash, fields }))
 }

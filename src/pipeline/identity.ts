@@ -21,6 +21,8 @@ export interface Item {
   attempts?: number
   /** A parked event being replayed, and the email it now resolves to. */
   parked?: { id: number; email: string }
+  /** Replayed because an alias taught its userId the email (pipeline.ts): no further such round. */
+  aliasFollowUp?: boolean
 }
 
 /** Segment's `timestamp` (when it happened), else when it arrived. */
@@ -53,7 +55,8 @@ export function hashIn(hashes: Map<string, string>, text: string): string {
 export type Resolved =
   | { kind: 'deliver'; event: SegmentEvent; email?: string }
   | { kind: 'delete'; email?: string; userHash?: string; at: number }
-  | { kind: 'park'; userHash: string }
+  /** Waits for the userId's email; an alias waits under both its ids (`alias`: the other one's hash). */
+  | { kind: 'park'; userHash: string; alias?: string }
   | { kind: 'parking-full' }
   | { kind: 'noted'; message: string }
   | { kind: 'deleted' }
@@ -116,7 +119,15 @@ export function keysOf(items: readonly Item[], byUserId = false): BatchKeys {
  * userId's email. A user with parked events gets them replayed, oldest first, just
  * before the first event that brings the email.
  */
-export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, own: owns }: BatchKeys, storeDown: boolean, byUserId = false): Resolution {
+export function resolve(
+  items: readonly Item[],
+  snapshot: Snapshot,
+  { hashes, own: owns }: BatchKeys,
+  storeDown: boolean,
+  byUserId = false,
+  /** Why the mapping would skip this event whatever its email (then it is not parked), if it would. */
+  skips?: (event: SegmentEvent) => string | undefined,
+): Resolution {
   const hash = (text: string) => hashes.get(text)!
   const times = items.map(eventTime)
   const inBatch = new Map<string, { email: string; at: number }>()
@@ -130,6 +141,8 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, ow
     if (event.userId && own) emailFromBatch(event.userId, (event.type === 'identify' && newEmailIn(event.traits)) || own, times[i])
   }
 
+  // A userId this batch deletes: an email newer than the delete is recorded even if unchanged, so the delete keeps it.
+  const deleting = new Set(items.flatMap(({ event }) => (event.type === 'delete' && event.userId ? [event.userId] : [])))
   const toRecord: Resolution['toRecord'] = new Map()
   const replays: Resolution['replays'] = new Map()
   const parkedInBatch = new Map<string, number>()
@@ -138,7 +151,7 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, ow
     const h = hash(userId)
     const stored = snapshot.identities.get(h)
     if (stored && (stored.taughtAt > at || (stored.deletedAt ?? -1) >= at)) return
-    if (stored?.email === email && !toRecord.has(h)) return
+    if (stored?.email === email && !toRecord.has(h) && !deleting.has(userId)) return
     const pending = toRecord.get(h)
     if (!pending || at >= pending.at) toRecord.set(h, { email, at })
   }
@@ -165,6 +178,8 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, ow
         // The destination finds the person by the userId: nothing waits for an email.
         if (!email && byUserId) return { kind: 'deliver', event }
         if (!email) {
+          const skip = skips?.(event)
+          if (skip) return { kind: 'noted', message: skip }
           const h = hash(userId)
           const waiting = (snapshot.parkedCounts.get(h) ?? 0) + (parkedInBatch.get(h) ?? 0)
           if (waiting >= MAX_PARKED_PER_USER) return { kind: 'parking-full' }
@@ -179,7 +194,16 @@ export function resolve(items: readonly Item[], snapshot: Snapshot, { hashes, ow
         if (storeDown) return { kind: 'unavailable' }
         const ids = [userId, event.previousId].filter((id): id is string => Boolean(id))
         const email = ids.map(known).find(Boolean)
-        if (!email) return { kind: 'noted', message: 'alias noted: no email is known for either id yet' }
+        if (!email) {
+          // Nothing waits for an email where the destination finds people by userId.
+          if (byUserId || !ids.length) return { kind: 'noted', message: 'alias noted: no email is known for either id yet' }
+          // Kept until either id's email is known: then both ids resolve to it, and what waits under the other is replayed.
+          const [first, other] = ids.map(hash)
+          const waiting = (snapshot.parkedCounts.get(first) ?? 0) + (parkedInBatch.get(first) ?? 0)
+          if (waiting >= MAX_PARKED_PER_USER) return { kind: 'parking-full' }
+          parkedInBatch.set(first, (parkedInBatch.get(first) ?? 0) + 1)
+          return { kind: 'park', userHash: first, ...(other && other !== first && { alias: other }) }
+        }
         for (const id of ids) {
           replayBefore(id, email, i)
           record(id, email, at)

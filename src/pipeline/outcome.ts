@@ -16,6 +16,8 @@ export interface Outcome {
   issues?: Issue[]
   /** Retry: no call was made for it (budget, deadline, a failure that stopped the run). */
   notAttempted?: boolean
+  /** Not attempted because the destination failed every call before (an outage), not for lack of budget or time. */
+  outage?: boolean
   /** Retry: the call got no answer (timeout, reset), so it may have taken effect. */
   unanswered?: boolean
 }
@@ -52,7 +54,7 @@ export function fromError(error: unknown): Outcome {
     const cause = error.failure
     const wait = error.retryAfter ?? (cause?.kind === 'rate_limited' ? (cause.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS) : undefined)
     const outcome = retry(error.message, wait)
-    return { ...outcome, notAttempted: true }
+    return { ...outcome, notAttempted: true, ...(cause && cause.kind !== 'rate_limited' && { outage: true }) }
   }
   if (!(error instanceof CallError)) throw error
   if (error.kind === 'rate_limited') return retry(error.message, error.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS)

@@ -11,6 +11,11 @@ import { plan, type Holds, type Known } from './plan'
 import type { DeliveryRun } from './run'
 import { emptySnapshot, emptyWrites, StoreError, type Snapshot, type Writes } from '../store/store'
 import { difference, history, tally } from '../store/history'
+import type { SegmentEvent } from '../segment/schema'
+import { toOperation } from '../transform'
+
+/** Stands in for the email a parked event waits for, to ask the mapping whether it would send anything. */
+const UNKNOWN_EMAIL = 'unknown@example.invalid'
 
 /** Even when the answer is nearly due, the final write gets this long. */
 const MIN_WRITE_MS = 200
@@ -22,7 +27,27 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   await planAndHold(entries, read, run)
   const { jobs, jobOf } = jobsOf(entries, run)
   const results = jobs.length ? await run.config.destination.send(jobs, run.calls, { creations: run.creations, checkpoints: run.checkpoints }) : []
-  return concludeAndWrite(items, entries, jobOf, results, read, run)
+  const { outcomes, aliased } = await concludeAndWrite(items, entries, jobOf, results, read, run)
+  if (aliased.size && !items.some((item) => item.aliasFollowUp)) await replayAliased(aliased, run)
+  return outcomes
+}
+
+/**
+ * A replayed alias taught its other id the email: what waits under that id goes now, in a
+ * second run (once: what that run teaches waits for the next event or the sweep). What fails
+ * stays parked, and the sweep replays it: the email is recorded.
+ */
+async function replayAliased(aliased: Map<string, string>, run: DeliveryRun): Promise<void> {
+  let rows: Awaited<ReturnType<DeliveryRun['store']['parkedFor']>>
+  try {
+    rows = await run.store.parkedFor([...aliased.keys()])
+  } catch (error) {
+    return noted(run, 'parked', error)
+  }
+  if (!rows.length) return
+  const items = rows.map((row): Item => ({ event: row.event, at: row.parkedAt, parked: { id: row.id, email: aliased.get(row.userHash)! }, aliasFollowUp: true }))
+  const outcomes = await deliverEvents(items, run)
+  outcomes.forEach((outcome, i) => run.onReplay?.(items[i].event.type, outcome.status, items[i].event.messageId))
 }
 
 /** What one read of the store (and the account) gave the run. */
@@ -55,7 +80,14 @@ async function readState(items: readonly Item[], run: DeliveryRun): Promise<Read
     snapshot = emptySnapshot()
     storeDown = true
   }
-  const resolution = resolve(items, snapshot, keys, storeDown, destination.keysByUserId)
+  const writes = emptyWrites()
+  const account = maps ? await accountFor(destination, snapshot, run.calls, writes, (message) => run.onProblem?.('fields', message)) : undefined
+  // An event the mapping would only skip is skipped now, not parked to wait for an email it does not need.
+  const skips = (event: SegmentEvent) => {
+    const op = toOperation(destination, event, account, UNKNOWN_EMAIL)
+    return op.kind === 'skip' ? op.message : undefined
+  }
+  const resolution = resolve(items, snapshot, keys, storeDown, destination.keysByUserId, skips)
   const owed = new Map<number, string>()
   if (storeDown) {
     // Without the read nothing is written: an email taught here would be lost, and parked events never replayed.
@@ -63,8 +95,6 @@ async function readState(items: readonly Item[], run: DeliveryRun): Promise<Read
       if (event.userId && resolution.toRecord.has(keys.hashes.get(event.userId)!)) owed.set(index, "delivered, but the database did not answer, so this userId's email was not recorded; will retry")
     }
   }
-  const writes = emptyWrites()
-  const account = maps ? await accountFor(destination, snapshot, run.calls, writes, (message) => run.onProblem?.('fields', message)) : undefined
   return { keys, hashes: keys.hashes, snapshot, storeDown, resolution, owed, writes, account, now: Date.now() }
 }
 
@@ -115,7 +145,7 @@ async function planAndHold(entries: Entry[], read: Read, run: DeliveryRun): Prom
   let claimed = new Set<string>()
   try {
     claimed = await run.store.hold({
-      park: holds.park.map(({ entry, userHash }) => ({ userHash, messageId: entry.item.event.messageId, type: entry.item.event.type, event: entry.item.event })),
+      park: holds.park.map(({ entry, userHash, messageId }) => ({ userHash, messageId: messageId ?? entry.item.event.messageId, type: entry.item.event.type, event: entry.item.event })),
       claims: holds.claims.map((entry) => entry.claim!),
       leaseUntil: read.now + run.leaseMs,
       by: run.claimant,
@@ -152,13 +182,25 @@ function jobsOf(entries: Entry[], run: DeliveryRun): { jobs: Job<unknown>[]; job
 }
 
 /** Stage 5: the outcomes, and one write of what the store learned (the delivery history beside it). */
-async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf: Map<Entry, number>, results: Result[], read: Read, run: DeliveryRun): Promise<Outcome[]> {
-  const { writes, owed, snapshot, resolution, hashes } = read
-  const { outcomes, needsWrite } = conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes })
+async function concludeAndWrite(
+  items: readonly Item[],
+  entries: Entry[],
+  jobOf: Map<Entry, number>,
+  results: Result[],
+  read: Read,
+  run: DeliveryRun,
+): Promise<{ outcomes: Outcome[]; aliased: Map<string, string> }> {
+  const none = new Map<string, string>()
+  const { owed, snapshot, resolution, hashes } = read
+  const { outcomes, needsWrite, aliased } = conclude({ items, entries, jobOf, results, writes: read.writes, run, snapshot, resolution, hashes })
   for (const [index, reason] of owed) {
     if (outcomes[index].status === 'delivered' || outcomes[index].status === 'skipped') outcomes[index] = retry(reason)
   }
-  if (read.storeDown) return outcomes
+  // Without the read, what the run learned is not written (an email taught, a guard, built on a
+  // snapshot it does not have) — but the dead letters it decided on are: a refused event is
+  // acknowledged only once its letter is stored, else it is retried.
+  const writes = read.storeDown ? { ...emptyWrites(), deadLetters: read.writes.deadLetters } : read.writes
+  if (read.storeDown && !writes.deadLetters.length) return { outcomes, aliased: none }
   const { store } = run
   // The delivery history: added up in the isolate, and sent beside a write at most once per
   // HISTORY_FLUSH_SECONDS, at the same time as it; its failure changes no answer.
@@ -186,9 +228,14 @@ async function concludeAndWrite(items: readonly Item[], entries: Entry[], jobOf:
     }
     // The history counted the answers as they were: count them as they are now (retries, no dead letters).
     history.merge(difference(tally(events, outcomes, [], 0), asCounted))
+    return finish(outcomes, counted, run, none)
   }
+  return finish(outcomes, counted, run, read.storeDown ? none : aliased)
+}
+
+async function finish(outcomes: Outcome[], counted: Promise<boolean>, run: DeliveryRun, aliased: Map<string, string>) {
   if (!(await counted)) run.onProblem?.('history', 'the delivery history was not counted (the answer is unchanged)')
   // What is held back goes when it comes due, even if no request follows.
-  if (run.waitUntil) history.flushWhenDue(run.config.historyFlushMs, run.waitUntil, (counters) => store.count(counters))
-  return outcomes
+  if (run.waitUntil) history.flushWhenDue(run.config.historyFlushMs, run.waitUntil, (counters) => run.store.count(counters))
+  return { outcomes, aliased }
 }

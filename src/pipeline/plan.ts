@@ -26,7 +26,8 @@ export interface Known {
 
 /** What must be held in D1 before any call: events to park, journey entries to claim. */
 export interface Holds {
-  park: { entry: Entry; userHash: string }[]
+  /** `messageId`: the row's own, where one event is parked twice (an alias, under each id). */
+  park: { entry: Entry; userHash: string; messageId?: string }[]
   claims: Entry[]
 }
 
@@ -39,6 +40,8 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
   switch (resolved.kind) {
     case 'park': {
       holds.park.push({ entry, userHash: resolved.userHash })
+      const { messageId } = entry.item.event
+      if (resolved.alias) holds.park.push({ entry, userHash: resolved.alias, ...(messageId && { messageId: `${messageId}#previousId` }) })
       const { event } = entry.item
       return deferred(event.type === 'identify' || event.type === 'track' ? emailOf(event).issues : undefined)
     }
@@ -59,6 +62,12 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
         return skipped(`No email is known for this userId, so there is no ${destination.label} person to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
       }
       entry.emailHash = hashIn(hashes, key)
+      // Newest wins for a delete too: retried or re-sent after newer events made the person again, it is not sent.
+      const remadeAt = newestStamp(snapshot, [entry.emailHash, ...(resolved.email && resolved.email !== key ? [hashIn(hashes, resolved.email)] : [])])
+      if (remadeAt > entry.at) {
+        entry.remadeAt = remadeAt
+        return skipped('not sent: newer events made this person again after this delete happened (events older than it stay refused)')
+      }
       entry.op = { kind: 'delete', key, ...(resolved.email && { email: resolved.email }), ...(destination.keysByUserId && userId && { userId }) }
       return undefined
     }
@@ -95,4 +104,11 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
   entry.claim = messageId
   holds.claims.push(entry)
   return undefined
+}
+
+/** The newest time a delivered event set a field of these people (their guards), or -Infinity. */
+function newestStamp(snapshot: Snapshot, emailHashes: string[]): number {
+  let newest = -Infinity
+  for (const hash of emailHashes) for (const at of Object.values(snapshot.contacts.get(hash)?.fields ?? {})) newest = Math.max(newest, at)
+  return newest
 }

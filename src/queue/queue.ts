@@ -30,7 +30,8 @@ export const EVENTS_PER_MESSAGE = 100
 /** A queue message: events, when each reached the Worker, and how often each was tried. */
 export interface Envelope {
   v: 2
-  items: { event: unknown; at: number; attempts?: number }[]
+  /** `waits`: passes it went back untried because the destination was down (they count no attempt, but lengthen the wait). */
+  items: { event: unknown; at: number; attempts?: number; waits?: number }[]
 }
 
 const encoder = new TextEncoder()
@@ -152,13 +153,13 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     log.fields.error = blocker ?? 'EVENTS is not bound'
     return
   }
-  const items: (Item & { message: number })[] = []
+  const items: (Item & { message: number; waits?: number })[] = []
   const invalid = emptyWrites()
   for (const [m, message] of batch.messages.entries()) {
     for (const raw of itemsOf(message).map(withRetries(message))) {
       const checked = checkEvent(raw.event)
       if (checked.ok) {
-        items.push({ event: checked.event, at: raw.at, attempts: raw.attempts, message: m })
+        items.push({ event: checked.event, at: raw.at, attempts: raw.attempts, message: m, ...(raw.waits && { waits: raw.waits }) })
         continue
       }
       log.count('invalid', 'rejected')
@@ -194,10 +195,16 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     // A rate limit or a call never made does not use up an attempt.
     const counts = !outcome.notAttempted && outcome.httpStatus !== 429
     const attempts = (item.attempts ?? 0) + (counts ? 1 : 0)
-    if (counts && !delays.has(attempts)) delays.set(attempts, backoffSeconds(attempts, config.retryBaseSeconds))
-    const delay = counts ? delays.get(attempts)! : Math.min(MAX_DELAY_SECONDS, Math.max(1, outcome.retryAfter ?? 1))
+    // Held back by an outage: no attempt is used up, but each pass waits twice as long as the last
+    // (as Segment's and Queues' own retries do, capped), so a backlog costs a few passes, not one a second.
+    const waits = outcome.outage ? (item.waits ?? 0) + 1 : (item.waits ?? 0)
+    const delay = counts
+      ? delayFor(delays, attempts, config.retryBaseSeconds)
+      : outcome.outage
+        ? delayFor(delays, -waits, config.retryBaseSeconds)
+        : Math.min(MAX_DELAY_SECONDS, Math.max(1, outcome.retryAfter ?? 1))
     const list = again.get(delay) ?? []
-    list.push({ event: item.event, at: item.at, attempts })
+    list.push({ event: item.event, at: item.at, attempts, ...(waits && { waits }) })
     again.set(delay, list)
   }
   try {
@@ -206,8 +213,18 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     for (const message of batch.messages) message.ack()
     tally.acked += batch.messages.length
   } catch {
-    // Could not put the failed events back: retry their messages whole (finished events are skipped then).
+    // Could not put the failed events back: retry their messages whole. What they finished is
+    // recorded first, so the retry skips it (an older identify sent again would overwrite a
+    // newer one delivered meanwhile).
     const failing = new Set(items.filter((_, i) => outcomes[i].status === 'retry').map((item) => item.message))
+    const progress = emptyWrites().progress
+    for (const [i, item] of items.entries()) {
+      const { messageId } = item.event
+      if (!messageId || !failing.has(item.message)) continue
+      // (A refusal is not recorded: refused again, it finds its dead letter, and a redrive must try it afresh.)
+      if (outcomes[i].status === 'delivered') progress.push({ messageId, state: 'done' })
+    }
+    if (progress.length) await store.write({ ...emptyWrites(), progress }).catch((error: unknown) => log.problem('progress', error instanceof Error ? error.message : 'unknown error'))
     for (const [m, message] of batch.messages.entries()) {
       if (failing.has(m)) message.retry({ delaySeconds: backoffSeconds(message.attempts, config.retryBaseSeconds) })
       else message.ack()
@@ -215,6 +232,12 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     tally.retried += failing.size
     tally.acked += batch.messages.length - failing.size
   }
+}
+
+/** One delay per attempt count (negative: per outage wait), so events that failed together go back together. */
+function delayFor(delays: Map<number, number>, key: number, baseSeconds: number): number {
+  if (!delays.has(key)) delays.set(key, backoffSeconds(Math.abs(key), baseSeconds))
+  return delays.get(key)!
 }
 
 /** Queued mode's rule for dead letters: refused for good, or still failing at the last attempt. */

@@ -19,6 +19,8 @@ import { LAST_SWEEP_KEY, StoreAdmin } from '../store/store-admin'
 const DAY_MS = 24 * 3600 * 1000
 /** Parked events replayed per run (the rest next run, 30 minutes later). */
 const REPLAYS_PER_RUN = 1000
+/** Expired parked events logged and removed per run (the rest next run). */
+const EXPIRED_PER_RUN = 5000
 /** Seven days: longer than Segment's 4 h of retries and the queue's retry schedule. */
 const KEEP_MESSAGES_MS = 7 * DAY_MS
 const KEEP_GUARDS_MS = 30 * DAY_MS
@@ -33,10 +35,14 @@ export async function sweep(env: Env): Promise<void> {
   const result = { expired: 0, replayed: 0, waiting: 0, pruned: { messages: 0, guards: 0 } }
   const now = Date.now()
   try {
-    for (const { messageId, type, parkedAt } of await storeAdmin.expireParked(now - PARK_DAYS * DAY_MS)) {
+    // Logged, then removed by id: a removal whose answer is lost is repeated safely, and one
+    // that fails leaves them to be logged and removed next time (never removed unlogged).
+    const expired = await storeAdmin.expiredParked(now - PARK_DAYS * DAY_MS, EXPIRED_PER_RUN)
+    for (const { messageId, type, parkedAt } of expired) {
       console.log(JSON.stringify({ event: 'parked-event-expired', messageId, type, parkedDays: Math.floor((now - parkedAt) / DAY_MS) }))
-      result.expired++
     }
+    await storeAdmin.removeParked(expired.map((row) => row.id))
+    result.expired = expired.length
     const rows = configurationProblem(config) ? [] : await storeAdmin.resolvableParked(REPLAYS_PER_RUN)
     if (rows.length && env.EVENTS) {
       await enqueue(

@@ -24,6 +24,34 @@ export interface QueryStats {
 /** Many rows as one bound parameter, read with json_each: no statement needs more than a few. */
 export const json = (value: unknown) => JSON.stringify(value)
 
+/**
+ * D1 refuses a string over 2,000,000 bytes (SQLITE_TOOBIG), and with it the whole atomic
+ * batch: rows that carry events (parked events, dead letters) go as several JSON texts of
+ * at most this many bytes, one statement each, in the same batch.
+ */
+export const MAX_BOUND_BYTES = 1_000_000
+const encoder = new TextEncoder()
+
+/** `rows` as JSON array texts of at most `maxBytes` each (a row larger than that goes alone). */
+export function jsonChunks(rows: readonly unknown[], maxBytes = MAX_BOUND_BYTES): string[] {
+  const chunks: string[] = []
+  let current: string[] = []
+  let bytes = 2
+  for (const row of rows) {
+    const text = JSON.stringify(row)
+    const size = encoder.encode(text).byteLength + 1
+    if (current.length && bytes + size > maxBytes) {
+      chunks.push(`[${current.join(',')}]`)
+      current = []
+      bytes = 2
+    }
+    current.push(text)
+    bytes += size
+  }
+  if (current.length) chunks.push(`[${current.join(',')}]`)
+  return chunks
+}
+
 /** A retry needs at least this long to be worth starting. */
 const MIN_RETRY_MS = 100
 

@@ -44,12 +44,17 @@ export class StoreAdmin {
     return new CreationLog(this.sql)
   }
 
-  /** Removes parked events parked before `before`; returns what they were (no personal data). */
-  async expireParked(before: number): Promise<{ messageId: string | null; type: string; parkedAt: number }[]> {
-    const { results } = await this.sql.all<{ message_id: string | null; type: string; parked_at: number }>(
-      this.sql.prepare('DELETE FROM parked WHERE parked_at < ?1 RETURNING message_id, type, parked_at').bind(before),
+  /** Parked events parked before `before`, at most `limit`: what they were (no personal data). */
+  async expiredParked(before: number, limit: number): Promise<{ id: number; messageId: string | null; type: string; parkedAt: number }[]> {
+    const { results } = await this.sql.all<{ id: number; message_id: string | null; type: string; parked_at: number }>(
+      this.sql.prepare('SELECT id, message_id, type, parked_at FROM parked WHERE parked_at < ?1 ORDER BY id LIMIT ?2').bind(before, limit),
     )
-    return results.map((row) => ({ messageId: row.message_id, type: row.type, parkedAt: row.parked_at }))
+    return results.map((row) => ({ id: row.id, messageId: row.message_id, type: row.type, parkedAt: row.parked_at }))
+  }
+
+  /** Removes parked events by id: safe to repeat (sql.ts tries a failed query again), unlike a DELETE … RETURNING. */
+  async removeParked(ids: number[]): Promise<void> {
+    if (ids.length) await this.sql.run(this.sql.prepare('DELETE FROM parked WHERE id IN (SELECT value FROM json_each(?1))').bind(json(ids)))
   }
 
   /** Parked events whose userId's email is known now, oldest first: one query over all of them. */
@@ -102,6 +107,11 @@ export class StoreAdmin {
         : this.sql.prepare('SELECT * FROM dead_letters WHERE (?2 IS NULL OR instr(lower(reason), lower(?2)) > 0) ORDER BY id LIMIT ?1').bind(choice.limit, choice.reason ?? null),
     )
     return results.map((row) => ({ ...toDeadLetter(row), event: JSON.parse(String(row.event)) }))
+  }
+
+  /** Marks letters as being re-driven: the event failing again gets a letter of its own (see store.ts). */
+  async markRedriven(idList: number[], now: number): Promise<void> {
+    if (idList.length) await this.sql.run(this.sql.prepare('UPDATE dead_letters SET redriven_at = ?2 WHERE id IN (SELECT value FROM json_each(?1))').bind(json(idList), now))
   }
 
   async deleteDeadLetters(idList: number[]): Promise<number> {

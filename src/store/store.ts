@@ -5,7 +5,7 @@
 // more than a handful of bound parameters whatever the batch size.
 import type { SegmentEvent } from '../segment/schema'
 import { addHistory, type Counter } from './history'
-import { json, type Sql } from './sql'
+import { json, jsonChunks, type Sql } from './sql'
 
 export { StoreError } from './sql'
 
@@ -72,14 +72,17 @@ export class Store {
   async hold(holds: Holds): Promise<Set<string>> {
     const statements: D1PreparedStatement[] = []
     const now = Date.now()
-    if (holds.park.length) {
+    // Several texts when the events are many (D1's 2 MB string limit), one statement each.
+    for (const rows of jsonChunks(holds.park.map((p) => ({ u: p.userHash, m: p.messageId ?? null, t: p.type, e: json(p.event) })))) {
       statements.push(
         this.sql
           .prepare(
             `INSERT OR IGNORE INTO parked (user_hash, message_id, type, parked_at, event)
-             SELECT value->>'u', value->>'m', value->>'t', ?2, value->>'e' FROM json_each(?1)`,
+             SELECT value->>'u', value->>'m', value->>'t', ?2, value->>'e' FROM json_each(?1) j
+             WHERE j.value->>'m' IS NOT NULL OR NOT EXISTS (SELECT 1 FROM parked p
+               WHERE p.user_hash = j.value->>'u' AND p.parked_at = ?2 AND p.event = j.value->>'e')`,
           )
-          .bind(json(holds.park.map((p) => ({ u: p.userHash, m: p.messageId ?? null, t: p.type, e: json(p.event) }))), now),
+          .bind(rows, now),
       )
     }
     if (holds.claims.length) {
@@ -108,23 +111,27 @@ export class Store {
     const now = Date.now()
     const statements: D1PreparedStatement[] = []
     const add = (sql: string, ...values: unknown[]) => statements.push(this.sql.prepare(sql).bind(...values))
-    if (writes.identities.length) {
-      // Newest wins, and nothing older than a delete brings the person back.
+    // Newest wins, and nothing older than a delete brings the person back.
+    for (const rows of jsonChunks(writes.identities.map((l) => ({ u: l.userHash, e: l.email, h: l.emailHash, t: l.at })))) {
       add(
         `INSERT INTO identities (user_hash, email, email_hash, taught_at)
          SELECT value->>'u', value->>'e', value->>'h', value->>'t' FROM json_each(?1) WHERE true
          ON CONFLICT (user_hash) DO UPDATE SET email = excluded.email, email_hash = excluded.email_hash, taught_at = excluded.taught_at
            WHERE excluded.taught_at >= identities.taught_at AND excluded.taught_at > coalesce(identities.deleted_at, -1)`,
-        json(writes.identities.map((l) => ({ u: l.userHash, e: l.email, h: l.emailHash, t: l.at }))),
+        rows,
       )
     }
     const forgetUsers = writes.forget.filter((f) => f.userHash)
     if (forgetUsers.length) {
       const rows = json(forgetUsers.map((f) => ({ u: f.userHash, t: f.at })))
+      // A delete forgets the email an event older than it taught, never one a newer event taught
+      // (a delete retried or re-sent after a newer identify, or beside one in the same batch).
       add(
         `INSERT INTO identities (user_hash, email, email_hash, taught_at, deleted_at)
          SELECT value->>'u', NULL, NULL, value->>'t', value->>'t' FROM json_each(?1) WHERE true
-         ON CONFLICT (user_hash) DO UPDATE SET email = NULL, email_hash = NULL,
+         ON CONFLICT (user_hash) DO UPDATE SET
+           email = CASE WHEN identities.taught_at > excluded.deleted_at THEN identities.email END,
+           email_hash = CASE WHEN identities.taught_at > excluded.deleted_at THEN identities.email_hash END,
            deleted_at = max(coalesce(identities.deleted_at, 0), excluded.deleted_at)`,
         rows,
       )
@@ -135,7 +142,8 @@ export class Store {
       add(
         `INSERT INTO contacts (email_hash, deleted_at, updated_at)
          SELECT value->>'h', value->>'t', ?2 FROM json_each(?1) WHERE true
-         ON CONFLICT (email_hash) DO UPDATE SET fields = '{}', updated_at = ?2,
+         ON CONFLICT (email_hash) DO UPDATE SET updated_at = ?2,
+           fields = coalesce((SELECT json_group_object(key, value) FROM json_each(contacts.fields) WHERE value > excluded.deleted_at), '{}'),
            deleted_at = max(coalesce(contacts.deleted_at, 0), excluded.deleted_at)`,
         json(forgetContacts.map((f) => ({ h: f.emailHash, t: f.at }))),
         now,
@@ -163,20 +171,25 @@ export class Store {
         now,
       )
     }
-    if (writes.guards.length) {
+    for (const rows of jsonChunks(writes.guards.map((g) => ({ h: g.emailHash, f: json(g.fields) })))) {
       add(
         `INSERT INTO contacts (email_hash, fields, updated_at)
          SELECT value->>'h', value->>'f', ?2 FROM json_each(?1) WHERE true
          ON CONFLICT (email_hash) DO UPDATE SET fields = json_patch(contacts.fields, excluded.fields), updated_at = ?2`,
-        json(writes.guards.map((g) => ({ h: g.emailHash, f: json(g.fields) }))),
+        rows,
         now,
       )
     }
-    if (writes.deadLetters.length) {
+    // One letter per event: a write D1 applied but whose answer was lost is tried again (sql.ts),
+    // and an event dead-lettered again (a whole message retried) already has its letter.
+    const letters = writes.deadLetters.map((d) => ({ r: d.reason.slice(0, 500), a: d.attempts, f: d.firstSeen, m: d.messageId?.slice(0, 256) ?? null, t: d.type ?? null, e: json(d.event) }))
+    for (const rows of jsonChunks(letters)) {
       add(
         `INSERT INTO dead_letters (reason, attempts, first_seen, last_seen, message_id, type, event)
-         SELECT value->>'r', value->>'a', value->>'f', ?2, value->>'m', value->>'t', value->>'e' FROM json_each(?1)`,
-        json(writes.deadLetters.map((d) => ({ r: d.reason.slice(0, 500), a: d.attempts, f: d.firstSeen, m: d.messageId?.slice(0, 256) ?? null, t: d.type ?? null, e: json(d.event) }))),
+         SELECT value->>'r', value->>'a', value->>'f', ?2, value->>'m', value->>'t', value->>'e' FROM json_each(?1) j
+         WHERE NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.message_id IS j.value->>'m' AND d.redriven_at IS NULL
+           AND (j.value->>'m' IS NOT NULL OR (d.last_seen = ?2 AND d.event = j.value->>'e')))`,
+        rows,
         now,
       )
     }

@@ -1,0 +1,296 @@
+import { createScheduledController } from 'cloudflare:test'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { db, encoder, fakeQueue, freshDb, identify, json, rows, setup, setupOrtto, testDb, track, type Loose } from './helpers'
+import type { Env } from '../src/config'
+import worker from '../src'
+import { Sql } from '../src/store/sql'
+import { emptyWrites, Store } from '../src/store/store'
+
+// Issue 36's nine defects: each needs two things at once — a fault and a refusal, a delete and a
+// newer identify, a retry and a redrive — so each test here combines them. Where a destination
+// matters, both run.
+
+beforeEach(freshDb)
+
+const ADMIN_TOKEN = 'admin-token-36-compound'
+const at = (minute: number) => new Date(Date.UTC(2026, 0, 1, 12, minute)).toISOString()
+const envelope = (...items: { event: unknown; attempts?: number; waits?: number }[]) => ({ v: 2, items: items.map((item) => ({ at: Date.now(), ...item })) })
+
+/** Each destination as these tests see it: the worker, a person's first name, whether they exist, journey entries. */
+const destinations = {
+  autopilot: (env: Partial<Env> = {}) => {
+    const w = setup(env)
+    return {
+      ...w,
+      standIn: w.autopilot as { inject: (...faults: Loose[]) => void },
+      firstName: (email: string) => w.autopilot.contacts.get(email)?.FirstName as string | undefined,
+      exists: (email: string) => w.autopilot.contacts.has(email),
+      entries: (email: string) => w.autopilot.enrolments.filter((e: Loose) => e.email === email).length,
+      /** A fault for the calls that delete a person. */
+      deletes: (call: Loose) => call.method === 'DELETE',
+    }
+  },
+  ortto: (env: Partial<Env> = {}) => {
+    const w = setupOrtto(env)
+    const find = (email: string) => [...w.ortto.people.values()].find((p: Loose) => p.fields['str::email'] === email && !p.archived) as Loose
+    return {
+      ...w,
+      standIn: w.ortto as { inject: (...faults: Loose[]) => void },
+      firstName: (email: string) => find(email)?.fields['str::first'] as string | undefined,
+      exists: (email: string) => Boolean(find(email)),
+      entries: (email: string) => w.ortto.activities.filter((a: Loose) => a.email === email).length,
+      deletes: (call: Loose) => /archive|delete/.test(call.path),
+    }
+  },
+}
+const both = Object.keys(destinations) as (keyof typeof destinations)[]
+
+const parkedCount = async () => (await rows<{ n: number }>('SELECT count(*) AS n FROM parked'))[0].n
+const letters = () => rows<{ message_id: string; reason: string }>('SELECT message_id, reason FROM dead_letters')
+
+describe('1. queued mode, the batch read failing', () => {
+  it('stores the dead letter of an event at its 20th attempt before acknowledging it', async () => {
+    const d1 = testDb()
+    d1.delay("UNION ALL SELECT 'p'", 800)
+    const w = setup({ DB: d1.db, EVENTS: fakeQueue().queue, STORE_TIMEOUT_MS: '300' })
+    w.autopilot.inject(...Array.from({ length: 5 }, () => ({ status: 503 })))
+    const event = identify({ email: 'last@example.com' }, { userId: undefined, anonymousId: 'a-1' })
+    const result = await w.consume([{ body: envelope({ event, attempts: 19 }) }])
+    expect(result.explicitAcks).toEqual(['msg-0'])
+    expect(await letters()).toEqual([{ message_id: event.messageId, reason: expect.stringContaining('gave up after 20 attempts') }])
+  })
+
+  it('retries, not acknowledges, when that dead letter cannot be written either', async () => {
+    const d1 = testDb()
+    d1.delay("UNION ALL SELECT 'p'", 800)
+    d1.fail('INSERT INTO dead_letters', 2)
+    const events = fakeQueue()
+    const w = setup({ DB: d1.db, EVENTS: events.queue, STORE_TIMEOUT_MS: '300' })
+    w.autopilot.inject(...Array.from({ length: 5 }, () => ({ status: 503 })))
+    const event = identify({ email: 'last@example.com' }, { userId: undefined, anonymousId: 'a-1' })
+    await w.consume([{ body: envelope({ event, attempts: 19 }) }])
+    expect(await letters()).toEqual([])
+    expect(events.sent.map((m) => (m.body as Loose).items[0].event.messageId)).toEqual([event.messageId])
+  })
+})
+
+describe("2. D1's 2,000,000-byte limit on a bound string", () => {
+  const LIMIT = 2_000_000
+  /** D1 as Cloudflare runs it: a statement binding a longer string fails (SQLITE_TOOBIG), and its batch with it. */
+  function limitedDb(inner = db()) {
+    const tooBig = new WeakSet<object>()
+    let largest = 0
+    const wrap = (statement: D1PreparedStatement, big = false): D1PreparedStatement => {
+      const wrapped = {
+        inner: statement,
+        bind: (...values: unknown[]) => {
+          const size = Math.max(0, ...values.map((v) => (typeof v === 'string' ? encoder.encode(v).byteLength : 0)))
+          largest = Math.max(largest, size)
+          return wrap(statement.bind(...values), size > LIMIT)
+        },
+        all: () => (big ? Promise.reject(new Error('D1_ERROR: string or blob too big: SQLITE_TOOBIG')) : statement.all()),
+        run: () => (big ? Promise.reject(new Error('D1_ERROR: string or blob too big: SQLITE_TOOBIG')) : statement.run()),
+        first: (column?: string) => (big ? Promise.reject(new Error('D1_ERROR: string or blob too big: SQLITE_TOOBIG')) : statement.first(column as string)),
+      }
+      if (big) tooBig.add(wrapped)
+      return wrapped as unknown as D1PreparedStatement
+    }
+    const limited = {
+      prepare: (sql: string) => wrap(inner.prepare(sql)),
+      batch: async (list: D1PreparedStatement[]) => {
+        if (list.some((s) => tooBig.has(s))) throw new Error('D1_ERROR: string or blob too big: SQLITE_TOOBIG')
+        return inner.batch(list.map((s) => (s as unknown as { inner: D1PreparedStatement }).inner))
+      },
+      exec: (query: string) => inner.exec(query),
+    }
+    return { db: limited as unknown as D1Database, largest: () => largest }
+  }
+  /** A track as an SDK sends it: about 2.2 KB. */
+  const sdkTrack = (userId: string, name = 'Step Activated') => track(name, undefined, { userId, properties: { note: 'x'.repeat(2000) }, context: { library: { name: 'analytics.js' } } })
+
+  it('parks 1,000 SDK-sized tracks and enters the known user in the same request', { timeout: 30_000 }, async () => {
+    const d1 = limitedDb()
+    const w = setup({ DB: d1.db })
+    expect((await w.post(identify({ email: 'known@example.com' }, { userId: 'known' }))).status).toBe(200)
+    const batch = [...Array.from({ length: 1000 }, (_, i) => sdkTrack(`anon-user-${i}`)), track('Order Completed', undefined, { userId: 'known' })]
+    const response = await w.post({ batch })
+    expect(response.status).toBeLessThan(300)
+    expect(w.autopilot.enrolments.filter((e: Loose) => e.email === 'known@example.com')).toHaveLength(1)
+    expect(await parkedCount()).toBe(1000)
+    expect(d1.largest()).toBeLessThanOrEqual(LIMIT)
+  })
+
+  it('writes 1,000 large dead letters in one batch, in texts under the limit', async () => {
+    const d1 = limitedDb()
+    const store = new Store(new Sql(d1.db, 5000))
+    const deadLetters = Array.from({ length: 1000 }, (_, i) => ({ reason: 'refused', attempts: 20, firstSeen: 1, messageId: `m-${i}`, type: 'track', event: sdkTrack(`u-${i}`) }))
+    await store.write({ ...emptyWrites(), deadLetters })
+    expect((await letters()).length).toBe(1000)
+    expect(d1.largest()).toBeLessThanOrEqual(LIMIT)
+  })
+})
+
+describe('3. queued mode during an outage', () => {
+  it('holds back untried events for twice as long each pass (capped), counting no attempt and rewriting no guard', async () => {
+    const d1 = testDb()
+    const events = fakeQueue()
+    const w = setup({ DB: d1.db, EVENTS: events.queue, QUEUE_RETRY_BASE_SECONDS: '10' })
+    w.fetchSpy.mockImplementation(async () => Response.json({ message: 'down' }, { status: 503 }))
+    let bodies: unknown[] = [envelope(...Array.from({ length: 20 }, (_, i) => ({ event: track('Step Activated', `out${i}@example.com`) })))]
+    const waits: number[][] = []
+    for (let pass = 1; pass <= 4; pass++) {
+      events.sent.length = 0
+      d1.statements.length = 0
+      await w.consume(bodies.map((body) => ({ body })))
+      bodies = events.sent.map((m) => m.body)
+      const untried = events.sent.flatMap((m) => (m.body as Loose).items.filter((item: Loose) => item.waits).map((item: Loose) => ({ ...item, delay: m.delaySeconds })))
+      expect(untried.length).toBeGreaterThan(0)
+      // No attempt used up by the outage, and the wait doubles: 10 s × 2^(pass-1), × 0.5–1.
+      for (const item of untried) {
+        expect(item.attempts ?? 0).toBeLessThanOrEqual(pass)
+        expect(item.delay).toBeGreaterThanOrEqual(Math.min(3600, 10 * 2 ** (item.waits - 1)) / 2)
+        expect(item.delay).toBeLessThanOrEqual(Math.min(3600, 10 * 2 ** (item.waits - 1)))
+      }
+      waits.push(untried.map((item) => item.waits))
+      // After the first pass every person has its guard: a pass costs no write per event for it.
+      if (pass > 1) expect(d1.statements.filter((sql) => sql.includes('INSERT INTO contacts'))).toEqual([])
+    }
+    expect(Math.max(...waits[3])).toBe(4)
+  })
+})
+
+describe('4. unmapped userId-only tracks', () => {
+  it.each(both)('%s: are skipped, not parked, so they never fill the userId parking cap', async (name) => {
+    const w = destinations[name](name === 'ortto' ? { ORTTO_MERGE_BY: 'str::email' } : {})
+    const unmapped = Array.from({ length: 100 }, () => track('Viewed Pricing', undefined, { userId: 'u-cap' }))
+    const first = await w.post({ batch: unmapped })
+    expect(first.status).toBe(200)
+    expect(await parkedCount()).toBe(0)
+    const journey = await w.post(track('Step Activated', undefined, { userId: 'u-cap' }))
+    expect(journey.status).toBe(202)
+    expect(await parkedCount()).toBe(1)
+    expect((await w.post(identify({ email: 'cap@example.com' }, { userId: 'u-cap' }))).status).toBe(200)
+    expect(w.entries('cap@example.com')).toBe(1)
+  })
+})
+
+describe('5. a delete beside a newer identify', () => {
+  it.each(both)('%s: in one batch, the newer identify keeps the person and the email its userId resolves to', async (name) => {
+    // (Ortto finding people by email: by userId, a userId-only track needs no email.)
+    const w = destinations[name](name === 'ortto' ? { ORTTO_MERGE_BY: 'str::email' } : {})
+    await w.post(identify({ email: 'del@example.com', firstName: 'Old' }, { userId: 'u-del', timestamp: at(0) }))
+    const batch = [{ type: 'delete', messageId: 'm-delete', userId: 'u-del', timestamp: at(1) }, identify({ email: 'del@example.com', firstName: 'New' }, { userId: 'u-del', timestamp: at(2) })]
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.firstName('del@example.com')).toBe('New')
+    const next = await w.post(track('Step Activated', undefined, { userId: 'u-del', timestamp: at(3) }))
+    expect(next.status).toBe(200)
+    expect(await parkedCount()).toBe(0)
+    expect(w.entries('del@example.com')).toBe(1)
+  })
+
+  it.each(both)('%s: a delete answered 503 and re-sent after a newer identify does not delete the newer person', async (name) => {
+    const w = destinations[name]()
+    await w.post(identify({ email: 'del@example.com', firstName: 'Old' }, { userId: 'u-del', timestamp: at(0) }))
+    const remove = { type: 'delete', messageId: 'm-delete', userId: 'u-del', timestamp: at(1) }
+    w.standIn.inject({ status: 503, match: w.deletes })
+    expect((await w.post(remove)).status).toBe(503)
+    expect(w.exists('del@example.com')).toBe(true)
+    expect((await w.post(identify({ email: 'del@example.com', firstName: 'New' }, { userId: 'u-del', timestamp: at(2) }))).status).toBe(200)
+    expect((await w.post(remove)).status).toBe(200)
+    expect(w.firstName('del@example.com')).toBe('New')
+    // Its userId still resolves to the email the newer identify used.
+    expect((await w.post(track('Step Activated', undefined, { userId: 'u-del', timestamp: at(3) }))).status).toBe(200)
+    expect(w.entries('del@example.com')).toBe(1)
+    // Events older than the delete stay refused.
+    expect((await w.post(identify({ email: 'del@example.com', firstName: 'Older' }, { userId: 'u-del', timestamp: at(0) }))).status).toBe(200)
+    expect(w.firstName('del@example.com')).toBe('New')
+  })
+})
+
+describe('6. a redriven dead letter', () => {
+  it.each(both)('%s: does not overwrite what a newer identify set meanwhile', async (name) => {
+    const events = fakeQueue()
+    const w = destinations[name]({ EVENTS: events.queue, ADMIN_TOKEN })
+    const old = identify({ email: 'red@example.com', firstName: 'Old' }, { userId: 'u-red', timestamp: at(0) })
+    w.standIn.inject(...Array.from({ length: 3 }, () => ({ status: 503, match: (call: Loose) => /contact|person\/merge/.test(call.path) })))
+    await w.consume([{ body: envelope({ event: old, attempts: 19 }) }])
+    expect(await letters()).toHaveLength(1)
+    await w.consume([{ body: envelope({ event: identify({ email: 'red@example.com', firstName: 'New' }, { userId: 'u-red', timestamp: at(1) }) }) }])
+    expect(w.firstName('red@example.com')).toBe('New')
+    events.sent.length = 0
+    const redrive = await w.request(new Request('https://worker.test/dead-letters/redrive', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }))
+    expect((await json(redrive)).redriven).toBe(1)
+    const result = await w.consume(events.sent.map((m) => ({ body: m.body })))
+    expect(result.explicitAcks).toHaveLength(1)
+    expect(w.firstName('red@example.com')).toBe('New')
+    expect(await letters()).toEqual([])
+  })
+})
+
+describe('7. an alias before either id has an email', () => {
+  it.each(both)("%s: is kept, and previousId's parked events go once either id's email is known", async (name) => {
+    const w = destinations[name](name === 'ortto' ? { ORTTO_MERGE_BY: 'str::email' } : {})
+    expect((await w.post(track('Step Activated', undefined, { userId: 'anon-7' }))).status).toBe(202)
+    expect((await w.post({ type: 'alias', messageId: 'm-alias', previousId: 'anon-7', userId: 'user-7' })).status).toBe(202)
+    expect((await w.post(identify({ email: 'alias@example.com' }, { userId: 'user-7' }))).status).toBe(200)
+    expect(w.entries('alias@example.com')).toBe(1)
+    expect(await parkedCount()).toBe(0)
+    // previousId resolves now.
+    expect((await w.post(track('Order Completed', undefined, { userId: 'anon-7' }))).status).toBe(200)
+    expect(w.entries('alias@example.com')).toBe(2)
+  })
+
+  it('teaches userId the email previousId gets later (the other way round)', async () => {
+    const w = setup()
+    await w.post({ type: 'alias', messageId: 'm-alias', previousId: 'anon-7', userId: 'user-7' })
+    expect((await w.post(track('Step Activated', undefined, { userId: 'user-7' }))).status).toBe(202)
+    expect((await w.post(identify({ email: 'other@example.com' }, { userId: 'anon-7' }))).status).toBe(200)
+    expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['other@example.com'])
+    expect((await w.post(track('Order Completed', undefined, { userId: 'user-7' }))).status).toBe(200)
+  })
+})
+
+describe("8. the store's one retry of a failed query", () => {
+  it('makes one dead letter when D1 applied the insert but its answer was lost', async () => {
+    const d1 = testDb()
+    d1.lose('INSERT INTO dead_letters')
+    const w = setup({ DB: d1.db, EVENTS: fakeQueue().queue })
+    w.autopilot.inject(...Array.from({ length: 3 }, () => ({ status: 503 })))
+    const event = identify({ email: 'once@example.com' }, { userId: undefined, anonymousId: 'a-8' })
+    await w.consume([{ body: envelope({ event, attempts: 19 }) }])
+    expect(await letters()).toHaveLength(1)
+  })
+
+  it('logs every expired parked event when the removal was applied but its answer lost', async () => {
+    const d1 = testDb()
+    d1.lose('DELETE FROM parked')
+    const w = setup({ DB: d1.db })
+    const old = Date.now() - 8 * 24 * 3600 * 1000
+    await db().prepare(`INSERT INTO parked (user_hash, message_id, type, parked_at, event) VALUES ('h1', 'exp-1', 'track', ?1, '{}'), ('h2', 'exp-2', 'track', ?1, '{}')`).bind(old).run()
+    await worker.scheduled(createScheduledController(), w.env)
+    const expired = w.logLines().filter((line) => line.event === 'parked-event-expired')
+    expect(expired.map((line) => line.messageId).sort()).toEqual(['exp-1', 'exp-2'])
+    expect(await parkedCount()).toBe(0)
+  })
+})
+
+describe('9. a queue message retried whole', () => {
+  it('does not deliver again what it delivered, so an older identify in it never overwrites a newer one', async () => {
+    const events = fakeQueue()
+    let refuse = true
+    const queue = { sendBatch: (list: Iterable<MessageSendRequest<unknown>>) => (refuse ? Promise.reject(new Error('Queue is unavailable')) : events.queue.sendBatch(list)) }
+    const w = setup({ EVENTS: queue as unknown as Queue<unknown> })
+    w.autopilot.inject(...Array.from({ length: 3 }, () => ({ status: 503, match: (call: Loose) => call.path.startsWith('/trigger') })))
+    const body = envelope({ event: identify({ email: 'nine@example.com', firstName: 'Old' }, { userId: 'u-9', timestamp: at(0) }) }, { event: track('Step Activated', 'else@example.com') })
+    const first = await w.consume([{ body, id: 'whole' }])
+    expect(first.retryMessages.map((m: Loose) => m.msgId)).toEqual(['whole'])
+    refuse = false
+    await w.consume([{ body: envelope({ event: identify({ email: 'nine@example.com', firstName: 'New' }, { userId: 'u-9', timestamp: at(1) }) }) }])
+    const firstName = () => w.autopilot.contacts.get('nine@example.com')?.FirstName
+    expect(firstName()).toBe('New')
+    const again = await w.consume([{ body, id: 'whole', attempts: 2 }])
+    expect(again.explicitAcks).toEqual(['whole'])
+    expect(firstName()).toBe('New')
+    expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['else@example.com'])
+  })
+})
