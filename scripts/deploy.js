@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { askHidden, interactive } from './ask.js'
 import { hasTable, readValue, tableOf } from './wrangler-toml.js'
-import { fixFor, shown, wrangler } from './wrangler.js'
+import { firstLine, fixFor, shown, wrangler } from './wrangler.js'
 
 const USAGE = `usage: npm run deploy -- [--env queued] [--dry-run]
   --env queued  queued mode
@@ -78,7 +78,7 @@ async function step(args, extraEnv = {}) {
   const run = await wrangler(args, { env: extraEnv })
   if (run.code !== 0) {
     const fix = fixFor(run.failure, setup)
-    stop(`\n✗ ${shown(args)} failed${run.failure ? `: ${run.failure.split('\n')[0]}` : ` (exit ${run.code})`}.\nFix: ${fix ?? `what wrangler says above, then ${again}`}`)
+    stop(`\n✗ ${shown(args)} failed${run.failure ? `: ${firstLine(run.failure)}` : ` (exit ${run.code})`}.\nFix: ${fix ?? `what wrangler says above, then ${again}`}`)
   }
   return run
 }

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ask, askHidden, interactive } from './ask.js'
 import { hasTable, queueNames, readValue, tableOf, writeValue } from './wrangler-toml.js'
-import { fixFor, shown, wrangler } from './wrangler.js'
+import { firstLine, fixFor, shown, wrangler } from './wrangler.js'
 
 const USAGE = `usage: npm run setup -- [--destination autopilot|ortto] [--env queued] [--region eu|au|default] [--plan free|paid] [--rotate] [--new-key] [--dry-run]
   --destination  where events go (default: DESTINATION in wrangler.toml, else autopilot)
@@ -165,7 +165,7 @@ async function must(/** @type {string[]} */ args, /** @type {string | undefined}
 function fail(/** @type {string[]} */ args, /** @type {import('./wrangler.js').Run} */ run) {
   if (run.output.trim()) process.stderr.write(`${run.output.trimEnd()}\n\n`)
   const fix = fixFor(`${run.failure}\n${run.output}`, again)
-  stop(`✗ ${shown(args)} failed${run.failure ? `: ${run.failure.split('\n')[0]}` : ` (exit ${run.code})`}.\nFix: ${fix ?? `what wrangler says above, then run ${again} again (what is done is kept)`}`)
+  stop(`✗ ${shown(args)} failed${run.failure ? `: ${firstLine(run.failure)}` : ` (exit ${run.code})`}.\nFix: ${fix ?? `what wrangler says above, then run ${again} again (what is done is kept)`}`)
 }
 
 /** @returns {never} */

@@ -3,7 +3,8 @@
 // `npm run` that is the pinned node_modules/.bin/wrangler; run by hand, the pinned one is the
 // fallback. A secret only ever reaches it on stdin: never in an argument (visible in `ps`
 // and shell history) nor in its environment, from which every secret name is removed.
-// Wrangler's own record of a run (WRANGLER_OUTPUT_FILE_PATH: the deployed URL, a failure's
+// Its debug log keeps request bodies out (WRANGLER_LOG_SANITIZE, forced on: a secret's would
+// hold it). Wrangler's own record of a run (WRANGLER_OUTPUT_FILE_PATH: the deployed URL, a failure's
 // message) is read from a private temporary file and deleted.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -14,6 +15,9 @@ import { fileURLToPath } from 'node:url'
 const localBin = fileURLToPath(new URL('../node_modules/.bin', import.meta.url))
 const windows = process.platform === 'win32'
 const SECRETS = ['AUTOPILOT_API_KEY', 'ORTTO_API_KEY', 'SEGMENT_WEBHOOK_TOKEN', 'SEGMENT_SHARED_SECRET', 'ADMIN_TOKEN']
+
+/** The first line of wrangler's failure message, without its final full stop. */
+export const firstLine = (/** @type {string} */ message) => message.split('\n')[0].replace(/\.+$/, '')
 
 /** A command as the user would type it. */
 export const shown = (/** @type {string[]} */ args) => `npx wrangler ${args.map((arg) => (arg === '' ? '""' : /[\s"'$`\\]/.test(arg) ? `'${arg}'` : arg)).join(' ')}`
@@ -39,7 +43,7 @@ export function wrangler(args, { stdin, capture = false, env = {} } = {}) {
   const input = stdin ?? (capture ? '' : undefined)
   const dir = mkdtempSync(join(tmpdir(), 'wrangler-run-'))
   const outputFile = join(dir, 'output.json')
-  const childEnv = { ...process.env, ...env, WRANGLER_OUTPUT_FILE_PATH: outputFile, PATH: [process.env.PATH, localBin].filter(Boolean).join(delimiter) }
+  const childEnv = { ...process.env, ...env, WRANGLER_OUTPUT_FILE_PATH: outputFile, WRANGLER_LOG_SANITIZE: 'true', PATH: [process.env.PATH, localBin].filter(Boolean).join(delimiter) }
   for (const name of SECRETS) delete childEnv[name]
   return new Promise((resolve) => {
     // (On Windows wrangler is a .cmd, which only a shell runs; no argument here is secret.)

@@ -31,7 +31,10 @@ try {
   // no stdin (a terminal, or closed)
 }
 const secretNames = ['AUTOPILOT_API_KEY', 'ORTTO_API_KEY', 'SEGMENT_WEBHOOK_TOKEN', 'ADMIN_TOKEN', 'SEGMENT_SHARED_SECRET']
-appendFileSync(join(dir, 'calls.jsonl'), `${JSON.stringify({ args, stdin, secretInEnv: secretNames.filter((n) => n in process.env), env: { CI: process.env.CI } })}\n`)
+appendFileSync(
+  join(dir, 'calls.jsonl'),
+  `${JSON.stringify({ args, stdin, secretInEnv: secretNames.filter((n) => n in process.env), env: { CI: process.env.CI, WRANGLER_LOG_SANITIZE: process.env.WRANGLER_LOG_SANITIZE } })}\n`,
+)
 
 const positional = args.filter((a, i) => !a.startsWith('-') && !['--env', '--location', '--outdir'].includes(args[i - 1] ?? ''))
 const command = positional.slice(0, positional[0] === 'd1' && positional[1] === 'migrations' ? 3 : 2).join(' ')

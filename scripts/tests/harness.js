@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 const repo = fileURLToPath(new URL('../..', import.meta.url))
 const fake = fileURLToPath(new URL('fake-wrangler.js', import.meta.url))
 
-/** @typedef {{ args: string[], stdin: string, secretInEnv: string[], env: { CI?: string } }} Call */
+/** @typedef {{ args: string[], stdin: string, secretInEnv: string[], env: { CI?: string, WRANGLER_LOG_SANITIZE?: string } }} Call */
 
 export function project() {
   const root = mkdtempSync(join(tmpdir(), 'setup-test-'))

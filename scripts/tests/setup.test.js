@@ -30,6 +30,7 @@ test('direct mode: creates the database, puts the key and two new tokens on stdi
   assert.deepEqual(commands(p.calls()), ['secret list', 'd1 list', 'd1 create', 'secret bulk'])
   const [bulk] = bulkCalls(p)
   assert.deepEqual(bulk.args, ['secret', 'bulk', '--env', ''])
+  assert.equal(bulk.env.WRANGLER_LOG_SANITIZE, 'true', "wrangler's debug log leaves the request body out")
   const secrets = JSON.parse(bulk.stdin)
   assert.deepEqual(Object.keys(secrets).sort(), ['ADMIN_TOKEN', 'AUTOPILOT_API_KEY', 'SEGMENT_WEBHOOK_TOKEN'])
   assert.equal(secrets.AUTOPILOT_API_KEY, key)
