@@ -29,15 +29,15 @@ async function worker(/** @type {{ problem?: boolean }} */ { problem = false } =
 }
 
 /** A project that `npm run setup` has prepared: the database named in wrangler.toml. */
-function prepared(/** @type {string} */ env = '') {
-  const p = project()
+async function prepared(/** @type {string} */ env = '') {
+  const p = await project()
   const table = env ? `env.${env}.d1_databases` : 'd1_databases'
   p.writeToml(writeValue(p.toml(), table, 'database_id', '00000000-0000-4000-8000-0000000000aa'))
   return p
 }
 
 test('migrates, deploys, checks the deployed Worker with the admin token, and prints the URL for Segment', async (t) => {
-  const p = prepared()
+  const p = await prepared()
   const w = await worker()
   t.after(() => (p.cleanup(), w.close()))
   p.account({ url: w.url })
@@ -60,7 +60,7 @@ test('migrates, deploys, checks the deployed Worker with the admin token, and pr
 })
 
 test('a setup check that finds a problem fails the run, saying what to do', async (t) => {
-  const p = prepared()
+  const p = await prepared()
   const w = await worker({ problem: true })
   t.after(() => (p.cleanup(), w.close()))
   p.account({ url: w.url })
@@ -71,14 +71,14 @@ test('a setup check that finds a problem fails the run, saying what to do', asyn
 })
 
 test('a failure names the command that fixes it', async (t) => {
-  const fresh = project()
+  const fresh = await project()
   t.after(fresh.cleanup)
   const unset = await fresh.run('deploy.js')
   assert.equal(unset.code, 1)
   assert.match(unset.output, /Fix: npm run setup\n/)
   assert.deepEqual(fresh.calls(), [], 'nothing run before setup')
 
-  const p = prepared()
+  const p = await prepared()
   t.after(p.cleanup)
   p.account({ loggedIn: false })
   const out = await p.run('deploy.js')
@@ -86,7 +86,7 @@ test('a failure names the command that fixes it', async (t) => {
   assert.match(out.output, /Fix: npx wrangler login/)
   assert.deepEqual(commands(p.calls()), ['d1 migrations apply'], 'nothing deployed after a failed migration')
 
-  const q = prepared('queued')
+  const q = await prepared('queued')
   t.after(q.cleanup)
   const queued = await q.run('deploy.js', ['--env', 'queued'])
   assert.equal(queued.code, 1)
@@ -95,7 +95,7 @@ test('a failure names the command that fixes it', async (t) => {
 })
 
 test("--dry-run runs only wrangler's offline steps (local migrations, a build) and says what the real run does", async (t) => {
-  const p = project()
+  const p = await project()
   t.after(p.cleanup)
   const run = await p.run('deploy.js', ['--dry-run', '--env', 'queued'])
   assert.equal(run.code, 0, run.output)

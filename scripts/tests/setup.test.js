@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import { readValue } from '../wrangler-toml.js'
 import { commands, project } from './harness.js'
 
-/** @param {ReturnType<typeof project>} p @param {string[]} secrets */
+/** @param {Awaited<ReturnType<typeof project>>} p @param {string[]} secrets */
 function assertNowhere(p, secrets) {
   for (const call of p.calls()) {
     assert.deepEqual(call.secretInEnv, [], `a secret in the environment of wrangler ${call.args.join(' ')}`)
@@ -17,10 +17,10 @@ function assertNowhere(p, secrets) {
   for (const [path, text] of p.files()) for (const secret of secrets) assert.ok(!text.includes(secret), `a secret written to ${path}`)
 }
 
-const bulkCalls = (/** @type {ReturnType<typeof project>} */ p) => p.calls().filter((c) => c.args[0] === 'secret' && c.args[1] === 'bulk')
+const bulkCalls = (/** @type {Awaited<ReturnType<typeof project>>} */ p) => p.calls().filter((c) => c.args[0] === 'secret' && c.args[1] === 'bulk')
 
 test('direct mode: creates the database, puts the key and two new tokens on stdin, prints the header once; a second run changes nothing; --rotate makes new tokens', async (t) => {
-  const p = project()
+  const p = await project()
   t.after(p.cleanup)
   const key = `ap-${randomBytes(8).toString('hex')}`
   const before = p.toml()
@@ -77,7 +77,7 @@ test('direct mode: creates the database, puts the key and two new tokens on stdi
 })
 
 test('queued mode, Ortto: both queues made, the key piped in reaches --env queued, the region set in that environment only', async (t) => {
-  const p = project()
+  const p = await project()
   t.after(p.cleanup)
   const key = `ortto-${randomBytes(8).toString('hex')}`
   const run = await p.run('setup.js', ['--env', 'queued', '--destination', 'ortto', '--region', 'eu'], { input: `${key}\n` })
@@ -116,7 +116,7 @@ test('queued mode, Ortto: both queues made, the key piped in reaches --env queue
 })
 
 test('a failing wrangler call stops setup with the command that fixes it', async (t) => {
-  const p = project()
+  const p = await project()
   t.after(p.cleanup)
   p.account({ fail: { 'queues create': 'Queues are on the Workers Paid plan only [code: 10042]' } })
   const run = await p.run('setup.js', ['--env', 'queued'], { env: { AUTOPILOT_API_KEY: 'ap-key-1234' } })
@@ -125,7 +125,7 @@ test('a failing wrangler call stops setup with the command that fixes it', async
   assert.match(run.output, /Fix: what wrangler says above, then run npm run setup -- --env queued again/)
   assert.ok(!commands(p.calls()).includes('secret bulk'), 'stopped there')
 
-  const q = project()
+  const q = await project()
   t.after(q.cleanup)
   q.account({ loggedIn: false })
   const out = await q.run('setup.js', [], { env: { AUTOPILOT_API_KEY: 'ap-key-1234' } })
@@ -135,7 +135,7 @@ test('a failing wrangler call stops setup with the command that fixes it', async
 })
 
 test('no key anywhere: stops before putting anything, saying how to give it', async (t) => {
-  const p = project()
+  const p = await project()
   t.after(p.cleanup)
   const run = await p.run('setup.js')
   assert.equal(run.code, 1)
@@ -144,7 +144,7 @@ test('no key anywhere: stops before putting anything, saying how to give it', as
 })
 
 test('--dry-run runs nothing, changes nothing, and prints every command', async (t) => {
-  const p = project()
+  const p = await project()
   t.after(p.cleanup)
   const before = p.toml()
   const run = await p.run('setup.js', ['--dry-run', '--env', 'queued', '--destination', 'ortto'])
