@@ -57,6 +57,8 @@ const database = readValue(toml, d1Table, 'database_name')
 if (!database) stop(`wrangler.toml has no database_name under [[${d1Table}]].`, 2)
 const destination = values.destination ?? readValue(toml, varsTable, 'DESTINATION') ?? 'autopilot'
 if (destination !== 'autopilot' && destination !== 'ortto') stop(`--destination is autopilot or ortto, not "${destination}".`, 2)
+if (values.plan && !/^(free|paid)$/i.test(values.plan)) stop(`--plan is free or paid, not "${values.plan}".`, 2)
+if (values.region && !/^(eu|au|default)$/i.test(values.region)) stop(`--region is eu, au or default (api.ap3api.com), not "${values.region}".`, 2)
 const keyName = destination === 'ortto' ? 'ORTTO_API_KEY' : 'AUTOPILOT_API_KEY'
 const queues = queueNames(toml, env)
 const worker = (env ? readValue(toml, `env.${env}`, 'name') : /^name\s*=\s*"([^"]+)"/m.exec(toml)?.[1]) ?? 'the Worker'
@@ -135,15 +137,9 @@ if (Object.keys(secrets).length) {
 } else console.log(`✓ Secrets of ${worker}: ${keyName}, SEGMENT_WEBHOOK_TOKEN, ADMIN_TOKEN set (kept)`)
 
 // 6. What to paste into Segment, once.
-const plan = queues.length ? 'paid' : (values.plan ?? (interactive() ? await ask('Your Workers plan, free or paid? [free]: ') : '')).toLowerCase()
+const plan = queues.length ? 'paid' : (values.plan ?? (interactive() ? (await ask('Your Workers plan, free or paid? [free]: ')) || 'free' : '')).toLowerCase()
 const batch =
-  plan === 'paid'
-    ? "1,000 (Segment's default)"
-    : plan === 'free' || plan === ''
-      ? interactive() || plan
-        ? '150 (Workers Free: 10 ms of CPU a request)'
-        : "150 on Workers Free, 1,000 (Segment's default) on Workers Paid"
-      : stop(`--plan is free or paid, not "${plan}".`, 2)
+  plan === 'paid' ? "1,000 (Segment's default)" : plan === 'free' ? '150 or less (Workers Free: 10 ms of CPU a request)' : "150 or less on Workers Free, 1,000 (Segment's default) on Workers Paid"
 const deploy = `npm run deploy${env ? ` -- --env ${env}` : ''}`
 console.log(`
 Segment → Webhooks (Actions) → your mapping "Send":
@@ -151,7 +147,7 @@ Segment → Webhooks (Actions) → your mapping "Send":
   Batch size  ${batch}
   URL         printed by ${deploy}
 ${secrets.ADMIN_TOKEN ? `ADMIN_TOKEN   ${secrets.ADMIN_TOKEN}\n              the operator page's password (/admin); ${deploy} asks for it to check the setup` : ''}
-${secrets.SEGMENT_WEBHOOK_TOKEN || secrets.ADMIN_TOKEN ? 'Shown this once and kept nowhere else: put it in your password manager now.\n' : ''}${values.rotate && set.has('SEGMENT_WEBHOOK_TOKEN') ? "The old SEGMENT_WEBHOOK_TOKEN no longer works: until Segment's header has the new one, its requests get 401 (Segment retries them for 4 hours).\n" : ''}
+${secrets.SEGMENT_WEBHOOK_TOKEN || secrets.ADMIN_TOKEN ? 'Shown this once and kept nowhere else: put them in your password manager now.\n' : ''}${values.rotate && set.has('SEGMENT_WEBHOOK_TOKEN') ? "The old SEGMENT_WEBHOOK_TOKEN no longer works: until Segment's header has the new one, its requests get 401 (Segment retries them for 4 hours).\n" : ''}
 Next: ${deploy}`)
 
 /** Runs wrangler captured; a failure stops setup with the command that fixes it. */
