@@ -41,7 +41,10 @@ const database = readValue(toml, d1Table, 'database_name') ?? stop(`wrangler.tom
 const databaseId = readValue(toml, d1Table, 'database_id')
 if (!dryRun && !databaseId) stop(`wrangler.toml names no D1 database for this Worker yet (no database_id under [[${d1Table}]]).\nFix: ${setup}`)
 
-const migrate = ['d1', 'migrations', 'apply', database, dryRun ? '--local' : '--remote', ...envArgs]
+// The dry run's local database is its own: wrangler's default one (.wrangler/state/v3) is what
+// the test pool starts from, and a migrated copy there breaks `npm test`.
+const local = ['--local', '--persist-to', `.wrangler/state/deploy-dry-run${env ? `-${env}` : ''}`]
+const migrate = ['d1', 'migrations', 'apply', database, ...(dryRun ? local : ['--remote']), ...envArgs]
 const upload = ['deploy', ...envArgs, ...(dryRun ? ['--dry-run', '--outdir', `dist-deploy${env ? `-${env}` : ''}`] : [])]
 // CI: wrangler applies the migrations without asking to confirm.
 await step(migrate, { CI: 'true' })
@@ -49,7 +52,7 @@ const deployed = await step(upload)
 
 if (dryRun) {
   console.log(`\nDry run done: nothing was uploaded. The real run (\`${again}\`):
-  ${shown(migrate.map((a) => (a === '--local' ? '--remote' : a)))}
+  ${shown(['d1', 'migrations', 'apply', database, '--remote', ...envArgs])}
   ${shown(['deploy', ...envArgs])}
   then the setup check against the deployed URL, and what to paste into Segment.${databaseId ? '' : `\nwrangler.toml names no D1 database for this Worker yet: run ${setup} first.`}`)
   process.exit(0)

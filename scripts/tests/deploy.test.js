@@ -102,7 +102,7 @@ test("--dry-run runs only wrangler's offline steps (local migrations, a build) a
   assert.deepEqual(
     p.calls().map((c) => c.args),
     [
-      ['d1', 'migrations', 'apply', 'segment-autopilot-queued', '--local', '--env', 'queued'],
+      ['d1', 'migrations', 'apply', 'segment-autopilot-queued', '--local', '--persist-to', '.wrangler/state/deploy-dry-run-queued', '--env', 'queued'],
       ['deploy', '--env', 'queued', '--dry-run', '--outdir', 'dist-deploy-queued'],
     ],
   )

@@ -49,7 +49,7 @@ export function answer(call, dir) {
     return { code: 1, stdout: '', stderr: `✘ [ERROR] ${message}\n` }
   }
 
-  const positional = args.filter((a, i) => !a.startsWith('-') && !['--env', '--location', '--outdir'].includes(args[i - 1] ?? ''))
+  const positional = args.filter((a, i) => !a.startsWith('-') && !['--env', '--location', '--outdir', '--persist-to'].includes(args[i - 1] ?? ''))
   const command = positional.slice(0, positional[0] === 'd1' && positional[1] === 'migrations' ? 3 : 2).join(' ')
   const envIndex = args.indexOf('--env')
   const env = envIndex >= 0 ? (args[envIndex + 1] ?? '') : ''
