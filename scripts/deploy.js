@@ -70,7 +70,10 @@ Segment → Webhooks (Actions) → your mapping "Send":
   URL      ${url}
   Method   POST
   Headers  Authorization: Bearer <SEGMENT_WEBHOOK_TOKEN, as npm run setup printed it>`)
-if (!checked) stop(`\nDeployed, but the setup check found problems (✗ above). Fix what they name (a setting in wrangler.toml, then ${again}; a refused key: ${setup} --new-key).`)
+if (!checked)
+  stop(
+    `\nDeployed, but the setup check found problems (✗ above). Fix what they name (a setting in wrangler.toml, then ${again}; a refused key: npm run setup -- ${env ? `--env ${env} ` : ''}--new-key).`,
+  )
 
 /**
  * Runs one wrangler step, its output shown as it comes; a failure stops here with the fix.

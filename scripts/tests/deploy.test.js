@@ -67,7 +67,7 @@ test('a setup check that finds a problem fails the run, saying what to do', asyn
   const run = await p.run('deploy.js', [], { env: { ADMIN_TOKEN } })
   assert.equal(run.code, 1)
   assert.match(run.output, /✗ autopilot: Autopilot rejected the API key/)
-  assert.match(run.output, /setup check found problems/)
+  assert.match(run.output, /setup check found problems .*a refused key: npm run setup -- --new-key\)/)
 })
 
 test('a failure names the command that fixes it', async (t) => {
