@@ -1,43 +1,128 @@
 // @ts-check
-// `npm run deploy [-- --env queued] [-- --dry-run]`: migrations/ applied to the remote D1
-// database, then `wrangler deploy` — in that order, so the new code never runs against an
-// older schema. --dry-run does both offline: the migrations on the local database and
-// `wrangler deploy --dry-run`, which builds the bundle and lists the bindings.
-import { execFileSync } from 'node:child_process'
+// `npm run deploy [-- --env queued] [-- --dry-run]`, after `npm run setup`: migrations/ applied
+// to the remote D1 database, then `wrangler deploy` — in that order, so new code never runs
+// against an older schema — then the setup check (scripts/doctor.js) against the deployed URL
+// with ADMIN_TOKEN (from the environment, or asked for hidden), and the URL to paste into
+// Segment. A failure names the command that fixes it. --dry-run works offline: the migrations
+// on the local database and `wrangler deploy --dry-run` (the bundle built, the bindings
+// listed), then what the real run would do.
+import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { askHidden, interactive } from './ask.js'
+import { hasTable, readValue, tableOf } from './wrangler-toml.js'
+import { firstLine, fixFor, shown, wrangler } from './wrangler.js'
 
-const { values } = parseArgs({ options: { env: { type: 'string', default: '' }, 'dry-run': { type: 'boolean', default: false } } })
+const USAGE = `usage: npm run deploy -- [--env queued] [--dry-run]
+  --env queued  queued mode
+  --dry-run     offline: local migrations and a build, nothing uploaded
+ADMIN_TOKEN in the environment (else asked for, hidden) runs the setup check against the deployed Worker.`
+
+let parsed
+try {
+  parsed = parseArgs({ options: { env: { type: 'string', default: '' }, 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } })
+} catch (error) {
+  stop(`${error instanceof Error ? error.message : error}\n${USAGE}`, 2)
+}
+const { values } = parsed
+if (values.help) stop(USAGE, 0)
 const env = values.env ?? ''
 const dryRun = values['dry-run']
-const envFlag = env ? ['--env', env] : ['--env', '']
-const database = env ? `segment-autopilot-${env}` : 'segment-autopilot'
+const envArgs = ['--env', env]
+const suffix = env ? ` -- --env ${env}` : ''
+const setup = `npm run setup${suffix}`
+const again = `npm run deploy${suffix}`
 
-const run = (/** @type {string[]} */ args) => {
-  console.log(`\n$ npx ${args.map((arg) => (arg === '' ? '""' : arg)).join(' ')}`)
-  execFileSync('npx', args, { stdio: 'inherit', env: { ...process.env, CI: 'true' } })
+const toml = readFileSync('wrangler.toml', 'utf8')
+if (env && !hasTable(toml, `env.${env}`)) stop(`wrangler.toml has no [env.${env}].`, 2)
+const d1Table = tableOf(env, 'd1_databases')
+const database = readValue(toml, d1Table, 'database_name') ?? stop(`wrangler.toml has no database_name under [[${d1Table}]].`, 2)
+const databaseId = readValue(toml, d1Table, 'database_id')
+if (!dryRun && !databaseId) stop(`wrangler.toml names no D1 database for this Worker yet (no database_id under [[${d1Table}]]).\nFix: ${setup}`)
+
+// The dry run's local database is its own: wrangler's default one (.wrangler/state/v3) is what
+// the test pool starts from, and a migrated copy there breaks `npm test`.
+const local = ['--local', '--persist-to', `.wrangler/state/deploy-dry-run${env ? `-${env}` : ''}`]
+const migrate = ['d1', 'migrations', 'apply', database, ...(dryRun ? local : ['--remote']), ...envArgs]
+const upload = ['deploy', ...envArgs, ...(dryRun ? ['--dry-run', '--outdir', `dist-deploy${env ? `-${env}` : ''}`] : [])]
+// CI: wrangler applies the migrations without asking to confirm.
+await step(migrate, { CI: 'true' })
+const deployed = await step(upload)
+
+if (dryRun) {
+  console.log(`\nDry run done: nothing was uploaded. The real run (\`${again}\`):
+  ${shown(['d1', 'migrations', 'apply', database, '--remote', ...envArgs])}
+  ${shown(['deploy', ...envArgs])}
+  then the setup check against the deployed URL, and what to paste into Segment.${databaseId ? '' : `\nwrangler.toml names no D1 database for this Worker yet: run ${setup} first.`}`)
+  process.exit(0)
 }
 
-if (!dryRun && !databaseIdIn(readFileSync('wrangler.toml', 'utf8'), env)) {
-  console.error(`The D1 database of this deployment has no database_id in wrangler.toml yet. Create it once:
+const target = /** @type {any} */ (deployed.records.find((r) => r.type === 'deploy'))?.targets?.find((/** @type {unknown} */ t) => typeof t === 'string' && /^https?:\/\//.test(t))
+if (!target) {
+  console.log(`\nDeployed, with no workers.dev URL (routes only?): check it with npm run doctor -- --url <its URL> (ADMIN_TOKEN in the environment).`)
+  process.exit(0)
+}
+const url = String(target).replace(/\/+$/, '')
+const checked = await check(url)
+console.log(`
+Segment → Webhooks (Actions) → your mapping "Send":
+  URL      ${url}
+  Method   POST
+  Headers  Authorization: Bearer <SEGMENT_WEBHOOK_TOKEN, as npm run setup printed it>`)
+if (!checked)
+  stop(
+    `\nDeployed, but the setup check found problems (✗ above). Fix what they name (a setting in wrangler.toml, then ${again}; a refused key: npm run setup -- ${env ? `--env ${env} ` : ''}--new-key).`,
+  )
 
-  npx wrangler d1 create ${database}
-
-and put the database_id it prints into wrangler.toml, in the [[${env ? `env.${env}.` : ''}d1_databases]] block
-(the line "# database_id = …"). Then run this again.`)
-  process.exit(1)
+/**
+ * Runs one wrangler step, its output shown as it comes; a failure stops here with the fix.
+ * @param {string[]} args @param {Record<string, string>} [extraEnv]
+ */
+async function step(args, extraEnv = {}) {
+  console.log(`\n$ ${shown(args)}`)
+  const run = await wrangler(args, { env: extraEnv })
+  if (run.code !== 0) {
+    const fix = fixFor(run.failure, setup)
+    stop(`\n✗ ${shown(args)} failed${run.failure ? `: ${firstLine(run.failure)}` : ` (exit ${run.code})`}.\nFix: ${fix ?? `what wrangler says above, then ${again}`}`)
+  }
+  return run
 }
 
-run(['wrangler', 'd1', 'migrations', 'apply', database, dryRun ? '--local' : '--remote', ...(env ? ['--env', env] : [])])
-run(['wrangler', 'deploy', ...envFlag, ...(dryRun ? ['--dry-run', '--outdir', `dist-deploy${env ? `-${env}` : ''}`] : [])])
-console.log(dryRun ? '\nDry run done: nothing was uploaded.' : `\nDeployed. Check it: npm run doctor -- --url https://<the URL above>  (with ADMIN_TOKEN set)`)
+/** The open /health once the URL answers, then the setup check with ADMIN_TOKEN. Whether nothing is wrong. */
+async function check(/** @type {string} */ base) {
+  const health = await reachable(`${base}/health`)
+  if (!health) {
+    console.log(`\n• ${base} does not answer yet (a new workers.dev name can take a minute): check it then with npm run doctor -- --url ${base}`)
+    return true
+  }
+  const token = process.env.ADMIN_TOKEN || (interactive() ? await askHidden('\nADMIN_TOKEN (npm run setup printed it) for the setup check, or Enter to skip: ') : '')
+  if (!token) {
+    console.log(`\n${health.status === 'ok' ? '✓' : '✗'} ${base}/health: ${health.status ?? 'no status'}${health.problems ? ` — ${JSON.stringify(health.problems)}` : ''}`)
+    console.log(`  The full check: npm run doctor -- --url ${base}  (ADMIN_TOKEN in the environment)`)
+    return health.status === 'ok'
+  }
+  console.log('')
+  const doctor = spawn(process.execPath, [fileURLToPath(new URL('doctor.js', import.meta.url)), '--url', base], { stdio: 'inherit', env: { ...process.env, ADMIN_TOKEN: token } })
+  return (await new Promise((resolve) => doctor.on('close', resolve))) === 0
+}
 
-/** Whether the d1_databases block of this environment has an uncommented database_id. */
-function databaseIdIn(/** @type {string} */ toml, /** @type {string} */ name) {
-  const header = name ? `[[env.${name}.d1_databases]]` : '[[d1_databases]]'
-  const start = toml.indexOf(header)
-  if (start < 0) return false
-  const rest = toml.slice(start + header.length)
-  const block = rest.slice(0, rest.search(/^\[/m) === -1 ? undefined : rest.search(/^\[/m))
-  return /^\s*database_id\s*=\s*"[^"]+"/m.test(block)
+/** /health's answer, polled for up to 45 s; undefined if it never answered. */
+async function reachable(/** @type {string} */ url) {
+  const deadline = Date.now() + 45_000
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5000) })
+      return await response.json().catch(() => ({}))
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+    }
+  }
+  return undefined
+}
+
+/** @returns {never} */
+function stop(/** @type {string} */ message, code = 1) {
+  ;(code ? console.error : console.log)(message)
+  process.exit(code)
 }

@@ -48,7 +48,7 @@ const notes = checks.filter(isNote).length
 
 console.log(`Setup check of ${url}\n`)
 for (const c of checks) {
-  const fix = !local && unsigned(c) ? ": remove ALLOW_UNSIGNED from this Worker's vars and set a secret (README: First deploy, step 3)" : ''
+  const fix = !local && unsigned(c) ? ": remove ALLOW_UNSIGNED from this Worker's vars and set the secrets: npm run setup" : ''
   console.log(`${c.ok ? '✓' : isNote(c) ? '•' : '✗'} ${c.check}${isNote(c) ? ' (note)' : ''}: ${c.message}${fix}`)
 }
 if (Array.isArray(body.activities)) console.log(`\nActivities in the account: ${body.activities.join(', ') || 'none (create them in Ortto: Settings → Activities)'}`)

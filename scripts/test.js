@@ -1,9 +1,12 @@
 // @ts-check
 // `npm test`: the type check and the suite side by side (the suite waits on real time much of
-// its run, so on a 2-core machine the two together take about the suite's time alone). The type
-// check's output is held and printed after the suite's; either failing fails the run. Arguments
-// go to vitest (`npm test -- test/pacer.test.ts`).
+// its run, so on a 2-core machine the two together take about the suite's time alone), and once
+// the type check is done, the scripts' own tests (scripts/tests: setup and deploy against a
+// stand-in wrangler, on node's test runner, a few seconds). Their output is held and printed
+// after the suite's; any of them failing fails the run. Arguments go to vitest
+// (`npm test -- test/pacer.test.ts`).
 import { spawn } from 'node:child_process'
+import { readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -25,14 +28,30 @@ let typeOutput = ''
 typecheck.stdout?.on('data', (chunk) => (typeOutput += chunk))
 typecheck.stderr?.on('data', (chunk) => (typeOutput += chunk))
 const suite = spawn(bin('vitest'), ['run', ...process.argv.slice(2)], { cwd: root, shell, stdio: 'inherit' })
-// Stopped (a CI timeout, Ctrl-C): both stop with it.
+/** @type {import('node:child_process').ChildProcess | undefined} */
+let scripts
+// Stopped (a CI timeout, Ctrl-C): all stop with it.
 for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
   process.on(signal, () => {
     typecheck.kill(signal)
     suite.kill(signal)
+    scripts?.kill(signal)
   })
 }
-const [types, tests] = await Promise.all([exited(typecheck, 'tsc'), exited(suite, 'vitest')])
+const types = await exited(typecheck, 'tsc')
+// After the type check (CPU-bound), while the suite mostly waits.
+const scriptTests = readdirSync(new URL('tests', import.meta.url)).filter((name) => name.endsWith('.test.js'))
+scripts = spawn(process.execPath, ['--test', '--test-reporter=tap', ...scriptTests.map((name) => `scripts/tests/${name}`)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+let scriptOutput = ''
+scripts.stdout?.on('data', (chunk) => (scriptOutput += chunk))
+scripts.stderr?.on('data', (chunk) => (scriptOutput += chunk))
+const [tests, scriptsCode] = await Promise.all([exited(suite, 'vitest'), exited(scripts, 'node --test')])
 process.stdout.write(types === 0 ? 'type check (tsc --noEmit): no errors\n' : `type check (tsc --noEmit) failed:\n${typeOutput}`)
-// Set, not exit(): the type check's report is written out in full before the process ends.
-process.exitCode = types !== 0 ? Number(types) : Number(tests)
+const count = (/** @type {string} */ word) => /** @type {RegExpExecArray | null} */ (new RegExp(`^# ${word} (\\d+)$`, 'm').exec(scriptOutput))?.[1] ?? '?'
+process.stdout.write(
+  scriptsCode === 0
+    ? `script tests (node --test scripts/tests): ${count('pass')} passed\n`
+    : `script tests (node --test scripts/tests) failed (${count('fail')} of ${count('tests')}):\n${scriptOutput}`,
+)
+// Set, not exit(): the reports are written out in full before the process ends.
+process.exitCode = types !== 0 ? Number(types) : tests !== 0 ? Number(tests) : Number(scriptsCode)
