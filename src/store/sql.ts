@@ -30,6 +30,8 @@ const MIN_RETRY_MS = 100
 export class Sql {
   /** Queries made through this handle and the rows D1 says they touched. */
   readonly stats: QueryStats = { queries: 0, rowsRead: 0, rowsWritten: 0 }
+  /** The database's size in bytes after the latest query answered (D1 says it in every answer's meta). */
+  dbBytes?: number
 
   constructor(
     private readonly db: D1Database,
@@ -44,6 +46,7 @@ export class Sql {
     this.stats.queries += queries
     this.stats.rowsRead += meta?.rows_read ?? 0
     this.stats.rowsWritten += meta?.rows_written ?? 0
+    if (typeof meta?.size_after === 'number' && meta.size_after > 0) this.dbBytes = meta.size_after
   }
 
   async all<T>(statement: D1PreparedStatement): Promise<D1Result<T>> {
@@ -109,4 +112,4 @@ export class Sql {
   }
 }
 
-type D1Meta = { rows_read?: number; rows_written?: number }
+type D1Meta = { rows_read?: number; rows_written?: number; size_after?: number }

@@ -38,6 +38,11 @@ export interface DeadLetterReason {
 export class StoreAdmin {
   constructor(private readonly sql: Sql) {}
 
+  /** The database's size in bytes, as the latest query's answer gave it (undefined before any). */
+  get dbBytes(): number | undefined {
+    return this.sql.dbBytes
+  }
+
   /** What the destination's account got from this Worker (ORTTO_CREATE), and the day's cap. */
   creations(): CreationLog {
     return new CreationLog(this.sql)
