@@ -18,7 +18,6 @@ import { migrationStatements } from './worker.js'
 const ROWS = Number(process.env.CAPACITY_ROWS ?? 100_000)
 const LEDGER_DAYS = Number(process.env.LEDGER_DAYS ?? 1)
 const BATCH = 2000
-const DAY_MS = 24 * 3600 * 1000
 const GB = 1000 ** 3
 const PLANS = { paid: 10 * GB, free: 0.5 * GB }
 /** The sweep runs every 30 minutes: a row outlives its retention by up to that. */
