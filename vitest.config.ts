@@ -17,7 +17,7 @@ for (const stream of [stdout, stderr]) {
   stream.write = (chunk, ...rest) => TEARDOWN_NOISE.test(String(chunk)) || write(chunk, ...rest)
 }
 
-export default defineConfig(async () => ({
+export default defineConfig(async ({ mode }) => ({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: './wrangler.toml', environment: 'queued' },
@@ -29,6 +29,8 @@ export default defineConfig(async () => ({
           SEGMENT_SHARED_SECRET: 'segment-shared-secret-7a1b',
           AUTOPILOT_TRIGGERS: JSON.stringify({ 'Step Activated': '0001', 'Order Completed': '0002' }),
           QUEUE_RETRY_BASE_SECONDS: '1',
+          // The ledger prune's test: 100,000 rows in npm test, a million with `npm run test:prune`.
+          TEST_PRUNE_ROWS: mode === 'million' ? '1000000' : '100000',
         },
       },
     }),

@@ -2,7 +2,7 @@
 -- the last id it posted, and without AUTOINCREMENT SQLite hands the highest id out again once
 -- that letter is deleted or re-driven (new letters then went unannounced). The table is copied
 -- with its rows and ids; the alert's mark is brought down to the highest id kept, so letters
--- made after this migration are announced.
+-- made after this migration are announced. (Its columns and index as 0006 left them.)
 CREATE TABLE dead_letters_v2 (
   id         INTEGER PRIMARY KEY AUTOINCREMENT,
   reason     TEXT NOT NULL,
@@ -11,12 +11,14 @@ CREATE TABLE dead_letters_v2 (
   last_seen  INTEGER NOT NULL,
   message_id TEXT,
   type       TEXT,
-  event      TEXT NOT NULL
+  event      TEXT NOT NULL,
+  redriven_at INTEGER
 );
-INSERT INTO dead_letters_v2 (id, reason, attempts, first_seen, last_seen, message_id, type, event)
-  SELECT id, reason, attempts, first_seen, last_seen, message_id, type, event FROM dead_letters;
+INSERT INTO dead_letters_v2 (id, reason, attempts, first_seen, last_seen, message_id, type, event, redriven_at)
+  SELECT id, reason, attempts, first_seen, last_seen, message_id, type, event, redriven_at FROM dead_letters;
 DROP TABLE dead_letters;
 ALTER TABLE dead_letters_v2 RENAME TO dead_letters;
+CREATE INDEX dead_letters_by_message ON dead_letters (message_id, last_seen);
 UPDATE account_cache
   SET value = json_set(value, '$.deadLetterMax', min(coalesce(value ->> '$.deadLetterMax', 0), (SELECT coalesce(max(id), 0) FROM dead_letters)))
   WHERE key = 'alerts:state' AND json_valid(value);

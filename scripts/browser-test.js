@@ -79,9 +79,7 @@ await db.batch([
       .prepare('INSERT INTO dead_letters (reason, attempts, first_seen, last_seen, message_id, type, event) VALUES (?1, 20, ?2, ?3, ?4, ?5, ?6)')
       .bind(reason, now - (30 - i) * 3600_000, now - (10 - i) * 3600_000, `dl-${i}`, 'identify', JSON.stringify(identify(i))),
   ),
-  db
-    .prepare(`INSERT INTO messages (message_id, state, at, lease_until, note) VALUES ('c-1', 'claimed', ?1, ?2, 'r1'), ('c-2', 'claimed', ?1, ?3, 'r2')`)
-    .bind(now - 90_000, now + 600_000, now - 60_000),
+  db.prepare(`INSERT INTO ledger (key, state, at, lease_until, note) VALUES (randomblob(16), 0, ?1, ?2, 'r1'), (randomblob(16), 0, ?1, ?3, 'r2')`).bind(now - 90_000, now + 600_000, now - 60_000),
   // A day of history: deliveries every hour, a bad hour of retries, a few rejections.
   ...Array.from({ length: 30 }, (_, h) => {
     const hour = Math.floor(now / 3600_000) - h

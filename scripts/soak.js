@@ -67,7 +67,7 @@ const contacts = () => (ortto ? new Set([...standIn.people.values()].map((p) => 
 const entries = () => (ortto ? standIn.activities.map((a) => a.email) : standIn.enrolments.map((e) => e.email))
 const db = await worker.getD1Database('DB')
 const deadLetters = async () => /** @type {{ message_id: string, reason: string }[]} */ ((await db.prepare('SELECT message_id, reason FROM dead_letters').all()).results)
-const held = async () => /** @type {{ n: number }} */ (await db.prepare("SELECT count(*) AS n FROM messages WHERE state = 'claimed'").first()).n
+const held = async () => /** @type {{ n: number }} */ (await db.prepare('SELECT count(*) AS n FROM ledger WHERE state = 0').first()).n
 for (;;) {
   const known = contacts()
   const everyone = [...people.map((p) => p.traits.email), ...late.map((p) => p.traits.email)].every((e) => known.has(e))

@@ -61,6 +61,10 @@ export interface Env {
   ALERT_EVERY_MINUTES?: string | number
   /** How often an isolate sends its delivery history counters to D1 (default 20 s; 0: with every write). */
   HISTORY_FLUSH_SECONDS?: string | number
+  /** Days the journey ledger remembers a messageId (default 1: Segment re-sends for 4 h, the queue retries for about 12 h). */
+  LEDGER_DAYS?: string | number
+  /** The Cloudflare plan, for the database's size cap and the sweep's query budget: 'paid' (the default, 10 GB) or 'free' (500 MB). */
+  WORKERS_PLAN?: string
   /** Queued mode: producer for the events queue (its presence turns queued mode on). */
   EVENTS?: Queue<unknown>
   /** The D1 database: identities, parked events, the journey ledger, dead letters. */
@@ -83,6 +87,10 @@ export interface Config {
   historyFlushMs: number
   /** Alerts from the sweep (ALERT_*): off without a webhook URL (or with one that is no http(s) URL: `invalid`). */
   alerts: { webhookUrl?: string; invalid?: boolean; failureRate: number; everyMs: number }
+  /** How long the journey ledger keeps a messageId (LEDGER_DAYS). */
+  ledgerMs: number
+  /** WORKERS_PLAN: what D1 allows (a database's size, queries an invocation makes). */
+  plan: Plan
   /** The wrangler environment this Worker is deployed as ('' or 'queued'), for the commands its hints name. */
   deployEnv: '' | 'queued'
   destination: AnyDestination
@@ -94,6 +102,19 @@ export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 export const DEFAULT_RETRY_BASE_SECONDS = 10
 export const DEFAULT_DEADLINE_MS = 4000
 export const DEFAULT_STORE_TIMEOUT_MS = 2000
+
+export interface Plan {
+  name: 'paid' | 'free'
+  /** A D1 database's most bytes on this plan. */
+  dbMaxBytes: number
+  /** D1 queries one invocation may make. */
+  queriesPerInvocation: number
+}
+export const PLANS: Record<Plan['name'], Plan> = {
+  paid: { name: 'paid', dbMaxBytes: 10 * 1000 ** 3, queriesPerInvocation: 1000 },
+  free: { name: 'free', dbMaxBytes: 500 * 1000 ** 2, queriesPerInvocation: 50 },
+}
+export const DEFAULT_LEDGER_DAYS = 1
 
 const configs = new WeakMap<object, Config>()
 
@@ -127,10 +148,19 @@ function parseConfig(env: Env): Config {
       failureRate: read('ALERT_FAILURE_RATE', Share, 0.2, 'must be a share between 0 and 1 (0.2 is 20 %)'),
       everyMs: read('ALERT_EVERY_MINUTES', PositiveInt, 60, 'must be a whole number of minutes') * 60_000,
     },
+    ledgerMs: read('LEDGER_DAYS', PositiveInt, DEFAULT_LEDGER_DAYS, 'must be a whole number of days') * 24 * 3600 * 1000,
+    plan: PLANS[planOf(env.WORKERS_PLAN, problems)],
     deployEnv,
     destination,
     problems,
   }
+}
+
+function planOf(value: string | undefined, problems: string[]): Plan['name'] {
+  const name = (value ?? '').trim().toLowerCase() || 'paid'
+  if (name === 'paid' || name === 'free') return name
+  problems.push(`WORKERS_PLAN must be "paid" or "free": it is "${value!.slice(0, 20)}"`)
+  return 'paid'
 }
 
 /** The alert webhook: a secret URL, never echoed in a message; one that does not parse turns alerts off (the setup check says so), not delivery. */

@@ -5,6 +5,7 @@ import { migrateCommand, secretPut, type Config } from './config'
 import type { Check } from './destinations/destination'
 import type { CallOptions } from './destinations/transport'
 import type { StoreAdmin } from './store/store-admin'
+import { databaseSize, describeSize, sizeAlert } from './store/size'
 
 export interface SetupReport {
   status: 'ok' | 'problems'
@@ -30,7 +31,11 @@ export async function checkSetup(config: Config, options: CallOptions, store: St
   else {
     try {
       const missing = await store.missingTables()
-      add('database', !missing.length, missing.length ? `The D1 database is not migrated (missing: ${missing.join(', ')}): run ${migrateCommand(config)}` : 'The D1 database is migrated')
+      const size = store.dbBytes === undefined ? undefined : databaseSize(store.dbBytes, config.plan)
+      const holds = size ? `; it holds ${describeSize(size)}` : ''
+      add('database', !missing.length, missing.length ? `The D1 database is not migrated (missing: ${missing.join(', ')}): run ${migrateCommand(config)}` : `The D1 database is migrated${holds}`)
+      const full = sizeAlert(size)
+      if (full) add('database size', false, full)
     } catch (error) {
       add('database', false, `The D1 database did not answer: ${error instanceof Error ? error.message : 'unknown error'}`)
     }

@@ -4,6 +4,7 @@ import type { Env } from '../src/config'
 import main from '../src'
 import type { AutopilotOptions } from '../sandbox/autopilot.js'
 import { API_KEY, db, fakeQueue, freshDb, identify, rows, SECRET, setup, testDb, track } from './helpers'
+import { putLedger } from './ledger-helpers'
 
 // GET /admin, the operator's page: what it shows (counts from seeded state), that nothing
 // on it can inject markup, who gets in, that forms from elsewhere are refused, that a
@@ -71,13 +72,12 @@ async function seedState() {
     { reason: EXHAUSTED, event: track('Step Activated', 'dead5@example.com', { userId: 'user-dead-5', messageId: 'dl-e1' }) },
     { reason: EXHAUSTED, event: track('Step Activated', 'dead6@example.com', { userId: 'user-dead-6', messageId: 'dl-e2' }) },
   ])
-  await db()
-    .prepare(
-      `INSERT INTO messages (message_id, state, at, lease_until, note) VALUES
-       ('c-1', 'claimed', ?1, ?2, 'req-1'), ('c-2', 'claimed', ?1, ?2, 'req-2'), ('c-3', 'claimed', ?1, ?3, 'req-3'), ('d-1', 'done', ?1, 0, NULL)`,
-    )
-    .bind(now - 60_000, now + 600_000, now - 30_000)
-    .run()
+  await putLedger([
+    { messageId: 'c-1', state: 'claimed', at: now - 60_000, leaseUntil: now + 600_000, note: 'req-1' },
+    { messageId: 'c-2', state: 'claimed', at: now - 60_000, leaseUntil: now + 600_000, note: 'req-2' },
+    { messageId: 'c-3', state: 'claimed', at: now - 60_000, leaseUntil: now - 30_000, note: 'req-3' },
+    { messageId: 'd-1', state: 'done', at: now - 60_000 },
+  ])
 }
 
 const deadLetterIds = async () => (await rows<{ message_id: string }>('SELECT message_id FROM dead_letters ORDER BY id')).map((r) => r.message_id)
@@ -163,12 +163,11 @@ describe('GET /admin: the page', () => {
     const worker = admin({ DB: store.db })
     const now = Date.now()
     await seedParked([1, 2, 3].map((i) => ({ userHash: `${i}`.repeat(64), messageId: `old-${i}`, parkedAt: now - 8 * DAY })))
-    await worker.env
-      .DB!.prepare("INSERT INTO messages (message_id, state, at) VALUES ('old-done', 'done', ?1)")
-      .bind(now - 8 * DAY)
-      .run()
+    await putLedger([{ messageId: 'old-done', state: 'done', at: now - 8 * DAY }], worker.env.DB!)
     await main.scheduled(createScheduledController(), worker.env)
-    expect(store.statements.filter((sql) => sql.includes('account_cache'))).toHaveLength(1)
+    // One write at the end: the summary and where the ledger's prune stopped (read once at the start).
+    expect(store.statements.filter((sql) => sql.includes('INTO account_cache'))).toHaveLength(2)
+    expect(store.statements.filter((sql) => sql.includes('FROM account_cache'))).toHaveLength(1)
     const { text } = await page(worker)
     expect([shown(text, 'sweep-expired'), shown(text, 'sweep-replayed'), shown(text, 'sweep-pruned')]).toEqual(['3', '0', '1'])
     expect(text).toMatch(/id="sweep-at"><time datetime="[^"]+">[^<]+<\/time> \(\d+ s ago\)/)

@@ -4,6 +4,7 @@ import type { Env } from '../src/config'
 import { hashOf, MAX_PARKED_PER_USER } from '../src/pipeline/identity'
 import worker from '../src'
 import { fakeQueue, freshDb, json, rows, setup } from './helpers'
+import { ledgerState, putLedger } from './ledger-helpers'
 
 const EMAIL = 'ada@example.com'
 let n = 0
@@ -231,16 +232,19 @@ describe('the sweep (cron)', () => {
     expect(autopilot.calls.filter((call) => call.path === '/contacts')).toHaveLength(12)
   })
 
-  it('prunes ledger rows older than 7 days and guards untouched for 30, keeping tombstones', async () => {
+  it('prunes ledger rows older than LEDGER_DAYS (1) and guards untouched for 30, keeping tombstones', async () => {
     const { env } = setup()
     const old = Date.now() - 31 * 24 * 3600 * 1000
+    await putLedger([
+      { messageId: 'old-done', state: 'done', at: Date.now() - 25 * 3600 * 1000 },
+      { messageId: 'new-done', state: 'done', at: Date.now() - 23 * 3600 * 1000 },
+    ])
     await env.DB!.batch([
-      env.DB!.prepare("INSERT INTO messages (message_id, state, at) VALUES ('old-done', 'done', ?1), ('new-done', 'done', ?2)").bind(old, Date.now()),
       env.DB!.prepare("INSERT INTO contacts (email_hash, updated_at) VALUES ('old-guard', ?1), ('new-guard', ?2)").bind(old, Date.now()),
       env.DB!.prepare("INSERT INTO contacts (email_hash, deleted_at, updated_at) VALUES ('tombstone', 1, ?1)").bind(old),
     ])
     await sweep(env)
-    expect(await rows('SELECT message_id FROM messages')).toEqual([{ message_id: 'new-done' }])
+    expect([await ledgerState('old-done'), await ledgerState('new-done')]).toEqual([undefined, 'done'])
     expect((await rows<{ email_hash: string }>('SELECT email_hash FROM contacts ORDER BY email_hash')).map((r) => r.email_hash)).toEqual(['new-guard', 'tombstone'])
   })
 

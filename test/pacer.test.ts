@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Pacer, PROBE_EXPIRES_MS, UNHINTED_PAUSE_MS } from '../src/pipeline/pacer'
+import { MARGIN_QUIET_MS, Pacer, PROBE_EXPIRES_MS, UNHINTED_PAUSE_MS } from '../src/pipeline/pacer'
 import { FakeClock } from './fake-clock'
 
 function clocked(maxPerSecond: number) {
@@ -30,7 +30,39 @@ describe('the pacer', () => {
     const at = starts as number[]
     for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(200)
     for (let i = 5; i < at.length; i++) expect(at[i] - at[i - 5]).toBeGreaterThanOrEqual(pacer.windowMs)
-    expect(pacer.windowMs).toBe(1060) // a margin of 30 % of the 200 ms interval
+    expect(pacer.windowMs).toBe(1004) // a margin of 2 % of the 200 ms interval, until jitter asks for more
+  })
+
+  it('widens its margin when a call it started is answered 429 (jitter on the way), once per moment, and narrows it after quiet', async () => {
+    const { pacer, clock } = clocked(5)
+    const first = waiters(pacer, clock, 2)
+    await clock.run()
+    await first.done
+    const [a, b] = first.tickets as number[]
+    pacer.rateLimited(a)
+    expect(pacer.windowMs).toBe(1024) // + 10 % of the interval (or double, when more)
+    pacer.rateLimited(b) // answered with it: started before the margin widened, so it says nothing new
+    expect(pacer.windowMs).toBe(1024)
+    const next = waiters(pacer, clock, 1)
+    await clock.run()
+    pacer.rateLimited(next.tickets[0] as number)
+    expect(pacer.windowMs).toBe(1048) // doubled
+    clock.at(clock.now() + MARGIN_QUIET_MS, () => undefined)
+    await clock.run()
+    pacer.nextStart()
+    expect(pacer.windowMs).toBe(1036) // a quarter off after 30 s of quiet
+    for (let i = 0; i < 20; i++) {
+      clock.at(clock.now() + MARGIN_QUIET_MS, () => undefined)
+      await clock.run()
+      pacer.nextStart()
+    }
+    expect(pacer.windowMs).toBe(1004) // and back to where it started
+  })
+
+  it('a 429 on a call it did not start (or another isolate did) leaves the margin', () => {
+    const { pacer } = clocked(5)
+    pacer.rateLimited(12345)
+    expect(pacer.windowMs).toBe(1004)
   })
 
   it("above 1,000/s (an interval under the clock's 1 ms) times no spacing: starts at once, and the window still holds the rate", async () => {
@@ -186,6 +218,8 @@ it('holds its promises under any mix of outcomes and concurrency', { timeout: 12
       const pacer = new Pacer(rate, clock)
       const t0 = clock.now()
       const starts: number[] = []
+      /** The window in force at each start (its margin is learned: it changes with 429s and quiet). */
+      const windows: number[] = []
       const pauses: { from: number; until: number }[] = []
       let waiting = 0
       let settled = 0
@@ -222,6 +256,7 @@ it('holds its promises under any mix of outcomes and concurrency', { timeout: 12
               probeNeeded = false
             }
             starts.push(now)
+            windows.push(pacer.windowMs)
             if (outcome.kind === 'lost') return
             clock.at(now + takes, () => {
               const at = clock.now()
@@ -251,10 +286,10 @@ it('holds its promises under any mix of outcomes and concurrency', { timeout: 12
 
       expect(problems).toEqual([])
       expect(settled).toBe(callers.length) // every waiter settles
-      // Never more than `rate` starts in any window (a second plus the margin).
+      // Never more than `rate` starts in any window of a second — nor of a second plus the margin in force then.
       // Spaced, not in bursts.
       for (let i = 1; i < starts.length; i++) expect(starts[i] - starts[i - 1]).toBeGreaterThanOrEqual(1000 / rate)
-      for (let i = rate; i < starts.length; i++) expect(starts[i] - starts[i - rate]).toBeGreaterThanOrEqual(pacer.windowMs)
+      for (let i = rate; i < starts.length; i++) expect(starts[i] - starts[i - rate]).toBeGreaterThanOrEqual(Math.max(1000, windows[i]))
     }),
     { numRuns: 150 },
   )

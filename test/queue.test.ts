@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { pacerFor } from '../src/pipeline/pacer'
 import { EVENTS_PER_MESSAGE, MAX_ATTEMPTS } from '../src/queue/queue'
 import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track } from './helpers'
+import { ledgerState, putLedger } from './ledger-helpers'
 
 const identifies = (n: number, prefix = 'q') => Array.from({ length: n }, (_, i) => ({ type: 'identify', messageId: `${prefix}-${i}`, traits: { email: `${prefix}${i}@example.com` } }))
 
@@ -265,13 +266,13 @@ describe('queue consumer', () => {
     const result = await consume([event])
     expect(result.explicitAcks).toEqual(['msg-0'])
     expect(autopilot.calls.map((call) => `${call.path} ${call.status}`)).toEqual(['/trigger/0001/contact/new%40example.com 404', '/contact 200', '/trigger/0001/contact/new%40example.com 200'])
-    expect(await rows('SELECT state FROM messages WHERE message_id = ?1', event.messageId)).toEqual([{ state: 'done' }])
+    expect(await ledgerState(event.messageId)).toBe('done')
   })
 
   it('does not trigger again a track whose messageId entered its journey before (another isolate or place)', async () => {
     const { consume, autopilot, env } = queued()
     const event = track('Step Activated', 'known@example.com')
-    await env.DB!.prepare("INSERT INTO messages (message_id, state, at) VALUES (?1, 'done', 1)").bind(event.messageId).run()
+    await putLedger([{ messageId: event.messageId, state: 'done', at: Date.now() }], env.DB!)
     const result = await consume([event])
     expect(result.explicitAcks).toEqual(['msg-0'])
     expect(autopilot.calls).toHaveLength(0)

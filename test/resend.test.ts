@@ -117,7 +117,7 @@ describe('newest wins', () => {
     const { post, env } = setup()
     await post(people(50, 'happy'))
     await post(people(50, 'happy'))
-    const counts = await env.DB!.prepare('SELECT (SELECT count(*) FROM contacts) AS guards, (SELECT count(*) FROM messages) AS messages').first()
+    const counts = await env.DB!.prepare('SELECT (SELECT count(*) FROM contacts) AS guards, (SELECT count(*) FROM ledger) AS messages').first()
     expect(counts).toEqual({ guards: 0, messages: 0 })
   })
 })

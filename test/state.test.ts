@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { hashOf } from '../src/pipeline/identity'
 import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track } from './helpers'
+import { ledgerRow, ledgerState, putLedger } from './ledger-helpers'
 
 const EMAIL = 'grace@example.com'
 let n = 0
@@ -47,13 +48,10 @@ describe('journey ledger: once per messageId', () => {
     const { post, autopilot, env } = setup()
     autopilot.contacts.set(EMAIL, { Email: EMAIL, custom: {} })
     const event = track('Step Activated', EMAIL)
-    await env
-      .DB!.prepare("INSERT INTO messages (message_id, state, at, lease_until, note) VALUES (?1, 'claimed', 1, ?2, 'crashed')")
-      .bind(event.messageId, Date.now() - 1)
-      .run()
+    await putLedger([{ messageId: event.messageId, state: 'claimed', at: 1, leaseUntil: Date.now() - 1, note: 'crashed' }], env.DB!)
     expect((await post(event)).status).toBe(200)
     expect(autopilot.enrolments).toHaveLength(1)
-    expect(await rows('SELECT state FROM messages WHERE message_id = ?1', event.messageId)).toEqual([{ state: 'done' }])
+    expect(await ledgerState(event.messageId)).toBe('done')
   })
 
   it('releases the claim when Autopilot answers an error, so the re-send enters at once', async () => {
@@ -62,7 +60,7 @@ describe('journey ledger: once per messageId', () => {
     autopilot.inject({ status: 500, match: (call) => call.path.startsWith('/trigger') })
     const event = track('Step Activated', EMAIL)
     expect((await post(event)).status).toBe(503)
-    expect(await rows('SELECT * FROM messages WHERE message_id = ?1', event.messageId)).toEqual([])
+    expect(await ledgerRow(event.messageId)).toBeUndefined()
     expect((await post(event)).status).toBe(200)
     expect(autopilot.enrolments).toHaveLength(1)
   })
@@ -142,7 +140,7 @@ describe('when the database fails or is slow', () => {
     const store = testDb()
     const { post } = setup({ DB: store.db })
     await post(identify({ plan: 'x' }, { userId: 'u-pr' }))
-    store.fail('FROM parked p LEFT JOIN', 2) // the in-place retry fails too
+    store.fail('FROM parked p WHERE p.user_hash IN', 2) // the in-place retry fails too
     const teaching = identify({ email: 'pr@example.com' }, { userId: 'u-pr' })
     const response = await post(teaching)
     expect(response.status).toBe(503)

@@ -3,6 +3,7 @@ import { Sql } from '../src/store/sql'
 import { emptyWrites, Store } from '../src/store/store'
 import { StoreAdmin } from '../src/store/store-admin'
 import { db, freshDb, rows, testDb } from './helpers'
+import { ledgerKey } from '../src/store/ledger'
 
 // The store's queries on their own, against the local D1 with the migrations applied.
 const store = () => new Store(new Sql(db(), 2000))
@@ -37,7 +38,7 @@ describe('Store', () => {
     expect(await s.hold({ park: [], claims: ['m1'], leaseUntil: now + 60_000, by: 'b' })).toEqual(new Set())
     // The same claimant repeating its hold (its first answer was lost) gets its claim back.
     expect(await s.hold({ park: [], claims: ['m1'], leaseUntil: now + 60_000, by: 'a' })).toEqual(new Set(['m1']))
-    await db().prepare("UPDATE messages SET lease_until = 1 WHERE message_id = 'm1'").run()
+    await db().prepare('UPDATE ledger SET lease_until = 1 WHERE key = unhex(?1)').bind(ledgerKey('m1')).run()
     expect(await s.hold({ park: [], claims: ['m1'], leaseUntil: now + 60_000, by: 'c' })).toEqual(new Set(['m1']))
   })
 
@@ -47,7 +48,7 @@ describe('Store', () => {
     await s.hold({ park: [park, park], claims: ['c1', 'c2'], leaseUntil: Date.now() + 1000, by: 't' })
     const [{ id }] = await rows<{ id: number }>('SELECT id FROM parked')
     await s.write({ ...emptyWrites(), confirm: ['c1'], release: ['c2'], unpark: [id] })
-    expect(await rows('SELECT message_id, state FROM messages')).toEqual([{ message_id: 'c1', state: 'done' }])
+    expect(await rows('SELECT lower(hex(key)) AS key, state FROM ledger')).toEqual([{ key: ledgerKey('c1'), state: 1 }])
     expect(await rows('SELECT id FROM parked')).toEqual([])
   })
 

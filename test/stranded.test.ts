@@ -7,12 +7,12 @@ import { fakeQueue, freshDb, identify, rows, setup, testDb, track } from './help
 // a reason: a write that a later step depends on lands, or what needed it is retried.
 const STATEMENTS = [
   ['the batch read', "SELECT 'u' AS k"],
-  ['the parked rows read', 'FROM parked p LEFT JOIN messages'],
+  ['the parked rows read', 'FROM parked p WHERE p.user_hash IN'],
   ['parking', 'INSERT OR IGNORE INTO parked'],
-  ['the journey claim', "SELECT value, 'claimed'"],
+  ['the journey claim', 'SELECT unhex(value), 0,'],
   ['learning identities', 'INSERT INTO identities'],
   ['unparking', 'DELETE FROM parked WHERE id IN'],
-  ['confirming journey entries', "SELECT value, 'done'"],
+  ['confirming journey entries', 'SELECT unhex(value), 1,'],
 ] as const
 
 const parkedUsers = ['s1', 's2', 's3']

@@ -7,6 +7,7 @@ import type { SetupReport } from '../setup'
 import type { DeadLetterReason, Overview } from '../store/store-admin'
 import type { CreatedRow } from '../store/creations'
 import type { HistoryRow } from '../store/history'
+import { describeSize, SIZE_ALERT_SHARE, type DatabaseSize } from '../store/size'
 import { historyTable, hoursOf, latencyChart, outcomesChart, topReasons } from './history-charts'
 
 export interface PageView {
@@ -31,6 +32,10 @@ export interface PageView {
   check?: SetupReport
   /** Undefined: no D1 database bound. */
   overview?: Overview
+  /** The database's size against the plan's cap (from the answers' meta); undefined when D1 did not say. */
+  size?: DatabaseSize
+  /** LEDGER_DAYS, in days. */
+  ledgerDays: number
   reasons: DeadLetterReason[]
   /** What the Worker created in the account lately (ORTTO_CREATE), with the day's cap; undefined when it creates nothing. */
   created?: { max: number; rows: CreatedRow[] }
@@ -45,6 +50,7 @@ export interface PageView {
 const fixes = (envFlag: string): Record<string, string> => ({
   settings: `Correct the setting it names (wrangler.toml vars, or npx wrangler secret put NAME${envFlag}), then deploy again.`,
   database: `Bind the D1 database in wrangler.toml and apply migrations/ (npm run deploy${envFlag && ` --${envFlag}`} does both).`,
+  'database size': 'Lower LEDGER_DAYS (at high volume the journey ledger is most of the database), or plan past one database: docs/limits.md.',
   'api key': `Copy the key again (Autopilot: Settings → Autopilot API; Ortto: Settings → Data sources → Custom API), then npx wrangler secret put it${envFlag}.`,
   activities: 'Map each Segment event to one of the account’s custom activity ids in ORTTO_ACTIVITIES (create the activity in Ortto first), then deploy again.',
   triggers: 'Map each Segment event to one of the account’s API trigger ids in AUTOPILOT_TRIGGERS, then deploy again.',
@@ -238,8 +244,9 @@ ${more > 0 ? html`<p class="muted">And ${more} more ${plural(more, 'reason')}, s
 function claims(view: PageView, { claims }: Overview) {
   return html`<section id="claims">
 <h2>Journey ledger</h2>
-<p class="muted">A track claims its messageId before its journey trigger is called, so that it enters the journey once. A stale claim is one whose attempt stopped before saying how the call went: the next retry of that event takes it over; the sweep removes it 7 days after its lease.</p>
+<p class="muted">A track claims its messageId before its journey trigger is called, so that it enters the journey once. A stale claim is one whose attempt stopped before saying how the call went: the next retry of that event takes it over; the sweep removes it ${view.ledgerDays} ${plural(view.ledgerDays, 'day')} after its lease (LEDGER_DAYS), as it does every entry.</p>
 <dl>
+<dt>Database size</dt><dd id="db-size"${view.size && view.size.share >= SIZE_ALERT_SHARE ? html` class="bad"` : ''}>${view.size ? `${describeSize(view.size)}${view.size.share >= SIZE_ALERT_SHARE ? ': D1 refuses writes when it is full (docs/limits.md)' : ''}` : 'not known'}</dd>
 <dt>Claims in progress</dt><dd id="claims-pending">${claims.pending}</dd>
 <dt>Stale claims</dt><dd><span id="claims-stale">${claims.stale}</span>${claims.oldestStaleLease === null ? '' : html` (the oldest lease ended ${at(claims.oldestStaleLease, view.now)})`}</dd>
 </dl>

@@ -20,6 +20,7 @@ import { checkSetup } from '../setup'
 import { authMode, methodNotAllowed, type App } from './context'
 import { PARK_DAYS } from '../pipeline/identity'
 import { StoreAdmin } from '../store/store-admin'
+import { databaseSize } from '../store/size'
 import { readHistory } from '../store/history'
 import { readAlertState } from '../queue/alerts'
 
@@ -115,6 +116,8 @@ admin.get('/admin', async (c) => {
     envFlag: config.deployEnv ? ` --env ${config.deployEnv}` : '',
     check,
     overview,
+    ...(sql?.dbBytes !== undefined && { size: databaseSize(sql.dbBytes, config.plan) }),
+    ledgerDays: config.ledgerMs / DAY_MS,
     reasons: reasons ?? [],
     ...(creates && created && { created: { max: creates.max, rows: created } }),
     ...(history && { history }),

@@ -2,7 +2,8 @@
 // personal data) and removed; parked events whose userId's email is known now (a
 // replay that failed, an email learned by another request meanwhile) are replayed —
 // through the queue in queued mode, delivered at once in direct mode; old ledger
-// entries and contact guards are pruned.
+// entries (LEDGER_DAYS, in bounded ranges of its keys: src/store/ledger.ts) and contact
+// guards are pruned.
 import { ALERT_STATE_KEY, runAlerts } from './alerts'
 import { pruneHistory } from '../store/history'
 import { pruneCheckpoints } from '../store/checkpoints'
@@ -15,15 +16,18 @@ import { deliveryRun } from '../pipeline/run'
 import { Sql } from '../store/sql'
 import { emptyWrites, Store } from '../store/store'
 import { LAST_SWEEP_KEY, StoreAdmin } from '../store/store-admin'
+import { PRUNE_CURSOR_KEY, pruneLedger } from '../store/ledger'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Parked events replayed per run (the rest next run, 30 minutes later). */
 const REPLAYS_PER_RUN = 1000
 /** Expired parked events logged and removed per run (the rest next run). */
 const EXPIRED_PER_RUN = 5000
-/** Seven days: longer than Segment's 4 h of retries and the queue's retry schedule. */
-const KEEP_MESSAGES_MS = 7 * DAY_MS
 const KEEP_GUARDS_MS = 30 * DAY_MS
+/** D1 queries the sweep keeps for all but the ledger's prune (a direct-mode replay makes up to 17, the rest about 13). */
+const SWEEP_OWN_QUERIES = 30
+/** At most this many prune queries a run (100 million rows at 250,000 a query; a few minutes of the cron's 15). */
+const MAX_PRUNE_QUERIES = 400
 
 export async function sweep(env: Env): Promise<void> {
   if (!env.DB) return
@@ -32,7 +36,8 @@ export async function sweep(env: Env): Promise<void> {
   const store = new Store(sql)
   const storeAdmin = new StoreAdmin(sql)
   const log = new RequestLog(`sweep:${crypto.randomUUID()}`, env.ANALYTICS, config.destination.id)
-  const result = { expired: 0, replayed: 0, waiting: 0, pruned: { messages: 0, guards: 0 } }
+  const result = { expired: 0, replayed: 0, waiting: 0, pruned: { messages: 0, guards: 0, queries: 0, complete: true } }
+  let pruneCursor: number | undefined
   const now = Date.now()
   try {
     // Logged, then removed by id: a removal whose answer is lost is repeated safely, and one
@@ -60,7 +65,10 @@ export async function sweep(env: Env): Promise<void> {
       result.replayed = outcomes.filter((outcome) => outcome.status !== 'retry').length
       result.waiting = rows.length - result.replayed
     }
-    result.pruned = await storeAdmin.prune(now - KEEP_MESSAGES_MS, now - KEEP_GUARDS_MS)
+    // The ledger in ranges, within the invocation's queries; what is left, the next run goes on with.
+    const ledger = await pruneLedger(sql, now - config.ledgerMs, await storeAdmin.pruneCursor(), Math.min(MAX_PRUNE_QUERIES, config.plan.queriesPerInvocation - SWEEP_OWN_QUERIES))
+    pruneCursor = ledger.cursor
+    result.pruned = { messages: ledger.deleted, guards: await storeAdmin.pruneGuards(now - KEEP_GUARDS_MS), queries: ledger.queries, complete: ledger.complete }
     if (config.destination.creates) await storeAdmin.creations().prune()
     await pruneHistory(sql, now)
     await pruneCheckpoints(sql, now)
@@ -75,7 +83,11 @@ export async function sweep(env: Env): Promise<void> {
     if (alerts?.posted.length) log.fields.alerts = alerts.posted
     // What the operator page (GET /admin) shows as the last sweep: one write per sweep, counts only.
     const summary = { at: now, ms: Date.now() - now, ...result, ...(log.fields.error !== undefined && { error: log.fields.error }) }
-    const cache = [{ key: LAST_SWEEP_KEY, value: JSON.stringify(summary) }, ...(alerts ? [{ key: ALERT_STATE_KEY, value: JSON.stringify(alerts.state) }] : [])]
+    const cache = [
+      { key: LAST_SWEEP_KEY, value: JSON.stringify(summary) },
+      ...(alerts ? [{ key: ALERT_STATE_KEY, value: JSON.stringify(alerts.state) }] : []),
+      ...(pruneCursor !== undefined ? [{ key: PRUNE_CURSOR_KEY, value: String(pruneCursor) }] : []),
+    ]
     await store.write({ ...emptyWrites(), cache }).catch((error: unknown) => {
       log.problem('last sweep', error instanceof Error ? error.message : 'unknown error')
     })

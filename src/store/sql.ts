@@ -58,6 +58,8 @@ const MIN_RETRY_MS = 100
 export class Sql {
   /** Queries made through this handle and the rows D1 says they touched. */
   readonly stats: QueryStats = { queries: 0, rowsRead: 0, rowsWritten: 0 }
+  /** The database's size in bytes after the latest query answered (D1 says it in every answer's meta). */
+  dbBytes?: number
 
   constructor(
     private readonly db: D1Database,
@@ -72,6 +74,7 @@ export class Sql {
     this.stats.queries += queries
     this.stats.rowsRead += meta?.rows_read ?? 0
     this.stats.rowsWritten += meta?.rows_written ?? 0
+    if (typeof meta?.size_after === 'number' && meta.size_after > 0) this.dbBytes = meta.size_after
   }
 
   async all<T>(statement: D1PreparedStatement): Promise<D1Result<T>> {
@@ -137,4 +140,4 @@ export class Sql {
   }
 }
 
-type D1Meta = { rows_read?: number; rows_written?: number }
+type D1Meta = { rows_read?: number; rows_written?: number; size_after?: number }

@@ -1,8 +1,9 @@
 // The store's administration, apart from the per-request path (store.ts): the
 // sweep's queries, dead letters, and whether the migrations were applied.
 import { CreationLog } from './creations'
-import { toParked, type ParkedRow, type ParkedSql } from './store'
+import { Store, toParked, type ParkedRow, type ParkedSql } from './store'
 import { json, type Sql } from './sql'
+import { PRUNE_CURSOR_KEY } from './ledger'
 
 export interface DeadLetterRow {
   id: number
@@ -14,7 +15,7 @@ export interface DeadLetterRow {
   type: string | null
 }
 
-const TABLES = ['identities', 'parked', 'messages', 'contacts', 'dead_letters', 'account_cache', 'created'] as const
+const TABLES = ['identities', 'parked', 'ledger', 'contacts', 'dead_letters', 'account_cache', 'created', 'checkpoints'] as const
 /** Columns added to a table by a later migration (0005: what became of each creation). */
 const COLUMNS = ['created.state', 'created.until'] as const
 
@@ -39,6 +40,11 @@ export interface DeadLetterReason {
 export class StoreAdmin {
   constructor(private readonly sql: Sql) {}
 
+  /** The database's size in bytes, as the latest query's answer gave it (undefined before any). */
+  get dbBytes(): number | undefined {
+    return this.sql.dbBytes
+  }
+
   /** What the destination's account got from this Worker (ORTTO_CREATE), and the day's cap. */
   creations(): CreationLog {
     return new CreationLog(this.sql)
@@ -62,23 +68,26 @@ export class StoreAdmin {
     const { results } = await this.sql.all<ParkedSql & { email: string; email_hash: string }>(
       this.sql
         .prepare(
-          `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event, m.state, m.lease_until, m.note, i.email, i.email_hash
+          `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event, i.email, i.email_hash
            FROM parked p JOIN identities i ON i.user_hash = p.user_hash
-           LEFT JOIN messages m ON m.message_id = p.message_id
            WHERE i.email IS NOT NULL ORDER BY p.id LIMIT ?1`,
         )
         .bind(limit),
     )
-    return results.map((row) => ({ ...toParked(row), email: row.email, emailHash: row.email_hash }))
+    return new Store(this.sql).withStates(results.map((row) => ({ ...toParked(row), email: row.email, emailHash: row.email_hash })))
   }
 
-  /** Forgets what no attempt can need any more; says how many ledger rows and contact guards went. */
-  async prune(messagesBefore: number, guardsBefore: number): Promise<{ messages: number; guards: number }> {
-    const [messages, guards] = await this.sql.batch([
-      this.sql.prepare(`DELETE FROM messages WHERE (state <> 'claimed' AND at < ?1) OR (state = 'claimed' AND lease_until < ?1)`).bind(messagesBefore),
-      this.sql.prepare('DELETE FROM contacts WHERE deleted_at IS NULL AND updated_at < ?1').bind(guardsBefore),
-    ])
-    return { messages: messages.meta.changes ?? 0, guards: guards.meta.changes ?? 0 }
+  /** Forgets contact guards no retry can need any more; says how many went. (The ledger: pruneLedger, in ranges.) */
+  async pruneGuards(before: number): Promise<number> {
+    const result = await this.sql.run(this.sql.prepare('DELETE FROM contacts WHERE deleted_at IS NULL AND updated_at < ?1').bind(before))
+    return result.meta.changes ?? 0
+  }
+
+  /** Where the ledger's prune stopped last run (0: at the start). */
+  async pruneCursor(): Promise<number> {
+    const row = await this.sql.first<{ value: string }>(this.sql.prepare('SELECT value FROM account_cache WHERE key = ?1').bind(PRUNE_CURSOR_KEY))
+    const cursor = Number(row?.value ?? 0)
+    return Number.isFinite(cursor) && cursor > 0 ? cursor : 0
   }
 
   /** Oldest first, `limit` at a time after the id `after`; `reason` matches part of the reason. */
@@ -147,7 +156,7 @@ export class StoreAdmin {
         .prepare(
           `SELECT 'parked' AS k, count(*) AS n, min(parked_at) AS a, count(DISTINCT user_hash) AS b, total(parked_at < ?2) AS c FROM parked
            UNION ALL SELECT 'claims', total(lease_until >= ?1), min(CASE WHEN lease_until < ?1 THEN lease_until END), total(lease_until < ?1), NULL
-             FROM messages WHERE state = 'claimed'
+             FROM ledger WHERE state = 0
            UNION ALL SELECT 'dead', count(*), min(first_seen), max(last_seen), count(DISTINCT reason) FROM dead_letters
            UNION ALL SELECT 'sweep', NULL, fetched_at, NULL, value FROM account_cache WHERE key = ?3`,
         )

@@ -6,6 +6,7 @@
 import type { SegmentEvent } from '../segment/schema'
 import { addHistory, type Counter } from './history'
 import { json, jsonChunks, type Sql } from './sql'
+import { LEGACY_TABLE, ledgerKey, STATE, STATE_NAME } from './ledger'
 
 export { StoreError } from './sql'
 
@@ -36,19 +37,22 @@ export class Store {
              FROM contacts WHERE email_hash IN (
                SELECT value FROM json_each(?2)
                UNION SELECT email_hash FROM identities WHERE user_hash IN (SELECT value FROM json_each(?1)))
-           UNION ALL SELECT 'm' || m.state, j.key, m.note, m.lease_until, NULL
-             FROM json_each(?3) j JOIN messages m ON m.message_id = j.value
+           UNION ALL SELECT 'm', j.key, iif(m.key IS NULL, l.note, m.note), iif(m.key IS NULL, l.lease_until, m.lease_until),
+               iif(m.key IS NULL, CASE l.state WHEN 'claimed' THEN 0 WHEN 'done' THEN 1 ELSE 2 END, m.state)
+             FROM json_each(?3) j LEFT JOIN ledger m ON m.key = unhex(j.value->>1)
+               LEFT JOIN ${LEGACY_TABLE} l ON l.message_id = j.value->>0
+             WHERE m.key IS NOT NULL OR l.message_id IS NOT NULL
            UNION ALL SELECT 'f', key, value, fetched_at, NULL
              FROM account_cache WHERE key IN (SELECT value FROM json_each(?4))`,
         )
-        .bind(json(users), json(keys.emails), json(messages), json(keys.cache ?? [])),
+        .bind(json(users), json(keys.emails), json(messages.map((id) => [id, ledgerKey(id)])), json(keys.cache ?? [])),
     )
     for (const { k, i, a, b, c } of results) {
       if (k === 'u') snapshot.identities.set(users[i as number], { email: a, taughtAt: b ?? 0, deletedAt: c })
       else if (k === 'p') snapshot.parkedCounts.set(users[i as number], b ?? 0)
       else if (k === 'c') snapshot.contacts.set(i as string, { fields: parseFields(a), deletedAt: b })
       else if (k === 'f') snapshot.cache.set(i as string, { value: a ?? '', fetchedAt: b ?? 0 })
-      else if (k.startsWith('m')) snapshot.messages.set(messages[i as number], messageState(k.slice(1), b ?? null, a))
+      else if (k === 'm') snapshot.messages.set(messages[i as number], messageState(STATE_NAME[c ?? 1] ?? 'done', b ?? null, a))
     }
     return snapshot
   }
@@ -59,13 +63,26 @@ export class Store {
     const { results } = await this.sql.all<ParkedSql>(
       this.sql
         .prepare(
-          `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event, m.state, m.lease_until, m.note
-           FROM parked p LEFT JOIN messages m ON m.message_id = p.message_id
-           WHERE p.user_hash IN (SELECT value FROM json_each(?1)) ORDER BY p.id`,
+          `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event
+           FROM parked p WHERE p.user_hash IN (SELECT value FROM json_each(?1)) ORDER BY p.id`,
         )
         .bind(json(userHashes)),
     )
-    return results.map(toParked)
+    return this.withStates(results.map(toParked))
+  }
+
+  /**
+   * What earlier attempts did with these parked events' messageIds: one more query, when any has
+   * one (the ledger is keyed by a hash SQL cannot compute, so it is not joined to `parked`).
+   */
+  async withStates<T extends ParkedRow>(rows: T[]): Promise<T[]> {
+    const ids = [...new Set(rows.flatMap((row) => (row.messageId ? [row.messageId] : [])))]
+    if (!ids.length) return rows
+    const { messages } = await this.read({ users: [], emails: [], messages: ids })
+    return rows.map((row) => {
+      const state = row.messageId ? messages.get(row.messageId) : undefined
+      return state ? { ...row, state } : row
+    })
   }
 
   /** Parks events and claims journey triggers in one round trip; returns the claims won. */
@@ -91,19 +108,19 @@ export class Store {
       statements.push(
         this.sql
           .prepare(
-            `INSERT INTO messages (message_id, state, at, lease_until, note)
-             SELECT value, 'claimed', ?2, ?3, ?4 FROM json_each(?1) WHERE true
-             ON CONFLICT (message_id) DO UPDATE SET at = ?2, lease_until = ?3, note = ?4
-               WHERE messages.state = 'claimed' AND (messages.lease_until < ?2 OR messages.note = ?4)
-             RETURNING message_id`,
+            `INSERT INTO ledger (key, state, at, lease_until, note)
+             SELECT unhex(value), 0, ?2, ?3, ?4 FROM json_each(?1) WHERE true
+             ON CONFLICT (key) DO UPDATE SET at = ?2, lease_until = ?3, note = ?4
+               WHERE ledger.state = 0 AND (ledger.lease_until < ?2 OR ledger.note = ?4)
+             RETURNING lower(hex(key)) AS k`,
           )
-          .bind(json(holds.claims), now, holds.leaseUntil, holds.by),
+          .bind(json(holds.claims.map(ledgerKey)), now, holds.leaseUntil, holds.by),
       )
     }
     if (!statements.length) return new Set()
     const results = await this.sql.batch(statements)
-    const claimed = holds.claims.length ? (results.at(-1)!.results as { message_id: string }[]) : []
-    return new Set(claimed.map((row) => row.message_id))
+    const claimed = new Set(holds.claims.length ? (results.at(-1)!.results as { k: string }[]).map((row) => row.k) : [])
+    return new Set(holds.claims.filter((messageId) => claimed.has(ledgerKey(messageId))))
   }
 
   /** Writes what a delivery learned, in one atomic batch (giving up after `timeoutMs`, when given). */
@@ -152,22 +169,22 @@ export class Store {
     if (writes.unpark.length) add('DELETE FROM parked WHERE id IN (SELECT value FROM json_each(?1))', json(writes.unpark))
     if (writes.confirm.length) {
       add(
-        `INSERT INTO messages (message_id, state, at) SELECT value, 'done', ?2 FROM json_each(?1) WHERE true
-         ON CONFLICT (message_id) DO UPDATE SET state = 'done', at = ?2, note = NULL`,
-        json(writes.confirm),
+        `INSERT INTO ledger (key, state, at) SELECT unhex(value), 1, ?2 FROM json_each(?1) WHERE true
+         ON CONFLICT (key) DO UPDATE SET state = 1, at = ?2, lease_until = 0, note = NULL`,
+        json(writes.confirm.map(ledgerKey)),
         now,
       )
     }
     if (writes.release.length) {
-      add(`DELETE FROM messages WHERE message_id IN (SELECT value FROM json_each(?1)) AND state = 'claimed'`, json(writes.release))
+      add(`DELETE FROM ledger WHERE key IN (SELECT unhex(value) FROM json_each(?1)) AND state = 0`, json(writes.release.map(ledgerKey)))
     }
     if (writes.progress.length) {
       add(
-        `INSERT INTO messages (message_id, state, at, note)
-         SELECT value->>'m', value->>'s', ?2, value->>'r' FROM json_each(?1) WHERE true
-         ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, at = ?2, note = excluded.note
-           WHERE messages.state <> 'done'`,
-        json(writes.progress.map((p) => ({ m: p.messageId, s: p.state, r: p.reason ?? null }))),
+        `INSERT INTO ledger (key, state, at, note)
+         SELECT unhex(value->>'k'), value->>'s', ?2, value->>'r' FROM json_each(?1) WHERE true
+         ON CONFLICT (key) DO UPDATE SET state = excluded.state, at = ?2, lease_until = 0, note = excluded.note
+           WHERE ledger.state <> 1`,
+        json(writes.progress.map((p) => ({ k: ledgerKey(p.messageId), s: STATE[p.state], r: p.reason ?? null }))),
         now,
       )
     }
@@ -235,9 +252,6 @@ export type ParkedSql = {
   message_id: string | null
   parked_at: number
   event: string
-  state: string | null
-  lease_until: number | null
-  note: string | null
 }
 
 export function toParked(row: ParkedSql): ParkedRow {
@@ -247,7 +261,6 @@ export function toParked(row: ParkedSql): ParkedRow {
     messageId: row.message_id,
     parkedAt: row.parked_at,
     event: JSON.parse(row.event) as SegmentEvent,
-    ...(row.state && { state: messageState(row.state, row.lease_until, row.note) }),
   }
 }
 

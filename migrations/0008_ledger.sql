@@ -1,0 +1,24 @@
+-- The journey ledger, compact (issue 39): at Ortto's full rate (86 million activities a day) it
+-- must fit one D1 beside the identities. A row is keyed by the first 16 bytes of the SHA-256 of
+-- its messageId (a blob, not the id's text), its state a small integer (SQLite stores 0 and 1
+-- in no bytes at all), and it is kept LEDGER_DAYS (default 1) rather than 7 days.
+--   state 0  claimed   a journey entry is being made (note = who; another attempt may take
+--                      over once lease_until has passed)
+--   state 1  done      the journey was entered — or, written only when a request stopped
+--                      early, the event was delivered
+--   state 2  rejected  written only when a request stopped early (note = why)
+CREATE TABLE ledger (
+  key         BLOB PRIMARY KEY,
+  state       INTEGER NOT NULL,
+  at          INTEGER NOT NULL,
+  lease_until INTEGER NOT NULL DEFAULT 0,
+  note        TEXT
+) WITHOUT ROWID;
+
+-- The rows written before this migration stay where they were, under another name: SQL has no
+-- SHA-256 to re-key them here. The Worker reads them beside the new table (a messageId seen
+-- before the upgrade is still entered once) and the sweep empties this table as its rows age
+-- out. A Worker of the previous version still running during the deploy finds no `messages`
+-- table and answers 503 (Segment retries it against the new one): it cannot claim beside the
+-- new ledger.
+ALTER TABLE messages RENAME TO messages_before_0008;
