@@ -1,3 +1,4 @@
+import { Analytics } from '@segment/analytics-node'
 import { describe, expect, it } from 'vitest'
 import { fakeQueue, freshDb, json, setup, setupOrtto, TOKEN, type Loose } from './helpers'
 import type { Env } from '../src/config'
@@ -29,6 +30,26 @@ function sender(world: World) {
   }
 }
 
+/** Segment's library posting to the Worker (in this isolate); the statuses it was answered. */
+function library(request: (input: Request) => Promise<Response>, writeKey: string) {
+  const statuses: number[] = []
+  const errors: unknown[] = []
+  const analytics = new Analytics({
+    writeKey,
+    host: 'https://worker.test',
+    maxRetries: 0,
+    httpClient: {
+      async makeRequest({ url, method, headers, body }) {
+        const response = await request(new Request(url, { method, headers, body }))
+        statuses.push(response.status)
+        return response
+      },
+    },
+  })
+  analytics.on('error', (error) => errors.push(error))
+  return { analytics, statuses, errors }
+}
+
 function autopilotWorld(env: Partial<Env> = {}) {
   const world = setup({ SEGMENT_WEBHOOK_TOKEN: TOKEN, ...env })
   return { ...world, send: sender(world) }
@@ -53,6 +74,16 @@ describe('the write key', () => {
       expect(new Set(logLines().map((line) => line.auth))).toEqual(new Set(['unauthorized']))
     }
     expect(queue.sent).toHaveLength(0)
+  })
+
+  it('the real @segment/analytics-node with a wrong write key: 401, the library reports the events failed, nothing sent', async () => {
+    const { request, fetchSpy } = autopilotWorld()
+    const { analytics, statuses, errors } = library(request, 'not-the-token')
+    analytics.identify({ userId: 'u-k', traits: { email: 'key@example.com' } })
+    await analytics.closeAndFlush()
+    expect(statuses).toEqual([401])
+    expect(errors).toMatchObject([{ code: 'delivery_failure' }])
+    expect(fetchSpy).not.toHaveBeenCalled()
   })
 
   it('the right key is accepted, and never written to the log', async () => {
@@ -92,21 +123,39 @@ describe.each([
     const ortto = destination === 'ortto' ? setupOrtto(env) : undefined
     const base = ortto ?? setup(env)
     const send = sender(base)
-    /** Sends as a library does (again while the answer is 5xx or 429), then lets the queue run dry. */
-    async function deliver(path: string, body: unknown) {
-      let response = await send(path, structuredClone(body))
-      for (let attempt = 0; attempt < 5 && response.status >= 429; attempt++) response = await send(path, structuredClone(body))
+    /** Lets the queue run dry (queued mode). */
+    async function drain() {
       for (let round = 0; round < 20 && queue.sent.length; round++) {
         const messages = queue.sent.splice(0).map((m, i) => ({ body: m.body, id: `r${round}-${i}` }))
         const result = await base.consume(messages)
         for (const { msgId } of result.retryMessages) queue.sent.push({ body: messages.find((m) => m.id === msgId)!.body })
       }
+    }
+    /** Sends as a library does (again while the answer is 5xx or 429), then lets the queue run dry. */
+    async function deliver(path: string, body: unknown) {
+      let response = await send(path, structuredClone(body))
+      for (let attempt = 0; attempt < 5 && response.status >= 429; attempt++) response = await send(path, structuredClone(body))
+      await drain()
       return response
     }
     const person = (email: string) => (ortto ? [...ortto.ortto.people.values()].some((p) => p.fields['str::email'] === email) : base.autopilot.contacts.has(email))
     const entries = (email: string) => (ortto ? ortto.ortto.activities.filter((a) => a.email === email).length : base.autopilot.enrolments.filter((e) => e.email === email).length)
-    return { deliver, person, entries }
+    return { request: base.request, drain, deliver, person, entries }
   }
+
+  // It runs inside workerd (it needs only fetch); RudderStack's needs Node: scripts/libraries-test.js.
+  it('the real @segment/analytics-node, its host the Worker: an identify and a mapped track arrive', async () => {
+    await freshDb()
+    const { request, drain, person, entries } = world()
+    const { analytics, statuses } = library(request, TOKEN)
+    analytics.identify({ userId: 'u-lib', traits: { email: 'lib@example.com', firstName: 'Lib' } })
+    analytics.track({ userId: 'u-lib', event: 'Order Completed', properties: { product: 'Tea' }, context: { traits: { email: 'lib@example.com' } } })
+    await analytics.closeAndFlush()
+    await drain()
+    expect(statuses).toEqual([mode === 'queued' ? 202 : 200])
+    expect(person('lib@example.com')).toBe(true)
+    expect(entries('lib@example.com')).toBe(1)
+  })
 
   it('/v1/batch (Segment’s and RudderStack’s shapes), /v1/identify and /v1/track: identifies and mapped tracks arrive, each track entered once', async () => {
     await freshDb()
