@@ -244,8 +244,9 @@ describe('bodies', () => {
     await freshDb()
     const { send, autopilot } = autopilotWorld()
     const track = (traits?: Record<string, unknown>) => ({ type: 'track', messageId: id(), userId: 'u-c', event: 'Step Activated', properties: {}, ...(traits && { context: { traits } }) })
-    await send('/v1/batch', { batch: [track(), track({ email: 'own@example.com' })], context: { traits: { email: 'batch@example.com' } } })
+    const response = await send('/v1/batch', { batch: [track(), track({ email: 'own@example.com' }), { ...track(), context: 'not an object' }], context: { traits: { email: 'batch@example.com' } } })
     expect(autopilot.enrolments.map((e) => e.email).sort()).toEqual(['batch@example.com', 'own@example.com'])
+    expect(await json(response)).toMatchObject({ results: [{ index: 2, status: 'rejected', message: expect.stringContaining('context') }] })
   })
 
   it('page, screen, group and alias have their paths too (answered as POST / answers them)', async () => {

@@ -23,12 +23,14 @@ export function trackingEvents(body: unknown, type: TrackingType | undefined, re
     return { events: [body], batch: false }
   }
   if (!Array.isArray(body.batch)) return undefined
-  // The batch's own context and integrations apply to every event; an event's own keys win.
+  // The batch's own context and integrations apply to every event; an event's own keys win
+  // (and one that is no object is left for validation to name).
   const { context, integrations, sentAt } = body
+  const merge = (shared: unknown, own: unknown) => (isObject(shared) && (own === undefined || isObject(own)) ? { ...shared, ...own } : own)
   for (const event of body.batch) {
     if (!isObject(event)) continue
-    if (isObject(context)) event.context = isObject(event.context) ? { ...context, ...event.context } : context
-    if (isObject(integrations)) event.integrations = isObject(event.integrations) ? { ...integrations, ...event.integrations } : integrations
+    if (context !== undefined) event.context = merge(context, event.context)
+    if (integrations !== undefined) event.integrations = merge(integrations, event.integrations)
     correctClock(event, event.sentAt ?? sentAt, receivedAt)
   }
   return { events: body.batch, batch: true }
