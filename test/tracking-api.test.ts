@@ -1,60 +1,11 @@
-import { Analytics } from '@segment/analytics-node'
 import { describe, expect, it } from 'vitest'
-import { fakeQueue, freshDb, json, setup, setupOrtto, TOKEN, type Loose } from './helpers'
-import type { Env } from '../src/config'
+import { fakeQueue, json, setup, setupOrtto, TOKEN } from './helpers'
+import { autopilotWorld, basic, id, library, sender, type SendOptions } from './tracking-helpers'
 
 // Segment's HTTP Tracking API (/v1/batch, /v1/identify...), as the server libraries send it:
 // `Authorization: Basic base64(writeKey + ":")`, the write key being SEGMENT_WEBHOOK_TOKEN.
-// test/libraries.node.js drives the real libraries against the built Worker.
-const id = () => `m-${crypto.randomUUID()}`
-const basic = (writeKey: string) => `Basic ${btoa(`${writeKey}:`)}`
-
-type World = ReturnType<typeof setup>
-interface SendOptions {
-  authorization?: string | null
-  encoding?: 'gzip' | 'deflate' | string
-  raw?: BodyInit
-}
-
-/** Posts a Tracking API body to `path` with the write key (or the given Authorization). */
-function sender(world: World) {
-  return async (path: string, body: unknown, { authorization = basic(TOKEN), encoding, raw }: SendOptions = {}) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json' }
-    if (authorization) headers.authorization = authorization
-    let payload: BodyInit = raw ?? JSON.stringify(body)
-    if (encoding && !raw) {
-      headers['content-encoding'] = encoding
-      if (encoding === 'gzip' || encoding === 'deflate') payload = await new Response(new Response(payload).body!.pipeThrough(new CompressionStream(encoding))).arrayBuffer()
-    } else if (encoding) headers['content-encoding'] = encoding
-    return world.request(new Request(`https://worker.test${path}`, { method: 'POST', headers, body: payload }))
-  }
-}
-
-/** Segment's library posting to the Worker (in this isolate); the statuses it was answered. */
-function library(request: (input: Request) => Promise<Response>, writeKey: string) {
-  const statuses: number[] = []
-  const errors: unknown[] = []
-  const analytics = new Analytics({
-    writeKey,
-    host: 'https://worker.test',
-    maxRetries: 0,
-    httpClient: {
-      async makeRequest({ url, method, headers, body }) {
-        const response = await request(new Request(url, { method, headers, body }))
-        statuses.push(response.status)
-        return response
-      },
-    },
-  })
-  analytics.on('error', (error) => errors.push(error))
-  return { analytics, statuses, errors }
-}
-
-function autopilotWorld(env: Partial<Env> = {}) {
-  const world = setup({ SEGMENT_WEBHOOK_TOKEN: TOKEN, ...env })
-  return { ...world, send: sender(world) }
-}
-
+// scripts/libraries-test.js drives both real libraries from Node against the built Worker; the
+// clock-skew correction: test/clock-skew.test.ts.
 describe('the write key', () => {
   const batch = (email: string) => ({ batch: [{ type: 'identify', messageId: id(), userId: 'u-k', traits: { email } }], sentAt: new Date().toISOString() })
 
@@ -117,6 +68,8 @@ describe.each([
   ['ortto', 'direct'],
   ['ortto', 'queued'],
 ] as const)('%s, %s mode', (destination, mode) => {
+  // People of their own per destination and mode: the database is the file's.
+  const tag = `${destination}-${mode}`
   function world() {
     const queue = fakeQueue()
     const env = { SEGMENT_WEBHOOK_TOKEN: TOKEN, ...(mode === 'queued' && { EVENTS: queue.queue }) }
@@ -145,30 +98,28 @@ describe.each([
 
   // It runs inside workerd (it needs only fetch); RudderStack's needs Node: scripts/libraries-test.js.
   it('the real @segment/analytics-node, its host the Worker: an identify and a mapped track arrive', async () => {
-    await freshDb()
     const { request, drain, person, entries } = world()
     const { analytics, statuses } = library(request, TOKEN)
-    analytics.identify({ userId: 'u-lib', traits: { email: 'lib@example.com', firstName: 'Lib' } })
-    analytics.track({ userId: 'u-lib', event: 'Order Completed', properties: { product: 'Tea' }, context: { traits: { email: 'lib@example.com' } } })
+    analytics.identify({ userId: `u-lib-${tag}`, traits: { email: `lib-${tag}@example.com`, firstName: 'Lib' } })
+    analytics.track({ userId: `u-lib-${tag}`, event: 'Order Completed', properties: { product: 'Tea' }, context: { traits: { email: `lib-${tag}@example.com` } } })
     await analytics.closeAndFlush()
     await drain()
     expect(statuses).toEqual([mode === 'queued' ? 202 : 200])
-    expect(person('lib@example.com')).toBe(true)
-    expect(entries('lib@example.com')).toBe(1)
+    expect(person(`lib-${tag}@example.com`)).toBe(true)
+    expect(entries(`lib-${tag}@example.com`)).toBe(1)
   })
 
   it('/v1/batch (Segment’s and RudderStack’s shapes), /v1/identify and /v1/track: identifies and mapped tracks arrive, each track entered once', async () => {
-    await freshDb()
     const { deliver, person, entries } = world()
     const now = new Date().toISOString()
     // RudderStack's: traits (also) in context.traits, originalTimestamp, rudderId, channel, _metadata.
     const rudder = { rudderId: crypto.randomUUID(), channel: 'server', anonymousId: 'anon-r', _metadata: { nodeVersion: '20.20.2' }, originalTimestamp: now, sentAt: now }
     const body = {
       batch: [
-        { type: 'identify', messageId: id(), userId: 'u-b', traits: { email: 'b@example.com' }, timestamp: now },
-        { type: 'track', messageId: id(), userId: 'u-b', event: 'Order Completed', properties: { email: 'b@example.com' }, timestamp: now },
-        { ...rudder, type: 'identify', messageId: id(), userId: 'u-r', context: { traits: { email: 'r@example.com', firstName: 'Rud' }, library: { name: 'analytics-node' } } },
-        { ...rudder, type: 'track', messageId: id(), userId: 'u-r', event: 'Order Completed', properties: {}, context: { traits: { email: 'r@example.com' } } },
+        { type: 'identify', messageId: id(), userId: `u-b-${tag}`, traits: { email: `b-${tag}@example.com` }, timestamp: now },
+        { type: 'track', messageId: id(), userId: `u-b-${tag}`, event: 'Order Completed', properties: { email: `b-${tag}@example.com` }, timestamp: now },
+        { ...rudder, type: 'identify', messageId: id(), userId: `u-r-${tag}`, context: { traits: { email: `r-${tag}@example.com`, firstName: 'Rud' }, library: { name: 'analytics-node' } } },
+        { ...rudder, type: 'track', messageId: id(), userId: `u-r-${tag}`, event: 'Order Completed', properties: {}, context: { traits: { email: `r-${tag}@example.com` } } },
       ],
       sentAt: now,
       writeKey: TOKEN, // Segment's library sends it in the body too: not read
@@ -178,11 +129,11 @@ describe.each([
     expect(await json(response)).toMatchObject({ counts: mode === 'queued' ? { queued: 4 } : { delivered: 4 } })
     await deliver('/v1/batch', body) // re-sent: nothing twice
 
-    const identified = await deliver('/v1/identify', { messageId: id(), userId: 'u-s', traits: { email: 's@example.com' }, sentAt: now })
+    const identified = await deliver('/v1/identify', { messageId: id(), userId: `u-s-${tag}`, traits: { email: `s-${tag}@example.com` }, sentAt: now })
     expect(await json(identified)).toMatchObject({ status: mode === 'queued' ? 'queued' : 'delivered' })
     // A type in the body that says otherwise does not change what the path is.
-    await deliver('/v1/track', { type: 'identify', messageId: id(), userId: 'u-s', event: 'Order Completed', properties: { email: 's@example.com' } })
-    for (const email of ['b@example.com', 'r@example.com', 's@example.com']) {
+    await deliver('/v1/track', { type: 'identify', messageId: id(), userId: `u-s-${tag}`, event: 'Order Completed', properties: { email: `s-${tag}@example.com` } })
+    for (const email of [`b-${tag}@example.com`, `r-${tag}@example.com`, `s-${tag}@example.com`]) {
       expect(person(email), email).toBe(true)
       expect(entries(email), email).toBe(1)
     }
@@ -241,7 +192,6 @@ describe('bodies', () => {
   })
 
   it('the batch’s context applies to every event (its email finds the person), an event’s own keys winning', async () => {
-    await freshDb()
     const { send, autopilot } = autopilotWorld()
     const track = (traits?: Record<string, unknown>) => ({ type: 'track', messageId: id(), userId: 'u-c', event: 'Step Activated', properties: {}, ...(traits && { context: { traits } }) })
     const response = await send('/v1/batch', { batch: [track(), track({ email: 'own@example.com' }), { ...track(), context: 'not an object' }], context: { traits: { email: 'batch@example.com' } } })
@@ -261,102 +211,5 @@ describe('bodies', () => {
       expect(response.status, type).toBeLessThan(300)
       expect((await json(response)).status, type).not.toBe('rejected')
     }
-  })
-})
-
-// Newest wins compares event times: a library's clock is corrected by its sentAt, as Segment's API does.
-describe('clock skew', () => {
-  const HOUR = 3_600_000
-  const at = (ms: number) => new Date(ms).toISOString()
-  const identify = (plan: string, timestamp: string, extra: Record<string, unknown> = {}) => ({
-    type: 'identify',
-    messageId: id(),
-    userId: 'u-t',
-    traits: { email: 'clock@example.com', plan },
-    timestamp,
-    ...extra,
-  })
-
-  // A person's fields are guarded by the times that set them once one of its deliveries failed:
-  // the first attempt fails, the library re-sends (a new sentAt, its clock having moved on).
-  it('a library whose clock runs an hour fast does not win against a later event', async () => {
-    await freshDb()
-    const { send, post, autopilot } = autopilotWorld()
-    const fast = Date.now() + HOUR
-    autopilot.inject({ status: 503 })
-    expect((await send('/v1/batch', { batch: [identify('fast clock', at(fast - 1000))], sentAt: at(fast) })).status).toBe(503)
-    expect((await send('/v1/batch', { batch: [identify('fast clock', at(fast - 1000))], sentAt: at(fast + 2000) })).status).toBe(200)
-    // A minute later, from Segment's Webhooks (whose times are Segment's own).
-    expect((await post(identify('later', at(Date.now() + 60_000)), { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200)
-    expect(autopilot.contacts.get('clock@example.com')?.custom).toEqual({ 'string--plan': 'later' })
-  })
-
-  it('nor does one an hour slow lose to an earlier event that arrives after it', async () => {
-    await freshDb()
-    const { send, post, autopilot } = autopilotWorld()
-    const slow = Date.now() - HOUR
-    autopilot.inject({ status: 503 })
-    expect((await send('/v1/identify', { ...identify('slow clock', at(slow - 1000)), sentAt: at(slow) })).status).toBe(503)
-    expect((await send('/v1/identify', { ...identify('slow clock', at(slow - 1000)), sentAt: at(slow + 2000) })).status).toBe(200)
-    // Happened half a minute ago (before the slow clock's event), delivered after it.
-    expect((await post(identify('earlier', at(Date.now() - 30_000)), { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200)
-    expect(autopilot.contacts.get('clock@example.com')?.custom).toEqual({ 'string--plan': 'slow clock' })
-  })
-
-  it('corrects timestamp (Segment’s libraries) or originalTimestamp (RudderStack’s) by receipt − sentAt, keeps the sender’s in originalTimestamp; an event’s own sentAt first', async () => {
-    await freshDb()
-    const queue = fakeQueue()
-    const { send } = autopilotWorld({ EVENTS: queue.queue })
-    const sentAt = Date.parse('2026-01-01T12:00:00Z')
-    const before = Date.now()
-    await send('/v1/batch', {
-      batch: [
-        identify('a', at(sentAt - 5000)),
-        { ...identify('b', undefined!), originalTimestamp: at(sentAt - 7000) },
-        identify('c', at(sentAt - 5000), { sentAt: at(sentAt - 2000) }),
-        identify('d', 'not a time'),
-      ],
-      sentAt: at(sentAt),
-    })
-    const after = Date.now()
-    const events: Loose[] = queue.sent.flatMap((m) => (m.body as Loose).items.map((item: Loose) => item.event))
-    const byPlan = Object.fromEntries(events.map((event) => [event.traits.plan, event]))
-    const within = (event: Loose, ago: number) => {
-      const time = Date.parse(event.timestamp)
-      expect(time).toBeGreaterThanOrEqual(before - ago)
-      expect(time).toBeLessThanOrEqual(after - ago)
-    }
-    within(byPlan.a, 5000)
-    expect(byPlan.a.originalTimestamp).toBe(at(sentAt - 5000))
-    within(byPlan.b, 7000)
-    expect(byPlan.b.originalTimestamp).toBe(at(sentAt - 7000))
-    within(byPlan.c, 3000)
-    expect(byPlan.d.timestamp).toBe('not a time') // left to fall back on the arrival time
-  })
-
-  it('without sentAt the stamp stays, but none is newer than its arrival', async () => {
-    await freshDb()
-    const queue = fakeQueue()
-    const { send } = autopilotWorld({ EVENTS: queue.queue })
-    const before = Date.now()
-    await send('/v1/batch', { batch: [identify('past', '2026-01-01T12:00:00.000Z'), identify('future', at(Date.now() + HOUR))] })
-    const after = Date.now()
-    const events: Loose[] = queue.sent.flatMap((m) => (m.body as Loose).items.map((item: Loose) => item.event))
-    const byPlan = Object.fromEntries(events.map((event) => [event.traits.plan, event]))
-    expect(byPlan.past.timestamp).toBe('2026-01-01T12:00:00.000Z')
-    expect(Date.parse(byPlan.future.timestamp)).toBeGreaterThanOrEqual(before)
-    expect(Date.parse(byPlan.future.timestamp)).toBeLessThanOrEqual(after)
-  })
-
-  it('events from Segment’s Webhooks (POST /) keep their timestamps, sentAt or not', async () => {
-    await freshDb()
-    const queue = fakeQueue()
-    const { post } = autopilotWorld({ EVENTS: queue.queue })
-    const fast = at(Date.now() + HOUR)
-    const event = identify('webhook', fast, { sentAt: fast })
-    await post([event], { headers: { authorization: `Bearer ${TOKEN}` } })
-    const queued: Loose = (queue.sent[0].body as Loose).items[0].event
-    expect(queued.timestamp).toBe(fast)
-    expect(queued.originalTimestamp).toBeUndefined()
   })
 })
