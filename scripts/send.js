@@ -4,8 +4,12 @@
 // HMAC-SHA1 with the shared secret, over the body for one event and over
 // JSON.stringify(events[0]) for a batch (an array) — or with "Authorization: Bearer" for
 // a token. Prints the Worker's answer.
+// `--library` posts as Segment's and RudderStack's server libraries do instead: to /v1/batch,
+// the events as {"batch": [...], "sentAt": now}, with "Authorization: Basic" and the token as
+// the write key.
 //   npm run send -- examples/identify.json              # to `npm start -- --signed`
 //   npm run send -- examples/batch.json --token "$T" --url https://…workers.dev/
+//   npm run send -- examples/track.json --library       # to `npm start`
 import { readdirSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { isLocal, LOCAL_SECRET } from './local.js'
@@ -13,11 +17,11 @@ import { segmentSignature } from './sign.js'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { url: { type: 'string' }, secret: { type: 'string' }, token: { type: 'string' }, unsigned: { type: 'boolean' } },
+  options: { url: { type: 'string' }, secret: { type: 'string' }, token: { type: 'string' }, unsigned: { type: 'boolean' }, library: { type: 'boolean' } },
 })
 const file = positionals[0]
 if (!file) {
-  console.error('usage: npm run send -- <file.json | -> [--url URL] [--secret SECRET | --token TOKEN | --unsigned]')
+  console.error('usage: npm run send -- <file.json | -> [--url URL] [--secret SECRET | --token TOKEN | --unsigned] [--library]')
   process.exit(2)
 }
 let body
@@ -29,7 +33,7 @@ try {
   console.error(`npm run send: cannot read ${file === '-' ? 'standard input' : file}: ${why}${code === 'ENOENT' ? ` (examples: ${examples()})` : ''}`)
   process.exit(1)
 }
-const url = values.url ?? process.env.WORKER_URL ?? 'http://127.0.0.1:8787/'
+let url = values.url ?? process.env.WORKER_URL ?? 'http://127.0.0.1:8787/'
 const local = isLocal(url)
 const token = values.token ?? process.env.SEGMENT_WEBHOOK_TOKEN
 const secret = values.secret ?? process.env.SEGMENT_SHARED_SECRET ?? (local ? LOCAL_SECRET : undefined)
@@ -37,7 +41,11 @@ const secret = values.secret ?? process.env.SEGMENT_SHARED_SECRET ?? (local ? LO
 /** @type {Record<string, string>} */
 const headers = { 'content-type': 'application/json', 'user-agent': 'Segment (npm run send)' }
 let how = 'unsigned'
-if (token && !values.unsigned) {
+if (values.library) {
+  ;({ url, body } = asLibrary(url, body))
+  if (token && !values.unsigned) headers.authorization = `Basic ${Buffer.from(`${token}:`).toString('base64')}`
+  how = headers.authorization ? 'as a library: the token as the write key' : 'as a library, with no write key (--token or SEGMENT_WEBHOOK_TOKEN; `npm start` takes none)'
+} else if (token && !values.unsigned) {
   headers.authorization = `Bearer ${token}`
   how = 'with the bearer token'
 } else if (secret && !values.unsigned) {
@@ -83,4 +91,24 @@ function examples() {
   } catch {
     return 'none found'
   }
+}
+
+/**
+ * The body as the libraries send it, to the Tracking API's batch path of the Worker's URL: one
+ * event, an array or {"batch": [...]} becomes {"batch": [...], "sentAt": now} (a sentAt given is kept).
+ * @param {string} url
+ * @param {string} text
+ */
+function asLibrary(url, text) {
+  let parsed
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    console.error('npm run send: --library needs a JSON body (one event, an array of events, or {"batch": [...]})')
+    process.exit(1)
+  }
+  const wrapped = Array.isArray(parsed) ? { batch: parsed } : Array.isArray(parsed?.batch) ? parsed : { batch: [parsed] }
+  const target = new URL(url)
+  if (!target.pathname.endsWith('/v1/batch')) target.pathname = `${target.pathname.replace(/\/$/, '')}/v1/batch`
+  return { url: target.href, body: JSON.stringify({ ...wrapped, sentAt: wrapped.sentAt ?? new Date().toISOString() }) }
 }

@@ -1,9 +1,10 @@
 // @ts-check
 // `npm test`: the type check and the suite side by side (the suite waits on real time much of
 // its run, so on a 2-core machine the two together take about the suite's time alone), and once
-// the type check is done, the scripts' own tests (scripts/tests: setup and deploy against a
-// stand-in wrangler, on node's test runner, a few seconds). Their output is held and printed
-// after the suite's; any of them failing fails the run. Arguments go to vitest
+// the type check is done, the Node-side tests on node's test runner: the scripts' own
+// (scripts/tests: setup and deploy against a stand-in wrangler) and, on a full run, the server
+// libraries against the built Worker (scripts/libraries-test.js). Their output is held and
+// printed after the suite's; any of them failing fails the run. Arguments go to vitest
 // (`npm test -- test/pacer.test.ts`).
 import { spawn } from 'node:child_process'
 import { readdirSync } from 'node:fs'
@@ -29,29 +30,29 @@ typecheck.stdout?.on('data', (chunk) => (typeOutput += chunk))
 typecheck.stderr?.on('data', (chunk) => (typeOutput += chunk))
 const suite = spawn(bin('vitest'), ['run', ...process.argv.slice(2)], { cwd: root, shell, stdio: 'inherit' })
 /** @type {import('node:child_process').ChildProcess | undefined} */
-let scripts
+let nodeTests
 // Stopped (a CI timeout, Ctrl-C): all stop with it.
 for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
   process.on(signal, () => {
     typecheck.kill(signal)
     suite.kill(signal)
-    scripts?.kill(signal)
+    nodeTests?.kill(signal)
   })
 }
 const types = await exited(typecheck, 'tsc')
 // After the type check (CPU-bound), while the suite mostly waits.
-const scriptTests = readdirSync(new URL('tests', import.meta.url)).filter((name) => name.endsWith('.test.js'))
-scripts = spawn(process.execPath, ['--test', '--test-reporter=tap', ...scriptTests.map((name) => `scripts/tests/${name}`)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-let scriptOutput = ''
-scripts.stdout?.on('data', (chunk) => (scriptOutput += chunk))
-scripts.stderr?.on('data', (chunk) => (scriptOutput += chunk))
-const [tests, scriptsCode] = await Promise.all([exited(suite, 'vitest'), exited(scripts, 'node --test')])
+const files = readdirSync(new URL('tests', import.meta.url))
+  .filter((name) => name.endsWith('.test.js'))
+  .map((name) => `scripts/tests/${name}`)
+if (process.argv.length <= 2) files.push('scripts/libraries-test.js')
+nodeTests = spawn(process.execPath, ['--test', '--test-reporter=tap', ...files], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+let nodeOutput = ''
+nodeTests.stdout?.on('data', (chunk) => (nodeOutput += chunk))
+nodeTests.stderr?.on('data', (chunk) => (nodeOutput += chunk))
+const [tests, nodeCode] = await Promise.all([exited(suite, 'vitest'), exited(nodeTests, 'node --test')])
 process.stdout.write(types === 0 ? 'type check (tsc --noEmit): no errors\n' : `type check (tsc --noEmit) failed:\n${typeOutput}`)
-const count = (/** @type {string} */ word) => /** @type {RegExpExecArray | null} */ (new RegExp(`^# ${word} (\\d+)$`, 'm').exec(scriptOutput))?.[1] ?? '?'
-process.stdout.write(
-  scriptsCode === 0
-    ? `script tests (node --test scripts/tests): ${count('pass')} passed\n`
-    : `script tests (node --test scripts/tests) failed (${count('fail')} of ${count('tests')}):\n${scriptOutput}`,
-)
+const count = (/** @type {string} */ word) => /** @type {RegExpExecArray | null} */ (new RegExp(`^# ${word} (\\d+)$`, 'm').exec(nodeOutput))?.[1] ?? '?'
+const which = `node --test ${files.join(' ')}`
+process.stdout.write(nodeCode === 0 ? `node-side tests (${which}): ${count('pass')} passed\n` : `node-side tests (${which}) failed (${count('fail')} of ${count('tests')}):\n${nodeOutput}`)
 // Set, not exit(): the reports are written out in full before the process ends.
-process.exitCode = types !== 0 ? Number(types) : tests !== 0 ? Number(tests) : Number(scriptsCode)
+process.exitCode = types !== 0 ? Number(types) : tests !== 0 ? Number(tests) : Number(nodeCode)

@@ -4,9 +4,12 @@
 // outbound fetch answered by a local handler (the Autopilot stand-in). Used by
 // `npm run fuzz` and the benchmarks.
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
 import { Miniflare, Response as MiniflareResponse } from 'miniflare'
 import { unstable_getMiniflareWorkerOptions } from 'wrangler'
+import { migrationStatements } from './migrations.js'
+
+// (Here too for its earlier users; scripts/migrations.js loads without wrangler.)
+export { migrationStatements }
 
 /**
  * `wrangler deploy --dry-run --outdir`: the exact bundle deploy would upload (with its source
@@ -16,22 +19,6 @@ export function buildWorker({ outdir = 'dist', env = '', minify = true } = {}) {
   const args = ['wrangler', 'deploy', '--dry-run', '--outdir', outdir, '--env', env, ...(minify ? [] : ['--minify=false'])]
   execFileSync('npx', args, { stdio: ['ignore', 'ignore', 'inherit'] })
   return `${outdir}/index.js`
-}
-
-/** The statements of migrations/, in order (comments removed). */
-export function migrationStatements(dir = 'migrations') {
-  return readdirSync(dir)
-    .filter((name) => name.endsWith('.sql'))
-    .sort()
-    .flatMap((name) =>
-      readFileSync(`${dir}/${name}`, 'utf8')
-        .split('\n')
-        .map((line) => line.replace(/--.*$/, ''))
-        .join('\n')
-        .split(';')
-        .map((statement) => statement.trim())
-        .filter(Boolean),
-    )
 }
 
 /**

@@ -12,11 +12,13 @@ import { perRequest, type App } from './http/context'
 import { consume } from './queue/queue'
 import { StoreError } from './store/store'
 import { sweep } from './queue/sweep'
+import { trackingApi } from './http/tracking-api'
 
 const app = new Hono<App>()
 
 app.use('*', perRequest)
 app.route('/', events)
+app.route('/', trackingApi)
 app.route('/', health)
 app.route('/', deadLetters)
 app.route('/', admin)

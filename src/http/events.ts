@@ -1,5 +1,6 @@
 // POST /: what Segment sends. Authenticate, validate each event, then deliver now
 // (direct mode) or put on the queue (queued mode), and answer for Segment's retry rules.
+import type { Context } from 'hono'
 import { Hono } from 'hono/tiny'
 import { answerBatch, answerOne } from './answer'
 import { authenticate } from '../segment/auth'
@@ -17,7 +18,7 @@ export const events = new Hono<App>()
 
 events.post('/', limitBody, async (c) => {
   const started = Date.now()
-  const { config, log, sql } = c.var
+  const { config, log } = c.var
   const raw = await c.req.text()
   let parsed: { value: unknown } | undefined
   const parse = () => {
@@ -51,7 +52,19 @@ events.post('/', limitBody, async (c) => {
   if (!body) return c.json({ message: 'Body is not valid JSON' }, 400)
   const shape = eventsOf(body.value)
   if (!shape) return c.json({ message: 'Body must be a Segment event, an array of events, or {"batch": [...]}' }, 400)
+  return deliverShape(c, shape, started)
+})
 
+events.all('/', (c) => methodNotAllowed(c, 'POST'))
+
+/**
+ * Validates each event, delivers them now (direct mode) or queues them (queued mode), and
+ * answers for the sender's retry rules: one event, or a batch. Shared by `POST /` and the
+ * Tracking API's paths (tracking-api.ts).
+ * @param started when the request arrived (ms): the events' arrival time.
+ */
+export async function deliverShape(c: Context<App>, shape: { events: unknown[]; batch: boolean }, started: number) {
+  const { config, log, sql } = c.var
   const blocker = configurationProblem(config)
   const outcomes: Outcome[] = new Array(shape.events.length)
   const valid: (SegmentEvent | undefined)[] = []
@@ -82,9 +95,7 @@ events.post('/', limitBody, async (c) => {
   const messageIds = shape.events.map(messageIdOf)
   outcomes.forEach((outcome, index) => log.count(types[index], outcome.status, messageIds[index], undefined, outcome.issues?.length))
   return shape.batch ? answerBatch(c, messageIds, outcomes) : answerOne(c, outcomes[0])
-})
-
-events.all('/', (c) => methodNotAllowed(c, 'POST'))
+}
 
 /** An array body's first event as Segment serialises it for the signature, and the array's length. */
 function firstEvent(body: unknown): { text: string; count: number } | undefined {

@@ -1,5 +1,6 @@
 // Who gets in: Segment's X-Signature (HMAC-SHA1 of the body with the shared secret)
-// or a bearer token. Locked unless one is configured or ALLOW_UNSIGNED="true".
+// or a bearer token; on the Tracking API's paths, the same token as the write key.
+// Locked unless one is configured or ALLOW_UNSIGNED="true".
 import type { Config } from '../config'
 
 export type AuthResult =
@@ -55,6 +56,14 @@ export async function authenticate(headers: Headers, rawBody: string, firstEvent
     if (first && (await verify(first.text))) return first.count === 1 ? 'signature' : 'first-event-only'
   }
   return 'unauthorized'
+}
+
+/**
+ * The Tracking API's write key (the user name of `Authorization: Basic`, as Segment's and
+ * RudderStack's libraries send it) against SEGMENT_WEBHOOK_TOKEN, in constant time.
+ */
+export async function writeKeyMatches(writeKey: string, config: Config): Promise<boolean> {
+  return tokenMatches(writeKey, keysOf(config).token)
 }
 
 /** ADMIN_TOKEN (for hono/bearer-auth and the operator page's login), in constant time. */
