@@ -13,7 +13,7 @@ const NAMES = ['Ann', 'Bea', 'Cy', 'Dee'] as const
  * One event: `user` is the person's index; a track `byAlias` is sent by the person's
  * anonymous id (an alias's previousId), the others by its userId.
  * To add `group` (issue 36, being built): add its spec to `Spec` and `EVENT_KINDS`, its body to
- * `segmentEvent`, and what it must leave behind to test/sim/model.ts (`expectations`).
+ * `segmentEvent`, and what it must leave behind to `check` in test/sim/model.ts.
  */
 export type Spec =
   | { kind: 'identify'; user: number; t: number; first: string; last: string }

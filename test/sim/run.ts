@@ -25,8 +25,12 @@ export async function runScenario(s: Scenario, destination: Destination, mode: M
   let seq = 0
   let parkedBeforeExpiry: string[]
 
+  let requests = 0
+  const byId = new Map<string, Sent>()
   const deliver = async (batch: Loose[], attempts: number) => {
     for (let i = 0; i < attempts; i++) {
+      requests++
+      for (const event of batch) byId.get(event.messageId)?.arrivals.push(requests)
       if (await w.send(batch)) return unfinished.delete(batch)
     }
     unfinished.add(batch)
@@ -36,7 +40,9 @@ export async function runScenario(s: Scenario, destination: Destination, mode: M
       case 'send': {
         const batch = step.events.map((spec) => {
           const event = segmentEvent(spec, ++seq, s.emailOf)
-          sent.push({ spec, seq, messageId: event.messageId as string })
+          const one: Sent = { spec, seq, messageId: event.messageId as string, arrivals: [] }
+          sent.push(one)
+          byId.set(one.messageId, one)
           return event
         })
         batches.push(batch)
@@ -103,27 +109,23 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
     if (line.event === 'parked-event-expired' && line.messageId) expired.add(line.messageId)
     for (const n of line.notDelivered ?? []) if (line.kind === 'queue' && n.outcome === 'rejected') loggedRejected.add(n.messageId)
   }
-  const entries = new Map<string, number>()
+  const entries = w.entries()
   let person: Ending['person']
   if (destination === 'autopilot') {
     const { autopilot } = w.base
-    const triggers: Record<string, string> = { 'Step Activated': '0001', 'Order Completed': '0002' }
-    for (const [name, id] of Object.entries(triggers)) entries.set(name, autopilot.enrolments.filter((e) => e.triggerId === id).length)
     person = (email) => {
       const contact = autopilot.contacts.get(email)
       return contact && { first: contact.FirstName, last: contact.LastName }
     }
   } else {
-    const ortto = w.standIn as unknown as { activities: { activity_id: string }[]; person: (field: string, value: string) => { fields: Record<string, unknown>; archived: boolean } | undefined }
-    const activities: Record<string, string> = { 'Step Activated': 'act:cm:step-activated', 'Order Completed': 'act:cm:order-completed' }
-    for (const [name, id] of Object.entries(activities)) entries.set(name, ortto.activities.filter((a) => a.activity_id === id).length)
+    const ortto = w.standIn as unknown as { person: (field: string, value: string) => { fields: Record<string, unknown>; archived: boolean } | undefined }
     person = (email) => {
       const found = ortto.person('str::email', email)
       return found && !found.archived ? { first: found.fields['str::first'], last: found.fields['str::last'] } : undefined
     }
   }
   const parkedAfter = (await rows('SELECT id FROM parked')).length
-  return { lastAnswer, deadLetters, expired, parkedBeforeExpiry, parkedAfter, loggedRejected, redriven, entries, person }
+  return { lastAnswer, deadLetters, expired, parkedBeforeExpiry, parkedAfter, loggedRejected, redriven, entries, enteredBeforeCrash: w.observed.enteredBeforeCrash, person }
 }
 
 export interface SimulationResult {

@@ -32,7 +32,15 @@ interface QueuedMessage {
 /** What Segment saw for each messageId, in order, and what the Worker logged. */
 export interface Observed {
   answers: Map<string, { status: string; message: string }[]>
+  /** Journey entries made by invocations that then crashed, by event name. */
+  enteredBeforeCrash: Map<string, number>
 }
+
+/** Where each mapped event name enters: Autopilot trigger ids, Ortto activity ids (test/helpers.ts settings). */
+export const ENTRY_IDS = {
+  autopilot: { 'Step Activated': '0001', 'Order Completed': '0002' },
+  ortto: { 'Step Activated': 'act:cm:step-activated', 'Order Completed': 'act:cm:order-completed' },
+} as const
 
 /** Every table emptied (cheaper than a new database per sequence; the schema stays). */
 async function emptyTables() {
@@ -84,13 +92,22 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
       console.warn(`  call ${request.method} ${new URL(request.url).pathname} ${body.slice(0, 300)} -> ${response.status} ${(await response.clone().text()).slice(0, 200)} [${faults.trace.at(-1)}]`)
     return response
   })
-  const observed: Observed = { answers: new Map() }
+  const observed: Observed = { answers: new Map(), enteredBeforeCrash: new Map() }
+  /** Journey entries (Autopilot) or activities (Ortto) the stand-in holds, by mapped event name. */
+  const entries = (): Map<string, number> => {
+    const list: { id: string }[] =
+      destination === 'ortto'
+        ? (standIn as unknown as { activities: { activity_id: string }[] }).activities.map((a) => ({ id: a.activity_id }))
+        : base.autopilot.enrolments.map((e) => ({ id: e.triggerId }))
+    return new Map(Object.entries(ENTRY_IDS[destination]).map(([name, id]) => [name, list.filter((e) => e.id === id).length]))
+  }
 
   /** One invocation: a crash inside it freezes its I/O until it ends; then the isolate is new. */
   async function invocation<T>(run: () => Promise<T>): Promise<T | 'crashed'> {
     // Segment and Queues waited as long as they were told: no pause carries over.
     resetPacers()
     forgetRefusals()
+    const before = entries()
     let timer: ReturnType<typeof setTimeout> | undefined
     const stuck = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`an invocation still running after ${STUCK_MS} ms; last I/O: ${faults.trace.join(', ')}`)), STUCK_MS)
@@ -104,6 +121,12 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
     } finally {
       if (timer !== undefined) clearTimeout(timer)
       if (faults.frozen) {
+        // Entered, then stopped before the ledger recorded it: a lease later lets it go again
+        // (the documented residual: docs/state.md, "a trigger whose answer was lost").
+        for (const [name, n] of entries()) {
+          const extra = n - (before.get(name) ?? 0)
+          if (extra > 0) observed.enteredBeforeCrash.set(name, (observed.enteredBeforeCrash.get(name) ?? 0) + extra)
+        }
         faults.frozen = false
         entered.clear() // the isolate's memory went with it
       }
@@ -199,7 +222,7 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
     await invocation(() => sweep(base.env))
   }
 
-  return { base, standIn, observed, send, consumeSome, drain, redeliver, redrive, runSweep, pending, deadQueue, queueName: EVENTS_QUEUE }
+  return { base, standIn, observed, entries, send, consumeSome, drain, redeliver, redrive, runSweep, pending, deadQueue, queueName: EVENTS_QUEUE }
 }
 
 export type World = Awaited<ReturnType<typeof world>>
