@@ -11,7 +11,7 @@ import { defineConfig } from 'vitest/config'
 // (cloudflare/workers-sdk#13833). Drop exactly that line, nothing else.
 const TEARDOWN_NOISE = /^exception = workerd\/api\/web-socket\.c\+\+:\d+: disconnected: WebSocket peer disconnected\n?$/
 type Writer = { write: (chunk: string | Uint8Array, ...rest: unknown[]) => boolean }
-const { stdout, stderr } = (globalThis as unknown as { process: { stdout: Writer; stderr: Writer } }).process
+const { stdout, stderr, env: shellEnv } = (globalThis as unknown as { process: { stdout: Writer; stderr: Writer; env: Record<string, string | undefined> } }).process
 for (const stream of [stdout, stderr]) {
   const write = stream.write.bind(stream)
   stream.write = (chunk, ...rest) => TEARDOWN_NOISE.test(String(chunk)) || write(chunk, ...rest)
@@ -31,6 +31,8 @@ export default defineConfig(async ({ mode }) => ({
           QUEUE_RETRY_BASE_SECONDS: '1',
           // The ledger prune's test: 100,000 rows in npm test, a million with `npm run test:prune`.
           TEST_PRUNE_ROWS: mode === 'million' ? '1000000' : '100000',
+          // `npm run simulate` (scripts/simulate.js): the simulation's length, seed and tolerated known defects.
+          ...Object.fromEntries(['SIM_RUNS', 'SIM_SEED', 'SIM_KNOWN', 'SIM_ONLY', 'SIM_DEBUG', 'SIM_SHRINK_SECONDS'].flatMap((name) => (shellEnv[name] === undefined ? [] : [[name, shellEnv[name]]]))),
         },
       },
     }),

@@ -1,0 +1,32 @@
+import { env } from 'cloudflare:test'
+import { describe, expect, it } from 'vitest'
+import { KNOWN_DEFECTS } from './sim/model'
+import { simulate } from './sim/run'
+
+// The whole pipeline under random event sequences and faults at every step (test/sim/):
+// a short run here; `npm run simulate` runs it long (SIM_RUNS, SIM_SEED, SIM_KNOWN, SIM_ONLY).
+const bindings = env as unknown as { SIM_RUNS?: string; SIM_SEED?: string; SIM_KNOWN?: string; SIM_ONLY?: string; SIM_DEBUG?: string; SIM_SHRINK_SECONDS?: string }
+const runs = Number(bindings.SIM_RUNS || 2)
+const seed = bindings.SIM_SEED ? Number(bindings.SIM_SEED) : Date.now() % 2 ** 31
+const known = bindings.SIM_KNOWN === undefined || bindings.SIM_KNOWN === 'default' ? KNOWN_DEFECTS : new Set(bindings.SIM_KNOWN.split(',').filter(Boolean).map(Number))
+const only = bindings.SIM_ONLY
+const combinations = (
+  [
+    ['autopilot', 'direct'],
+    ['autopilot', 'queued'],
+    ['ortto', 'direct'],
+    ['ortto', 'queued'],
+  ] as const
+).filter(([destination, mode]) => !only || [destination, mode, `${destination}-${mode}`].includes(only))
+
+describe.each(combinations)('simulation: %s, %s mode', (destination, mode) => {
+  it(
+    `every event ends delivered once, rejected, dead-lettered or expired; newest wins; deletes stay (${runs} sequences)`,
+    { timeout: 60_000 + runs * 5_000 + Number(bindings.SIM_SHRINK_SECONDS || 0) * 1000 },
+    async () => {
+      const result = await simulate(destination, mode, { runs, seed, known, debug: Boolean(bindings.SIM_DEBUG), shrinkMs: Number(bindings.SIM_SHRINK_SECONDS || 0) * 1000 })
+      console.warn(result.report)
+      expect(result.failed, result.report).toBe(false)
+    },
+  )
+})
