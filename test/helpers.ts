@@ -1,4 +1,4 @@
-import { applyD1Migrations, createExecutionContext, createMessageBatch, env as testEnv, getQueueResult, reset, waitOnExecutionContext } from 'cloudflare:test'
+import { applyD1Migrations, createExecutionContext, createMessageBatch, env as testEnv, getQueueResult, waitOnExecutionContext } from 'cloudflare:test'
 import { expect, vi } from 'vitest'
 import { createAutopilot, type AutopilotOptions } from '../sandbox/autopilot.js'
 import { createOrtto, type OrttoOptions } from '../sandbox/ortto.js'
@@ -160,11 +160,18 @@ export function fakeQueue({ refuse = false } = {}) {
 /** The local D1 database (Miniflare), migrated. */
 export const db = () => testEnv.DB!
 
-/** An empty, migrated database (storage is shared by the tests of one file). */
+/**
+ * An empty, migrated database (storage is shared by the tests of one file). Every table is
+ * dropped and the migrations applied again: cloudflare:test's reset() (which deletes the
+ * Durable Objects behind D1) could leave the tables in place when files ran in parallel on a
+ * busy machine, and the migrations then failed with "table identities already exists".
+ */
 export async function freshDb() {
   history.forget()
-  await reset()
-  await applyD1Migrations(testEnv.DB!, testEnv.TEST_MIGRATIONS)
+  const DB = testEnv.DB!
+  const { results } = await DB.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").all<{ name: string }>()
+  if (results.length) await DB.batch(results.map(({ name }) => DB.prepare(`DROP TABLE "${name}"`)))
+  await applyD1Migrations(DB, testEnv.TEST_MIGRATIONS)
 }
 
 /** Rows of a table, for assertions. */
