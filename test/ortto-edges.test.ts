@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { json, setupOrtto, testDb } from './helpers'
+import { json, rows, setupOrtto, testDb } from './helpers'
 import { ledgerState } from './ledger-helpers'
 
 // Ortto's edges: what a second review found, each held by a test.
