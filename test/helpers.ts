@@ -169,7 +169,9 @@ export const db = () => testEnv.DB!
 export async function freshDb() {
   history.forget()
   const DB = testEnv.DB!
-  const { results } = await DB.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").all<{ name: string }>()
+  const { results } = await DB.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").all<{
+    name: string
+  }>()
   if (results.length) await DB.batch(results.map(({ name }) => DB.prepare(`DROP TABLE "${name}"`)))
   await applyD1Migrations(DB, testEnv.TEST_MIGRATIONS)
 }
