@@ -43,9 +43,7 @@ const database = readValue(toml, d1Table, 'database_name') ?? stop(`wrangler.tom
 const databaseId = readValue(toml, d1Table, 'database_id')
 if (!dryRun && !databaseId) stop(`wrangler.toml names no D1 database for this Worker yet (no database_id under [[${d1Table}]]).\nFix: ${setup}`)
 
-// The dry run's local database and bundle go to a temporary directory, not into the project:
-// the test pool starts from wrangler's default local D1 (.wrangler/state/v3), and with a built
-// bundle beside the sources some workerd tests failed (a D1 table created twice).
+// The dry run's local database and bundle go to a temporary directory: it leaves nothing in the project.
 const scratch = join(tmpdir(), `segment-autopilot-deploy-dry-run${env ? `-${env}` : ''}`)
 const migrate = ['d1', 'migrations', 'apply', database, ...(dryRun ? ['--local', '--persist-to', join(scratch, 'state')] : ['--remote']), ...envArgs]
 const upload = ['deploy', ...envArgs, ...(dryRun ? ['--dry-run', '--outdir', join(scratch, 'dist')] : [])]
