@@ -41,7 +41,7 @@ for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
 const types = await exited(typecheck, 'tsc')
 // After the type check (CPU-bound), while the suite mostly waits.
 const scriptTests = readdirSync(new URL('tests', import.meta.url)).filter((name) => name.endsWith('.test.js'))
-scripts = spawn(process.execPath, ['--test', '--test-reporter=tap', ...scriptTests.map((name) => `scripts/tests/${name}`)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+scripts = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=tap', ...scriptTests.map((name) => `scripts/tests/${name}`)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
 let scriptOutput = ''
 scripts.stdout?.on('data', (chunk) => (scriptOutput += chunk))
 scripts.stderr?.on('data', (chunk) => (scriptOutput += chunk))
