@@ -28,6 +28,9 @@ let typeOutput = ''
 typecheck.stdout?.on('data', (chunk) => (typeOutput += chunk))
 typecheck.stderr?.on('data', (chunk) => (typeOutput += chunk))
 const suite = spawn(bin('vitest'), ['run', ...process.argv.slice(2)], { cwd: root, shell, stdio: 'inherit' })
+// Listened to from the start: either may end before the other.
+const typecheckDone = exited(typecheck, 'tsc')
+const suiteDone = exited(suite, 'vitest')
 /** @type {import('node:child_process').ChildProcess | undefined} */
 let scripts
 // Stopped (a CI timeout, Ctrl-C): all stop with it.
@@ -38,14 +41,14 @@ for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
     scripts?.kill(signal)
   })
 }
-const types = await exited(typecheck, 'tsc')
+const types = await typecheckDone
 // After the type check (CPU-bound), while the suite mostly waits.
 const scriptTests = readdirSync(new URL('tests', import.meta.url)).filter((name) => name.endsWith('.test.js'))
 scripts = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=tap', ...scriptTests.map((name) => `scripts/tests/${name}`)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
 let scriptOutput = ''
 scripts.stdout?.on('data', (chunk) => (scriptOutput += chunk))
 scripts.stderr?.on('data', (chunk) => (scriptOutput += chunk))
-const [tests, scriptsCode] = await Promise.all([exited(suite, 'vitest'), exited(scripts, 'node --test')])
+const [tests, scriptsCode] = await Promise.all([suiteDone, exited(scripts, 'node --test')])
 process.stdout.write(types === 0 ? 'type check (tsc --noEmit): no errors\n' : `type check (tsc --noEmit) failed:\n${typeOutput}`)
 const count = (/** @type {string} */ word) => /** @type {RegExpExecArray | null} */ (new RegExp(`^# ${word} (\\d+)$`, 'm').exec(scriptOutput))?.[1] ?? '?'
 process.stdout.write(
