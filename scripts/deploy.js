@@ -8,6 +8,8 @@
 // listed), then what the real run would do.
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { askHidden, interactive } from './ask.js'
@@ -41,17 +43,16 @@ const database = readValue(toml, d1Table, 'database_name') ?? stop(`wrangler.tom
 const databaseId = readValue(toml, d1Table, 'database_id')
 if (!dryRun && !databaseId) stop(`wrangler.toml names no D1 database for this Worker yet (no database_id under [[${d1Table}]]).\nFix: ${setup}`)
 
-// The dry run's local database is its own: wrangler's default one (.wrangler/state/v3) is what
-// the test pool starts from, and a migrated copy there breaks `npm test`.
-const local = ['--local', '--persist-to', `.wrangler/state/deploy-dry-run${env ? `-${env}` : ''}`]
-const migrate = ['d1', 'migrations', 'apply', database, ...(dryRun ? local : ['--remote']), ...envArgs]
-const upload = ['deploy', ...envArgs, ...(dryRun ? ['--dry-run', '--outdir', `dist-deploy${env ? `-${env}` : ''}`] : [])]
+// The dry run's local database and bundle go to a temporary directory: it leaves nothing in the project.
+const scratch = join(tmpdir(), `segment-autopilot-deploy-dry-run${env ? `-${env}` : ''}`)
+const migrate = ['d1', 'migrations', 'apply', database, ...(dryRun ? ['--local', '--persist-to', join(scratch, 'state')] : ['--remote']), ...envArgs]
+const upload = ['deploy', ...envArgs, ...(dryRun ? ['--dry-run', '--outdir', join(scratch, 'dist')] : [])]
 // CI: wrangler applies the migrations without asking to confirm.
 await step(migrate, { CI: 'true' })
 const deployed = await step(upload)
 
 if (dryRun) {
-  console.log(`\nDry run done: nothing was uploaded. The real run (\`${again}\`):
+  console.log(`\nDry run done: nothing was uploaded (the bundle: ${join(scratch, 'dist')}). The real run (\`${again}\`):
   ${shown(['d1', 'migrations', 'apply', database, '--remote', ...envArgs])}
   ${shown(['deploy', ...envArgs])}
   then the setup check against the deployed URL, and what to paste into Segment.${databaseId ? '' : `\nwrangler.toml names no D1 database for this Worker yet: run ${setup} first.`}`)

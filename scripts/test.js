@@ -29,6 +29,9 @@ let typeOutput = ''
 typecheck.stdout?.on('data', (chunk) => (typeOutput += chunk))
 typecheck.stderr?.on('data', (chunk) => (typeOutput += chunk))
 const suite = spawn(bin('vitest'), ['run', ...process.argv.slice(2)], { cwd: root, shell, stdio: 'inherit' })
+// Listened to from the start: either may end before the other.
+const typecheckDone = exited(typecheck, 'tsc')
+const suiteDone = exited(suite, 'vitest')
 /** @type {import('node:child_process').ChildProcess | undefined} */
 let nodeTests
 // Stopped (a CI timeout, Ctrl-C): all stop with it.
@@ -39,17 +42,17 @@ for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
     nodeTests?.kill(signal)
   })
 }
-const types = await exited(typecheck, 'tsc')
+const types = await typecheckDone
 // After the type check (CPU-bound), while the suite mostly waits.
 const files = readdirSync(new URL('tests', import.meta.url))
   .filter((name) => name.endsWith('.test.js'))
   .map((name) => `scripts/tests/${name}`)
 if (process.argv.length <= 2) files.push('scripts/libraries-test.js')
-nodeTests = spawn(process.execPath, ['--test', '--test-reporter=tap', ...files], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+nodeTests = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=tap', ...files], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
 let nodeOutput = ''
 nodeTests.stdout?.on('data', (chunk) => (nodeOutput += chunk))
 nodeTests.stderr?.on('data', (chunk) => (nodeOutput += chunk))
-const [tests, nodeCode] = await Promise.all([exited(suite, 'vitest'), exited(nodeTests, 'node --test')])
+const [tests, nodeCode] = await Promise.all([suiteDone, exited(nodeTests, 'node --test')])
 process.stdout.write(types === 0 ? 'type check (tsc --noEmit): no errors\n' : `type check (tsc --noEmit) failed:\n${typeOutput}`)
 const count = (/** @type {string} */ word) => /** @type {RegExpExecArray | null} */ (new RegExp(`^# ${word} (\\d+)$`, 'm').exec(nodeOutput))?.[1] ?? '?'
 const which = `node --test ${files.join(' ')}`
