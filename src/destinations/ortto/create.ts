@@ -167,8 +167,9 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       try {
         held = await creations.reserve(kind, name, max, stands?.state === 'expired')
       } catch {
-        // The hold may have been written (a slow commit): given back, or it ends with this run.
-        await creations.release(kind, name).catch(() => undefined)
+        // The hold may have been written (a slow commit): given back, or it ends with this run. One taken
+        // over stays, ended: the run before may have made it, so the next one looks first.
+        await creations.release(kind, name, stands?.state === 'expired').catch(() => undefined)
         return { retry: `the record of what this Worker created is unavailable, so ${what} was not created; will retry` }
       }
     }
