@@ -102,13 +102,13 @@ ${overview ? [parked(view, overview), deadLetters(view, overview), claims(view, 
 
 function created(view: PageView, { max, rows }: NonNullable<PageView['created']>) {
   const today = new Date(view.now).toISOString().slice(0, 10)
-  const used = rows.filter((r) => r.day === today && !r.note).length
+  const used = rows.filter((r) => r.day === today && (r.state === 'held' || r.state === 'created')).length
   return html`<section id="created">
 <h2>Created in ${view.label}</h2>
 <p>Today <span id="created-used">${used}</span> of ${max} new fields and activities used (ORTTO_CREATE_MAX).</p>
 ${
   rows.length
-    ? html`<table><thead><tr><th>When</th><th>What</th><th>Name</th><th>Id, or why it was left out</th></tr></thead>
+    ? html`<table><thead><tr><th>When</th><th>What</th><th>Name</th><th>Id, or why it was left out or refused (and what to do)</th></tr></thead>
 <tbody>${rows.map((r) => html`<tr><td>${at(r.at)}</td><td>${r.kind}</td><td class="reason">${r.name}</td><td class="${r.note ? 'bad' : ''}">${r.id ?? r.note ?? (r.state === 'created' ? 'created (its id not read yet)' : 'being created')}</td></tr>`)}</tbody></table>`
     : html`<p class="muted">Nothing created in the last 7 days.</p>`
 }

@@ -44,12 +44,14 @@ export class CreationLog implements Creations {
   constructor(
     private readonly sql: Sql,
     private readonly holdUntil = Date.now() + DEFAULT_HOLD_MS,
+    /** The clock (a test's fake one). */
+    private readonly clock: () => number = Date.now,
   ) {}
 
   async look(items: readonly { kind: string; name: string }[]): Promise<Map<string, Standing>> {
     const standing = new Map<string, Standing>()
     if (!items.length) return standing
-    const now = Date.now()
+    const now = this.clock()
     type Row = { kind: string; name: string; state: string; id: string | null; note: string | null; until: number }
     const { results } = await this.sql.all<Row>(
       this.sql
@@ -74,7 +76,7 @@ export class CreationLog implements Creations {
   }
 
   async reserve(kind: string, name: string, max: number, takeOver = false): Promise<Reservation> {
-    const now = Date.now()
+    const now = this.clock()
     const day = dayOf(now)
     if (takeOver) {
       // Its run is over (or gave it up unsure): this run takes it over, and looks in the account first.
@@ -97,14 +99,14 @@ export class CreationLog implements Creations {
     if ((result.meta.changes ?? 0) > 0) return { state: 'new' }
     // Taken by another isolate since it was looked at, or no slot is free.
     const row = await this.sql.first<Parameters<typeof standingOf>[0]>(this.sql.prepare('SELECT state, id, note, until FROM created WHERE kind = ?1 AND name = ?2 AND day = ?3').bind(kind, name, day))
-    const now2 = Date.now()
+    const now2 = this.clock()
     const standing = row ? standingOf(row, now2) : undefined
     if (!standing || standing.state === 'left') return { state: 'full' }
     return standing.state === 'expired' ? { state: 'taken' } : standing
   }
 
   async created(kind: string, name: string, id?: string): Promise<void> {
-    const now = Date.now()
+    const now = this.clock()
     await this.sql.run(
       this.sql
         .prepare(
@@ -117,14 +119,14 @@ export class CreationLog implements Creations {
 
   async release(kind: string, name: string, unsure = false): Promise<void> {
     const mine = `kind = ?1 AND name = ?2 AND day = ?3 AND state = 'held' AND until = ?4`
-    const day = dayOf(Date.now())
+    const day = dayOf(this.clock())
     // Unsure (a call went and may have made it): the slot stays counted, and the next run looks in the account first.
     const statement = unsure ? `UPDATE created SET until = 0 WHERE ${mine}` : `DELETE FROM created WHERE ${mine}`
     await this.sql.run(this.sql.prepare(statement).bind(kind, name, day, this.holdUntil))
   }
 
   async refused(kind: string, name: string, reason: string, every = false): Promise<void> {
-    const now = Date.now()
+    const now = this.clock()
     const upsert = this.sql.prepare(
       `INSERT INTO created (kind, name, day, at, note, state) VALUES (?1, ?2, ?3, ?4, ?5, 'refused')
        ON CONFLICT (kind, name, day) DO UPDATE SET state = 'refused', note = excluded.note, id = NULL, until = 0, at = excluded.at WHERE created.state <> 'created'`,
@@ -135,7 +137,7 @@ export class CreationLog implements Creations {
 
   async leftOut(items: readonly LeftOut[]): Promise<void> {
     if (!items.length) return
-    const now = Date.now()
+    const now = this.clock()
     await this.sql.run(
       this.sql
         .prepare(
@@ -150,7 +152,7 @@ export class CreationLog implements Creations {
 
   /** The last days' rows, newest first (doctor, the operator page). */
   async recent(days = 7, limit = 200): Promise<CreatedRow[]> {
-    const since = dayOf(Date.now() - (days - 1) * 86_400_000)
+    const since = dayOf(this.clock() - (days - 1) * 86_400_000)
     const { results } = await this.sql.all<CreatedRow>(
       this.sql.prepare('SELECT kind, name, day, id, at, note, state FROM created WHERE day >= ?1 AND name <> ?3 ORDER BY at DESC LIMIT ?2').bind(since, limit, EVERY_NAME),
     )
@@ -159,12 +161,12 @@ export class CreationLog implements Creations {
 
   /** Slots today's creations hold. */
   async usedToday(): Promise<number> {
-    const row = await this.sql.first<{ n: number }>(this.sql.prepare(`SELECT count(*) AS n FROM created WHERE day = ?1 AND state IN ('held', 'created')`).bind(dayOf(Date.now())))
+    const row = await this.sql.first<{ n: number }>(this.sql.prepare(`SELECT count(*) AS n FROM created WHERE day = ?1 AND state IN ('held', 'created')`).bind(dayOf(this.clock())))
     return row?.n ?? 0
   }
 
   /** Rows older than `days` go (the sweep). */
   async prune(days = 30): Promise<void> {
-    await this.sql.run(this.sql.prepare('DELETE FROM created WHERE day < ?1').bind(dayOf(Date.now() - days * 86_400_000)))
+    await this.sql.run(this.sql.prepare('DELETE FROM created WHERE day < ?1').bind(dayOf(this.clock() - days * 86_400_000)))
   }
 }

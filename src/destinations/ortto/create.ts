@@ -9,13 +9,14 @@
 // Nothing is ever sent under an id that does not exist.
 import type { Issue } from '../../segment/schema'
 import { normal } from '../../segment/traits'
-import type { Creations, Job, LeftOut, Operation, Reservation, Standing } from '../destination'
+import type { Creations, Job, LeftOut, Reservation, Standing } from '../destination'
 import { CallError } from '../transport'
 import { Stopped } from '../../pipeline/gate'
 import { toAccount, type StoredAccount } from './account'
 import { CreatedUnread, type OrttoClient } from './client'
-import { fieldNamed, noAccount, typeFor, unknownAccount, valueFor, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
-import { lacksAttribute, NO_ATTRIBUTE, TO_CREATE } from './mapping'
+import { fieldNamed, noAccount, typeFor, unknownAccount, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
+import { TO_CREATE } from './mapping'
+import { addTo, index, lackingOf, place, type Made, type Placed } from './place'
 import type { OrttoPerson } from './person'
 import type { OrttoSettings } from './settings'
 
@@ -29,17 +30,6 @@ export interface CreateOptions {
 }
 
 type Kind = 'field' | 'activity'
-/** How one definition ended: its id, left out (and why), or to retry. */
-type Made = { id: string; attributes?: FieldIndex } | { left: string } | { retry: string }
-
-/** What createMissing hands back: the jobs placed, those to retry, and tracks whose activity could not be made (not delivered). */
-export interface Placed {
-  jobs: Job<OrttoPerson>[]
-  retry: Map<number, string>
-  /** Tracks whose activity could not be made: the person is merged, the event answered rejected with this. */
-  unmade: Map<number, { message: string; issues: Issue[] }>
-}
-
 const DUPLICATE = /already exist|duplicate|taken|in use/i
 /**
  * Creation calls one run makes, at most: each costs a call and two D1 queries, and a request
@@ -48,6 +38,9 @@ const DUPLICATE = /already exist|duplicate|taken|in use/i
  * makes it: each run makes progress, since only calls made count).
  */
 export const MAX_CREATIONS_PER_RUN = 8
+
+/** What this isolate has told the record was left out today (day|kind|name): each is written once, not per request. */
+const told = new Set<string>()
 
 /** Creates what the jobs need; returns the jobs with values placed under real ids (or left out), what must be retried, and what was not made. */
 export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<Placed> {
@@ -111,9 +104,18 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   await tell([...leftOut, ...lacking])
   return placed
 
-  /** Told to the operator (doctor, /admin); a failure to tell costs nothing else. */
+  /** Told to the operator (doctor, /admin) once a day per isolate; a failure to tell costs nothing else. */
   async function tell(items: LeftOut[]) {
-    if (items.length && creations && options.settings.create.activities) await creations.leftOut(items.slice(0, 50)).catch(() => undefined)
+    const day = new Date().toISOString().slice(0, 10)
+    const fresh = items.filter((item) => !told.has(`${day}|${item.kind}|${item.name}`)).slice(0, 50)
+    if (!fresh.length || !creations) return
+    const ok = await creations.leftOut(fresh).then(
+      () => true,
+      () => false,
+    )
+    if (!ok) return
+    if (told.size > 1000) told.clear()
+    for (const item of fresh) told.add(`${day}|${item.kind}|${item.name}`)
   }
 
   /** The definition of this name the account has (the isolate's copy, or a read), with an activity's attributes. */
@@ -165,8 +167,9 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       try {
         held = await creations.reserve(kind, name, max, stands?.state === 'expired')
       } catch {
-        // The hold may have been written (a slow commit): given back, or it ends with this run.
-        await creations.release(kind, name).catch(() => undefined)
+        // The hold may have been written (a slow commit): given back, or it ends with this run. One taken
+        // over stays, ended: the run before may have made it, so the next one looks first.
+        await creations.release(kind, name, stands?.state === 'expired').catch(() => undefined)
         return { retry: `the record of what this Worker created is unavailable, so ${what} was not created; will retry` }
       }
     }
@@ -262,81 +265,4 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       ;(account.activities as Map<string, FieldIndex>).set(field.id, attributes ?? index([]))
     }
   }
-}
-
-/** Properties an activity has no attribute for, as the operator is told of them. */
-function lackingOf(issues: readonly Issue[] | undefined): LeftOut[] {
-  const items: LeftOut[] = []
-  for (const issue of issues ?? []) {
-    const said = issue.message.startsWith(NO_ATTRIBUTE) && /"(.*)"/.exec(issue.message.slice(NO_ATTRIBUTE.length))
-    if (said)
-      items.push({ kind: 'attribute', name: `${said[1]} / ${issue.path.replace(/^properties\./, '')}`, reason: 'the activity has no attribute of this name and type: add it to the activity in Ortto' })
-  }
-  return items
-}
-
-function index(fields: OrttoField[]): FieldIndex {
-  const exact = new Map<string, OrttoField>()
-  const loose = new Map<string, OrttoField>()
-  const result = { exact, loose }
-  for (const field of fields) addTo(result, field)
-  return result
-}
-
-function addTo(target: FieldIndex, field: OrttoField) {
-  const exact = target.exact as Map<string, OrttoField>
-  const loose = target.loose as Map<string, OrttoField>
-  if (!exact.has(field.name)) exact.set(field.name, field)
-  const key = normal(field.name)
-  if (!loose.has(key)) loose.set(key, field)
-}
-
-/** Values under the ids made (or found); left out and named where none could be; retried where it may pass. */
-function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>, unmade: Placed['unmade'], lacking: LeftOut[]): Placed {
-  const retry = new Map<number, string>()
-  const placed = jobs.map((job, i): Job<OrttoPerson> => {
-    const { op } = job
-    if (op.kind !== 'upsert' && op.kind !== 'enter') return job
-    const issues: Issue[] = [...(op.issues ?? [])]
-    const fields = { ...op.person.fields }
-    for (const want of op.person.wanted ?? []) {
-      const result = made.get(`field:${normal(want.name)}`)!
-      if ('retry' in result) retry.set(i, result.retry)
-      else if ('left' in result) issues.push({ path: want.path, message: `${result.left}; not sent` })
-      else {
-        const value = valueFor(result.id, want.value)
-        if (value.ok) fields[result.id] = value.value
-        else issues.push({ path: want.path, message: `${value.problem}; not sent` })
-      }
-    }
-    const person: OrttoPerson = { ...op.person, fields }
-    delete person.wanted
-    const withIssues = issues.length ? { issues } : {}
-    if (op.kind === 'upsert' || !op.journey.startsWith(TO_CREATE)) return { ...job, op: { ...op, person, ...withIssues } }
-    const name = op.journey.slice(TO_CREATE.length)
-    const activity = made.get(`activity:${normal(name)}`)!
-    if ('retry' in activity) retry.set(i, activity.retry)
-    if ('left' in activity) {
-      // Not delivered: the activity is what the track is. Its person is merged when it carries anything.
-      const reason = activity.left
-      const all = [{ path: 'event', message: reason }, ...issues]
-      if (op.setFirst) unmade.set(i, { message: `${reason}; person merged`, issues: all })
-      const next: Operation<OrttoPerson> = op.setFirst ? { kind: 'upsert', person, message: `${reason}; person merged`, issues: all } : { kind: 'reject', message: reason, issues: all }
-      return { ...job, op: next }
-    }
-    if ('retry' in activity) return { ...job, op: { kind: 'upsert', person, message: activity.retry, ...withIssues } }
-    const attributes: Record<string, unknown> = {}
-    for (const [property, value] of Object.entries(op.attributes ?? {})) {
-      const attribute = activity.attributes && fieldNamed(activity.attributes, property)?.field
-      const converted = attribute && valueFor(attribute.id, value)
-      if (converted && converted.ok) attributes[attribute.id] = converted.value
-      else {
-        const message = lacksAttribute(name)
-        issues.push({ path: `properties.${property}`, message })
-        lacking.push(...lackingOf([{ path: `properties.${property}`, message }]))
-      }
-    }
-    return { ...job, op: { ...op, journey: activity.id, person, attributes, ...(issues.length && { issues }) } }
-  })
-  return { jobs: placed, retry, unmade }
 }
