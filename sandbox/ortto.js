@@ -48,6 +48,8 @@
 //   for a field) and on the activity record; an activity's does not move its person's.
 // - Request keys it does not model (a top-level location, sort_by_field_id, cursor_id, ...)
 //   are refused with 400, so a Worker relying on them is noticed.
+// - Accounts (Segment `group`; options accountsOn, accountFields, accountAnswer, linkKey):
+//   ./ortto-accounts.js, which documents their forms.
 import { delay, injected, mulberry32 } from './network.js'
 import { handlers } from './ortto-handlers.js'
 
@@ -69,6 +71,11 @@ import { handlers } from './ortto-handlers.js'
  *   failureRate?: number,
  *   seed?: number,
  *   latencyMs?: number,
+ *   accountsOn?: boolean,
+ *   accountFields?: Record<string, string>,
+ *   accountAnswer?: 'organizations' | 'accounts' | 'none',
+ *   linkKey?: string,
+ *   maxAccountFields?: number,
  *   now?: () => number,
  *   log?: (line: string) => void,
  * }} OrttoOptions
@@ -241,11 +248,18 @@ function summary({ path, body }) {
   if (path.endsWith('/activities/create') && Array.isArray(body?.activities)) {
     return many(body.activities, 'activities', (a) => `${a?.activity_id} for ${a?.person_id ?? who(a?.fields)} ${JSON.stringify(a?.attributes ?? {})}`)
   }
-  if (Array.isArray(body?.inclusion_ids)) return `  ${body.inclusion_ids.join(', ')}`
+  if (Array.isArray(body?.inclusion_ids) && !path.includes('/contacts/')) return `  ${body.inclusion_ids.join(', ')}`
   if (path.endsWith('/person/custom-field/create')) return `  ${JSON.stringify(body?.name)} (${body?.type})`
   if (path.endsWith('/definitions/activity/create')) {
     const attributes = Array.isArray(body?.attributes) ? body.attributes : []
     return `  ${JSON.stringify(body?.name)} with ${attributes.length} attributes${attributes.length ? `: ${attributes.map((/** @type {any} */ a) => `${a?.name} (${a?.display_type})`).join(', ')}` : ''}`
+  }
+  if (/\/(accounts|organizations)\/merge$/.test(path)) {
+    return many(body?.accounts ?? body?.organizations ?? [], 'accounts', (a) => JSON.stringify(a?.fields ?? {}))
+  }
+  if (path.endsWith('/contacts/add') && Array.isArray(body?.inclusion_ids)) {
+    const key = Object.keys(body).find((k) => k !== 'inclusion_ids')
+    return `  ${body.inclusion_ids.length} people to account ${key ? `${key}=${body[key]}` : '(none named)'}`
   }
   if (path.endsWith('/person/get') && body?.filter) return `  ${JSON.stringify(body.filter)}`
   return ''

@@ -93,6 +93,8 @@ export interface Creations {
 /** What the pipeline hands `send` besides the calls' gate. */
 export interface SendContext {
   creations?: Creations
+  /** Something the operator must know that is no event's failure alone (it goes on the log line). */
+  onProblem?: (stage: string, message: string) => void
 }
 
 export interface Destination<P = unknown, A = unknown> {
@@ -126,6 +128,8 @@ export interface Destination<P = unknown, A = unknown> {
   keysByUserId?: boolean
   /** It creates what the account lacks (Ortto's ORTTO_CREATE), at most `max` definitions a day. */
   creates?: { max: number }
+  /** What sending found out in this isolate that an operator must act on (shown on /admin and by the setup check). */
+  notices?: () => Check[]
   /** The setup check against the account (key, journeys, fields), in words an admin can act on. */
   check(options: CallOptions): Promise<{ checks: Check[]; details: Record<string, unknown> }>
 }

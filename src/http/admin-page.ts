@@ -23,6 +23,8 @@ export interface PageView {
   present: [name: string, set: boolean][]
   /** Settings that do not parse: events are answered 503 until they are fixed. */
   problems: string[]
+  /** What sending found out in this isolate that the operator must act on (a link that did not take). */
+  notices?: Check[]
   parkDays: number
   redriveAtOnce: number
   /** ' --env queued' in queued mode: the commands the fixes name are this deployment's. */
@@ -162,6 +164,7 @@ function settings(view: PageView) {
 <dt>Set</dt><dd class="set">${view.present.map(([name, set]) => html`<span class="${set ? 'ok' : 'muted'}">${set ? '✓' : '✗'} ${name}</span>`)}</dd>
 </dl>
 ${view.problems.length ? html`<p class="bad" id="problems">Events are answered 503 (Segment retries) until these are fixed:</p><ul>${view.problems.map((problem) => html`<li>${problem}</li>`)}</ul>` : ''}
+${view.notices?.length ? html`<ul id="notices">${view.notices.map((n) => html`<li class="${n.ok ? 'ok' : 'bad'}">${n.check}: ${n.message}</li>`)}</ul>` : ''}
 </section>`
 }
 

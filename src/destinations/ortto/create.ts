@@ -12,8 +12,10 @@ import type { Creations, Job, Operation, Reservation } from '../destination'
 import { CallError } from '../transport'
 import { Stopped } from '../../pipeline/gate'
 import { toAccount, type StoredAccount } from './account'
+import { accountFieldMaker } from './accounts-read'
 import type { OrttoClient } from './client'
 import { fieldNamed, noAccount, typeFor, unknownAccount, valueFor, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
+import { isGroup } from './group'
 import { TO_CREATE } from './mapping'
 import type { OrttoPerson } from './person'
 import type { OrttoSettings } from './settings'
@@ -40,17 +42,19 @@ export const MAX_CREATIONS_PER_RUN = 8
 /** Creates what the jobs need; returns the jobs with values placed under real ids (or left out), and what must be retried. */
 export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<{ jobs: Job<OrttoPerson>[]; retry: Map<number, string> }> {
   const fields = new Map<string, string>() // name -> type
+  const accountFields = new Map<string, string>() // custom account fields (Segment `group`): name -> type
   const activities = new Map<string, Map<string, string>>() // name -> attribute name -> type
   for (const { op } of jobs) {
     if (op.kind !== 'upsert' && op.kind !== 'enter') continue
     for (const want of op.person.wanted ?? []) if (!fields.has(want.name)) fields.set(want.name, want.type.type)
+    if (isGroup(op.person)) for (const want of op.person.account.wanted ?? []) if (!accountFields.has(want.name)) accountFields.set(want.name, want.type.type)
     if (op.kind === 'enter' && op.journey.startsWith(TO_CREATE)) {
       const attributes = activities.get(op.journey.slice(TO_CREATE.length)) ?? new Map<string, string>()
       for (const [name, value] of Object.entries(op.attributes ?? {})) if (!attributes.has(name) && attributes.size < 15) attributes.set(name, typeFor(value)!.type)
       activities.set(op.journey.slice(TO_CREATE.length), attributes)
     }
   }
-  if (!fields.size && !activities.size) return { jobs: [...jobs], retry: new Map() }
+  if (!fields.size && !activities.size && !accountFields.size) return { jobs: [...jobs], retry: new Map() }
 
   let reread: OrttoAccount | undefined
   const lookAgain = async () => (reread ??= toAccount(await options.reread()))
@@ -67,6 +71,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
         async (account) => fieldNamed(account.fields, name)?.field,
       ),
     )
+  for (const [name, type] of accountFields) made.set(`account field:${name}`, await make('account field', name, ...accountFieldMaker(client, name, type)))
   for (const [name, attributes] of activities) {
     made.set(
       `activity:${name}`,
@@ -88,7 +93,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   return place(jobs, made)
 
   async function make(
-    kind: 'field' | 'activity',
+    kind: 'field' | 'activity' | 'account field',
     name: string,
     create: () => Promise<string | { id: string; attributes: OrttoField[] }>,
     existing: (account: OrttoAccount) => Promise<(OrttoField & { attributes?: FieldIndex }) | undefined>,
@@ -147,12 +152,14 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   }
 
   /** This isolate's copy of the account learns it: the next events place the value at once. */
-  function remember(kind: 'field' | 'activity', field: OrttoField, attributes?: FieldIndex) {
+  function remember(kind: 'field' | 'activity' | 'account field', field: OrttoField, attributes?: FieldIndex) {
     const account = options.account
     // The shared empty accounts (reading off, or never read) are no copy of this account.
     if (!account || account === noAccount || account === unknownAccount) return
     if (kind === 'field') addTo(account.fields, field)
-    else {
+    else if (kind === 'account field') {
+      if (account.accounts) addTo(account.accounts.fields, field)
+    } else {
       addTo(account.activityNames, field)
       ;(account.activities as Map<string, FieldIndex>).set(field.id, attributes ?? index([]))
     }
@@ -195,6 +202,21 @@ function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>): { jo
     }
     const person: OrttoPerson = { ...op.person, fields }
     delete person.wanted
+    if (isGroup(person)) {
+      const account = { ...person.account, fields: { ...person.account.fields } }
+      for (const want of account.wanted ?? []) {
+        const result = made.get(`account field:${want.name}`)!
+        const value = 'id' in result ? valueFor(result.id, want.value) : undefined
+        if ('retry' in result) retry.set(i, result.retry)
+        else if ('left' in result) issues.push({ path: want.path, message: `${result.left}; not sent` })
+        else if (value?.ok) {
+          account.fields[result.id] = value.value
+          if (want.key) account.key = result.id
+        } else issues.push({ path: want.path, message: `${value?.problem ?? 'not taken'}; not sent` })
+      }
+      delete account.wanted
+      person.account = account
+    }
     const withIssues = issues.length ? { issues } : {}
     if (op.kind === 'upsert' || !op.journey.startsWith(TO_CREATE)) return { ...job, op: { ...op, person, ...withIssues } }
     const name = op.journey.slice(TO_CREATE.length)

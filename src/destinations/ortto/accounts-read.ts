@@ -1,0 +1,58 @@
+// The custom account fields (Segment `group`): read with the rest of the account, and made
+// when missing through ./create.ts like person fields. Ortto's answers are read in every
+// shape seen (a flat list, or each field under `field`).
+import * as v from 'valibot'
+import { CallError } from '../transport'
+import type { OrttoClient } from './client'
+import { fieldNamed, type OrttoAccount, type OrttoField } from './fields'
+
+/** As kept in D1 with the account: the fields, or Ortto's reason for refusing to list them. */
+export interface StoredAccountFields {
+  fields: OrttoField[]
+  refused?: string
+}
+
+const Listed = v.looseObject({
+  fields: v.array(
+    v.looseObject({
+      id: v.optional(v.string()),
+      field_id: v.optional(v.string()),
+      name: v.optional(v.string()),
+      field: v.optional(v.looseObject({ id: v.optional(v.string()), field_id: v.optional(v.string()), name: v.optional(v.string()) })),
+    }),
+  ),
+})
+const Created = v.looseObject({ field_id: v.optional(v.string()), id: v.optional(v.string()), field: v.optional(v.looseObject({ id: v.optional(v.string()) })) })
+
+/** The custom account fields; a refusal (Accounts not switched on) is kept as its reason, anything else thrown. */
+export async function readAccountFields(client: OrttoClient): Promise<StoredAccountFields> {
+  let answer: unknown
+  try {
+    answer = await client.accountCall('read', 'POST', '/accounts/custom-field/get', {})
+  } catch (error) {
+    if (error instanceof CallError && error.kind === 'rejected') return { fields: [], refused: error.message }
+    throw error
+  }
+  const parsed = v.safeParse(Listed, answer)
+  if (!parsed.success) throw new CallError('unavailable', 'Ortto answered accounts/custom-field/get with a body this Worker does not understand')
+  return {
+    fields: parsed.output.fields.flatMap((item) => {
+      const id = item.id ?? item.field_id ?? item.field?.id ?? item.field?.field_id
+      const name = item.name ?? item.field?.name
+      return id && name ? [{ id, name }] : []
+    }),
+  }
+}
+
+/** How ./create.ts makes a custom account field and finds one the account already has. */
+export function accountFieldMaker(client: OrttoClient, name: string, type: string): [create: () => Promise<string>, existing: (account: OrttoAccount) => Promise<OrttoField | undefined>] {
+  return [
+    async () => {
+      const answer = v.safeParse(Created, await client.accountCall('create', 'POST', '/accounts/custom-field/create', { type, name }))
+      const id = answer.success ? (answer.output.field_id ?? answer.output.field?.id ?? answer.output.id) : undefined
+      if (!id) throw new CallError('unavailable', 'Ortto answered accounts/custom-field/create without the new field id')
+      return id
+    },
+    async (account) => (account.accounts ? fieldNamed(account.accounts.fields, name)?.field : undefined),
+  ]
+}
