@@ -184,6 +184,10 @@ export function createOrtto(options = {}) {
           (b) => {
             if (response.status >= 400) return ` "${b.error?.message ?? b.error}"`
             if (typeof b?.field_id === 'string' || typeof b?.activity_id === 'string') return ` = ${b.field_id ?? b.activity_id}`
+            const accounts = b?.organizations ?? b?.accounts
+            if (Array.isArray(accounts)) return ` (${accounts.map((a) => `${a.organization_id ?? a.account_id ?? '?'} ${a.status}`).join(', ')})`
+            if (call.path.endsWith('/contacts/add')) return linkSaid(call.body)
+            if (Array.isArray(b?.contacts) && call.body?.fields?.includes?.('idt::o')) return ` (linked accounts: ${b.contacts[0]?.fields?.['idt::o']?.join(', ') || 'none'})`
             const bad = [...(b?.people ?? b?.activities ?? [])].filter((e) => e.status === 'invalid' || e.status === 'suppressed')
             return bad.length ? ` (${bad.length} refused, first: ${bad[0].status} "${bad[0].error}")` : ''
           },
@@ -229,6 +233,13 @@ export function createOrtto(options = {}) {
     }
     if (Object.keys(state.routes).some((key) => key.endsWith(` ${call.path}`))) return fail(405, `Method Not Allowed: ${call.method} ${call.path}`)
     return fail(404, `Not Found: ${call.method} ${call.path}`)
+  }
+
+  /** Whether a link call linked its people (Ortto answers 200 {} either way). @param {any} body */
+  function linkSaid(body) {
+    const first = Array.isArray(body?.inclusion_ids) ? body.inclusion_ids[0] : undefined
+    const named = Object.entries(body ?? {}).find(([key]) => key !== 'inclusion_ids')
+    return named && typeof first === 'string' && state.orgs.linked(first).includes(String(named[1])) ? ' (linked)' : ' (nobody linked: not the key it reads)'
   }
 
   return state
