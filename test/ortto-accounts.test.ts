@@ -197,3 +197,17 @@ describe('Ortto: group -> an account, the person linked', () => {
     expect(linked(personBy('str::email', 'seven@example.com')!.id)).toHaveLength(1)
   })
 })
+
+describe('Ortto accounts on the operator page', () => {
+  it('counts groups in the delivery history and lists the account fields created', async () => {
+    const { post, request } = setup({ ORTTO_CREATE: 'fields', ADMIN_TOKEN: 'admin-token-1234567890abcdef' })
+    expect((await json(await post(group('g-1', { name: 'One', tier: 'gold' })))).status).toBe('delivered')
+    const auth = { authorization: `Basic ${btoa('ops:admin-token-1234567890abcdef')}` }
+    const page = await (await request(new Request('https://worker.test/admin', { headers: auth }))).text()
+    expect(page).toContain('account field')
+    expect(page).toContain('Segment Group ID')
+    expect(page).toMatch(/By type, last 7 days: [^<]*group: 1 delivered/)
+    const history = await json(await request(new Request('https://worker.test/admin/history.json', { headers: auth })))
+    expect(history.rows).toContainEqual(expect.objectContaining({ kind: 'event', key: 'group:delivered', n: 1 }))
+  })
+})

@@ -7,7 +7,7 @@ import type { SetupReport } from '../setup'
 import type { DeadLetterReason, Overview } from '../store/store-admin'
 import type { CreatedRow } from '../store/creations'
 import type { HistoryRow } from '../store/history'
-import { historyTable, hoursOf, latencyChart, outcomesChart, topReasons } from './history-charts'
+import { byType, historyTable, hoursOf, latencyChart, outcomesChart, topReasons } from './history-charts'
 
 export interface PageView {
   now: number
@@ -131,6 +131,7 @@ ${outcomesChart('day-chart', 'Events per hour, last 24 hours', day)}
 ${latencyChart(day)}
 ${outcomesChart('week-chart', 'Events per hour, last 7 days', week)}
 ${historyTable(day)}
+<p id="by-type">By type, last 7 days: ${byType(view.history).join('; ') || 'no events'}</p>
 <h3>Top reasons for rejections, last 7 days</h3>
 ${
   reasons.length
