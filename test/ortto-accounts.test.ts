@@ -131,6 +131,24 @@ describe('Ortto: group -> an account, the person linked', () => {
     expect(body.results[0].message).toMatch(/Settings → General → Accounts/)
   })
 
+  it('an account Ortto refuses goes no further, and the others of its call go again without it', async () => {
+    const { post, ortto, calls } = setup({}, { accountFields: KEY_FIELD })
+    ortto.inject({ status: 400, body: { error: 'invalid account' }, match: (call) => call.path === '/v1/accounts/merge' })
+    const body = await json(await post([group('g-1', { name: 'One' }), group('g-2', { name: 'Two' }, { userId: 'u-2', context: { traits: { email: 'bo@example.com' } } })]))
+    // Refused without reasons: sent in halves, each of which Ortto takes.
+    expect(body.counts).toEqual({ delivered: 2 })
+    expect(calls('/accounts/merge').map((c) => c.body.accounts.length)).toEqual([2, 1, 1])
+    expect(ortto.orgs.accounts.size).toBe(2)
+  })
+
+  it('Accounts answering 404 (not there for this instance) reject groups with where to switch them on; identifies with custom traits still go', async () => {
+    const { post, ortto } = setup({}, { accountFields: KEY_FIELD })
+    ortto.inject({ status: 404, match: (call) => call.path === '/v1/accounts/custom-field/get' })
+    const body = await json(await post([group('g-1', { name: 'One' }), { type: 'identify', messageId: id(), userId: 'u-9', traits: { email: 'z@example.com', plan: 'pro' } }]))
+    expect(body.counts).toEqual({ rejected: 1, delivered: 1 })
+    expect(body.results[0].message).toMatch(/Settings → General → Accounts/)
+  })
+
   it('a 5xx on the merge or a 429 on the link is retried; the re-send makes no second account and links once', async () => {
     const { post, ortto, personBy, linked } = setup({}, { accountFields: KEY_FIELD })
     const event = group('g-1', { name: 'One' })

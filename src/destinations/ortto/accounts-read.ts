@@ -28,9 +28,10 @@ const Created = v.looseObject({ field_id: v.optional(v.string()), id: v.optional
 export async function readAccountFields(client: OrttoClient): Promise<StoredAccountFields> {
   let answer: unknown
   try {
-    answer = await client.accountCall('read', 'POST', '/accounts/custom-field/get', {})
+    answer = await client.accountCall('accounts', 'POST', '/accounts/custom-field/get', {})
   } catch (error) {
-    if (error instanceof CallError && error.kind === 'rejected') return { fields: [], refused: error.message }
+    // The person reads before it went through: a refusal here (400, 403, or a 404 for the path) is the instance's Accounts.
+    if (error instanceof CallError && (!error.retryable || error.status === 404)) return { fields: [], refused: error.message }
     throw error
   }
   const parsed = v.safeParse(Listed, answer)

@@ -189,45 +189,49 @@ async function mergeAccounts(client: OrttoClient, accounts: { key: string; field
   const got: Got[] = new Array(accounts.length)
   const byKey = new Map<string, number[]>()
   for (const k of accounts.keys()) byKey.set(accounts[k].key, [...(byKey.get(accounts[k].key) ?? []), k])
-  const calls: Promise<void>[] = []
-  for (const [key, all] of byKey)
-    for (const slice of chunks(all.length)) {
-      const indices = slice.map((n) => all[n])
-      calls.push(
-        (async () => {
-          const body = { accounts: indices.map((k) => ({ fields: accounts[k].fields })), merge_by: [key], merge_strategy: 2, find_strategy: 0, async: false }
-          let answer: unknown
-          try {
-            answer = await client.accountCall('accounts', 'POST', '/accounts/merge', body)
-          } catch (error) {
-            itemsFailed(error, indices.length).forEach(
-              (outcome, n) => (got[indices[n]] = 'ok' in outcome ? (outcome.ok ? retry('not attempted') : rejected(withHint(outcome.reason))) : withHintOn(outcome)),
-            )
-            return
-          }
-          const parsed = v.safeParse(MergeAnswer, answer)
-          const items = parsed.success
-            ? Array.isArray(parsed.output.accounts)
-              ? parsed.output.accounts
-              : Array.isArray(parsed.output.organizations)
-                ? parsed.output.organizations
-                : undefined
-            : undefined
-          const missing: number[] = []
-          indices.forEach((k, n) => {
-            const item = items && items.length === indices.length ? v.safeParse(AccountItem, items[n]) : undefined
-            const id = item?.success ? (item.output.account_id ?? item.output.organization_id ?? item.output.id) : undefined
-            if (item?.success && (item.output.status === 'invalid' || item.output.error)) {
-              got[k] = rejected(
-                `Ortto refused the account (${item.output.status ?? 'invalid'}): ${String(typeof item.output.error === 'string' ? item.output.error : JSON.stringify(item.output.error)).slice(0, 300)}`,
-              )
-            } else if (id) got[k] = { id }
-            else missing.push(k)
-          })
-          if (missing.length) await findAccounts(client, key, missing, accounts, got)
-        })(),
-      )
+  /** One merge call; refused whole, the good accounts go again without the bad (with reasons per item), or in halves (without). */
+  const merge = async (key: string, indices: number[]): Promise<void> => {
+    const body = { accounts: indices.map((k) => ({ fields: accounts[k].fields })), merge_by: [key], merge_strategy: 2, find_strategy: 0, async: false }
+    let answer: unknown
+    try {
+      answer = await client.accountCall('accounts', 'POST', '/accounts/merge', body)
+    } catch (error) {
+      if (error instanceof RefusedItems && error.items.length === indices.length) {
+        const again = indices.filter((_, n) => error.items[n].ok)
+        indices.forEach((k, n) => {
+          const item = error.items[n]
+          if (!item.ok) got[k] = rejected(withHint(item.reason))
+        })
+        if (again.length && again.length < indices.length) return merge(key, again)
+        for (const k of again) got[k] = rejected(withHint(error.message))
+        return
+      }
+      const outcome = fromError(error)
+      if (outcome.status === 'rejected' && indices.length > 1) {
+        const middle = Math.ceil(indices.length / 2)
+        await merge(key, indices.slice(0, middle))
+        return merge(key, indices.slice(middle))
+      }
+      for (const k of indices) got[k] = withHintOn(outcome)
+      return
     }
+    const parsed = v.safeParse(MergeAnswer, answer)
+    const listed = parsed.success ? (parsed.output.accounts ?? parsed.output.organizations) : undefined
+    const items = Array.isArray(listed) && listed.length === indices.length ? listed : undefined
+    const missing: number[] = []
+    indices.forEach((k, n) => {
+      const item = items ? v.safeParse(AccountItem, items[n]) : undefined
+      const id = item?.success ? (item.output.account_id ?? item.output.organization_id ?? item.output.id) : undefined
+      if (item?.success && (item.output.status === 'invalid' || item.output.error)) {
+        const said = typeof item.output.error === 'string' ? item.output.error : JSON.stringify(item.output.error ?? item.output.status)
+        got[k] = rejected(`Ortto refused the account (${item.output.status ?? 'invalid'}): ${said.slice(0, 300)}`)
+      } else if (id) got[k] = { id }
+      else missing.push(k)
+    })
+    if (missing.length) await findAccounts(client, key, missing, accounts, got)
+  }
+  const calls: Promise<void>[] = []
+  for (const [key, all] of byKey) for (const slice of chunks(all.length)) calls.push(merge(key, slice.map((n) => all[n])))
   await Promise.all(calls)
   return got
 }
