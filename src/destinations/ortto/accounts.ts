@@ -231,7 +231,14 @@ async function mergeAccounts(client: OrttoClient, accounts: { key: string; field
     if (missing.length) await findAccounts(client, key, missing, accounts, got)
   }
   const calls: Promise<void>[] = []
-  for (const [key, all] of byKey) for (const slice of chunks(all.length)) calls.push(merge(key, slice.map((n) => all[n])))
+  for (const [key, all] of byKey)
+    for (const slice of chunks(all.length))
+      calls.push(
+        merge(
+          key,
+          slice.map((n) => all[n]),
+        ),
+      )
   await Promise.all(calls)
   return got
 }
