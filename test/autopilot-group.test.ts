@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { json, setup } from './helpers'
+import { fakeQueue, json, setup } from './helpers'
 
 const id = () => `m-${crypto.randomUUID()}`
 
@@ -27,5 +27,11 @@ describe('Autopilot: group -> the contact’s Company', () => {
       status: 'skipped',
     })
     expect(autopilot.calls).toHaveLength(0)
+  })
+
+  it('queued mode: a userId-only group is queued (not refused) for the consumer to resolve', async () => {
+    const events = fakeQueue()
+    const { post } = setup({ EVENTS: events.queue })
+    expect(await json(await post({ type: 'group', messageId: id(), userId: 'u-4', groupId: 'g-1', traits: { name: 'Acme Inc' } }))).toMatchObject({ status: 'queued' })
   })
 })

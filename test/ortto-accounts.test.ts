@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { forgetLinks } from '../src/destinations/ortto/accounts'
 import type { OrttoOptions } from '../sandbox/ortto.js'
-import { freshDb, json, setupOrtto, type Loose } from './helpers'
+import { fakeQueue, freshDb, json, setupOrtto, type Loose } from './helpers'
 
 beforeEach(freshDb)
 
@@ -213,6 +213,23 @@ describe('Ortto: group -> an account, the person linked', () => {
     expect(parked.status).toBe(202)
     expect((await json(await post({ type: 'identify', messageId: id(), userId: 'u-7', traits: { email: 'seven@example.com' } }))).status).toBe('delivered')
     expect(linked(personBy('str::email', 'seven@example.com')!.id)).toHaveLength(1)
+  })
+})
+
+describe('Ortto accounts in queued mode', () => {
+  it('queues groups and delivers them from the queue as in direct mode: one merge call, one link per account', async () => {
+    const events = fakeQueue()
+    const { post, consume, calls, ortto, personBy, linked } = setup({ EVENTS: events.queue as never }, { accountFields: KEY_FIELD })
+    const batch = [group('g-1', { name: 'One' }), group('g-1', { name: 'One' }, { userId: 'u-2', context: { traits: { email: 'bo@example.com' } } }), group('g-2', { name: 'Two' })]
+    const queued = await post(batch)
+    expect(await json(queued)).toMatchObject({ counts: { queued: 3 } })
+    expect(ortto.calls).toHaveLength(0)
+    const result = await consume(events.sent.map((m) => m.body))
+    expect(result.retryMessages).toEqual([])
+    expect(calls('/accounts/merge')).toHaveLength(1)
+    expect(calls('/accounts/contacts/add')).toHaveLength(2)
+    expect(linked(personBy('str::ei', 'u-1')!.id)).toHaveLength(2)
+    expect(linked(personBy('str::ei', 'u-2')!.id)).toHaveLength(1)
   })
 })
 

@@ -49,8 +49,7 @@ export function fieldIndex(fields: readonly OrttoField[]): FieldIndex {
   return { exact, loose }
 }
 
-/** Reading off: nothing known, no custom account fields either (a group is found by a built-in field, or not at all). */
-export const noAccount: OrttoAccount = { known: true, fields: fieldIndex([]), activities: new Map(), activityNames: fieldIndex([]), accounts: { fields: fieldIndex([]), count: 0 } }
+export const noAccount: OrttoAccount = { known: true, fields: fieldIndex([]), activities: new Map(), activityNames: fieldIndex([]) }
 export const unknownAccount: OrttoAccount = { ...noAccount, known: false }
 
 /** The field a trait of this name goes into, and whether the name matched exactly. */

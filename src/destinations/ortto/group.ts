@@ -9,7 +9,7 @@ import type { GroupEvent, Issue } from '../../segment/schema'
 import { memberEmailOf, normal, normalEmail } from '../../segment/traits'
 import { isObject } from '../../values'
 import type { Operation, People } from '../destination'
-import { fieldNamed, typeFor, valueFor, type OrttoAccount } from './fields'
+import { fieldIndex, fieldNamed, typeFor, valueFor, type AccountFields, type OrttoAccount } from './fields'
 import { idFits, type OrttoPerson, type Wanted } from './person'
 import type { AccountKey, Creates } from './settings'
 
@@ -42,7 +42,11 @@ export interface GroupMapping {
   /** ORTTO_ACCOUNTS. */
   accounts: boolean
   accountMergeBy: AccountKey
+  /** ORTTO_FIELDS_REFRESH_SECONDS=0: the account is never read, so no custom account field is known. */
+  readingOff: boolean
 }
+
+const NONE_READ: AccountFields = { fields: fieldIndex([]), count: 0 }
 
 const BUILT_IN: Record<string, string> = { name: 'str:o:name', website: 'str:o:website', employees: 'int:o:employees', industry: 'str:o:industry' }
 const ADDRESS: Record<string, string> = {
@@ -67,7 +71,8 @@ export function toGroup(event: GroupEvent, mapping: GroupMapping, knownEmail?: s
   }
   const groupId = typeof event.groupId === 'string' ? event.groupId : ''
   if (!groupId) return { kind: 'reject', message: 'groupId is required: it is the Ortto account’s key', issues: [{ path: 'groupId', message: 'is required' }] }
-  const read = mapping.account.accounts
+  const read = mapping.readingOff ? NONE_READ : mapping.account.accounts
+  // Not read yet (or not here: the queue's producer maps without the account): the consumer reads it.
   if (!mapping.account.known || !read) return { kind: 'retry', message: "the Ortto account's custom account fields could not be read; will retry" }
   if (read.refused) {
     return {

@@ -24,7 +24,7 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
   const { activities, create, phoneCountry, sendIp } = settings
   const mappingFor = perAccount((account: OrttoAccount): OrttoMapping => ({ activities, account, create, byUserId, phoneCountry, sendIp }))
   const { accounts, accountMergeBy } = settings
-  const groupMappingFor = perAccount((account: OrttoAccount): GroupMapping => ({ account, create, byUserId, accounts, accountMergeBy }))
+  const groupMappingFor = perAccount((account: OrttoAccount): GroupMapping => ({ account, create, byUserId, accounts, accountMergeBy, readingOff: !settings.refreshMs }))
   const read = (options: CallOptions) => readAccount(endpoint, options, accounts)
   /** The account the last events were mapped with: what send creates is added to it. */
   let current: OrttoAccount | undefined
