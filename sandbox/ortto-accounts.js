@@ -10,6 +10,8 @@
 // - `linkKey`: the body key contacts/add reads the account's id from — 'organization_id'
 //   (default), 'account_id' or 'accounts_id'. Like Ortto, it answers 200 `{}` to a body whose
 //   key it does not read, and links nobody then.
+// - `linkStrict: true`: contacts/add refuses (400) a body with keys other than inclusion_ids
+//   and the one it reads, as an API strict about unknown keys would.
 // - `accountsOn: false`: Accounts are not switched on in the instance: every accounts call
 //   is refused (400, saying so).
 // A person's linked accounts are read back through person/get's `idt::o` (./ortto-reads.js).
@@ -47,7 +49,7 @@ const refuse = (status, error) => ({ status, error })
 const ok = (body) => ({ status: 200, body })
 
 /**
- * @param {{ accountsOn?: boolean, accountFields?: Record<string, string>, accountAnswer?: 'organizations' | 'accounts' | 'none', linkKey?: string, maxAccountFields?: number }} options
+ * @param {{ accountsOn?: boolean, accountFields?: Record<string, string>, accountAnswer?: 'organizations' | 'accounts' | 'none', linkKey?: string, linkStrict?: boolean, maxAccountFields?: number }} options
  * @param {Map<string, { id: string }>} people the stand-in's people (links name them by id)
  */
 export function accountsOf(options, people) {
@@ -218,6 +220,10 @@ export function accountsOf(options, people) {
       return refuse(400, 'inclusion_ids must list person ids')
     }
     if (body.inclusion_ids.length > MAX_LINKED) return refuse(400, `at most ${MAX_LINKED} people a call`)
+    if (options.linkStrict) {
+      const extra = unsupportedKeys(body, ['inclusion_ids', linkKey])
+      if (extra) return refuse(400, extra)
+    }
     // Like Ortto: keys it does not read are ignored, and the answer is 200 {} all the same.
     const account = typeof body[linkKey] === 'string' ? accounts.get(body[linkKey]) : undefined
     if (!account) return ok({})

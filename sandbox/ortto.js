@@ -75,6 +75,7 @@ import { handlers } from './ortto-handlers.js'
  *   accountFields?: Record<string, string>,
  *   accountAnswer?: 'organizations' | 'accounts' | 'none',
  *   linkKey?: string,
+ *   linkStrict?: boolean,
  *   maxAccountFields?: number,
  *   now?: () => number,
  *   log?: (line: string) => void,
@@ -238,8 +239,8 @@ export function createOrtto(options = {}) {
   /** Whether a link call linked its people (Ortto answers 200 {} either way). @param {any} body */
   function linkSaid(body) {
     const first = Array.isArray(body?.inclusion_ids) ? body.inclusion_ids[0] : undefined
-    const named = Object.entries(body ?? {}).find(([key]) => key !== 'inclusion_ids')
-    return named && typeof first === 'string' && state.orgs.linked(first).includes(String(named[1])) ? ' (linked)' : ' (nobody linked: not the key it reads)'
+    const named = Object.entries(body ?? {}).filter(([key]) => key !== 'inclusion_ids')
+    return typeof first === 'string' && named.some(([, id]) => state.orgs.linked(first).includes(String(id))) ? ' (linked)' : ' (nobody linked: not the key it reads)'
   }
 
   return state
@@ -269,8 +270,8 @@ function summary({ path, body }) {
     return many(body?.accounts ?? body?.organizations ?? [], 'accounts', (a) => JSON.stringify(a?.fields ?? {}))
   }
   if (path.endsWith('/contacts/add') && Array.isArray(body?.inclusion_ids)) {
-    const key = Object.keys(body).find((k) => k !== 'inclusion_ids')
-    return `  ${body.inclusion_ids.length} people to account ${key ? `${key}=${body[key]}` : '(none named)'}`
+    const keys = Object.keys(body).filter((k) => k !== 'inclusion_ids')
+    return `  ${body.inclusion_ids.length} people to account ${keys.length ? `${body[keys[0]]} (as ${keys.join(', ')})` : '(none named)'}`
   }
   if (path.endsWith('/person/get') && body?.filter) return `  ${JSON.stringify(body.filter)}`
   return ''

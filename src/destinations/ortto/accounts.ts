@@ -1,9 +1,10 @@
 // Segment `group` -> Ortto: the account merged (100 a call, by its key field), its person
 // merged as an identify would (keys only), and the person linked to the account (one call per
 // account, its people together). Ortto answers 200 to a link body whose key it does not read,
-// and which key it reads is not settled (organization_id, account_id, accounts_id): so the
-// first link of an isolate is read back (the person's accounts, `idt::o`), trying each key
-// until one takes; the key that took is used from then on. When none takes, the groups are
+// and which key it reads is not settled (organization_id, account_id, accounts_id): so a link
+// names the account under all three, and the first link of an isolate is read back (the
+// person's accounts, `idt::o`); should that not take, each key alone is tried and read back.
+// The form that took is used from then on. When none takes, the groups are
 // retried and the operator told (the log line, /admin, the setup check), never `delivered`.
 import { delivered, fromError, rejected, retry, type Outcome } from '../../pipeline/outcome'
 import * as v from 'valibot'
@@ -15,13 +16,20 @@ import { createMissing, type CreateOptions } from './create'
 import { isGroup, KEY_FIELD, type GroupPerson } from './group'
 import type { OrttoPerson } from './person'
 
-/** The body keys contacts/add may read the account's id from, tried in this order (production code's first). */
+/** The body keys contacts/add may read the account's id from (production code's first). */
 export const LINK_KEYS = ['organization_id', 'account_id', 'accounts_id'] as const
+/**
+ * How a link names its account, tried in this order until one is seen to take: all three keys
+ * at once (Ortto ignores the keys it does not read: one call whichever it reads), then each
+ * alone (should an API refuse keys it does not read).
+ */
+const LINK_FORMS = ['all', ...LINK_KEYS] as const
+type LinkForm = (typeof LINK_FORMS)[number]
 /** Ortto takes at most this many people in one link call. */
 const MAX_LINKED = 3000
 
 /** What this isolate learnt about links: the key Ortto reads (verified by a read-back), or that none took. */
-let verified: (typeof LINK_KEYS)[number] | undefined
+let verified: LinkForm | undefined
 let linkCheck: { ok: boolean; at: number; message: string } | undefined
 /** Forgets what was learnt (tests start each case as a fresh isolate). */
 export const forgetLinks = () => void ((verified = undefined), (linkCheck = undefined))
@@ -36,7 +44,9 @@ export function linkNotices(): Check[] {
     {
       check: 'accounts',
       ok: linkCheck.ok,
-      message: linkCheck.ok ? `Linking people to accounts works (Ortto reads "${verified}"; checked ${new Date(linkCheck.at).toISOString()})` : linkCheck.message,
+      message: linkCheck.ok
+        ? `Linking people to accounts works (sent with ${verified === 'all' ? LINK_KEYS.join(', ') : verified}; read back ${new Date(linkCheck.at).toISOString()})`
+        : linkCheck.message,
     },
   ]
 }
@@ -268,7 +278,10 @@ async function findAccounts(client: OrttoClient, key: string, missing: number[],
 
 /** Links the people to the account; until this isolate has seen a key take, each key in turn, read back. */
 async function link(client: OrttoClient, accountId: string, ids: string[], probe: GroupPerson, context?: SendContext): Promise<Outcome | undefined> {
-  const put = (key: string, slice: string[]) => client.accountCall('link', 'PUT', '/accounts/contacts/add', { inclusion_ids: slice, [key]: accountId })
+  const put = (form: LinkForm, slice: string[]) => {
+    const named = form === 'all' ? Object.fromEntries(LINK_KEYS.map((key) => [key, accountId])) : { [form]: accountId }
+    return client.accountCall('link', 'PUT', '/accounts/contacts/add', { inclusion_ids: slice, ...named })
+  }
   try {
     if (verified) {
       for (let at = 0; at < ids.length; at += MAX_LINKED) await put(verified, ids.slice(at, at + MAX_LINKED))
@@ -276,13 +289,15 @@ async function link(client: OrttoClient, accountId: string, ids: string[], probe
     }
     if (linkCheck && !linkCheck.ok && Date.now() - linkCheck.at < 60_000) return retry(NOT_TAKEN) // tried every key a moment ago
     let refusal: string | undefined
-    for (const key of LINK_KEYS) {
+    let refused = 0
+    for (const key of LINK_FORMS) {
       try {
         await put(key, ids.slice(0, MAX_LINKED))
       } catch (error) {
         // A key refused outright is not the one Ortto reads: the next is tried.
         if (error instanceof CallError && error.kind === 'rejected' && error.status === 400) {
           refusal = error.message
+          refused++
           continue
         }
         throw error
@@ -294,13 +309,15 @@ async function link(client: OrttoClient, accountId: string, ids: string[], probe
         return undefined
       }
     }
+    // Refused in every form: Ortto's reason, for good. Answered 200 in some but never taken: retried.
+    const everyWay = refused === LINK_FORMS.length
     linkCheck = {
       ok: false,
       at: Date.now(),
-      message: refusal ? `Ortto refused every way of linking a person to an account (${refusal}); check that Accounts are switched on in Ortto (Settings → General → Accounts)` : NOT_TAKEN,
+      message: everyWay ? `Ortto refused every way of linking a person to an account (${refusal}); check that Accounts are switched on in Ortto (Settings → General → Accounts)` : NOT_TAKEN,
     }
     context?.onProblem?.('accounts', linkCheck.message)
-    return refusal ? rejected(linkCheck.message) : retry(NOT_TAKEN)
+    return everyWay ? rejected(linkCheck.message) : retry(NOT_TAKEN)
   } catch (error) {
     return fromError(error)
   }
