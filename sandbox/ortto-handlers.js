@@ -4,6 +4,7 @@
 // documents the answers' shapes. People are found through ./ortto-index.js; the calls that
 // create fields and activity definitions are ./ortto-create.js, the calls that only read
 // (person/get, the custom fields, the instance schema) ./ortto-reads.js.
+import { accountsOf } from './ortto-accounts.js'
 import { creators } from './ortto-create.js'
 import { attributesProblem, defineActivities, defineFields, fieldsProblem, isPlainObject, keysIn, locationProblem, mergeByProblem, personProblem, unsupportedKeys } from './ortto-fields.js'
 import { peopleIndex } from './ortto-index.js'
@@ -43,6 +44,7 @@ export function handlers(options, now, settings) {
   const activities = []
   const index = peopleIndex(people)
   const create = creators(options, fields, definitions)
+  const orgs = accountsOf(options, people)
   let ids = 0
 
   /** @param {string} id @param {unknown} a @param {unknown} b */
@@ -239,7 +241,7 @@ export function handlers(options, now, settings) {
     return ok({ scheduled_contacts: 0, deleted_contacts: hit.length })
   }
 
-  const { getPeople, customFields, schema } = reads(people, fields, definitions, same)
+  const { getPeople, customFields, schema } = reads(people, fields, definitions, same, orgs.linked)
 
   return {
     people,
@@ -247,6 +249,8 @@ export function handlers(options, now, settings) {
     activities,
     fields,
     definitions,
+    /** Accounts (Segment `group`): ./ortto-accounts.js. */
+    orgs,
     /** @type {Record<string, (body: any) => Result>} method and path -> handler */
     routes: {
       'POST /v1/person/merge': merge,
@@ -258,6 +262,7 @@ export function handlers(options, now, settings) {
       'POST /v1/person/get': getPeople,
       'PUT /v1/person/archive': archive,
       'DELETE /v1/person/delete': remove,
+      ...orgs.routes,
     },
     /** The live (not deleted) person whose field holds this value (str::email case-insensitively); the oldest if several. @param {string} fieldId @param {unknown} value */
     person: (fieldId, value) => index.holders(fieldId, value)[0],
@@ -269,6 +274,7 @@ export function handlers(options, now, settings) {
       ids = 0
       index.clear()
       create.reset()
+      orgs.reset()
     },
   }
 }

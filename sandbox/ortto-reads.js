@@ -9,6 +9,9 @@ import { SYSTEM_ACTIVITIES, describeActivity, describeField, isPlainObject, keys
  * @typedef {import('./ortto-handlers.js').Result} Result
  */
 
+/** A person's linked accounts: a list of account ids, in person/get only. */
+const ACCOUNTS = 'idt::o'
+
 /** @param {number} status @param {string} error @returns {Result} */
 const refuse = (status, error) => ({ status, error })
 /** @param {unknown} body @returns {Result} */
@@ -19,8 +22,9 @@ const ok = (body) => ({ status: 200, body })
  * @param {ReturnType<typeof import('./ortto-fields.js').defineFields>} fields
  * @param {ReturnType<typeof import('./ortto-fields.js').defineActivities>} definitions
  * @param {(id: string, a: unknown, b: unknown) => boolean} same whether two values of a field are one
+ * @param {(personId: string) => string[]} [linked] a person's linked account ids (`idt::o`, read-only)
  */
-export function reads(people, fields, definitions, same) {
+export function reads(people, fields, definitions, same, linked = () => []) {
   /** A person/get filter as a test on a person; throws a message when it is not one the sandbox knows.
    * @param {unknown} filter @returns {(p: Person) => boolean} */
   function matcher(filter) {
@@ -49,7 +53,7 @@ export function reads(people, fields, definitions, same) {
     const { limit = 50, offset = 0, fields: wanted, filter } = body
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 500) return refuse(400, 'limit must be 1 to 500')
     if (!Number.isSafeInteger(offset) || offset < 0) return refuse(400, 'offset must be 0 or more')
-    if (!Array.isArray(wanted) || !wanted.length || wanted.some((id) => !fields.has(id))) return refuse(400, 'fields must list known field ids')
+    if (!Array.isArray(wanted) || !wanted.length || wanted.some((id) => !fields.has(id) && id !== ACCOUNTS)) return refuse(400, 'fields must list known field ids')
     let test
     try {
       test = filter === undefined ? () => true : matcher(filter)
@@ -60,7 +64,10 @@ export function reads(people, fields, definitions, same) {
     const matches = live.filter(test)
     const page = matches.slice(offset, offset + limit)
     return ok({
-      contacts: page.map((p) => ({ id: p.id, fields: Object.fromEntries(wanted.filter((id) => p.fields[id] != null).map((id) => [id, p.fields[id]])) })),
+      contacts: page.map((p) => ({
+        id: p.id,
+        fields: Object.fromEntries(wanted.map((id) => [id, id === ACCOUNTS ? linked(p.id) : p.fields[id]]).filter(([id, value]) => value != null && (id !== ACCOUNTS || value.length))),
+      })),
       meta: { total_contacts: live.length, total_organizations: 0, total_matches: matches.length },
       offset,
       next_offset: offset + page.length,

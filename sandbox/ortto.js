@@ -48,6 +48,8 @@
 //   for a field) and on the activity record; an activity's does not move its person's.
 // - Request keys it does not model (a top-level location, sort_by_field_id, cursor_id, ...)
 //   are refused with 400, so a Worker relying on them is noticed.
+// - Accounts (Segment `group`; options accountsOn, accountFields, accountAnswer, linkKey):
+//   ./ortto-accounts.js, which documents their forms.
 import { delay, injected, mulberry32 } from './network.js'
 import { handlers } from './ortto-handlers.js'
 
@@ -69,6 +71,12 @@ import { handlers } from './ortto-handlers.js'
  *   failureRate?: number,
  *   seed?: number,
  *   latencyMs?: number,
+ *   accountsOn?: boolean,
+ *   accountFields?: Record<string, string>,
+ *   accountAnswer?: 'organizations' | 'accounts' | 'none',
+ *   linkKey?: string,
+ *   linkStrict?: boolean,
+ *   maxAccountFields?: number,
  *   now?: () => number,
  *   log?: (line: string) => void,
  * }} OrttoOptions
@@ -178,6 +186,10 @@ export function createOrtto(options = {}) {
             if (response.status >= 400) return ` "${b.error?.message ?? b.error}"`
             const made = b?.field_id ?? b?.custom_activity?.activity_field_id
             if (typeof made === 'string') return ` = ${made}`
+            const accounts = b?.organizations ?? b?.accounts
+            if (Array.isArray(accounts)) return ` (${accounts.map((a) => `${a.organization_id ?? a.account_id ?? '?'} ${a.status}`).join(', ')})`
+            if (call.path.endsWith('/contacts/add')) return linkSaid(call.body)
+            if (Array.isArray(b?.contacts) && call.body?.fields?.includes?.('idt::o')) return ` (linked accounts: ${b.contacts[0]?.fields?.['idt::o']?.join(', ') || 'none'})`
             const bad = [...(b?.people ?? b?.activities ?? [])].filter((e) => e.status === 'invalid' || e.status === 'suppressed')
             return bad.length ? ` (${bad.length} refused, first: ${bad[0].status} "${bad[0].error}")` : ''
           },
@@ -225,6 +237,13 @@ export function createOrtto(options = {}) {
     return fail(404, `Not Found: ${call.method} ${call.path}`)
   }
 
+  /** Whether a link call linked its people (Ortto answers 200 {} either way). @param {any} body */
+  function linkSaid(body) {
+    const first = Array.isArray(body?.inclusion_ids) ? body.inclusion_ids[0] : undefined
+    const named = Object.entries(body ?? {}).filter(([key]) => key !== 'inclusion_ids')
+    return typeof first === 'string' && named.some(([, id]) => state.orgs.linked(first).includes(String(id))) ? ' (linked)' : ' (nobody linked: not the key it reads)'
+  }
+
   return state
 }
 
@@ -242,11 +261,18 @@ function summary({ path, body }) {
   if (path.endsWith('/activities/create') && Array.isArray(body?.activities)) {
     return many(body.activities, 'activities', (a) => `${a?.activity_id} for ${a?.person_id ?? who(a?.fields)} ${JSON.stringify(a?.attributes ?? {})}`)
   }
-  if (Array.isArray(body?.inclusion_ids)) return `  ${body.inclusion_ids.join(', ')}`
+  if (Array.isArray(body?.inclusion_ids) && !path.includes('/contacts/')) return `  ${body.inclusion_ids.join(', ')}`
   if (path.endsWith('/person/custom-field/create')) return `  ${JSON.stringify(body?.name)} (${body?.type})`
   if (path.endsWith('/definitions/activity/create')) {
     const attributes = Array.isArray(body?.attributes) ? body.attributes : []
     return `  ${JSON.stringify(body?.name)} with ${attributes.length} attributes${attributes.length ? `: ${attributes.map((/** @type {any} */ a) => `${a?.name} (${a?.display_type})`).join(', ')}` : ''}`
+  }
+  if (/\/(accounts|organizations)\/merge$/.test(path)) {
+    return many(body?.accounts ?? body?.organizations ?? [], 'accounts', (a) => JSON.stringify(a?.fields ?? {}))
+  }
+  if (path.endsWith('/contacts/add') && Array.isArray(body?.inclusion_ids)) {
+    const keys = Object.keys(body).filter((k) => k !== 'inclusion_ids')
+    return `  ${body.inclusion_ids.length} people to account ${keys.length ? `${body[keys[0]]} (as ${keys.join(', ')})` : '(none named)'}`
   }
   if (path.endsWith('/person/get') && body?.filter) return `  ${JSON.stringify(body.filter)}`
   return ''

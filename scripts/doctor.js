@@ -58,6 +58,7 @@ if (body.customFields?.length)
   console.log(
     `Custom fields in the account: ${body.customFields.map((/** @type {{name: string, type?: string, id?: string}} */ f) => `${f.name.replaceAll('--', ' ')} (${f.type ?? f.id})`).join(', ')}`,
   )
+if (body.accountFields?.length) console.log(`Custom account fields (groups): ${body.accountFields.map((/** @type {{name: string, id: string}} */ f) => `${f.name} (${f.id})`).join(', ')}`)
 const count = (/** @type {number} */ n, /** @type {string} */ word) => `${n} ${word}${n === 1 ? '' : 's'}`
 if (failed) console.log(`\n${count(failed, 'problem')} (✗ above)${notes ? ` and ${count(notes, 'note')}` : ''}.`)
 else console.log(`\nReady.${notes ? ` (${count(notes, 'note')}: expected with npm start)` : ''}`)

@@ -140,7 +140,8 @@ describe('validation', () => {
     for (const event of [
       { type: 'page', userId: 'u', name: 'Pricing', properties: { path: '/' } },
       { type: 'screen', userId: 'u', name: 'Home' },
-      { type: 'group', userId: 'u', groupId: 'g', traits: { name: 'G' } },
+      // A group sets the contact's Company: with only an anonymousId there is no contact to set it on.
+      { type: 'group', anonymousId: 'a', groupId: 'g', traits: { name: 'G' } },
       { type: 'delete', userId: 'u' },
     ]) {
       const response = await post(event)

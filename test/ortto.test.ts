@@ -116,7 +116,9 @@ describe('Ortto: track -> activities/create', () => {
     )
     const bare = await json(await post({ type: 'track', messageId: id(), event: 'Clicked', properties: { email: 'c@example.com' } }))
     expect(bare).toMatchObject({ status: 'skipped' })
-    for (const type of ['page', 'screen', 'group']) expect((await json(await post({ type, messageId: id(), userId: 'u' }))).status).toBe('skipped')
+    for (const type of ['page', 'screen']) expect((await json(await post({ type, messageId: id(), userId: 'u' }))).status).toBe('skipped')
+    // A group is an account (test/ortto-accounts.test.ts): without its groupId, refused naming it.
+    expect(await json(await post({ type: 'group', messageId: id(), userId: 'u' }))).toMatchObject({ status: 'rejected', issues: [{ path: 'groupId', message: 'is required' }] })
     expect(calls('/person/merge')).toHaveLength(1)
     expect(calls('/activities/create')).toHaveLength(0)
   })
@@ -258,13 +260,15 @@ describe('Ortto: answers and limits', () => {
     const { request } = setupOrtto({ ADMIN_TOKEN: 'adm', ORTTO_ACTIVITIES: JSON.stringify({ 'Order Completed': 'act:cm:order-completed', Missing: 'act:cm:missing' }) })
     const response = await request(new Request('https://worker.test/health?check=ortto', { headers: { authorization: 'Bearer adm' } }))
     const report = await json(response)
-    expect(report.message).toBe('1 problem: see checks')
+    // The other: the account has no "Segment Group ID" field for groups, and ORTTO_CREATE may not make it.
+    expect(report.message).toBe('2 problems: see checks')
     expect(report.checks).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ check: 'api key', ok: true }),
         expect.objectContaining({ check: 'activities', ok: true, message: expect.stringContaining('"Order Completed" creates activity act:cm:order-completed (attributes: Product, Quantity)') }),
         expect.objectContaining({ check: 'activities', ok: false, message: expect.stringContaining('act:cm:missing, which your Ortto account does not have') }),
         expect.objectContaining({ check: 'custom fields', ok: true, message: expect.stringContaining('Lifetime Value') }),
+        expect.objectContaining({ check: 'accounts', ok: false, message: expect.stringContaining('no custom account field "Segment Group ID"') }),
       ]),
     )
     expect(JSON.stringify(report)).not.toContain(ORTTO_KEY)

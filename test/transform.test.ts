@@ -241,8 +241,28 @@ describe('track', () => {
 })
 
 describe('other types', () => {
-  it.each(['page', 'screen', 'group', 'alias', 'delete'])('%s is skipped', (type) => {
+  it.each(['page', 'screen', 'alias', 'delete'])('%s is skipped', (type) => {
     expect(toAction(event({ type, userId: 'u' }), settings)).toMatchObject({ kind: 'skip' })
+  })
+})
+
+describe("group: the contact's Company", () => {
+  const group = (extra: Record<string, unknown>) => event({ type: 'group', groupId: 'g-1', ...extra })
+  it("sets Company from the name trait on the contact of context.traits.email (or the userId's known email); other traits are not sent", () => {
+    expect(toAction(group({ userId: 'u', traits: { name: ' Acme ', industry: 'x' }, context: { traits: { email: 'A@Example.com' } } }), settings)).toEqual({
+      kind: 'upsert',
+      person: { Email: 'a@example.com', Company: 'Acme' },
+      message: "contact upserted (Company from the group's name)",
+    })
+    expect(toAction(group({ userId: 'u', traits: { name: 'Acme' } }), settings, 'known@example.com')).toMatchObject({ kind: 'upsert', person: { Email: 'known@example.com', Company: 'Acme' } })
+  })
+  it("is skipped without a name trait, or with only an anonymousId; a group's own email is not the person's", () => {
+    expect(toAction(group({ userId: 'u', traits: { industry: 'x' }, context: { traits: { email: 'a@example.com' } } }), settings)).toMatchObject({
+      kind: 'skip',
+      message: expect.stringContaining('no name'),
+    })
+    expect(toAction(group({ anonymousId: 'a', traits: { name: 'Acme' } }), settings)).toMatchObject({ kind: 'skip', message: expect.stringContaining('anonymousId') })
+    expect(toAction(group({ userId: 'u', traits: { name: 'Acme', email: 'billing@acme.example' } }), settings)).toMatchObject({ kind: 'reject' })
   })
 })
 

@@ -131,6 +131,8 @@ export interface Checkpoints {
 export interface SendContext {
   creations?: Creations
   checkpoints?: Checkpoints
+  /** Something the operator must know that is no event's failure alone (it goes on the log line). */
+  onProblem?: (stage: string, message: string) => void
 }
 
 export interface Destination<P = unknown, A = unknown> {
@@ -164,6 +166,8 @@ export interface Destination<P = unknown, A = unknown> {
   keysByUserId?: boolean
   /** It creates what the account lacks (Ortto's ORTTO_CREATE), at most `max` definitions a day. */
   creates?: { max: number }
+  /** What sending found out in this isolate that an operator must act on (shown on /admin and by the setup check). */
+  notices?: () => Check[]
   /** The setup check against the account (key, journeys, fields), in words an admin can act on. */
   check(options: CallOptions): Promise<{ checks: Check[]; details: Record<string, unknown> }>
 }

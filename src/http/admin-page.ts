@@ -8,7 +8,7 @@ import type { DeadLetterReason, Overview } from '../store/store-admin'
 import type { CreatedRow } from '../store/creations'
 import type { HistoryRow } from '../store/history'
 import { describeSize, SIZE_ALERT_SHARE, type DatabaseSize } from '../store/size'
-import { historyTable, hoursOf, latencyChart, outcomesChart, topReasons } from './history-charts'
+import { byType, historyTable, hoursOf, latencyChart, outcomesChart, topReasons } from './history-charts'
 
 export interface PageView {
   now: number
@@ -24,6 +24,8 @@ export interface PageView {
   present: [name: string, set: boolean][]
   /** Settings that do not parse: events are answered 503 until they are fixed. */
   problems: string[]
+  /** What sending found out in this isolate that the operator must act on (a link that did not take). */
+  notices?: Check[]
   parkDays: number
   redriveAtOnce: number
   /** ' --env queued' in queued mode: the commands the fixes name are this deployment's. */
@@ -135,6 +137,7 @@ ${outcomesChart('day-chart', 'Events per hour, last 24 hours', day)}
 ${latencyChart(day)}
 ${outcomesChart('week-chart', 'Events per hour, last 7 days', week)}
 ${historyTable(day)}
+<p id="by-type">By type, last 7 days: ${byType(view.history).join('; ') || 'no events'}</p>
 <h3>Top reasons for rejections, last 7 days</h3>
 ${
   reasons.length
@@ -168,6 +171,7 @@ function settings(view: PageView) {
 <dt>Set</dt><dd class="set">${view.present.map(([name, set]) => html`<span class="${set ? 'ok' : 'muted'}">${set ? '✓' : '✗'} ${name}</span>`)}</dd>
 </dl>
 ${view.problems.length ? html`<p class="bad" id="problems">Events are answered 503 (Segment retries) until these are fixed:</p><ul>${view.problems.map((problem) => html`<li>${problem}</li>`)}</ul>` : ''}
+${view.notices?.length ? html`<ul id="notices">${view.notices.map((n) => html`<li class="${n.ok ? 'ok' : 'bad'}">${n.check}: ${n.message}</li>`)}</ul>` : ''}
 </section>`
 }
 

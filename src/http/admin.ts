@@ -111,6 +111,7 @@ admin.get('/admin', async (c) => {
       ['ANALYTICS', Boolean(c.env.ANALYTICS)],
     ],
     problems: config.problems,
+    notices: config.destination.notices?.() ?? [],
     parkDays: PARK_DAYS,
     redriveAtOnce: REDRIVE_AT_ONCE,
     envFlag: config.deployEnv ? ` --env ${config.deployEnv}` : '',

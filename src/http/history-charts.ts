@@ -122,3 +122,16 @@ export function topReasons(rows: readonly HistoryRow[], limit = 5): { reason: st
     .slice(0, limit)
     .map(([reason, n]) => ({ reason, n }))
 }
+
+/** Events by type and outcome over the rows given (group calls apart from identifies and tracks): "group: 3 delivered, 1 retried". */
+export function byType(rows: readonly HistoryRow[]): string[] {
+  const types = new Map<string, Map<string, number>>()
+  for (const row of rows) {
+    if (row.kind !== 'event' || row.key.startsWith('any:')) continue
+    const at = row.key.lastIndexOf(':')
+    const outcomes = types.get(row.key.slice(0, at)) ?? new Map<string, number>()
+    outcomes.set(row.key.slice(at + 1), (outcomes.get(row.key.slice(at + 1)) ?? 0) + row.n)
+    types.set(row.key.slice(0, at), outcomes)
+  }
+  return [...types].map(([type, outcomes]) => `${type}: ${[...outcomes].map(([outcome, n]) => `${n} ${outcome}`).join(', ')}`)
+}

@@ -7,7 +7,7 @@ import { Memo } from '../cache'
 import { sha256Hex } from './sha256'
 import type { SegmentEvent } from '../segment/schema'
 import type { Snapshot } from '../store/store'
-import { eventEmail, newEmailIn, normalEmail } from '../segment/traits'
+import { eventEmail, memberEmailOf, newEmailIn, normalEmail } from '../segment/traits'
 
 export const PARK_DAYS = 7
 export const MAX_PARKED_PER_USER = 100
@@ -86,6 +86,14 @@ export interface BatchKeys {
 
 /** A person's key where the destination finds people by Segment's userId. */
 export const userKey = (userId: string) => `user:${userId}`
+/** A group's key ("newest wins" for what a `group` sets on the group itself, where the destination keeps groups). */
+export const groupKey = (groupId: string) => `group:${groupId}`
+
+/** The email an event carries for its person: identify and track where Segment puts it; a group only in context.traits (its traits are the group's). */
+function ownEmail(event: SegmentEvent): string | undefined {
+  if (event.type === 'identify' || event.type === 'track') return eventEmail(event)
+  return event.type === 'group' ? memberEmailOf(event).email : undefined
+}
 
 /**
  * The hashes a batch needs: userIds (and alias previousIds) and the emails events carry; with
@@ -100,7 +108,7 @@ export function keysOf(items: readonly Item[], byUserId = false): BatchKeys {
   for (let i = 0; i < items.length; i++) {
     const { event, parked } = items[i]
     const { type, userId, messageId } = event
-    const found = type === 'identify' || type === 'track' ? eventEmail(event) : undefined
+    const found = ownEmail(event)
     const email = found === undefined ? undefined : normalEmail(found)
     own[i] = email
     if (userId) users.add(hashIn(hashes, userId))
@@ -108,7 +116,9 @@ export function keysOf(items: readonly Item[], byUserId = false): BatchKeys {
     if (type === 'alias' && event.previousId) users.add(hashIn(hashes, event.previousId))
     const carried = parked ? normalEmail(parked.email) : email
     if (carried) emails.add(hashIn(hashes, carried))
-    if (messageId && type !== 'page' && type !== 'screen' && type !== 'group') messages.add(messageId)
+    const groupId = type === 'group' ? (event as { groupId?: unknown }).groupId : undefined
+    if (typeof groupId === 'string' && groupId) emails.add(hashIn(hashes, groupKey(groupId)))
+    if (messageId && type !== 'page' && type !== 'screen') messages.add(messageId)
   }
   return { own, hashes, users, emails, messages }
 }
@@ -170,7 +180,8 @@ export function resolve(
 
     switch (event.type) {
       case 'identify':
-      case 'track': {
+      case 'track':
+      case 'group': {
         const own = owns[i]
         if (!userId) return { kind: 'deliver', event }
         if (storeDown && !own) return { kind: 'unavailable' }

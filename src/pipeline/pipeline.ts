@@ -26,7 +26,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
   const entries = await entriesOf(items, read, run)
   await planAndHold(entries, read, run)
   const { jobs, jobOf } = jobsOf(entries, run)
-  const results = jobs.length ? await run.config.destination.send(jobs, run.calls, { creations: run.creations, checkpoints: run.checkpoints }) : []
+  const results = jobs.length ? await run.config.destination.send(jobs, run.calls, { creations: run.creations, checkpoints: run.checkpoints, onProblem: run.onProblem }) : []
   const { outcomes, aliased } = await concludeAndWrite(items, entries, jobOf, results, read, run)
   if (aliased.size && !items.some((item) => item.aliasFollowUp)) await replayAliased(aliased, run)
   return outcomes
@@ -69,7 +69,7 @@ function noted(run: DeliveryRun, stage: string, error: unknown) {
 async function readState(items: readonly Item[], run: DeliveryRun): Promise<Read> {
   const { destination } = run.config
   const keys = keysOf(items, destination.keysByUserId)
-  const maps = items.some(({ event }) => event.type === 'identify' || event.type === 'track')
+  const maps = items.some(({ event }) => event.type === 'identify' || event.type === 'track' || event.type === 'group')
   const accountKey = maps ? accountKeyDue(destination) : undefined
   let snapshot: Snapshot
   let storeDown = false

@@ -12,7 +12,7 @@ import { deliveryRun } from '../pipeline/run'
 import { checkEvent, type SegmentEvent } from '../segment/schema'
 import { Sql } from '../store/sql'
 import { emptyWrites, Store } from '../store/store'
-import { eventEmail } from '../segment/traits'
+import { eventEmail, memberEmailOf } from '../segment/traits'
 import { toOperation } from '../transform'
 
 export const EVENTS_QUEUE = 'autopilot-events'
@@ -106,6 +106,7 @@ function answerNow(event: SegmentEvent, config: Config): Outcome | undefined {
   if (event.type === 'alias' || event.type === 'delete') return undefined
   // A userId without an email: the consumer resolves it (or parks it).
   if (event.userId && (event.type === 'identify' || event.type === 'track') && !eventEmail(event)) return undefined
+  if (event.userId && event.type === 'group' && !memberEmailOf(event).email) return undefined
   const op = toOperation(config.destination, event)
   if (op.kind === 'upsert' || op.kind === 'enter' || op.kind === 'retry') return undefined
   return op.kind === 'reject' ? rejected(op.message, op.issues) : skipped(op.kind === 'skip' ? op.message : 'skipped')

@@ -6,7 +6,7 @@ import { isObject as isPlainObject } from '../values'
 
 export const EVENT_TYPES = ['identify', 'track', 'page', 'screen', 'group', 'alias', 'delete'] as const
 /** Types that are acknowledged and never lead to an Autopilot call. */
-export const ACKNOWLEDGED_ONLY: ReadonlySet<string> = new Set(['page', 'screen', 'group'])
+export const ACKNOWLEDGED_ONLY: ReadonlySet<string> = new Set(['page', 'screen'])
 
 // looseObject's own message is only ever used for a missing required key: the
 // plain-object checks run first.
@@ -122,12 +122,13 @@ export const SegmentEvent = v.pipe(
   v.check(isPlainObject, 'an event must be a JSON object'),
   v.variant(
     'type',
-    [Identify, Track, other('page', {}), other('screen', {}), other('group', {}), other('alias', { previousId: v.nullish(Id) }), other('delete', {})],
+    [Identify, Track, other('page', {}), other('screen', {}), other('group', { groupId: v.nullish(Id) }), other('alias', { previousId: v.nullish(Id) }), other('delete', {})],
     `must be one of ${EVENT_TYPES.join(', ')}`,
   ),
 )
 export type SegmentEvent = v.InferOutput<typeof SegmentEvent>
 export type IdentifyEvent = v.InferOutput<typeof Identify>
+export type GroupEvent = Extract<SegmentEvent, { type: 'group' }>
 export type TrackEvent = v.InferOutput<typeof Track>
 
 export interface Issue {

@@ -3,7 +3,7 @@
 // each destination maps these names to its own fields.
 import * as v from 'valibot'
 import { Memo } from '../cache'
-import { Email, type IdentifyEvent, type Issue, type TrackEvent } from './schema'
+import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from './schema'
 import { present, UNSAFE_NAMES } from '../values'
 
 /** Person traits every destination may know, by their usual camelCase spelling. */
@@ -110,6 +110,17 @@ function valid(value: unknown, path: string, issues: Issue[]): string | undefine
 export function eventEmail(event: IdentifyEvent | TrackEvent): string | undefined {
   const own = event.type === 'identify' ? event.traits?.email : event.properties?.email
   return isPlainEmail(own) ? own : emailOf(event).email
+}
+
+/**
+ * The email of the person a `group` call is about: its traits are the group's (a company's
+ * email is not the person's), so only context.traits.email counts.
+ */
+export function memberEmailOf(event: SegmentEvent): { email?: string; issues: Issue[] } {
+  const issues: Issue[] = []
+  const context = event.context as { traits?: Record<string, unknown> } | undefined
+  const email = valid(context?.traits?.email, 'context.traits.email', issues)
+  return email === undefined ? { issues } : { email, issues }
 }
 
 // Most emails are printable ASCII with one @ and nothing to trim: what Email accepts as it

@@ -4,8 +4,8 @@
 import * as v from 'valibot'
 import { byEventType } from '../../transform'
 import type { Operation, People } from '../destination'
-import { Email, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from '../../segment/schema'
-import { audienceTrait, byName, collectTraits, emailOf, normal, normalEmail, pathOf, type Found, type Reserved, type Source } from '../../segment/traits'
+import { Email, type GroupEvent, type IdentifyEvent, type Issue, type SegmentEvent, type TrackEvent } from '../../segment/schema'
+import { audienceTrait, byName, collectTraits, emailOf, memberEmailOf, normal, normalEmail, pathOf, type Found, type Reserved, type Source } from '../../segment/traits'
 import { convert, isObject, present, text, type CustomValue, type ValueType } from '../../values'
 import { CustomFields, type AccountFields } from './fields'
 
@@ -74,7 +74,21 @@ const ADDRESS = byName<StandardField>({ street: 'MailingStreet', city: 'MailingC
 const COMPANY = byName<'name' | 'Industry' | 'NumberOfEmployees'>({ name: 'name', industry: 'Industry', employeecount: 'NumberOfEmployees', employees: 'NumberOfEmployees' })
 
 /** Maps one validated Segment event to what must happen in Autopilot. `knownEmail`: resolved from its userId. */
-export const toAction: (event: SegmentEvent, settings: MappingSettings, knownEmail?: string) => Action = byEventType('Autopilot', identifyAction, trackAction)
+const byType = byEventType('Autopilot', identifyAction, trackAction)
+export const toAction = (event: SegmentEvent, settings: MappingSettings, knownEmail?: string): Action => (event.type === 'group' ? groupAction(event, knownEmail) : byType(event, settings, knownEmail))
+
+/** A group sets the person's Company (Autopilot has no company object): from its name trait, on the contact of the person's email. */
+function groupAction(event: GroupEvent, knownEmail?: string): Action {
+  const found = memberEmailOf(event)
+  const email = found.email ?? knownEmail
+  if (!email && !event.userId) return { kind: 'skip', message: 'a group with only an anonymousId is not sent: Autopilot finds a contact by email (context.traits.email)' }
+  if (!email) return missingEmail(event.userId, found.issues)
+  const name = event.traits?.name
+  if (typeof name !== 'string' || !name.trim()) return { kind: 'skip', message: "the group has no name trait, which is all Autopilot takes from a group (the contact's Company)" }
+  const company = text(name.trim())
+  if (!company.ok) return { kind: 'skip', message: `the group's name ${company.problem}, so the contact's Company is not set` }
+  return { kind: 'upsert', person: { Email: normalEmail(email), Company: String(company.value) }, message: "contact upserted (Company from the group's name)", ...withIssues(found.issues) }
+}
 
 function identifyAction(event: IdentifyEvent, settings: MappingSettings, knownEmail?: string): Action {
   const found = emailOf(event)

@@ -3,6 +3,7 @@
 // (instance-schema/get), so traits and properties go into what the account defines.
 import * as v from 'valibot'
 import type { CallOptions } from '../transport'
+import { readAccountFields, type StoredAccountFields } from './accounts-read'
 import { OrttoClient } from './client'
 import { fieldIndex, type OrttoAccount, type OrttoField } from './fields'
 
@@ -43,6 +44,8 @@ export interface StoredAccount {
   fields: OrttoField[]
   /** Activity id, its attributes, and its name (absent in copies kept before names were read). */
   activities: [string, OrttoField[], string?][]
+  /** The custom account fields (read when ORTTO_ACCOUNTS is on). */
+  accounts?: StoredAccountFields
 }
 
 export function toAccount(stored: StoredAccount): OrttoAccount {
@@ -52,14 +55,16 @@ export function toAccount(stored: StoredAccount): OrttoAccount {
     activities: new Map(stored.activities.map(([id, attributes]) => [id, fieldIndex(attributes)])),
     // Only the account's own activities go by name (Ortto's act:: ones, such as "Tag added", are its own doing).
     activityNames: fieldIndex(stored.activities.filter(([id, , name]) => name && id.startsWith('act:cm:')).map(([id, , name]) => ({ id, name: name! }))),
+    ...(stored.accounts && { accounts: { fields: fieldIndex(stored.accounts.fields), count: stored.accounts.fields.filter((f) => f.id.includes(':oc:')).length, refused: stored.accounts.refused } }),
   }
 }
 
-/** Both reads; the answer as kept in D1. */
-export async function readAccount(endpoint: { baseUrl: string; apiKey: string; timeoutMs: number }, options: CallOptions): Promise<StoredAccount> {
+/** Both reads (and the custom account fields, `withAccounts`); the answer as kept in D1. */
+export async function readAccount(endpoint: { baseUrl: string; apiKey: string; timeoutMs: number }, options: CallOptions, withAccounts = false): Promise<StoredAccount> {
   const client = new OrttoClient(endpoint, options)
   const fields = v.parse(CustomFields, await client.read('/person/custom-field/get', {})).fields.map(({ field }) => ({ id: field.id, name: field.name }))
   const names = new Map<string, string>()
   const activities = activitiesIn(await client.read('/instance-schema/get', { namespaces: [] }), names)
-  return { fields, activities: [...activities].map(([id, attributes]) => [id, attributes, names.get(id)]) }
+  const accounts = withAccounts ? await readAccountFields(client) : undefined
+  return { fields, activities: [...activities].map(([id, attributes]) => [id, attributes, names.get(id)]), ...(accounts && { accounts }) }
 }

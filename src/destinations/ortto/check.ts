@@ -5,6 +5,7 @@ import { secretPut } from '../../settings'
 import type { Check } from '../destination'
 import { CallError, type CallOptions } from '../transport'
 import { readAccount } from './account'
+import { accountChecks } from './accounts-check'
 import type { OrttoSettings } from './settings'
 
 export async function checkOrtto(settings: OrttoSettings, options: CallOptions, deployEnv: string): Promise<{ checks: Check[]; details: Record<string, unknown> }> {
@@ -17,7 +18,7 @@ export async function checkOrtto(settings: OrttoSettings, options: CallOptions, 
   }
   let account
   try {
-    account = await readAccount({ baseUrl, apiKey, timeoutMs }, options)
+    account = await readAccount({ baseUrl, apiKey, timeoutMs }, options, settings.accounts)
   } catch (error) {
     if (error instanceof CallError && error.kind === 'key_rejected') {
       add(
@@ -65,5 +66,6 @@ export async function checkOrtto(settings: OrttoSettings, options: CallOptions, 
     true,
     `Your account has ${account.fields.length} custom fields (${account.fields.map((f) => f.name).join(', ') || 'none'}); ${settings.create.fields ? 'a trait of another name gets a new field (ORTTO_CREATE)' : 'a trait of another name is not sent, and each answer names it in "issues" (ORTTO_CREATE=fields creates them)'}`,
   )
-  return { checks, details: { activities: [...known.keys()], customFields: account.fields } }
+  checks.push(...accountChecks(settings, account.accounts))
+  return { checks, details: { activities: [...known.keys()], customFields: account.fields, ...(account.accounts && { accountFields: account.accounts.fields }) } }
 }

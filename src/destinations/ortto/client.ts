@@ -8,7 +8,7 @@ import { Stopped } from '../../pipeline/gate'
 import { answerRows, answerTable, call, CallError, reasonOf, redact, waitSeconds, type CallOptions, type Endpoint } from '../transport'
 
 export const BULK_LIMIT = 100
-export type Op = 'merge' | 'activities' | 'find' | 'archive' | 'delete' | 'read' | 'create'
+export type Op = 'merge' | 'activities' | 'find' | 'archive' | 'delete' | 'read' | 'create' | 'accounts' | 'link'
 
 /** Ortto's answers -> what happens next; first matching row wins (docs/delivery.md lists it). */
 /** A 404 is a wrong region or base URL (every path this Worker calls exists): retried while it is fixed. */
@@ -147,6 +147,12 @@ export class OrttoClient {
     return { id, attributes: (parsed.output.attributes ?? []).flatMap((a) => ((a.field_id ?? a.id) ? [{ id: (a.field_id ?? a.id)!, name: a.name }] : [])) }
   }
 
+  /** An Accounts call (Segment `group`, ./accounts.ts): its JSON answer, read there. */
+  async accountCall(op: 'accounts' | 'link' | 'create' | 'read', method: string, path: string, body: unknown): Promise<unknown> {
+    const response = await this.send(op, method, path, body)
+    return response.json().catch(() => undefined)
+  }
+
   /** A read of JSON (the account's schema, the setup check). */
   async read(path: string, body: unknown = {}): Promise<unknown> {
     const response = await this.send('read', 'POST', path, body)
@@ -179,7 +185,8 @@ export class OrttoClient {
         const said = await reasonOf(response.clone(), secret)
         if (/\bbanned\b/i.test(said)) return new CallError('unavailable', `Ortto has banned this IP for a while after refused calls (${status}); will retry`, status)
         // A definition refused with 403 is the plan's cap on fields or activities, not the key.
-        if (op === 'create' && status === 403) return new CallError('rejected', `Ortto refused it (${status}): ${said}`, status)
+        // (So is a 403 on Accounts: the instance's Accounts, not the key, which every other call uses.)
+        if ((op === 'create' || op === 'accounts' || op === 'link') && status === 403) return new CallError('rejected', `Ortto refused it (${status}): ${said}`, status)
         return new CallError(kind, `Ortto rejected the API key (${status}): check ORTTO_API_KEY (Ortto → Settings → Data sources → Custom API) and ORTTO_REGION`, status)
       }
       case 'redirected':

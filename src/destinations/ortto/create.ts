@@ -13,8 +13,10 @@ import type { Creations, Job, LeftOut, Reservation, Standing } from '../destinat
 import { CallError } from '../transport'
 import { Stopped } from '../../pipeline/gate'
 import { toAccount, type StoredAccount } from './account'
+import { accountFieldCreate } from './accounts-read'
 import { CreatedUnread, type OrttoClient } from './client'
 import { fieldNamed, noAccount, typeFor, unknownAccount, type FieldIndex, type OrttoAccount, type OrttoField } from './fields'
+import { isGroup } from './group'
 import { TO_CREATE } from './mapping'
 import { addTo, index, lackingOf, place, type Made, type Placed } from './place'
 import type { OrttoPerson } from './person'
@@ -29,7 +31,8 @@ export interface CreateOptions {
   reread: () => Promise<StoredAccount>
 }
 
-type Kind = 'field' | 'activity'
+/** A person's custom field, an activity definition, or an account's custom field (Segment `group`). */
+type Kind = 'field' | 'activity' | 'account field'
 const DUPLICATE = /already exist|duplicate|taken|in use/i
 /**
  * Creation calls one run makes, at most: each costs a call and two D1 queries, and a request
@@ -46,11 +49,14 @@ const told = new Set<string>()
 export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: OrttoClient, options: CreateOptions): Promise<Placed> {
   // Keyed by name as Ortto compares names (and the account is matched): "Plan" and "plan" are one.
   const fields = new Map<string, { name: string; type: string }>()
+  const accountFields = new Map<string, { name: string; type: string }>()
   const activities = new Map<string, { name: string; attributes: Map<string, { name: string; type: string }> }>()
   const lacking: LeftOut[] = []
   for (const { op } of jobs) {
     if (op.kind !== 'upsert' && op.kind !== 'enter') continue
     for (const want of op.person.wanted ?? []) if (!fields.has(normal(want.name))) fields.set(normal(want.name), { name: want.name, type: want.type.type })
+    if (isGroup(op.person))
+      for (const want of op.person.account.wanted ?? []) if (!accountFields.has(normal(want.name))) accountFields.set(normal(want.name), { name: want.name, type: want.type.type })
     if (op.kind === 'enter' && op.journey.startsWith(TO_CREATE)) {
       const name = op.journey.slice(TO_CREATE.length)
       const entry = activities.get(normal(name)) ?? { name, attributes: new Map<string, { name: string; type: string }>() }
@@ -63,7 +69,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   }
   const { creations } = options
   const unmade = new Map<number, { message: string; issues: Issue[] }>()
-  if (!fields.size && !activities.size) {
+  if (!fields.size && !activities.size && !accountFields.size) {
     await tell(lacking)
     return { jobs: [...jobs], retry: new Map(), unmade }
   }
@@ -77,9 +83,11 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   let full = false
   const leftOut: LeftOut[] = []
   let standing = new Map<string, Standing>()
-  const wanted = [...[...activities.values()].map(({ name }) => ({ kind: 'activity' as Kind, name })), ...[...fields.values()].map(({ name }) => ({ kind: 'field' as Kind, name }))].filter(
-    ({ kind, name }) => !existing(kind, name, options.account),
-  )
+  const wanted = [
+    ...[...activities.values()].map(({ name }) => ({ kind: 'activity' as Kind, name })),
+    ...[...fields.values()].map(({ name }) => ({ kind: 'field' as Kind, name })),
+    ...[...accountFields.values()].map(({ name }) => ({ kind: 'account field' as Kind, name })),
+  ].filter(({ kind, name }) => !existing(kind, name, options.account))
   try {
     standing = wanted.length && creations ? await creations.look(wanted) : standing
   } catch {
@@ -100,6 +108,8 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     )
   }
   for (const [key, { name, type }] of fields) made.set(`field:${key}`, made.get(`field:${key}`) ?? (await make('field', name, () => client.createField(name, type))))
+  for (const [key, { name, type }] of accountFields)
+    made.set(`account field:${key}`, made.get(`account field:${key}`) ?? (await make('account field', name, () => accountFieldCreate(client, name, type))))
   const placed = place(jobs, made, unmade, lacking)
   await tell([...leftOut, ...lacking])
   return placed
@@ -122,6 +132,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   function existing(kind: Kind, name: string, account: OrttoAccount | undefined): (OrttoField & { attributes?: FieldIndex }) | undefined {
     if (!account) return undefined
     if (kind === 'field') return fieldNamed(account.fields, name)?.field
+    if (kind === 'account field') return account.accounts && fieldNamed(account.accounts.fields, name)?.field
     const found = fieldNamed(account.activityNames, name)?.field
     return found && { ...found, attributes: account.activities.get(found.id) }
   }
@@ -237,7 +248,11 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
       // Refused for good: remembered, so no later request makes Ortto refuse it again (its ban counts refusals).
       // A 403 is the plan's cap on definitions of this kind: no other name of the kind is asked today either.
       const every = error.status === 403
-      const todo = every ? `raise the Ortto plan's limit on custom ${kind === 'field' ? 'fields' : 'activities'}, or delete unused ones` : `create it in Ortto under a name it takes`
+      const todo = every
+        ? kind === 'account field'
+          ? 'Ortto holds at most 25 custom account fields: delete unused ones'
+          : `raise the Ortto plan's limit on custom ${kind === 'field' ? 'fields' : 'activities'}, or delete unused ones`
+        : `create it in Ortto under a name it takes`
       await creations?.refused(kind, name, `${error.message}: ${todo}`, every).catch(() => undefined)
       return { left: `${what} was not created: ${todo} (${error.message}); not asked again today` }
     }
@@ -260,7 +275,9 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     // The shared empty accounts (reading off, or never read) are no copy of this account.
     if (!account || account === noAccount || account === unknownAccount) return
     if (kind === 'field') addTo(account.fields, field)
-    else {
+    else if (kind === 'account field') {
+      if (account.accounts) addTo(account.accounts.fields, field)
+    } else {
       addTo(account.activityNames, field)
       ;(account.activities as Map<string, FieldIndex>).set(field.id, attributes ?? index([]))
     }

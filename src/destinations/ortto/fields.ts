@@ -25,6 +25,17 @@ export interface OrttoAccount {
   activities: ReadonlyMap<string, FieldIndex>
   /** The account's custom activities by name (id and name). */
   activityNames: FieldIndex
+  /** Its custom account fields (Segment `group`); undefined when not read (ORTTO_ACCOUNTS=false, or the read failed). */
+  accounts?: AccountFields
+}
+
+/** The custom account fields (accounts/custom-field/get), or why Ortto would not list them. */
+export interface AccountFields {
+  fields: FieldIndex
+  /** How many custom account fields exist (Ortto allows 25). */
+  count: number
+  /** Ortto refused the read (Accounts not switched on): the reason, in its words. */
+  refused?: string
 }
 
 export function fieldIndex(fields: readonly OrttoField[]): FieldIndex {

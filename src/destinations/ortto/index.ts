@@ -3,11 +3,14 @@
 // call, fields and activities created when missing (ORTTO_CREATE), Engage audiences as tags,
 // deletes as find → archive → delete, 10 requests/s (30 on Business).
 import type { Vars } from '../../settings'
+import type { CallOptions } from '../transport'
 import { common, perAccount, type Destination } from '../destination'
 import { readAccount, toAccount, type StoredAccount } from './account'
+import { linkNotices, withGroups } from './accounts'
 import { checkOrtto } from './check'
 import { BULK_LIMIT, OrttoClient } from './client'
 import { noAccount, unknownAccount, type OrttoAccount } from './fields'
+import { toGroup, withGroups as groupPeople, type GroupMapping } from './group'
 import { toOrtto, type OrttoMapping } from './mapping'
 import { orttoPeople, type OrttoPerson } from './person'
 import { sendToOrtto } from './send'
@@ -20,6 +23,9 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
   const byUserId = settings.mergeBy[0] === 'str::ei'
   const { activities, create, phoneCountry, sendIp } = settings
   const mappingFor = perAccount((account: OrttoAccount): OrttoMapping => ({ activities, account, create, byUserId, phoneCountry, sendIp }))
+  const { accounts, accountMergeBy } = settings
+  const groupMappingFor = perAccount((account: OrttoAccount): GroupMapping => ({ account, create, byUserId, accounts, accountMergeBy, readingOff: !settings.refreshMs }))
+  const read = (options: CallOptions) => readAccount(endpoint, options, accounts)
   /** The account the last events were mapped with: what send creates is added to it. */
   let current: OrttoAccount | undefined
   // Kept as read, so the account can be rebuilt from D1 in every isolate.
@@ -36,14 +42,16 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
       ORTTO_CREATE_FIELDS: create.fields,
       ORTTO_CREATE_ACTIVITIES: create.activities,
       ORTTO_MERGE_BY_USER_ID: byUserId,
+      ORTTO_ACCOUNTS: accounts,
     },
     account: {
-      key: 'ortto:schema',
+      // With accounts the copy holds more: its own key, so a copy kept without them is not used.
+      key: accounts ? 'ortto:schema+accounts' : 'ortto:schema',
       refreshMs: settings.refreshMs,
       read: async (options) => {
-        const read = await readAccount(endpoint, options)
-        const account = toAccount(read)
-        stored.set(account, read)
+        const got = await read(options)
+        const account = toAccount(got)
+        stored.set(account, got)
         return account
       },
       store: (account) => JSON.stringify(stored.get(account) ?? { fields: [], activities: [] }),
@@ -56,12 +64,16 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
       none: noAccount,
       unknown: unknownAccount,
     },
-    map: (event, account, knownEmail) => toOrtto(event, mappingFor((current = account)), knownEmail),
-    people: orttoPeople(byUserId),
+    map: (event, account, knownEmail) => (event.type === 'group' ? toGroup(event, groupMappingFor((current = account)), knownEmail) : toOrtto(event, mappingFor((current = account)), knownEmail)),
+    people: groupPeople(orttoPeople(byUserId)),
     keysByUserId: byUserId,
     ...((create.fields || create.activities) && { creates: { max: create.max } }),
-    send: (jobs, options, context) =>
-      sendToOrtto(jobs, new OrttoClient(endpoint, options), { settings, creations: context?.creations, account: current, reread: () => readAccount(endpoint, options) }, context?.checkpoints),
+    send: (jobs, options, context) => {
+      const client = new OrttoClient(endpoint, options)
+      const createOptions = { settings, creations: context?.creations, account: current, reread: () => read(options) }
+      return withGroups(jobs, (some) => sendToOrtto(some, client, createOptions, context?.checkpoints), client, createOptions, context)
+    },
+    notices: linkNotices,
     check: (options) => checkOrtto(settings, options, deployEnv),
   }
 }

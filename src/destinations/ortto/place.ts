@@ -6,6 +6,7 @@ import type { Issue } from '../../segment/schema'
 import { normal } from '../../segment/traits'
 import type { Job, LeftOut, Operation } from '../destination'
 import { fieldNamed, valueFor, type FieldIndex, type OrttoField } from './fields'
+import { isGroup, type AccountPart } from './group'
 import { lacksAttribute, NO_ATTRIBUTE, TO_CREATE } from './mapping'
 import type { OrttoPerson } from './person'
 
@@ -67,6 +68,7 @@ export function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>
     }
     const person: OrttoPerson = { ...op.person, fields }
     delete person.wanted
+    if (isGroup(person)) person.account = placeAccount(person.account, made, issues, (reason) => retry.set(i, reason))
     const withIssues = issues.length ? { issues } : {}
     if (op.kind === 'upsert' || !op.journey.startsWith(TO_CREATE)) return { ...job, op: { ...op, person, ...withIssues } }
     const name = op.journey.slice(TO_CREATE.length)
@@ -95,4 +97,23 @@ export function place(jobs: readonly Job<OrttoPerson>[], made: Map<string, Made>
     return { ...job, op: { ...op, journey: activity.id, person, attributes, ...(issues.length && { issues }) } }
   })
   return { jobs: placed, retry, unmade }
+}
+
+/** A group's account traits under the custom account fields made (or found); the key field's id becomes the account's key. */
+function placeAccount(given: AccountPart, made: Map<string, Made>, issues: Issue[], later: (reason: string) => void): AccountPart {
+  const account = { ...given, fields: { ...given.fields } }
+  for (const want of account.wanted ?? []) {
+    const result = made.get(`account field:${normal(want.name)}`)!
+    if ('retry' in result) later(result.retry)
+    else if ('left' in result) issues.push({ path: want.path, message: `${result.left}; not sent` })
+    else {
+      const value = valueFor(result.id, want.value)
+      if (value.ok) {
+        account.fields[result.id] = value.value
+        if (want.key) account.key = result.id
+      } else issues.push({ path: want.path, message: `${value.problem}; not sent` })
+    }
+  }
+  delete account.wanted
+  return account
 }

@@ -18,6 +18,9 @@ export interface Creates {
   max: number
 }
 
+/** How accounts are found: by the custom field "Segment Group ID" (the groupId), or by a built-in field the accounts already have. */
+export type AccountKey = 'segment-group-id' | 'str:o:name' | 'str:o:website'
+
 export interface OrttoSettings {
   apiKey?: string
   baseUrl: string
@@ -30,6 +33,10 @@ export interface OrttoSettings {
   phoneCountry?: string
   /** context.ip goes to Ortto as the person's location (ORTTO_SEND_IP). */
   sendIp: boolean
+  /** Segment `group` calls become Ortto accounts (ORTTO_ACCOUNTS, default on). */
+  accounts: boolean
+  /** The account field accounts are found by: the custom field "Segment Group ID" (default), str:o:name or str:o:website (ORTTO_ACCOUNT_MERGE_BY). */
+  accountMergeBy: AccountKey
   maxRps: number
   maxCalls: number
   timeoutMs: number
@@ -60,6 +67,12 @@ const Flag = v.pipe(
   v.picklist(['true', 'false'], 'must be true or false'),
   v.transform((x) => x === 'true'),
 )
+const AccountMergeBy = v.pipe(
+  v.string(),
+  v.trim(),
+  v.toLowerCase(),
+  v.picklist(['segment-group-id', 'str:o:name', 'str:o:website'], 'must be str:o:name or str:o:website (or unset for the custom field "Segment Group ID")'),
+)
 const Region = v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(['', 'eu', 'au'], 'must be eu or au (or unset for the default host)'))
 
 export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
@@ -82,6 +95,8 @@ export function orttoSettings(env: Vars, deployEnv: string): OrttoSettings {
     mergeBy: read('ORTTO_MERGE_BY', MergeBy, 'str::ei,str::email', 'must be str::ei,str::email or str::email') === 'str::email' ? (['str::email'] as const) : (['str::ei', 'str::email'] as const),
     phoneCountry: read('ORTTO_PHONE_COUNTRY', CountryCode, '', 'must be a country calling code') || undefined,
     sendIp: read('ORTTO_SEND_IP', Flag, true, 'must be true or false'),
+    accounts: read('ORTTO_ACCOUNTS', Flag, true, 'must be true or false'),
+    accountMergeBy: read('ORTTO_ACCOUNT_MERGE_BY', AccountMergeBy, 'segment-group-id', 'must be str:o:name or str:o:website (or unset for the custom field "Segment Group ID")'),
     maxRps: read('ORTTO_MAX_RPS', PositiveInt, DEFAULT_MAX_RPS, 'must be a whole number of requests per second'),
     maxCalls: read('ORTTO_MAX_CALLS', PositiveInt, 50, 'must be a whole number of calls'),
     timeoutMs: read('ORTTO_TIMEOUT_MS', PositiveInt, 4000, 'must be a whole number of milliseconds'),
