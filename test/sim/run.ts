@@ -125,7 +125,19 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
     }
   }
   const parkedAfter = (await rows('SELECT id FROM parked')).length
-  return { lastAnswer, deadLetters, expired, parkedBeforeExpiry, parkedAfter, loggedRejected, redriven, entries, enteredBeforeCrash: w.observed.enteredBeforeCrash, person }
+  return {
+    answers: w.observed.answers,
+    lastAnswer,
+    deadLetters,
+    expired,
+    parkedBeforeExpiry,
+    parkedAfter,
+    loggedRejected,
+    redriven,
+    entries,
+    enteredBeforeCrash: w.observed.enteredBeforeCrash,
+    person,
+  }
 }
 
 export interface SimulationResult {
