@@ -7,7 +7,8 @@ import { simulate } from './sim/run'
 // a short run here; `npm run simulate` runs it long (SIM_RUNS, SIM_SEED, SIM_KNOWN, SIM_ONLY).
 const bindings = env as unknown as { SIM_RUNS?: string; SIM_SEED?: string; SIM_KNOWN?: string; SIM_ONLY?: string; SIM_DEBUG?: string; SIM_SHRINK_SECONDS?: string }
 const runs = Number(bindings.SIM_RUNS || 2)
-const seed = bindings.SIM_SEED ? Number(bindings.SIM_SEED) : Date.now() % 2 ** 31
+// A fixed seed in the suite (the same sequences every time); `npm run simulate` draws a new one.
+const seed = bindings.SIM_SEED ? Number(bindings.SIM_SEED) : 20_261_207
 const known = bindings.SIM_KNOWN === undefined || bindings.SIM_KNOWN === 'default' ? KNOWN_DEFECTS : new Set(bindings.SIM_KNOWN.split(',').filter(Boolean).map(Number))
 const only = bindings.SIM_ONLY
 const combinations = (
