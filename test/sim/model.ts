@@ -7,7 +7,7 @@
 // destination on an earlier attempt whose answer was lost: the model allows it ("maybe"),
 // never requires it.
 import type { Destination, Mode } from './world'
-import { emailAt, MAPPED, timeOf, type Spec } from './events'
+import { emailAt, MAPPED, timeOf, userId, type Spec } from './events'
 
 /**
  * The nine defects of issue 36, each being fixed on another branch. While a number is here,
@@ -19,11 +19,13 @@ import { emailAt, MAPPED, timeOf, type Spec } from './events'
  * 5 a delete overriding a newer identify   6 a redriven dead letter overwriting newer data
  * 7 an alias before either id has an email, dropped   8 the store's retry repeating writes
  * 9 a queue message retried whole re-delivering what it delivered
+ * 11 (found by this simulation) a delete drops its userId's parked events newer than itself,
+ *    with no log line (store.ts: DELETE FROM parked WHERE user_hash …, whatever their time)
  * 10 (found by this simulation, not one of the nine) a delete that arrives after an identify was
  *    delivered but its userId → email write failed deletes no one; the identify's re-send is then
  *    skipped as older than the delete, and the person it made stays (see the lead's report)
  */
-export const KNOWN_DEFECTS: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+export const KNOWN_DEFECTS: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
 
 export interface Sent {
   spec: Spec
@@ -53,8 +55,8 @@ export interface Ending {
   entries: Map<string, number>
   /** Entries made by invocations that crashed before recording them (may be made again). */
   enteredBeforeCrash: Map<string, number>
-  /** The person holding each email, as the destination has it (undefined: none). */
-  person: (email: string) => { first?: unknown; last?: unknown } | undefined
+  /** The person the destination holds for this email and userId (Autopilot finds people by email, Ortto by userId). */
+  person: (email: string, userId: string) => { first?: unknown; last?: unknown } | undefined
 }
 
 export interface Violation {
@@ -91,6 +93,10 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   const sure = (s: Sent) => classOf.get(s) === 'delivered'
   const ownersOf = (email: number) => [...emailOf.keys()].filter((u) => emailOf[u] === email)
   const of = (kind: Spec['kind'], users: number[]) => sent.filter((s) => s.spec.kind === kind && users.includes(s.spec.user))
+  /** Whether the Worker could tie the user's userId (or, `byAlias`, its anonymous id) to its email. */
+  const direct = (u: number, byAlias: boolean) =>
+    sent.some((s) => sure(s) && s.spec.user === u && (s.spec.kind === 'track' ? s.spec.withEmail && s.spec.byAlias === byAlias : !byAlias && s.spec.kind === 'identify'))
+  const linked = (u: number, byAlias: boolean): boolean => direct(u, byAlias) || (of('alias', [u]).some(sure) && direct(u, !byAlias))
 
   // Nothing parked expires once its id's email could be known.
   for (const s of sent) {
@@ -108,7 +114,15 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   for (const name of MAPPED) {
     const tracks = sent.filter((s) => s.spec.kind === 'track' && s.spec.name === name)
     const superseded = (s: Sent) => ownersOf(emailOf[s.spec.user]).some((u) => of('delete', [u]).some((d) => time(d) > time(s)))
-    const required = tracks.filter((s) => sure(s) && !superseded(s)).length
+    // Autopilot finds people by email: a userId-only track waits (parked) for its id's email.
+    const deliverable = (s: Sent) => destination === 'ortto' || (s.spec.kind === 'track' && s.spec.withEmail) || linked(s.spec.user, s.spec.kind === 'track' && s.spec.byAlias)
+    for (const s of tracks) {
+      if (!sure(s) || superseded(s) || deliverable(s)) continue
+      // Never deliverable: it must have ended parked and expired (logged), not vanished.
+      const olderDelete = of('delete', [s.spec.user]).some((d) => time(d) < time(s))
+      fail(`${s.messageId}: its id's email was never known, yet it was neither delivered nor expired and logged`, olderDelete ? 11 : undefined)
+    }
+    const required = tracks.filter((s) => sure(s) && !superseded(s) && deliverable(s)).length
     const actual = ending.entries.get(name) ?? 0
     const lostRejected = tracks.some((s) => mode === 'queued' && ending.loggedRejected.has(s.messageId) && !ending.deadLetters.has(s.messageId))
     if (actual < required) fail(`${name}: ${actual} journey entries, ${required} tracks delivered`, lostRejected ? 1 : undefined)
@@ -121,9 +135,10 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     const owners = ownersOf(email)
     // A delete names a userId: it reaches this person only once the Worker has tied that userId to
     // the email (an identify, a track carrying both, or an alias); else there is no one to delete.
-    const linked = (u: number) =>
-      sent.some((s) => sure(s) && s.spec.user === u && (s.spec.kind === 'identify' || s.spec.kind === 'alias' || (s.spec.kind === 'track' && s.spec.withEmail && !s.spec.byAlias)))
-    const deletes = of('delete', owners.filter(linked))
+    const deletes = of(
+      'delete',
+      owners.filter((u) => linked(u, false)),
+    )
     // Two userIds share this person: a delete by one is not knowable from the other's events (Ortto also keys people by userId).
     if (owners.length > 1 && (deletes.length || destination === 'ortto')) continue
     const identifies = of('identify', owners)
@@ -131,7 +146,7 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     const newer = (s: Sent) => time(s) > lastDelete
     const later = identifies.filter(newer)
     const newest = later.filter(sure).sort((a, b) => time(b) - time(a))[0]
-    const found = ending.person(emailAt(email))
+    const found = ending.person(emailAt(email), userId(owners[0]))
     const redrove = identifies.some((s) => ending.redriven.has(s.messageId))
     const staleDefect = redrove ? 6 : mode === 'queued' ? 9 : undefined
     if (!newest) {

@@ -119,8 +119,8 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
     }
   } else {
     const ortto = w.standIn as unknown as { person: (field: string, value: string) => { fields: Record<string, unknown>; archived: boolean } | undefined }
-    person = (email) => {
-      const found = ortto.person('str::email', email)
+    person = (_email, userId) => {
+      const found = ortto.person('str::ei', userId)
       return found && !found.archived ? { first: found.fields['str::first'], last: found.fields['str::last'] } : undefined
     }
   }
