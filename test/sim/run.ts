@@ -119,8 +119,9 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
     }
   } else {
     const ortto = w.standIn as unknown as { person: (field: string, value: string) => { fields: Record<string, unknown>; archived: boolean } | undefined }
-    person = (_email, userId) => {
-      const found = ortto.person('str::ei', userId)
+    // By userId first; a track from another id carrying the same email may have merged into it and taken its external id.
+    person = (email, userId) => {
+      const found = ortto.person('str::ei', userId) ?? ortto.person('str::email', email)
       return found && !found.archived ? { first: found.fields['str::first'], last: found.fields['str::last'] } : undefined
     }
   }
