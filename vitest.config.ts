@@ -30,7 +30,7 @@ export default defineConfig(async () => ({
           AUTOPILOT_TRIGGERS: JSON.stringify({ 'Step Activated': '0001', 'Order Completed': '0002' }),
           QUEUE_RETRY_BASE_SECONDS: '1',
           // `npm run simulate` (scripts/simulate.js): the simulation's length, seed and tolerated known defects.
-          ...Object.fromEntries(['SIM_RUNS', 'SIM_SEED', 'SIM_KNOWN', 'SIM_ONLY', 'SIM_DEBUG', 'SIM_SHRINK_SECONDS'].flatMap((name) => (shellEnv[name] === undefined ? [] : [[name, shellEnv[name]]]))),
+          ...Object.fromEntries(['SIM_RUNS', 'SIM_SEED', 'SIM_KNOWN', 'SIM_ONLY', 'SIM_DEBUG', 'SIM_BUDGET_SECONDS'].flatMap((name) => (shellEnv[name] === undefined ? [] : [[name, shellEnv[name]]]))),
         },
       },
     }),

@@ -153,7 +153,7 @@ export interface SimulationResult {
 export async function simulate(
   destination: Destination,
   mode: Mode,
-  { runs, seed, known, debug = false, shrinkMs = 0 }: { runs: number; seed: number; known: ReadonlySet<number>; debug?: boolean; shrinkMs?: number },
+  { runs, seed, known, debug = false, budgetMs = 0 }: { runs: number; seed: number; known: ReadonlySet<number>; debug?: boolean; budgetMs?: number },
 ): Promise<SimulationResult> {
   const tolerated = new Map<number, number>()
   const examples = new Map<number, string>()
@@ -175,8 +175,9 @@ export async function simulate(
       throw new Error(result.violations.map((v) => `${v.what}${v.defect ? ` (defect ${v.defect})` : ''}`).join('\n'))
     }
   })
-  // Shrinking re-runs whole scenarios (about a second each): bounded by `shrinkMs`, then the smallest found so far is reported.
-  const out = await fc.check(property, { numRuns: runs, seed, endOnFailure: shrinkMs === 0, ...(shrinkMs > 0 && { interruptAfterTimeLimit: shrinkMs, markInterruptAsFailure: false }) })
+  // Shrinking re-runs whole scenarios (about a second each): off in the suite; in a long run the
+  // whole check (runs and shrinking) is bounded by `budgetMs`, and what was reached is reported.
+  const out = await fc.check(property, { numRuns: runs, seed, endOnFailure: budgetMs === 0, ...(budgetMs > 0 && { interruptAfterTimeLimit: budgetMs, markInterruptAsFailure: false }) })
   const lines = [`${destination} ${mode}: ${out.numRuns} runs, seed ${seed}${out.failed ? `, FAILED (path ${out.counterexamplePath})` : ', held'}`]
   if (out.failed) {
     lines.push(`  first failure, before shrinking: ${first?.slice(0, 1500)}`)
