@@ -2,6 +2,7 @@ import { env } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { KNOWN_DEFECTS } from './sim/model'
 import { simulate } from './sim/run'
+import { setDebug } from './sim/world'
 
 // The whole pipeline under random event sequences and faults at every step (test/sim/):
 // a short run here; `npm run simulate` runs it long (SIM_RUNS, SIM_SEED, SIM_KNOWN, SIM_ONLY).
@@ -11,6 +12,8 @@ const runs = Number(bindings.SIM_RUNS || 2)
 const seed = bindings.SIM_SEED ? Number(bindings.SIM_SEED) : 20_261_207
 const known = bindings.SIM_KNOWN === undefined || bindings.SIM_KNOWN === 'default' ? KNOWN_DEFECTS : new Set(bindings.SIM_KNOWN.split(',').filter(Boolean).map(Number))
 const only = bindings.SIM_ONLY
+// SIM_DEBUG=calls: every destination call (its fault, its answer) and every answer to Segment, to read one seed's sequence.
+setDebug(bindings.SIM_DEBUG === 'calls')
 const combinations = (
   [
     ['autopilot', 'direct'],
