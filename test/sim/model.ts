@@ -177,7 +177,9 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
       // one the Worker itself delivers again (a queue retry, a redrive, a replay) may not.
       const arrivedAfter = (s: Sent) => s.arrivals.some((a) => a > Math.min(...newest.arrivals))
       const allowed = later.filter((s) => s === newest || (!sure(s) && time(s) > time(newest)) || arrivedAfter(s)).map((s) => (s.spec as { first: string; last: string })[field])
-      if (!allowed.includes(value as string)) fail(`${emailAt(email)}: ${field} is ${JSON.stringify(value)}, the newest is ${JSON.stringify(allowed[0])} (${newest.messageId})`, staleDefect)
+      // Defect 5's signature: a delete older than the newest identify wiped what it set.
+      const wiped = value === undefined && deletes.some((d) => time(d) < time(newest)) ? 5 : staleDefect
+      if (!allowed.includes(value as string)) fail(`${emailAt(email)}: ${field} is ${JSON.stringify(value)}, the newest is ${JSON.stringify(allowed[0])} (${newest.messageId})`, wiped)
     }
   }
   return violations
