@@ -3,8 +3,9 @@
 // length, inside workerd like the suite. SIM_RUNS sequences per destination and mode
 // (default 500), SIM_SEED to repeat a run (printed), SIM_ONLY=autopilot|ortto|direct|queued|
 // autopilot-direct… for one part, SIM_KNOWN=1,5 (or empty) for the known defects of issue 36
-// the model tolerates (default: test/sim/model.ts KNOWN_DEFECTS), SIM_SHRINK_SECONDS to bound
-// the shrinking of a failure (default 300), SIM_DEBUG=1 for a line per sequence.
+// the model tolerates (default: test/sim/model.ts KNOWN_DEFECTS), SIM_BUDGET_SECONDS to bound
+// each destination and mode's runs and shrinking (default 1800; what was reached is reported),
+// SIM_DEBUG=1 for a line per sequence, SIM_DEBUG=calls for every call and answer (with SIM_RUNS=1).
 import { spawnSync } from 'node:child_process'
 
 const seed = process.env.SIM_SEED ?? String(Date.now() % 2 ** 31)
@@ -13,7 +14,7 @@ console.log(`simulate: ${runs} sequences per destination and mode (SIM_RUNS), se
 const result = spawnSync('npx', ['vitest', 'run', 'test/simulation.test.ts'], {
   stdio: 'inherit',
   shell: process.platform === 'win32',
-  env: { ...process.env, SIM_SEED: seed, SIM_RUNS: runs, SIM_SHRINK_SECONDS: process.env.SIM_SHRINK_SECONDS ?? '300' },
+  env: { ...process.env, SIM_SEED: seed, SIM_RUNS: runs, SIM_BUDGET_SECONDS: process.env.SIM_BUDGET_SECONDS ?? '1800' },
 })
 console.log(`simulate: seed ${seed} — repeat with SIM_SEED=${seed} SIM_RUNS=${runs}`)
 process.exit(result.status ?? 1)

@@ -7,7 +7,7 @@
 // destination on an earlier attempt whose answer was lost: the model allows it ("maybe"),
 // never requires it.
 import type { Destination, Mode } from './world'
-import { emailAt, MAPPED, timeOf, type Spec } from './events'
+import { emailAt, MAPPED, timeOf, userId, type Spec } from './events'
 
 /**
  * The nine defects of issue 36, each being fixed on another branch. While a number is here,
@@ -19,8 +19,13 @@ import { emailAt, MAPPED, timeOf, type Spec } from './events'
  * 5 a delete overriding a newer identify   6 a redriven dead letter overwriting newer data
  * 7 an alias before either id has an email, dropped   8 the store's retry repeating writes
  * 9 a queue message retried whole re-delivering what it delivered
+ * 11 (found by this simulation) a delete drops its userId's parked events newer than itself,
+ *    with no log line (store.ts: DELETE FROM parked WHERE user_hash …, whatever their time)
+ * 10 (found by this simulation, not one of the nine) a delete that arrives after an identify was
+ *    delivered but its userId → email write failed deletes no one; the identify's re-send is then
+ *    skipped as older than the delete, and the person it made stays (see the lead's report)
  */
-export const KNOWN_DEFECTS: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9])
+export const KNOWN_DEFECTS: ReadonlySet<number> = new Set([10, 11])
 
 export interface Sent {
   spec: Spec
@@ -31,6 +36,8 @@ export interface Sent {
 }
 
 export interface Ending {
+  /** Segment's answers for each messageId, in order. */
+  answers: Map<string, { status: string; message: string }[]>
   /** Segment's last answer for each messageId. */
   lastAnswer: Map<string, { status: string; message: string }>
   /** dead_letters rows by messageId (count, reasons). */
@@ -48,8 +55,8 @@ export interface Ending {
   entries: Map<string, number>
   /** Entries made by invocations that crashed before recording them (may be made again). */
   enteredBeforeCrash: Map<string, number>
-  /** The person holding each email, as the destination has it (undefined: none). */
-  person: (email: string) => { first?: unknown; last?: unknown } | undefined
+  /** The person the destination holds for this email and userId (Autopilot finds people by email, Ortto by userId). */
+  person: (email: string, userId: string) => { first?: unknown; last?: unknown } | undefined
 }
 
 export interface Violation {
@@ -86,6 +93,10 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   const sure = (s: Sent) => classOf.get(s) === 'delivered'
   const ownersOf = (email: number) => [...emailOf.keys()].filter((u) => emailOf[u] === email)
   const of = (kind: Spec['kind'], users: number[]) => sent.filter((s) => s.spec.kind === kind && users.includes(s.spec.user))
+  /** Whether the Worker could tie the user's userId (or, `byAlias`, its anonymous id) to its email. */
+  const direct = (u: number, byAlias: boolean) =>
+    sent.some((s) => sure(s) && s.spec.user === u && (s.spec.kind === 'track' ? s.spec.withEmail && s.spec.byAlias === byAlias : !byAlias && s.spec.kind === 'identify'))
+  const linked = (u: number, byAlias: boolean): boolean => direct(u, byAlias) || (of('alias', [u]).some(sure) && direct(u, !byAlias))
 
   // Nothing parked expires once its id's email could be known.
   for (const s of sent) {
@@ -103,10 +114,20 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   for (const name of MAPPED) {
     const tracks = sent.filter((s) => s.spec.kind === 'track' && s.spec.name === name)
     const superseded = (s: Sent) => ownersOf(emailOf[s.spec.user]).some((u) => of('delete', [u]).some((d) => time(d) > time(s)))
-    const required = tracks.filter((s) => sure(s) && !superseded(s)).length
+    // Autopilot finds people by email: a userId-only track waits (parked) for its id's email.
+    const deliverable = (s: Sent) => destination === 'ortto' || (s.spec.kind === 'track' && s.spec.withEmail) || linked(s.spec.user, s.spec.kind === 'track' && s.spec.byAlias)
+    for (const s of tracks) {
+      if (!sure(s) || superseded(s) || deliverable(s)) continue
+      // Never deliverable: it must have ended parked and expired (logged), not vanished.
+      const olderDelete = of('delete', [s.spec.user]).some((d) => time(d) < time(s))
+      fail(`${s.messageId}: its id's email was never known, yet it was neither delivered nor expired and logged`, olderDelete ? 11 : undefined)
+    }
+    const required = tracks.filter((s) => sure(s) && !superseded(s) && deliverable(s)).length
     const actual = ending.entries.get(name) ?? 0
     const lostRejected = tracks.some((s) => mode === 'queued' && ending.loggedRejected.has(s.messageId) && !ending.deadLetters.has(s.messageId))
-    if (actual < required) fail(`${name}: ${actual} journey entries, ${required} tracks delivered`, lostRejected ? 1 : undefined)
+    // Defect 11's signature: a track newer than a delete of its user (the delete dropped it while parked).
+    const droppedByDelete = tracks.some((s) => of('delete', [s.spec.user]).some((d) => time(d) < time(s)))
+    if (actual < required) fail(`${name}: ${actual} journey entries, ${required} tracks delivered`, lostRejected ? 1 : droppedByDelete ? 11 : undefined)
     const residual = ending.enteredBeforeCrash.get(name) ?? 0
     if (actual > tracks.length + residual) fail(`${name}: ${actual} journey entries for ${tracks.length} tracks (one entered twice)`, mode === 'queued' ? 9 : undefined)
   }
@@ -114,20 +135,30 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   // People: the newest value of each field; deleted stays deleted unless a newer event made them again.
   for (const email of new Set(emailOf)) {
     const owners = ownersOf(email)
-    const deletes = of('delete', owners)
+    // A delete names a userId: it reaches this person only once the Worker has tied that userId to
+    // the email (an identify, a track carrying both, or an alias); else there is no one to delete.
+    const deletes = of(
+      'delete',
+      owners.filter((u) => linked(u, false)),
+    )
     // Two userIds share this person: a delete by one is not knowable from the other's events (Ortto also keys people by userId).
     if (owners.length > 1 && (deletes.length || destination === 'ortto')) continue
+    // Ortto keys people by userId: a track from the anonymous id carrying the same email is a second
+    // external id for one email, which Ortto itself resolves (not the Worker): not judged here.
+    if (destination === 'ortto' && sent.some((s) => s.spec.kind === 'track' && s.spec.byAlias && s.spec.withEmail && owners.includes(s.spec.user))) continue
     const identifies = of('identify', owners)
     const lastDelete = Math.max(-Infinity, ...deletes.filter(sure).map(time))
     const newer = (s: Sent) => time(s) > lastDelete
     const later = identifies.filter(newer)
     const newest = later.filter(sure).sort((a, b) => time(b) - time(a))[0]
-    const found = ending.person(emailAt(email))
+    const found = ending.person(emailAt(email), userId(owners[0]))
     const redrove = identifies.some((s) => ending.redriven.has(s.messageId))
     const staleDefect = redrove ? 6 : mode === 'queued' ? 9 : undefined
     if (!newest) {
       const remade = later.length || sent.some((s) => s.spec.kind === 'track' && owners.includes(s.spec.user) && newer(s))
-      if (deletes.some(sure) && !remade && found) fail(`${emailAt(email)}: deleted, yet the destination holds it`, staleDefect)
+      // Defect 10's signature: an identify of a deleted userId was answered retry (or its request crashed).
+      const unrecorded = identifies.some((s) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status.startsWith('retry')) || s.arrivals.length > (ending.answers.get(s.messageId)?.length ?? 0))
+      if (deletes.some(sure) && !remade && found) fail(`${emailAt(email)}: deleted, yet the destination holds it`, unrecorded ? 10 : staleDefect)
       continue
     }
     const deletedAfter = deletes.some((d) => !sure(d) && time(d) > time(newest))
@@ -146,7 +177,9 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
       // one the Worker itself delivers again (a queue retry, a redrive, a replay) may not.
       const arrivedAfter = (s: Sent) => s.arrivals.some((a) => a > Math.min(...newest.arrivals))
       const allowed = later.filter((s) => s === newest || (!sure(s) && time(s) > time(newest)) || arrivedAfter(s)).map((s) => (s.spec as { first: string; last: string })[field])
-      if (!allowed.includes(value as string)) fail(`${emailAt(email)}: ${field} is ${JSON.stringify(value)}, the newest is ${JSON.stringify(allowed[0])} (${newest.messageId})`, staleDefect)
+      // Defect 5's signature: a delete older than the newest identify wiped what it set.
+      const wiped = value === undefined && deletes.some((d) => time(d) < time(newest)) ? 5 : staleDefect
+      if (!allowed.includes(value as string)) fail(`${emailAt(email)}: ${field} is ${JSON.stringify(value)}, the newest is ${JSON.stringify(allowed[0])} (${newest.messageId})`, wiped)
     }
   }
   return violations

@@ -119,13 +119,26 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
     }
   } else {
     const ortto = w.standIn as unknown as { person: (field: string, value: string) => { fields: Record<string, unknown>; archived: boolean } | undefined }
-    person = (email) => {
-      const found = ortto.person('str::email', email)
+    // By userId first; a track from another id carrying the same email may have merged into it and taken its external id.
+    person = (email, userId) => {
+      const found = ortto.person('str::ei', userId) ?? ortto.person('str::email', email)
       return found && !found.archived ? { first: found.fields['str::first'], last: found.fields['str::last'] } : undefined
     }
   }
   const parkedAfter = (await rows('SELECT id FROM parked')).length
-  return { lastAnswer, deadLetters, expired, parkedBeforeExpiry, parkedAfter, loggedRejected, redriven, entries, enteredBeforeCrash: w.observed.enteredBeforeCrash, person }
+  return {
+    answers: w.observed.answers,
+    lastAnswer,
+    deadLetters,
+    expired,
+    parkedBeforeExpiry,
+    parkedAfter,
+    loggedRejected,
+    redriven,
+    entries,
+    enteredBeforeCrash: w.observed.enteredBeforeCrash,
+    person,
+  }
 }
 
 export interface SimulationResult {
@@ -140,7 +153,7 @@ export interface SimulationResult {
 export async function simulate(
   destination: Destination,
   mode: Mode,
-  { runs, seed, known, debug = false, shrinkMs = 0 }: { runs: number; seed: number; known: ReadonlySet<number>; debug?: boolean; shrinkMs?: number },
+  { runs, seed, known, debug = false, budgetMs = 0 }: { runs: number; seed: number; known: ReadonlySet<number>; debug?: boolean; budgetMs?: number },
 ): Promise<SimulationResult> {
   const tolerated = new Map<number, number>()
   const examples = new Map<number, string>()
@@ -162,8 +175,9 @@ export async function simulate(
       throw new Error(result.violations.map((v) => `${v.what}${v.defect ? ` (defect ${v.defect})` : ''}`).join('\n'))
     }
   })
-  // Shrinking re-runs whole scenarios (about a second each): bounded by `shrinkMs`, then the smallest found so far is reported.
-  const out = await fc.check(property, { numRuns: runs, seed, endOnFailure: shrinkMs === 0, ...(shrinkMs > 0 && { interruptAfterTimeLimit: shrinkMs, markInterruptAsFailure: false }) })
+  // Shrinking re-runs whole scenarios (about a second each): off in the suite; in a long run the
+  // whole check (runs and shrinking) is bounded by `budgetMs`, and what was reached is reported.
+  const out = await fc.check(property, { numRuns: runs, seed, endOnFailure: budgetMs === 0, ...(budgetMs > 0 && { interruptAfterTimeLimit: budgetMs, markInterruptAsFailure: false }) })
   const lines = [`${destination} ${mode}: ${out.numRuns} runs, seed ${seed}${out.failed ? `, FAILED (path ${out.counterexamplePath})` : ', held'}`]
   if (out.failed) {
     lines.push(`  first failure, before shrinking: ${first?.slice(0, 1500)}`)

@@ -50,7 +50,7 @@ async function emptyTables() {
 }
 
 let debug = false
-/** Prints every destination call, its fault and answer, and each answer to Segment (test/simdebug). */
+/** Prints every destination call, its fault and answer, and each answer to Segment (SIM_DEBUG=calls). */
 export const setDebug = (on: boolean) => (debug = on)
 
 export async function world(destination: Destination, mode: Mode, faults: Faults) {
