@@ -63,7 +63,9 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
       }
       entry.emailHash = hashIn(hashes, key)
       // Newest wins for a delete too: retried or re-sent after newer events made the person again, it is not sent.
-      const remadeAt = newestStamp(snapshot, [entry.emailHash, ...(resolved.email && resolved.email !== key ? [hashIn(hashes, resolved.email)] : [])])
+      // (Or the userId's email was taught by an event newer than the delete: a late delete finds the person that event made.)
+      const taughtAt = resolved.userHash ? (snapshot.identities.get(resolved.userHash)?.taughtAt ?? -Infinity) : -Infinity
+      const remadeAt = Math.max(taughtAt, newestStamp(snapshot, [entry.emailHash, ...(resolved.email && resolved.email !== key ? [hashIn(hashes, resolved.email)] : [])]))
       if (remadeAt > entry.at) {
         entry.remadeAt = remadeAt
         return skipped('not sent: newer events made this person again after this delete happened (events older than it stay refused)')
