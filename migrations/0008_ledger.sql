@@ -15,10 +15,7 @@ CREATE TABLE ledger (
   note        TEXT
 ) WITHOUT ROWID;
 
--- The rows written before this migration stay where they were, under another name: SQL has no
--- SHA-256 to re-key them here. The Worker reads them beside the new table (a messageId seen
--- before the upgrade is still entered once) and the sweep empties this table as its rows age
--- out. A Worker of the previous version still running during the deploy finds no `messages`
--- table and answers 503 (Segment retries it against the new one): it cannot claim beside the
--- new ledger.
-ALTER TABLE messages RENAME TO messages_before_0008;
+-- The rows written before this migration stay in `messages` (text keys): SQL has no SHA-256 to
+-- re-key them here, and copying them could outlast a migration's time at volume. The Worker
+-- reads them beside the new table (a messageId seen before the upgrade is still entered once)
+-- and the sweep empties `messages` as its rows age out; nothing new is written there.

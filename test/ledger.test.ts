@@ -2,6 +2,7 @@ import { applyD1Migrations, env as testEnv, reset } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { ledgerKey, pruneLedger, PRUNE_ROWS_PER_QUERY } from '../src/store/ledger'
 import { Sql } from '../src/store/sql'
+import { StoreAdmin } from '../src/store/store-admin'
 import { db, freshDb, json, rows, setup, track } from './helpers'
 import { ledgerState } from './ledger-helpers'
 
@@ -56,7 +57,7 @@ describe('migration 0008, in place', () => {
     await applyD1Migrations(db(), testEnv.TEST_MIGRATIONS)
     const run = await pruneLedger(new Sql(db(), 5000), now - DAY, 0, 10)
     expect(run.deleted).toBe(1)
-    expect(await rows('SELECT message_id FROM messages_before_0008')).toEqual([{ message_id: 'young' }])
+    expect(await rows('SELECT message_id FROM messages')).toEqual([{ message_id: 'young' }])
   })
 })
 
@@ -115,6 +116,20 @@ describe('the ledger prune', () => {
     expect(runs.at(-1)!.complete).toBe(true)
     expect(runs.reduce((n, run) => n + run.deleted, 0)).toBe(20_000)
     expect(await rows('SELECT count(*) AS n FROM ledger')).toEqual([{ n: 0 }])
+  })
+
+  it("the operator page's claim count reads a bounded number of ledger rows, and says when the ledger is larger", async () => {
+    const now = Date.now()
+    await fill(3000, now - 3600_000)
+    await fill(10, now, 0, now + 600_000)
+    const sql = new Sql(db(), 5000)
+    const all = await new StoreAdmin(sql).overview(now, now)
+    expect(all.claims).toMatchObject({ pending: 10, sampled: false })
+    const before = sql.stats.rowsRead
+    const sampled = await new StoreAdmin(sql).overview(now, now, 1000)
+    expect(sampled.claims.sampled).toBe(true)
+    expect(sampled.claims.pending).toBeLessThanOrEqual(10)
+    expect(sql.stats.rowsRead - before).toBeLessThan(1100)
   })
 
   it('keys a messageId by 16 bytes of its SHA-256', () => {

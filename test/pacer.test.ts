@@ -59,6 +59,19 @@ describe('the pacer', () => {
     expect(pacer.windowMs).toBe(1004) // and back to where it started
   })
 
+  it('429s on calls it started widen the margin and keep the pace; once the margin is at its widest, they take a call/s off', async () => {
+    const { pacer, clock } = clocked(5)
+    for (let i = 0; i < 5; i++) {
+      const one = waiters(pacer, clock, 1)
+      await clock.run()
+      clock.at(clock.now() + UNHINTED_PAUSE_MS + 20, () => pacer.rateLimited(one.tickets[0] as number))
+      await clock.run()
+    }
+    // 4 → 24 → 48 → 96 → 100 ms (half the interval): jitter explains four, the pace stays; the fifth it does not.
+    expect(pacer.windowMs).toBe(1100)
+    expect(pacer.pace).toBe(4)
+  })
+
   it('a 429 on a call it did not start (or another isolate did) leaves the margin', () => {
     const { pacer } = clocked(5)
     pacer.rateLimited(12345)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { getConfig } from '../src/config'
 import { checkSetup } from '../src/setup'
-import { databaseSize, describeSize, sizeAlert } from '../src/store/size'
+import { databaseSize, describeSize, sizeAlert, sizeAlertFor } from '../src/store/size'
 import { Sql } from '../src/store/sql'
 import { StoreAdmin } from '../src/store/store-admin'
 import { db, freshDb, setup } from './helpers'
@@ -37,6 +37,8 @@ describe('the database size', () => {
     expect(sizeAlert(databaseSize(399 * MB, free))).toBeUndefined()
     expect(sizeAlert(databaseSize(400 * MB, free))).toMatch(/^The D1 database holds 400 MB of the Free plan's 500 MB \(80 %\): D1 refuses writes when it is full/)
     expect(sizeAlert(undefined)).toBeUndefined()
+    expect(sizeAlertFor(free, undefined)).toBeUndefined()
+    expect(sizeAlertFor(free, 450 * MB)).toContain('(90 %)')
   })
 
   it('refuses a WORKERS_PLAN it does not know, naming it', () => {

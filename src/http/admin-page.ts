@@ -4,7 +4,7 @@
 import { html } from 'hono/html'
 import type { Check } from '../destinations/destination'
 import type { SetupReport } from '../setup'
-import type { DeadLetterReason, Overview } from '../store/store-admin'
+import { CLAIMS_COUNTED, type DeadLetterReason, type Overview } from '../store/store-admin'
 import type { CreatedRow } from '../store/creations'
 import type { HistoryRow } from '../store/history'
 import { describeSize, SIZE_ALERT_SHARE, type DatabaseSize } from '../store/size'
@@ -254,6 +254,7 @@ function claims(view: PageView, { claims }: Overview) {
 <dt>Claims in progress</dt><dd id="claims-pending">${claims.pending}</dd>
 <dt>Stale claims</dt><dd><span id="claims-stale">${claims.stale}</span>${claims.oldestStaleLease === null ? '' : html` (the oldest lease ended ${at(claims.oldestStaleLease, view.now)})`}</dd>
 </dl>
+${claims.sampled ? html`<p class="muted" id="claims-sampled">Claims counted over the ledger's first ${CLAIMS_COUNTED.toLocaleString('en')} entries, of more (a fair sample: its keys are hashes): at least these many.</p>` : ''}
 </section>`
 }
 

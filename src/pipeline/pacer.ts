@@ -4,7 +4,8 @@
 //   the jitter between a start here and its arrival there. The margin is learned: it starts at
 //   2 % of the interval (the pace within a few percent of the rate), widens when a call this
 //   pacer started (so it kept its own count) is answered 429 anyway — arrivals bunched on the
-//   way — and narrows again after quiet;
+//   way — and narrows again after quiet; such 429s slow the pace (below) only once the margin
+//   is at its widest (half the interval), when jitter no longer explains them;
 // - a 429 pauses every start for the wait it gave (capped by RATE_LIMIT_MAX_PAUSE_SECONDS), or
 //   for one call's slot when it gave none; after a pause the destination asked for, one call
 //   (the probe) goes alone, and the others follow once *that* call has ended in anything but a
@@ -167,10 +168,14 @@ export class Pacer {
     // A call this pacer started, so within its own count: the destination saw the starts closer
     // together than they left (jitter on the way). Widen the margin; quiet narrows it again.
     // (Once per moment: a call started before the last widening says nothing of the new margin.)
+    // Jitter explains it while the margin can still widen (or the call left under a narrower one):
+    // then it is not taken for someone else using the key, and the pace stays.
     const started = this.startedAt.get(ticket)
     this.startedAt.delete(ticket)
-    if (started !== undefined && started > this.widenedAt) {
-      this.margin = Math.min((MARGIN_MAX * WINDOW_MS) / this.maxPerSecond, Math.max(2 * this.margin, this.margin + (MARGIN_STEP * WINDOW_MS) / this.maxPerSecond))
+    const widest = (MARGIN_MAX * WINDOW_MS) / this.maxPerSecond
+    const jitter = started !== undefined && (started <= this.widenedAt || this.margin < widest)
+    if (started !== undefined && started > this.widenedAt && this.margin < widest) {
+      this.margin = Math.min(widest, Math.max(2 * this.margin, this.margin + (MARGIN_STEP * WINDOW_MS) / this.maxPerSecond))
       this.marginChangedAt = now
       this.widenedAt = now
     }
@@ -179,7 +184,7 @@ export class Pacer {
     this.lastRateLimited = now
     // One 429 (or several answered together, in flight side by side) is a moment: its pause covers
     // it. Another soon after the pause ended means someone else uses the key: slow down.
-    if (repeated && now >= this.pausedUntil) {
+    if (repeated && now >= this.pausedUntil && !jitter) {
       this.limit = Math.max(1, this.limit - 1)
       this.changedAt = now
     }

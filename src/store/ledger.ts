@@ -23,7 +23,7 @@ export const STATE = { claimed: 0, done: 1, rejected: 2 } as const
 export const STATE_NAME = ['claimed', 'done', 'rejected'] as const
 
 /** The table the ledger was before migration 0008 (text keys): read beside it until it empties. */
-export const LEGACY_TABLE = 'messages_before_0008'
+export const LEGACY_TABLE = 'messages'
 
 /** Rows one prune query may scan (D1 allows 30 s a query: this takes well under one). */
 export const PRUNE_ROWS_PER_QUERY = 250_000

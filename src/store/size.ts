@@ -43,3 +43,11 @@ export function sizeAlert(size: DatabaseSize | undefined): string | undefined {
   if (!size || size.share < SIZE_ALERT_SHARE) return undefined
   return `The D1 database holds ${describeSize(size)}: D1 refuses writes when it is full, and every event is then answered 503. Lower LEDGER_DAYS, or see docs/limits.md (past one database).`
 }
+
+/**
+ * For the sweep's alerts (src/queue/alerts.ts): the alert's text when the database D1 last
+ * reported (`sql.dbBytes`, from any query the sweep made) holds 80 % of the plan's cap.
+ */
+export function sizeAlertFor(plan: Plan, bytes: number | undefined): string | undefined {
+  return bytes === undefined ? undefined : sizeAlert(databaseSize(bytes, plan))
+}

@@ -22,10 +22,18 @@ const COLUMNS = ['created.state', 'created.until'] as const
 /** The account_cache row each sweep overwrites with a summary of itself (one write per sweep). */
 export const LAST_SWEEP_KEY = 'sweep:last'
 
+/**
+ * Ledger rows a view of the operator page counts claims over: at most this many are read (a
+ * second or so of D1), whatever the ledger's size (at Ortto's full rate it holds ~88 million).
+ * Its keys are hashes, so the first rows are a fair sample of the rest.
+ */
+export const CLAIMS_COUNTED = 2_000_000
+
 /** What the operator page counts (src/http/admin.ts), read in one query. */
 export interface Overview {
   parked: { count: number; users: number; oldestAt: number | null; expiringSoon: number }
-  claims: { pending: number; stale: number; oldestStaleLease: number | null }
+  /** `sampled`: the ledger is larger than what a view counts (CLAIMS_COUNTED rows), so these are lower bounds. */
+  claims: { pending: number; stale: number; oldestStaleLease: number | null; sampled: boolean }
   deadLetters: { count: number; reasons: number; firstSeen: number | null; lastSeen: number | null }
   lastSweep: { at: number; summary: string } | null
 }
@@ -148,25 +156,27 @@ export class StoreAdmin {
    * UNION ALL, one row each (k names it; n, a, b, c are its numbers or text).
    * @param now claims whose lease ended before this are stale
    * @param expiringBefore parked events parked before this are counted as expiring soon
+   * @param claimsCounted ledger rows read to count claims, at most
    */
-  async overview(now: number, expiringBefore: number): Promise<Overview> {
+  async overview(now: number, expiringBefore: number, claimsCounted = CLAIMS_COUNTED): Promise<Overview> {
     type Row = { k: string; n: number | null; a: number | null; b: number | null; c: number | string | null }
     const { results } = await this.sql.all<Row>(
       this.sql
         .prepare(
           `SELECT 'parked' AS k, count(*) AS n, min(parked_at) AS a, count(DISTINCT user_hash) AS b, total(parked_at < ?2) AS c FROM parked
-           UNION ALL SELECT 'claims', total(lease_until >= ?1), min(CASE WHEN lease_until < ?1 THEN lease_until END), total(lease_until < ?1), NULL
-             FROM ledger WHERE state = 0
+           UNION ALL SELECT 'claims', total(state = 0 AND lease_until >= ?1), min(CASE WHEN state = 0 AND lease_until < ?1 THEN lease_until END),
+               total(state = 0 AND lease_until < ?1), count(*)
+             FROM (SELECT state, lease_until FROM ledger LIMIT ?4)
            UNION ALL SELECT 'dead', count(*), min(first_seen), max(last_seen), count(DISTINCT reason) FROM dead_letters
            UNION ALL SELECT 'sweep', NULL, fetched_at, NULL, value FROM account_cache WHERE key = ?3`,
         )
-        .bind(now, expiringBefore, LAST_SWEEP_KEY),
+        .bind(now, expiringBefore, LAST_SWEEP_KEY, claimsCounted),
     )
     const row = (k: string): Row => results.find((r) => r.k === k) ?? { k, n: 0, a: null, b: 0, c: 0 }
     const [parked, claims, dead, sweep] = ['parked', 'claims', 'dead', 'sweep'].map(row)
     return {
       parked: { count: Number(parked.n ?? 0), users: Number(parked.b ?? 0), oldestAt: parked.a, expiringSoon: Number(parked.c ?? 0) },
-      claims: { pending: Number(claims.n ?? 0), stale: Number(claims.b ?? 0), oldestStaleLease: claims.a },
+      claims: { pending: Number(claims.n ?? 0), stale: Number(claims.b ?? 0), oldestStaleLease: claims.a, sampled: Number(claims.c ?? 0) >= claimsCounted },
       deadLetters: { count: Number(dead.n ?? 0), reasons: Number(dead.c ?? 0), firstSeen: dead.a, lastSeen: dead.b },
       lastSweep: sweep.a === null ? null : { at: Number(sweep.a), summary: String(sweep.c) },
     }
