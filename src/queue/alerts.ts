@@ -1,8 +1,9 @@
 // Alerts, from the cron sweep, to ALERT_WEBHOOK_URL (an incoming webhook of Slack, Discord's
-// /slack endpoint, or Microsoft Teams: all take `{"text": …}`, which is what is sent). Four
+// /slack endpoint, or Microsoft Teams: all take `{"text": …}`, which is what is sent). Five
 // kinds: new dead letters since the last alert; more than ALERT_FAILURE_RATE of the last
 // hour's destination calls failed; the setup check fails (key refused, a mapped journey or
-// activity gone); parked events that expire within a day. One post per kind per
+// activity gone); parked events that expire within a day; the database past 80 % of the plan's
+// cap. One post per kind per
 // ALERT_EVERY_MINUTES, remembered in D1. Counts, kinds and reasons only: no email, userId or
 // secret. A webhook that fails or hangs never breaks the sweep (the alerts go next time).
 import type { Config } from '../config'
@@ -11,6 +12,7 @@ import { readHistory, reasonKey, HOUR_MS } from '../store/history'
 import type { Sql } from '../store/sql'
 import type { StoreAdmin } from '../store/store-admin'
 import { PARK_DAYS } from '../pipeline/identity'
+import { sizeAlertFor } from '../store/size'
 
 export const ALERT_STATE_KEY = 'alerts:state'
 const DAY_MS = 24 * HOUR_MS
@@ -18,7 +20,7 @@ const WEBHOOK_TIMEOUT_MS = 5000
 /** Fewer calls than this in the hour say nothing about a failure rate. */
 const MIN_CALLS = 10
 
-export type AlertKind = 'dead-letters' | 'failure-rate' | 'setup' | 'parked-expiring'
+export type AlertKind = 'dead-letters' | 'failure-rate' | 'setup' | 'parked-expiring' | 'database-size'
 
 export interface AlertState {
   /** When each kind was last posted. */
@@ -83,6 +85,9 @@ async function findings(config: Config, sql: Sql, storeAdmin: StoreAdmin, state:
     })
   const expiring = await sql.first<{ n: number }>(sql.prepare('SELECT count(*) AS n FROM parked WHERE parked_at < ?1').bind(now - (PARK_DAYS - 1) * DAY_MS))
   if (expiring && expiring.n > 0) found.push({ kind: 'parked-expiring', text: `${expiring.n} parked events expire within a day: their userIds never got an email. Send identifies with traits.email.` })
+  // The database's size against the plan's cap (80 %): D1 reports it with every answer, so no query of its own.
+  const size = sizeAlertFor(config.plan, sql.dbBytes)
+  if (size) found.push({ kind: 'database-size', text: size })
   return found
 }
 
