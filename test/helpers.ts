@@ -167,13 +167,18 @@ export const db = () => testEnv.DB!
  * busy machine, and the migrations then failed with "table identities already exists".
  */
 export async function freshDb() {
+  await emptyDb()
+  await applyD1Migrations(testEnv.DB!, testEnv.TEST_MIGRATIONS)
+}
+
+/** A database with no table at all (a test that migrates step by step starts here). */
+export async function emptyDb() {
   history.forget()
   const DB = testEnv.DB!
   const { results } = await DB.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").all<{
     name: string
   }>()
   if (results.length) await DB.batch(results.map(({ name }) => DB.prepare(`DROP TABLE "${name}"`)))
-  await applyD1Migrations(DB, testEnv.TEST_MIGRATIONS)
 }
 
 /** Rows of a table, for assertions. */

@@ -1,12 +1,15 @@
-import { applyD1Migrations, env as testEnv, reset } from 'cloudflare:test'
+import { applyD1Migrations, env as testEnv } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { ledgerKey, pruneLedger, PRUNE_ROWS_PER_QUERY } from '../src/store/ledger'
 import { Sql } from '../src/store/sql'
 import { StoreAdmin } from '../src/store/store-admin'
-import { db, freshDb, json, rows, setup, track } from './helpers'
+import { getConfig } from '../src/config'
+import { checkSetup } from '../src/setup'
+import { databaseSize, describeSize, sizeAlert, sizeAlertFor } from '../src/store/size'
+import { db, emptyDb, freshDb, json, rows, setup, track } from './helpers'
 import { ledgerState } from './ledger-helpers'
 
-// The journey ledger after issue 39: keyed by 16 bytes of the messageId's SHA-256, kept
+// What one D1 holds (issue 39). The journey ledger: keyed by 16 bytes of the messageId's SHA-256, kept
 // LEDGER_DAYS, pruned in bounded ranges of its keys; a database migrated in place still knows
 // the messageIds it saw before.
 const EMAIL = 'ledger@example.com'
@@ -16,7 +19,7 @@ beforeEach(freshDb)
 
 describe('migration 0008, in place', () => {
   it('a database upgraded with rows in it still enters a journey once for a messageId seen before the upgrade', async () => {
-    await reset()
+    await emptyDb()
     const before = testEnv.TEST_MIGRATIONS.filter((m) => m.name < '0008')
     await applyD1Migrations(db(), before)
     const now = Date.now()
@@ -44,7 +47,7 @@ describe('migration 0008, in place', () => {
   })
 
   it('the sweep empties the table from before the upgrade as its rows age out', async () => {
-    await reset()
+    await emptyDb()
     await applyD1Migrations(
       db(),
       testEnv.TEST_MIGRATIONS.filter((m) => m.name < '0008'),
@@ -134,5 +137,66 @@ describe('the ledger prune', () => {
 
   it('keys a messageId by 16 bytes of its SHA-256', () => {
     expect(ledgerKey('abc')).toBe('ba7816bf8f01cfea414140de5dae2223')
+  })
+})
+
+// The database's size against the plan's cap: on /admin, in the setup check (`npm run doctor`),
+// and as the alert the sweep posts at 80 %. D1 states the size in every answer's meta.
+const ADMIN = 'size-admin-token'
+const MB = 1000 ** 2
+
+/** A store whose answers say the database holds `bytes` (a full database cannot be made here). */
+class SizedSql extends Sql {
+  constructor(private readonly bytes: number) {
+    super(db(), 2000)
+  }
+  override async all<T>(statement: D1PreparedStatement) {
+    const result = await super.all<T>(statement)
+    this.dbBytes = this.bytes
+    return result
+  }
+}
+
+describe('the database size', () => {
+  it('is said against the plan: Paid 10 GB, Free 500 MB', () => {
+    const paid = getConfig({ DB: db() }).plan
+    const free = getConfig({ DB: db(), WORKERS_PLAN: 'free' }).plan
+    expect(describeSize(databaseSize(1_234_000_000, paid))).toBe("1.23 GB of the Paid plan's 10.0 GB (12 %)")
+    expect(describeSize(databaseSize(450 * MB, free))).toBe("450 MB of the Free plan's 500 MB (90 %)")
+    expect(describeSize(databaseSize(80_000, paid))).toBe("80.0 kB of the Paid plan's 10.0 GB (< 1 %)")
+  })
+
+  it('alerts from 80 % of the cap, not below', () => {
+    const free = getConfig({ DB: db(), WORKERS_PLAN: 'free' }).plan
+    expect(sizeAlert(databaseSize(399 * MB, free))).toBeUndefined()
+    expect(sizeAlert(databaseSize(400 * MB, free))).toMatch(/^The D1 database holds 400 MB of the Free plan's 500 MB \(80 %\): D1 refuses writes when it is full/)
+    expect(sizeAlert(undefined)).toBeUndefined()
+    expect(sizeAlertFor(free, undefined)).toBeUndefined()
+    expect(sizeAlertFor(free, 450 * MB)).toContain('(90 %)')
+  })
+
+  it('refuses a WORKERS_PLAN it does not know, naming it', () => {
+    expect(getConfig({ DB: db(), WORKERS_PLAN: 'enterprise' }).problems).toContain('WORKERS_PLAN must be "paid" or "free": it is "enterprise"')
+  })
+
+  it('the setup check (npm run doctor) says the size D1 reported, and fails at 80 % of the cap', async () => {
+    await freshDb()
+    const config = getConfig(setup({ WORKERS_PLAN: 'free' }).env)
+    const real = await checkSetup(config, {}, new StoreAdmin(new Sql(db(), 2000)))
+    const database = real.checks.find((c) => c.check === 'database')!
+    expect(database.ok).toBe(true)
+    expect(database.message).toMatch(/^The D1 database is migrated; it holds \d+(\.\d+)? kB of the Free plan's 500 MB \(< 1 %\)$/)
+    expect(real.checks.some((c) => c.check === 'database size')).toBe(false)
+    const full = await checkSetup(config, {}, new StoreAdmin(new SizedSql(420 * MB)))
+    expect(full.checks.find((c) => c.check === 'database size')).toMatchObject({ ok: false, message: expect.stringContaining("420 MB of the Free plan's 500 MB (84 %)") })
+  })
+
+  it('is on the operator page, beside the journey ledger', async () => {
+    await freshDb()
+    const { request } = setup({ ADMIN_TOKEN: ADMIN })
+    const response = await request(new Request('https://worker.test/admin', { headers: { authorization: `Basic ${btoa(`ops:${ADMIN}`)}` } }))
+    const text = await response.text()
+    expect(text).toMatch(/id="db-size">\d+(\.\d+)? kB of the Paid plan(&#39;|')s 10.0 GB \(&lt; 1 %\)</)
+    expect(text).toContain('the sweep removes it 1 day after its lease (LEDGER_DAYS)')
   })
 })
