@@ -29,8 +29,8 @@ export default defineConfig(async ({ mode }) => ({
           SEGMENT_SHARED_SECRET: 'segment-shared-secret-7a1b',
           AUTOPILOT_TRIGGERS: JSON.stringify({ 'Step Activated': '0001', 'Order Completed': '0002' }),
           QUEUE_RETRY_BASE_SECONDS: '1',
-          // The ledger prune's test: 100,000 rows in npm test, a million with `npm run test:prune`.
-          TEST_PRUNE_ROWS: mode === 'million' ? '1000000' : '100000',
+          // The ledger prune's test: 20,000 rows in npm test, a million with `npm run test:prune`.
+          TEST_PRUNE_ROWS: mode === 'million' ? '1000000' : '20000',
           // `npm run simulate` (scripts/simulate.js): the simulation's length, seed and tolerated known defects.
           ...Object.fromEntries(['SIM_RUNS', 'SIM_SEED', 'SIM_KNOWN', 'SIM_ONLY', 'SIM_DEBUG', 'SIM_BUDGET_SECONDS'].flatMap((name) => (shellEnv[name] === undefined ? [] : [[name, shellEnv[name]]]))),
         },

@@ -75,7 +75,7 @@ describe('the ledger prune', () => {
       .bind(count, at, state, leaseUntil)
       .run()
 
-  // npm test fills 100,000 rows (a second or two); `npm run test:prune` the million (about 6 s on a busy 2-core machine).
+  // npm test fills 20,000 rows; `npm run test:prune` the million (about 6 s on a busy 2-core machine).
   const ROWS = Number(testEnv.TEST_PRUNE_ROWS)
   it(`prunes ${ROWS.toLocaleString('en')} rows in ranges, no query reading more than about its share, keeping what is young and live claims`, { timeout: 60_000 }, async () => {
     const now = Date.now()
