@@ -30,7 +30,7 @@ describe('the pacer', () => {
     const at = starts as number[]
     for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(200)
     for (let i = 5; i < at.length; i++) expect(at[i] - at[i - 5]).toBeGreaterThanOrEqual(pacer.windowMs)
-    expect(pacer.windowMs).toBe(1004) // a margin of 2 % of the 200 ms interval, until jitter asks for more
+    expect(pacer.windowMs).toBe(1020) // a margin of 10 % of the 200 ms interval, until jitter asks for more
   })
 
   it('widens its margin when a call it started is answered 429 (jitter on the way), once per moment, and narrows it after quiet', async () => {

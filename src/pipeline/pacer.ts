@@ -2,7 +2,7 @@
 // - spaced, not in bursts: one start per 1/rate s (up to 1,000/s: below 1 ms the clock cannot
 //   time it), and never more than `rate` in any window of a second plus a margin that absorbs
 //   the jitter between a start here and its arrival there. The margin is learned: it starts at
-//   2 % of the interval (the pace within a few percent of the rate), widens when a call this
+//   10 % of the interval (the pace within 2 % of the rate), widens when a call this
 //   pacer started (so it kept its own count) is answered 429 anyway — arrivals bunched on the
 //   way — and narrows again after quiet; such 429s slow the pace (below) only once the margin
 //   is at its widest (half the interval), when jitter no longer explains them;
@@ -27,7 +27,7 @@ const realClock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((re
 const WINDOW_MS = 1000
 const RECOVER_EVERY_MS = 2000
 /** The window's margin, as shares of the interval between starts: where it starts, and its bounds. */
-const MARGIN_START = 0.02
+const MARGIN_START = 0.1
 const MARGIN_MAX = 0.5
 /** A 429 on a call within the pacer's own count widens the margin at least this much (shares of the interval), or doubles it. */
 const MARGIN_STEP = 0.1
