@@ -40,34 +40,34 @@ describe('the pacer', () => {
     await first.done
     const [a, b] = first.tickets as number[]
     pacer.rateLimited(a)
-    expect(pacer.windowMs).toBe(1024) // + 10 % of the interval (or double, when more)
+    expect(pacer.windowMs).toBe(1040) // + 10 % of the interval (or double, when more)
     pacer.rateLimited(b) // answered with it: started before the margin widened, so it says nothing new
-    expect(pacer.windowMs).toBe(1024)
+    expect(pacer.windowMs).toBe(1040)
     const next = waiters(pacer, clock, 1)
     await clock.run()
     pacer.rateLimited(next.tickets[0] as number)
-    expect(pacer.windowMs).toBe(1048) // doubled
+    expect(pacer.windowMs).toBe(1080) // doubled
     clock.at(clock.now() + MARGIN_QUIET_MS, () => undefined)
     await clock.run()
     pacer.nextStart()
-    expect(pacer.windowMs).toBe(1036) // a quarter off after 30 s of quiet
+    expect(pacer.windowMs).toBe(1060) // a quarter off after 30 s of quiet
     for (let i = 0; i < 20; i++) {
       clock.at(clock.now() + MARGIN_QUIET_MS, () => undefined)
       await clock.run()
       pacer.nextStart()
     }
-    expect(pacer.windowMs).toBe(1004) // and back to where it started
+    expect(pacer.windowMs).toBe(1020) // and back to where it started
   })
 
   it('429s on calls it started widen the margin and keep the pace; once the margin is at its widest, they take a call/s off', async () => {
     const { pacer, clock } = clocked(5)
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 4; i++) {
       const one = waiters(pacer, clock, 1)
       await clock.run()
       clock.at(clock.now() + UNHINTED_PAUSE_MS + 20, () => pacer.rateLimited(one.tickets[0] as number))
       await clock.run()
     }
-    // 4 → 24 → 48 → 96 → 100 ms (half the interval): jitter explains four, the pace stays; the fifth it does not.
+    // 20 → 40 → 80 → 100 ms (half the interval): jitter explains three, the pace stays; the fourth it does not.
     expect(pacer.windowMs).toBe(1100)
     expect(pacer.pace).toBe(4)
   })
@@ -75,7 +75,7 @@ describe('the pacer', () => {
   it('a 429 on a call it did not start (or another isolate did) leaves the margin', () => {
     const { pacer } = clocked(5)
     pacer.rateLimited(12345)
-    expect(pacer.windowMs).toBe(1004)
+    expect(pacer.windowMs).toBe(1020)
   })
 
   it("above 1,000/s (an interval under the clock's 1 ms) times no spacing: starts at once, and the window still holds the rate", async () => {
