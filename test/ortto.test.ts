@@ -117,7 +117,7 @@ describe('Ortto: track -> activities/create', () => {
     const bare = await json(await post({ type: 'track', messageId: id(), event: 'Clicked', properties: { email: 'c@example.com' } }))
     expect(bare).toMatchObject({ status: 'skipped' })
     for (const type of ['page', 'screen']) expect((await json(await post({ type, messageId: id(), userId: 'u' }))).status).toBe('skipped')
-    // A group is an account (test/ortto-accounts.test.ts): without its groupId, refused naming it.
+    // A group is an account (test/group.test.ts): without its groupId, refused naming it.
     expect(await json(await post({ type: 'group', messageId: id(), userId: 'u' }))).toMatchObject({ status: 'rejected', issues: [{ path: 'groupId', message: 'is required' }] })
     expect(calls('/person/merge')).toHaveLength(1)
     expect(calls('/activities/create')).toHaveLength(0)

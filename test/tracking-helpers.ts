@@ -1,5 +1,5 @@
 // The Tracking API's requests as the server libraries make them, for test/tracking-api.test.ts
-// and test/clock-skew.test.ts.
+// (its clock-skew tests too).
 import { Analytics } from '@segment/analytics-node'
 import { setup, TOKEN } from './helpers'
 import type { Env } from '../src/config'
