@@ -213,7 +213,8 @@ describe('Autopilot faults', () => {
   it('a fault during the 404 -> upsert -> trigger sequence is retryable', async () => {
     const { post, autopilot } = setup()
     autopilot.inject({ status: 502, match: (call) => call.path === '/contact' })
-    const response = await post(trackSeed)
+    // Its own messageId: the isolate remembers the journeys it entered (the seed's is entered above).
+    const response = await post({ ...trackSeed, messageId: `fault-${crypto.randomUUID()}` })
     expect(response.status).toBe(503)
     expect(autopilot.enrolments).toHaveLength(0)
   })
