@@ -95,6 +95,18 @@ describe('parking', () => {
     expect(await parked()).toHaveLength(1)
   })
 
+  it('a delete drops the parked events older than it, and keeps those sent after it (issue 36, found by the simulation)', async () => {
+    const { post, autopilot } = setup()
+    await post(trackFor('u-del-p', { timestamp: '2026-11-01T09:00:00Z' })) // older than the delete: dropped with it
+    await post(trackFor('u-del-p', { timestamp: '2026-11-01T11:00:00Z' })) // newer: waits for an email
+    expect(await parked()).toHaveLength(2)
+    expect((await post({ type: 'delete', messageId: id(), userId: 'u-del-p', timestamp: '2026-11-01T10:00:00Z' })).status).toBe(200)
+    expect(await parked()).toHaveLength(1)
+    expect((await post(identifyWith('u-del-p', { email: 'back@example.com' }, { timestamp: '2026-11-01T12:00:00Z' }))).status).toBe(200)
+    expect(autopilot.enrolments.map((e) => e.email)).toEqual(['back@example.com'])
+    expect(await parked()).toHaveLength(0)
+  })
+
   it('parks a re-sent event once', async () => {
     const { post } = setup()
     const event = identifyWith('u-10b', { plan: 'pro' })
@@ -357,7 +369,7 @@ describe('Segment delete', () => {
     await post(trackFor('u-41'))
     const response = await post({ type: 'delete', messageId: id(), userId: 'u-41' })
     expect(response.status).toBe(200)
-    expect((await json(response)).message).toContain('1 parked events dropped')
+    expect((await json(response)).message).toContain('its parked events older than the delete are dropped (1 parked)')
     expect(autopilot.calls).toHaveLength(0)
     expect(await parked()).toEqual([])
   })

@@ -59,7 +59,9 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
       const key = destination.keysByUserId && userId ? userKey(userId) : resolved.email
       if (!key) {
         const dropped = resolved.userHash ? (snapshot.parkedCounts.get(resolved.userHash) ?? 0) : 0
-        return skipped(`No email is known for this userId, so there is no ${destination.label} person to delete${dropped ? `; ${dropped} parked events dropped` : ''}`)
+        return skipped(
+          `No email is known for this userId, so there is no ${destination.label} person to delete${dropped ? `; its parked events older than the delete are dropped (${dropped} parked)` : ''}`,
+        )
       }
       entry.emailHash = hashIn(hashes, key)
       // Newest wins for a delete too: retried or re-sent after newer events made the person again, it is not sent.

@@ -152,7 +152,13 @@ export class Store {
            deleted_at = max(coalesce(identities.deleted_at, 0), excluded.deleted_at)`,
         rows,
       )
-      add(`DELETE FROM parked WHERE user_hash IN (SELECT value->>'u' FROM json_each(?1))`, rows)
+      // Its parked events older than it go with it; newer ones (sent after the delete) stay to wait
+      // for an email like any other (their time as the pipeline reads it: Segment's timestamp, else arrival).
+      add(
+        `DELETE FROM parked WHERE EXISTS (SELECT 1 FROM json_each(?1) d WHERE d.value->>'u' = parked.user_hash
+           AND coalesce(CAST(round((julianday(parked.event ->> '$.timestamp') - 2440587.5) * 86400000) AS INTEGER), parked.parked_at) <= d.value->>'t')`,
+        rows,
+      )
     }
     const forgetContacts = writes.forget.filter((f) => f.emailHash)
     if (forgetContacts.length) {
