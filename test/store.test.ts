@@ -52,15 +52,17 @@ describe('Store', () => {
     expect(await rows('SELECT id FROM parked')).toEqual([])
   })
 
-  it('a delete leaves a tombstone that an older identity cannot overwrite, and drops the parked events', async () => {
+  it('a delete leaves a tombstone that an older identity cannot overwrite, and drops the parked events older than it', async () => {
     const s = store()
-    await s.hold({ park: [{ userHash: 'u', messageId: 'x', type: 'track', event: event('x') }], claims: [], leaseUntil: 0, by: 't' })
-    await s.write({ ...emptyWrites(), forget: [{ userHash: 'u', emailHash: 'e', at: 500 }] })
-    await s.write({ ...emptyWrites(), identities: [{ userHash: 'u', email: 'back@example.com', emailHash: 'e', at: 400 }] })
-    expect(await rows('SELECT email, deleted_at FROM identities')).toEqual([{ email: null, deleted_at: 500 }])
-    expect(await rows('SELECT id FROM parked')).toEqual([])
+    const at = Date.parse('2026-11-01T10:00:00Z')
+    const parkedAt = (messageId: string, timestamp: string) => ({ userHash: 'u', messageId, type: 'track', event: { ...event(messageId), timestamp } })
+    await s.hold({ park: [parkedAt('x', '2026-11-01T09:00:00Z'), parkedAt('y', '2026-11-01T11:00:00Z')], claims: [], leaseUntil: 0, by: 't' })
+    await s.write({ ...emptyWrites(), forget: [{ userHash: 'u', emailHash: 'e', at }] })
+    await s.write({ ...emptyWrites(), identities: [{ userHash: 'u', email: 'back@example.com', emailHash: 'e', at: at - 100 }] })
+    expect(await rows('SELECT email, deleted_at FROM identities')).toEqual([{ email: null, deleted_at: at }])
+    expect(await rows('SELECT message_id FROM parked')).toEqual([{ message_id: 'y' }]) // sent after the delete: it waits
     const snapshot = await s.read({ users: [], emails: ['e'], messages: [] })
-    expect(snapshot.contacts.get('e')).toEqual({ fields: {}, deletedAt: 500 })
+    expect(snapshot.contacts.get('e')).toEqual({ fields: {}, deletedAt: at })
   })
 
   it('merges guard fields and writes a batch atomically (one failure writes nothing)', async () => {
