@@ -205,6 +205,14 @@ describe('Ortto: group -> an account, the person linked', () => {
     expect(accountBy('str:oc:segment-group-id', 'g-1')!.fields['str:o:name']).toBe('New name')
   })
 
+  it("a batch's groups and other events share one request's 8 creation calls", async () => {
+    const { post, calls } = setup({ ORTTO_CREATE: 'fields' }, { accountFields: KEY_FIELD })
+    const personTraits = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`person trait ${i}`, 'x']))
+    const accountTraits = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`account trait ${i}`, 'y']))
+    await post([{ type: 'identify', messageId: id(), userId: 'u-9', traits: { email: 'nine@example.com', ...personTraits } }, group('g-9', { name: 'Nine', ...accountTraits })])
+    expect(calls('/person/custom-field/create').length + calls('/accounts/custom-field/create').length).toBe(8)
+  })
+
   it('past Ortto’s 25 custom account fields, a new trait is left out and named', async () => {
     const many = Object.fromEntries(Array.from({ length: 23 }, (_, i) => [`str:oc:f${i}`, `F${i}`]))
     const { post, calls } = setup({ ORTTO_CREATE: 'fields' }, { accountFields: { ...KEY_FIELD, ...many } })

@@ -29,6 +29,8 @@ export interface CreateOptions {
   account?: OrttoAccount
   /** Reads the account again (after a duplicate was refused). */
   reread: () => Promise<StoredAccount>
+  /** Creation calls made so far by this request (shared by its groups and its other events: 8 in all). */
+  spent?: { calls: number }
 }
 
 /** A person's custom field, an activity definition, or an account's custom field (Segment `group`). */
@@ -79,7 +81,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
   const lookAgain = async (fresh = false) => (!reread || fresh ? (reread = toAccount(await options.reread())) : reread)
   const made = new Map<string, Made>()
   const max = options.settings.create.max
-  let calls = 0
+  const spent = options.spent ?? { calls: 0 }
   let full = false
   const leftOut: LeftOut[] = []
   let standing = new Map<string, Standing>()
@@ -172,7 +174,7 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
     if (stands?.state === 'refused') return { left: `${what} was not created: Ortto refused it today, not asked again today (${stands.reason})` }
     if (stands?.state === 'taken') held = stands
     else if (full && stands?.state !== 'expired') return capped()
-    else if (calls >= MAX_CREATIONS_PER_RUN) return past()
+    else if (spent.calls >= MAX_CREATIONS_PER_RUN) return past()
     else if (!creations) held = { state: 'new' }
     else {
       try {
@@ -202,11 +204,11 @@ export async function createMissing(jobs: readonly Job<OrttoPerson>[], client: O
           if (found) return found
         }
     }
-    if (calls >= MAX_CREATIONS_PER_RUN) {
+    if (spent.calls >= MAX_CREATIONS_PER_RUN) {
       await creations?.release(kind, name).catch(() => undefined)
       return past()
     }
-    calls++
+    spent.calls++
     try {
       const answer = await create()
       const id = typeof answer === 'string' ? answer : answer.id

@@ -70,7 +70,7 @@ export function ortto(env: Vars, deployEnv: string): Destination<OrttoPerson, Or
     ...((create.fields || create.activities) && { creates: { max: create.max } }),
     send: (jobs, options, context) => {
       const client = new OrttoClient(endpoint, options)
-      const createOptions = { settings, creations: context?.creations, account: current, reread: () => read(options) }
+      const createOptions = { settings, creations: context?.creations, account: current, reread: () => read(options), spent: { calls: 0 } }
       return withGroups(jobs, (some) => sendToOrtto(some, client, createOptions, context?.checkpoints), client, createOptions, context)
     },
     notices: linkNotices,
