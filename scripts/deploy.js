@@ -11,27 +11,16 @@ import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import { askHidden, interactive } from './ask.js'
 import { hasTable, readValue, tableOf } from './wrangler-toml.js'
-import { firstLine, fixFor, shown, wrangler } from './wrangler.js'
+import { commandLine, firstLine, fixFor, shown, stop, wrangler } from './wrangler.js'
 
 const USAGE = `usage: npm run deploy -- [--env queued] [--dry-run]
   --env queued  queued mode
   --dry-run     offline: local migrations and a build, nothing uploaded
 ADMIN_TOKEN in the environment (else asked for, hidden) runs the setup check against the deployed Worker.`
 
-let parsed
-try {
-  parsed = parseArgs({ options: { env: { type: 'string', default: '' }, 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } })
-} catch (error) {
-  stop(`${error instanceof Error ? error.message : error}\n${USAGE}`, 2)
-}
-const { values } = parsed
-if (values.help) stop(USAGE, 0)
-const env = values.env ?? ''
-const dryRun = values['dry-run']
-const envArgs = ['--env', env]
+const { env, dryRun, envArgs } = commandLine({}, USAGE)
 const suffix = env ? ` -- --env ${env}` : ''
 const setup = `npm run setup${suffix}`
 const again = `npm run deploy${suffix}`
@@ -123,7 +112,3 @@ async function reachable(/** @type {string} */ url) {
 }
 
 /** @returns {never} */
-function stop(/** @type {string} */ message, code = 1) {
-  ;(code ? console.error : console.log)(message)
-  process.exit(code)
-}

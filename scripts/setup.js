@@ -7,10 +7,9 @@
 // what to paste into Segment. --dry-run prints every command and runs none. docs/operations.md.
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
 import { ask, askHidden, interactive } from './ask.js'
 import { hasTable, queueNames, readValue, tableOf, writeValue } from './wrangler-toml.js'
-import { firstLine, fixFor, shown, wrangler } from './wrangler.js'
+import { commandLine, firstLine, fixFor, shown, stop, wrangler } from './wrangler.js'
 
 const USAGE = `usage: npm run setup -- [--destination autopilot|ortto] [--env queued] [--region eu|au|default] [--plan free|paid] [--rotate] [--new-key] [--dry-run]
   --destination  where events go (default: DESTINATION in wrangler.toml, else autopilot)
@@ -23,28 +22,17 @@ const USAGE = `usage: npm run setup -- [--destination autopilot|ortto] [--env qu
   --dry-run      print every command it would run, run none, change nothing
 The API key is asked for hidden, or read from AUTOPILOT_API_KEY / ORTTO_API_KEY in the environment, or piped in.`
 
-const options = /** @type {const} */ ({
-  destination: { type: 'string' },
-  env: { type: 'string', default: '' },
-  region: { type: 'string' },
-  plan: { type: 'string' },
-  location: { type: 'string' },
-  rotate: { type: 'boolean', default: false },
-  'new-key': { type: 'boolean', default: false },
-  'dry-run': { type: 'boolean', default: false },
-  help: { type: 'boolean', default: false },
-})
-let parsed
-try {
-  parsed = parseArgs({ options })
-} catch (error) {
-  stop(`${error instanceof Error ? error.message : error}\n${USAGE}`, 2)
-}
-const { values } = parsed
-if (values.help) stop(USAGE, 0)
-const env = values.env ?? ''
-const dryRun = values['dry-run']
-const envArgs = ['--env', env]
+const { values, env, dryRun, envArgs } = commandLine(
+  {
+    destination: { type: 'string' },
+    region: { type: 'string' },
+    plan: { type: 'string' },
+    location: { type: 'string' },
+    rotate: { type: 'boolean', default: false },
+    'new-key': { type: 'boolean', default: false },
+  },
+  USAGE,
+)
 // The command that runs this again, as given (no secret is ever an argument).
 const flags = [env && `--env ${env}`, values.destination && `--destination ${values.destination}`].filter(Boolean)
 const again = `npm run setup${flags.length ? ` -- ${flags.join(' ')}` : ''}`
@@ -165,11 +153,6 @@ function fail(/** @type {string[]} */ args, /** @type {import('./wrangler.js').R
 }
 
 /** @returns {never} */
-function stop(/** @type {string} */ message, code = 1) {
-  ;(code ? console.error : console.log)(message)
-  process.exit(code)
-}
-
 function parseJson(/** @type {string} */ text, /** @type {any} */ fallback) {
   const start = text.search(/[[{]/)
   try {

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 
 const localBin = fileURLToPath(new URL('../node_modules/.bin', import.meta.url))
 const windows = process.platform === 'win32'
@@ -92,4 +93,37 @@ export function fixFor(message, setup) {
   if (/More than one account/i.test(message)) return 'export CLOUDFLARE_ACCOUNT_ID=<one of the account ids above>, then run this again'
   if (/missing a database_id|Couldn't find (a D1 )?DB|does not exist\. To create it, run: wrangler queues create|\[code: 7404\]/i.test(message)) return setup
   return undefined
+}
+
+/** Prints the message (to stderr unless code is 0) and exits with the code. @returns {never} */
+export function stop(/** @type {string} */ message, code = 1) {
+  ;(code ? console.error : console.log)(message)
+  process.exit(code)
+}
+
+/**
+ * setup's and deploy's command line: their own options beside `--env`, `--dry-run` and `--help`
+ * (which prints `usage`); a flag that does not parse stops with exit 2 and the usage.
+ * @template {import('node:util').ParseArgsConfig['options']} O
+ * @param {O} options
+ * @param {string} usage
+ */
+export function commandLine(options, usage) {
+  const all = {
+    ...options,
+    env: { type: /** @type {const} */ ('string'), default: '' },
+    'dry-run': { type: /** @type {const} */ ('boolean'), default: false },
+    help: { type: /** @type {const} */ ('boolean'), default: false },
+  }
+  /** @type {ReturnType<typeof parseArgs<{ options: typeof all }>>} */
+  let parsed
+  try {
+    parsed = parseArgs({ options: all })
+  } catch (error) {
+    return stop(`${error instanceof Error ? error.message : error}\n${usage}`, 2)
+  }
+  const { values } = parsed
+  if (values.help) stop(usage, 0)
+  const env = /** @type {string} */ (values.env ?? '')
+  return { values, env, dryRun: Boolean(values['dry-run']), envArgs: ['--env', env] }
 }
