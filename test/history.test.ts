@@ -287,6 +287,29 @@ describe('alerts', () => {
     expect(about('dead letters').map((p) => p.text.match(/\d+ new/)![0])).toEqual(['3 new', '2 new', '2 new'])
   })
 
+  it('posts when the database holds 80 % of the plan’s cap (the size D1 states in its answers)', async () => {
+    // D1 in front of the local one, saying in every answer that the database holds 450 MB.
+    const inner = db()
+    const grown = <T extends { meta?: object }>(result: T) => ({ ...result, meta: { ...result.meta, size_after: 450_000_000 } })
+    const statement = (s: D1PreparedStatement): D1PreparedStatement =>
+      ({
+        inner: s,
+        bind: (...v: unknown[]) => statement(s.bind(...v)),
+        all: async () => grown(await s.all()),
+        run: async () => grown(await s.run()),
+        first: (c?: string) => s.first(c as string),
+        raw: () => s.raw(),
+      }) as unknown as D1PreparedStatement
+    const big = {
+      prepare: (sql: string) => statement(inner.prepare(sql)),
+      batch: async (list: { inner: D1PreparedStatement }[]) => (await inner.batch(list.map((s) => s.inner))).map(grown),
+      exec: (q: string) => inner.exec(q),
+    }
+    const { sweep, posts } = withHook({ DB: big as unknown as D1Database, WORKERS_PLAN: 'free' })
+    await sweep()
+    expect(posts.map((p) => p.text).join('\n')).toContain("The D1 database holds 450 MB of the Free plan's 500 MB (90 %)")
+  })
+
   it('posts when the last hour failed above ALERT_FAILURE_RATE, when the setup check fails, and when parked events near expiry', async () => {
     const { sweep, posts } = withHook({ AUTOPILOT_API_KEY: 'wrong-key', AUTOPILOT_FIELDS_REFRESH_SECONDS: '0' })
     const hour = Math.floor(Date.now() / HOUR_MS)
