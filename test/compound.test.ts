@@ -206,6 +206,18 @@ describe('5. a delete beside a newer identify', () => {
     expect((await w.post(identify({ email: 'del@example.com', firstName: 'Older' }, { userId: 'u-del', timestamp: at(0) }))).status).toBe(200)
     expect(w.firstName('del@example.com')).toBe('New')
   })
+
+  // Found by `npm run simulate` (Ortto, direct): the delete was not sent (a newer identify made the
+  // person again), and the older identify in its batch, planned before the delete's tombstone was
+  // written, overwrote the newer name.
+  it.each(both)('%s: an identify older than a delete in its own batch is refused, even when the delete is not sent', async (name) => {
+    const w = destinations[name]()
+    await w.post(identify({ email: 'del@example.com', firstName: 'Newest' }, { userId: 'u-del', timestamp: at(5) }))
+    const batch = [identify({ email: 'del@example.com', firstName: 'Oldest' }, { userId: 'u-del', timestamp: at(1) }), { type: 'delete', messageId: 'm-delete', userId: 'u-del', timestamp: at(2) }]
+    const answer = await json(await w.post({ batch }))
+    expect(answer.counts).toEqual({ skipped: 2 })
+    expect(w.firstName('del@example.com')).toBe('Newest')
+  })
 })
 
 describe('6. a redriven dead letter', () => {
@@ -248,6 +260,19 @@ describe('7. an alias before either id has an email', () => {
     expect((await w.post(identify({ email: 'other@example.com' }, { userId: 'anon-7' }))).status).toBe(200)
     expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['other@example.com'])
     expect((await w.post(track('Order Completed', undefined, { userId: 'user-7' }))).status).toBe(200)
+  })
+
+  // Found by `npm run simulate` (Autopilot, queued: Queues delivered a message again): the copy
+  // in the batch parked again, the replay took its outcome, and the parked row was settled by it.
+  it('enters the journey once when a parked track comes again in the batch whose alias replays it', async () => {
+    const w = setup()
+    const parked = track('Step Activated', undefined, { userId: 'anon-8' })
+    expect((await w.post(parked)).status).toBe(202)
+    await w.post(identify({ email: 'again@example.com' }, { userId: 'user-8' }))
+    const answer = await w.post({ batch: [parked, { type: 'alias', messageId: 'm-alias-8', previousId: 'anon-8', userId: 'user-8' }] })
+    expect(answer.status).toBe(200)
+    expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['again@example.com'])
+    expect(await parkedCount()).toBe(0)
   })
 })
 

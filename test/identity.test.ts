@@ -320,21 +320,23 @@ describe('Segment delete', () => {
     expect((await post(trackFor('u-40'))).status).toBe(202)
   })
 
-  it('deletes in the same batch as the identify that first teaches the email', async () => {
+  it('deletes in the same batch as the identify that first teaches the email (that identify, not newer, is not sent)', async () => {
     const { post, autopilot } = setup()
     const response = await post([identifyWith('u-44', { email: EMAIL }), { type: 'delete', messageId: id(), userId: 'u-44' }])
     expect(response.status).toBe(200)
-    expect(autopilot.calls.map((call) => `${call.method} ${call.path}`)).toEqual(['POST /contact', 'DELETE /contact/ada%40example.com'])
+    expect(autopilot.calls.map((call) => `${call.method} ${call.path}`)).toEqual(['DELETE /contact/ada%40example.com'])
     expect(autopilot.contacts.has(EMAIL)).toBe(false)
   })
 
-  it('deletes only after every upsert and journey trigger for that person in the batch has ended', async () => {
-    // Each answer takes a while, so a delete that did not wait would reach Autopilot first.
+  it('sends none of the upserts and journey triggers older than a delete of that person in the batch: only the delete', async () => {
+    // (Sent and then deleted, they would change nothing; and where the delete is not sent — a newer
+    // event made the person again — an older upsert would overwrite newer data.)
     const { post, autopilot } = setup({}, { latencyMs: 60 })
-    const later = { timestamp: '2026-11-01T10:00:00Z' }
-    const response = await post([identifyWith('u-46', { email: EMAIL }, later), trackFor('u-46', later), { type: 'delete', messageId: id(), userId: 'u-46', timestamp: '2026-11-01T11:00:00Z' }])
+    const earlier = { timestamp: '2026-11-01T10:00:00Z' }
+    const response = await post([identifyWith('u-46', { email: EMAIL }, earlier), trackFor('u-46', earlier), { type: 'delete', messageId: id(), userId: 'u-46', timestamp: '2026-11-01T11:00:00Z' }])
     expect(response.status).toBe(200)
-    expect(autopilot.calls.map((call) => `${call.method} ${call.path.split('/')[1]}`)).toEqual(['POST contact', 'POST trigger', 'DELETE contact'])
+    expect((await json(response)).counts).toEqual({ skipped: 2, delivered: 1 })
+    expect(autopilot.calls.map((call) => `${call.method} ${call.path.split('/')[1]}`)).toEqual(['DELETE contact'])
     expect(autopilot.contacts.has(EMAIL)).toBe(false)
   })
 

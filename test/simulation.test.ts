@@ -1,12 +1,12 @@
 import { env } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { KNOWN_DEFECTS } from './sim/model'
-import { simulate } from './sim/run'
+import { runScenario, simulate } from './sim/run'
 import { setDebug } from './sim/world'
 
 // The whole pipeline under random event sequences and faults at every step (test/sim/):
 // a short run here; `npm run simulate` runs it long (SIM_RUNS, SIM_SEED, SIM_KNOWN, SIM_ONLY).
-const bindings = env as unknown as { SIM_RUNS?: string; SIM_SEED?: string; SIM_KNOWN?: string; SIM_ONLY?: string; SIM_DEBUG?: string; SIM_BUDGET_SECONDS?: string }
+const bindings = env as unknown as { SIM_RUNS?: string; SIM_SEED?: string; SIM_KNOWN?: string; SIM_ONLY?: string; SIM_DEBUG?: string; SIM_BUDGET_SECONDS?: string; SIM_SCENARIO?: string }
 const runs = Number(bindings.SIM_RUNS || 2)
 // A fixed seed in the suite (the same sequences every time); `npm run simulate` draws a new one.
 const seed = bindings.SIM_SEED ? Number(bindings.SIM_SEED) : 20_261_207
@@ -28,6 +28,13 @@ describe.each(combinations)('simulation: %s, %s mode', (destination, mode) => {
     `every event ends delivered once, rejected, dead-lettered or expired; newest wins; deletes stay (${runs} sequences)`,
     { timeout: 60_000 + runs * 5_000 + Number(bindings.SIM_BUDGET_SECONDS || 0) * 1000 },
     async () => {
+      // SIM_SCENARIO: one sequence, as a report prints it (its JSON), replayed alone to read a finding.
+      if (bindings.SIM_SCENARIO) {
+        const replayed = await runScenario(JSON.parse(bindings.SIM_SCENARIO.replace(/__proto__:null,?/g, '')), destination, mode, known)
+        console.warn(JSON.stringify(replayed, null, 1))
+        expect(replayed.violations).toEqual([])
+        return
+      }
       const result = await simulate(destination, mode, { runs, seed, known, debug: Boolean(bindings.SIM_DEBUG), budgetMs: Number(bindings.SIM_BUDGET_SECONDS || 0) * 1000 })
       console.warn(result.report)
       expect(result.failed, result.report).toBe(false)

@@ -5,7 +5,7 @@
 import { accountFor, accountKeyDue } from './account'
 import { conclude, type Entry } from './conclude'
 import type { Job, Result } from '../destinations/destination'
-import { eventTime, keysOf, resolve, type BatchKeys, type Item, type Resolution } from './identity'
+import { eventTime, keysOf, resolve, userKey, type BatchKeys, type Item, type Resolution } from './identity'
 import { retry, type Outcome } from './outcome'
 import { plan, type Holds, type Known } from './plan'
 import type { DeliveryRun } from './run'
@@ -118,14 +118,18 @@ async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): 
     }
   }
   // One messageId is one event: a copy in the same run (a re-send queued twice, a parked
-  // event that is also in the batch) gets the first one's outcome.
+  // event that is also in the batch) gets the first one's outcome — a parked event replayed here
+  // counts as first wherever it stands: it carries the email, and its row is settled by it (a
+  // copy that would only park again must not settle it).
   const entries: Entry[] = []
   const first = new Map<string, Entry>()
+  for (const list of replays.values()) for (const replay of list) if (replay.item.event.messageId && !first.has(replay.item.event.messageId)) first.set(replay.item.event.messageId, replay)
   const add = (entry: Entry) => {
     const messageId = entry.item.event.messageId
     if (messageId) {
-      entry.sameAs = first.get(messageId)
-      if (!entry.sameAs) first.set(messageId, entry)
+      const earlier = first.get(messageId)
+      if (earlier && earlier !== entry) entry.sameAs = earlier
+      else first.set(messageId, entry)
     }
     entries.push(entry)
   }
@@ -140,6 +144,7 @@ async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): 
 /** Stage 3: what each entry needs; one hold (park, claim journey entries) before any call. */
 async function planAndHold(entries: Entry[], read: Read, run: DeliveryRun): Promise<void> {
   const holds: Holds = { park: [], claims: [] }
+  read.deletedInBatch = deletesIn(entries, run)
   for (const entry of entries) if (!entry.sameAs) entry.outcome = plan(entry, read, holds, run)
   if (!holds.park.length && !holds.claims.length) return
   let claimed = new Set<string>()
@@ -158,6 +163,18 @@ async function planAndHold(entries: Entry[], read: Read, run: DeliveryRun): Prom
   for (const entry of holds.claims) {
     if (!entry.outcome && !claimed.has(entry.claim!)) entry.outcome = retry('another attempt is entering this journey now; will retry')
   }
+}
+
+/** The person keys this batch's deletes name (Ortto's userId key, the email), each with its newest delete's time. */
+function deletesIn(entries: Entry[], run: DeliveryRun): Map<string, number> {
+  const deleted = new Map<string, number>()
+  for (const { resolved, item, at } of entries) {
+    if (resolved.kind !== 'delete') continue
+    const { userId } = item.event
+    const keys = [...(run.config.destination.keysByUserId && userId ? [userKey(userId)] : []), ...(resolved.email ? [resolved.email] : [])]
+    for (const key of keys) deleted.set(key, Math.max(deleted.get(key) ?? -Infinity, at))
+  }
+  return deleted
 }
 
 /** Stage 4: the destination's jobs; an event newer than this batch's delete of its person runs after it (phase 1). */

@@ -22,6 +22,8 @@ export interface Known {
   /** The destination's account (its fields, its activities), as the mapping reads it. */
   account: unknown
   now: number
+  /** Each person key (or email) a delete in this batch names, and that delete's time: the batch's older events of it are refused. */
+  deletedInBatch?: Map<string, number>
 }
 
 /** What must be held in D1 before any call: events to park, journey entries to claim. */
@@ -91,6 +93,9 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
   entry.emailHash = hashIn(hashes, people.key(op.person))
   const guard = snapshot.contacts.get(entry.emailHash)
   if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
+  // A delete later in time, in this same batch: its tombstone is not written yet, but it refuses this event as it would a re-send.
+  const deletedLater = known.deletedInBatch?.get(people.key(op.person))
+  if (deletedLater !== undefined && entry.at <= deletedLater) return skipped(DELETED)
   if (guard) {
     const { person, dropped } = withoutNewer(people, op.person, guard, entry.at)
     if (dropped) op = { ...op, person }
