@@ -218,6 +218,19 @@ describe('5. a delete beside a newer identify', () => {
     expect(answer.counts).toEqual({ skipped: 2 })
     expect(w.firstName('del@example.com')).toBe('Newest')
   })
+
+  // Found by `npm run simulate` (Ortto, queued): Ortto keys the track's person by its own userId,
+  // so only its email ties it to the deleted one.
+  it('ortto: an older track from another userId, carrying a deleted userId’s email, stays deleted', async () => {
+    const w = destinations.ortto()
+    await w.post(identify({ email: 'del@example.com', firstName: 'Gone' }, { userId: 'u-del', timestamp: at(0) }))
+    expect((await w.post({ type: 'delete', messageId: 'm-delete', userId: 'u-del', timestamp: at(5) })).status).toBe(200)
+    expect(w.exists('del@example.com')).toBe(false)
+    const late = await w.post(track('Step Activated', 'del@example.com', { userId: 'anon-del', timestamp: at(3) }))
+    expect((await json(late)).status).toBe('skipped')
+    expect(w.exists('del@example.com')).toBe(false)
+    expect(w.entries('del@example.com')).toBe(0)
+  })
 })
 
 describe('6. a redriven dead letter', () => {

@@ -41,6 +41,8 @@ export interface Result {
 export interface People<P> {
   /** What identifies the person: the email, or `user:<userId>` where the destination finds people by it. */
   key(person: P): string
+  /** The email it carries, if any (a delete by email reaches it even where the key is the userId). */
+  email(person: P): string | undefined
   /** Field names as the guard records them (stable across a field's type). */
   names(person: P): string[]
   /** The person without the fields `newer` names, and how many were dropped. */

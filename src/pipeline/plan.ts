@@ -8,7 +8,7 @@ import { hashIn, MAX_PARKED_PER_USER, userKey } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import type { Snapshot } from '../store/store'
-import { emailOf } from '../segment/traits'
+import { emailOf, normalEmail } from '../segment/traits'
 import { toOperation } from '../transform'
 
 const DELETED = 'not sent: this person was deleted (a Segment delete) after this event happened'
@@ -93,9 +93,14 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
   entry.emailHash = hashIn(hashes, people.key(op.person))
   const guard = snapshot.contacts.get(entry.emailHash)
   if (guard?.deletedAt != null && entry.at <= guard.deletedAt) return skipped(DELETED)
+  // Keyed by userId (Ortto), it carries an email a delete by another userId marked: it stays deleted too.
+  const email = people.email(op.person)
+  const byEmail = email && normalEmail(email) !== people.key(op.person) ? snapshot.contacts.get(hashIn(hashes, normalEmail(email))) : undefined
+  if (byEmail?.deletedAt != null && entry.at <= byEmail.deletedAt) return skipped(DELETED)
   // A delete later in time, in this same batch: its tombstone is not written yet, but it refuses this event as it would a re-send.
-  const deletedLater = known.deletedInBatch?.get(people.key(op.person))
-  if (deletedLater !== undefined && entry.at <= deletedLater) return skipped(DELETED)
+  // (By its key, or by its email: a delete by userId finds the person by the email too.)
+  const deletedLater = Math.max(known.deletedInBatch?.get(people.key(op.person)) ?? -Infinity, email ? (known.deletedInBatch?.get(normalEmail(email)) ?? -Infinity) : -Infinity)
+  if (entry.at <= deletedLater) return skipped(DELETED)
   if (guard) {
     const { person, dropped } = withoutNewer(people, op.person, guard, entry.at)
     if (dropped) op = { ...op, person }

@@ -246,6 +246,7 @@ const untyped = (key: string) => `custom:${key.slice(key.indexOf('--') + 2)}`
 /** How "newest wins" sees an Autopilot contact: standard fields by name, custom ones without their type. */
 export const contactPeople: People<Contact> = {
   key: (contact) => contact.Email,
+  email: (contact) => contact.Email,
   names(contact) {
     const names: string[] = []
     for (const name of Object.keys(contact)) {

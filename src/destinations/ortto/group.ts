@@ -157,6 +157,7 @@ const withIssues = (issues: Issue[]) => (issues.length ? { issues } : {})
 export function withGroups(people: People<OrttoPerson>): People<OrttoPerson> {
   return {
     key: (person) => (isGroup(person) ? groupKey(person.account.groupId) : people.key(person)),
+    email: (person) => (isGroup(person) ? undefined : people.email(person)),
     names: (person) => (isGroup(person) ? Object.keys(person.account.fields).filter((id) => id !== person.account.key) : people.names(person)),
     without(person, newer) {
       if (!isGroup(person)) return people.without(person, newer)

@@ -202,6 +202,7 @@ export const orttoPeople = (byUserId: boolean): People<OrttoPerson> => ({
     const ei = person.fields['str::ei']
     return byUserId && typeof ei === 'string' ? `user:${ei}` : (person.email ?? '')
   },
+  email: (person) => person.email,
   names: (person) => [...Object.keys(person.fields), ...(person.tags ?? []).map(tagName), ...(person.unsetTags ?? []).map(tagName)],
   without(person, newer) {
     let dropped = 0
