@@ -219,6 +219,26 @@ describe('5. a delete beside a newer identify', () => {
     expect(w.firstName('del@example.com')).toBe('Newest')
   })
 
+  // Found by `npm run simulate` (its defect 10): the identify made the person but its userId →
+  // email write failed, so the delete that came next found no email and deleted no one; the
+  // identify's re-send, older than the delete, was then skipped, and the person stayed.
+  it.each(both)('%s: an identify whose email write failed, re-sent after its userId was deleted, deletes the person it made', async (name) => {
+    const d1 = testDb()
+    d1.fail('INSERT INTO identities', 2) // the write and the store's one retry
+    const w = destinations[name]({ DB: d1.db, ...(name === 'ortto' && { ORTTO_MERGE_BY: 'str::email' }) })
+    const first = identify({ email: 'del@example.com', firstName: 'Made' }, { userId: 'u-10', timestamp: at(0) })
+    expect((await w.post(first)).status).toBe(503)
+    expect(w.exists('del@example.com')).toBe(true)
+    expect((await w.post({ type: 'delete', messageId: 'm-delete-10', userId: 'u-10', timestamp: at(5) })).status).toBe(200)
+    expect((await w.post(first)).status).toBe(200)
+    expect(w.exists('del@example.com')).toBe(false)
+    // Events older than the delete stay refused; a newer one makes the person again.
+    await w.post(identify({ email: 'del@example.com', firstName: 'Older' }, { userId: 'u-10', timestamp: at(3) }))
+    expect(w.exists('del@example.com')).toBe(false)
+    await w.post(identify({ email: 'del@example.com', firstName: 'Again' }, { userId: 'u-10', timestamp: at(9) }))
+    expect(w.firstName('del@example.com')).toBe('Again')
+  })
+
   // Found by `npm run simulate` (Ortto, queued): Ortto keys the track's person by its own userId,
   // so only its email ties it to the deleted one.
   it('ortto: an older track from another userId, carrying a deleted userId’s email, stays deleted', async () => {
@@ -273,6 +293,20 @@ describe('7. an alias before either id has an email', () => {
     expect((await w.post(identify({ email: 'other@example.com' }, { userId: 'anon-7' }))).status).toBe(200)
     expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['other@example.com'])
     expect((await w.post(track('Order Completed', undefined, { userId: 'user-7' }))).status).toBe(200)
+  })
+
+  // Found by `npm run simulate` (Autopilot, direct): the delete looked the userId up before the
+  // alias beside it had tied it to the email its previousId's track carried, and deleted no one.
+  it('ties its ids for the whole batch: a delete of the userId reaches the email a previousId event carried', async () => {
+    const w = setup()
+    const batch = [
+      { type: 'alias', messageId: 'm-alias-9', previousId: 'anon-9', userId: 'user-9', timestamp: at(0) },
+      track('Step Activated', 'tied@example.com', { userId: 'anon-9', timestamp: at(1) }),
+      { type: 'delete', messageId: 'm-delete-9', userId: 'user-9', timestamp: at(2) },
+    ]
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.autopilot.contacts.has('tied@example.com')).toBe(false)
+    expect(w.autopilot.enrolments).toEqual([])
   })
 
   // Found by `npm run simulate` (Autopilot, queued: Queues delivered a message again): the copy

@@ -157,6 +157,14 @@ export function resolve(
   const replays: Resolution['replays'] = new Map()
   const parkedInBatch = new Map<string, number>()
   const known = (userId: string) => inBatch.get(userId)?.email ?? snapshot.identities.get(hash(userId))?.email ?? undefined
+  // An alias in the batch ties its ids for every event of the batch, before it or after it (a delete
+  // of the userId then finds the email an event of the previousId carried).
+  for (let i = 0; i < items.length; i++) {
+    const { event } = items[i]
+    if (event.type !== 'alias' || !event.userId || !event.previousId) continue
+    const email = known(event.userId) ?? known(event.previousId)
+    if (email) for (const id of [event.userId, event.previousId]) if (!known(id)) emailFromBatch(id, email, times[i])
+  }
   const record = (userId: string, email: string, at: number) => {
     const h = hash(userId)
     const stored = snapshot.identities.get(h)
@@ -175,7 +183,15 @@ export function resolve(
     const at = times[i]
     const { userId } = event
     const identity = userId ? snapshot.identities.get(hash(userId)) : undefined
-    if (identity?.deletedAt != null && at <= identity.deletedAt) return { kind: 'deleted' }
+    if (identity?.deletedAt != null && at <= identity.deletedAt) {
+      // Older than the userId's delete, yet it carries an email that delete never reached (no email
+      // was known for the userId then: this event's first attempt made the person, but its write
+      // failed): the delete goes now, to this email, at the delete's time.
+      const own = event.type === 'identify' || event.type === 'track' ? owns[i] : undefined
+      const reached = own ? (snapshot.contacts.get(hash(own))?.deletedAt ?? -Infinity) >= identity.deletedAt : true
+      if (own && !reached && !storeDown) return { kind: 'delete', email: own, userHash: hash(userId!), at: identity.deletedAt }
+      return { kind: 'deleted' }
+    }
     if (item.parked) return { kind: 'deliver', event, email: item.parked.email }
 
     switch (event.type) {

@@ -168,8 +168,9 @@ async function planAndHold(entries: Entry[], read: Read, run: DeliveryRun): Prom
 /** The person keys this batch's deletes name (Ortto's userId key, the email), each with its newest delete's time. */
 function deletesIn(entries: Entry[], run: DeliveryRun): Map<string, number> {
   const deleted = new Map<string, number>()
-  for (const { resolved, item, at } of entries) {
+  for (const { resolved, item } of entries) {
     if (resolved.kind !== 'delete') continue
+    const { at } = resolved
     const { userId } = item.event
     const keys = [...(run.config.destination.keysByUserId && userId ? [userKey(userId)] : []), ...(resolved.email ? [resolved.email] : [])]
     for (const key of keys) deleted.set(key, Math.max(deleted.get(key) ?? -Infinity, at))

@@ -57,6 +57,8 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
       return retry('the identity store is unavailable; will retry')
     case 'delete': {
       const { userId } = entry.item.event
+      // The delete's own time (an older event that carries it late stands in for it).
+      entry.at = resolved.at
       // Found by its userId where the destination can (Ortto's external id), else by the email it resolves to.
       const key = destination.keysByUserId && userId ? userKey(userId) : resolved.email
       if (!key) {

@@ -56,15 +56,36 @@ export class Faults {
 const never = <T>() => new Promise<T>(() => {})
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * Statements still running after the store stopped waiting for them (slow, past its timeout): one
+ * may land after its sequence ended, so the next sequence waits for them before it empties the
+ * database — else a straggler from the last sequence (a parked row, a claim) shows up in the next.
+ */
+const inFlight = new Set<Promise<unknown>>()
+export async function settleStragglers(): Promise<void> {
+  while (inFlight.size) await Promise.allSettled([...inFlight])
+}
+const tracked = <T>(promise: Promise<T>): Promise<T> => {
+  inFlight.add(promise)
+  void promise.then(
+    () => inFlight.delete(promise),
+    () => inFlight.delete(promise),
+  )
+  return promise
+}
+
 /** A D1 binding whose statements fail as `faults` decides (each statement of a batch() once, as the whole). */
 export function faultyDb(inner: D1Database, faults: Faults, slowMs: number): D1Database {
-  async function apply<T>(what: string, run: () => Promise<T>): Promise<T> {
+  function apply<T>(what: string, run: () => Promise<T>): Promise<T> {
     if (faults.frozen) return never()
     const fault = faults.store(what)
     if (fault === 'crash') {
       faults.frozen = true
-      return never()
+      return never() // never run: nothing to wait for
     }
+    return tracked(applyFault(fault, run))
+  }
+  async function applyFault<T>(fault: StoreFault, run: () => Promise<T>): Promise<T> {
     if (fault === 'fail-before') throw new Error('D1_ERROR: injected failure before commit')
     if (fault === 'slow') {
       await sleep(slowMs)

@@ -20,11 +20,11 @@ import { emailAt, MAPPED, timeOf, userId, type Spec } from './events'
  * 7 an alias before either id has an email, dropped   8 the store's retry repeating writes
  * 9 a queue message retried whole re-delivering what it delivered
  * 11 (found by this simulation, fixed) a delete dropped its userId's parked events newer than itself
- * 10 (found by this simulation, not one of the nine) a delete that arrives after an identify was
- *    delivered but its userId → email write failed deletes no one; the identify's re-send is then
- *    skipped as older than the delete, and the person it made stays (see the lead's report)
+ * 10 (found by this simulation, fixed) a delete that arrives after an identify was delivered but
+ *    its userId → email write failed deletes no one; the identify's re-send was then skipped as
+ *    older than the delete, and the person it made stayed (now that re-send carries the delete)
  */
-export const KNOWN_DEFECTS: ReadonlySet<number> = new Set([10])
+export const KNOWN_DEFECTS: ReadonlySet<number> = new Set<number>()
 
 export interface Sent {
   spec: Spec

@@ -9,7 +9,7 @@ import { sweep } from '../../src/queue/sweep'
 import { DEAD_LETTER_QUEUE, EVENTS_QUEUE } from '../../src/queue/queue'
 import { db, rows, setup, setupOrtto, type Loose } from '../helpers'
 import { history } from '../../src/store/history'
-import { Faults, faultyDb, faultyDestination } from './faults'
+import { Faults, faultyDb, faultyDestination, settleStragglers } from './faults'
 
 export type Destination = 'autopilot' | 'ortto'
 export type Mode = 'direct' | 'queued'
@@ -54,6 +54,7 @@ let debug = false
 export const setDebug = (on: boolean) => (debug = on)
 
 export async function world(destination: Destination, mode: Mode, faults: Faults) {
+  await settleStragglers()
   await emptyTables()
   entered.clear()
   const pending: QueuedMessage[] = []
