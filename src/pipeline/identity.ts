@@ -199,8 +199,10 @@ export function resolve(
       case 'track':
       case 'group': {
         const own = owns[i]
+        // Without the read, a delete's tombstone and newer events' stamps are unknown: nothing goes
+        // (an older identify delivered then would make a deleted person again; found by the simulation).
+        if (storeDown) return { kind: 'unavailable' }
         if (!userId) return { kind: 'deliver', event }
-        if (storeDown && !own) return { kind: 'unavailable' }
         const email = own ?? known(userId)
         // The destination finds the person by the userId: nothing waits for an email.
         if (!email && byUserId) return { kind: 'deliver', event }

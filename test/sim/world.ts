@@ -115,6 +115,7 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
     })
     try {
       const result = await Promise.race([run(), stuck])
+      if (debug) console.warn(`  faults among the last 30 I/O steps: ${faults.trace.filter((t) => !t.endsWith(': ok')).join(' / ')}`)
       return faults.frozen ? 'crashed' : result
     } catch (error) {
       if (faults.frozen) return 'crashed'
