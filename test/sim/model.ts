@@ -92,10 +92,14 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   const sure = (s: Sent) => classOf.get(s) === 'delivered'
   const ownersOf = (email: number) => [...emailOf.keys()].filter((u) => emailOf[u] === email)
   const of = (kind: Spec['kind'], users: number[]) => sent.filter((s) => s.spec.kind === kind && users.includes(s.spec.user))
-  /** Whether the Worker could tie the user's userId (or, `byAlias`, its anonymous id) to its email. */
-  const direct = (u: number, byAlias: boolean) =>
-    sent.some((s) => sure(s) && s.spec.user === u && (s.spec.kind === 'track' ? s.spec.withEmail && s.spec.byAlias === byAlias : !byAlias && s.spec.kind === 'identify'))
-  const linked = (u: number, byAlias: boolean): boolean => direct(u, byAlias) || (of('alias', [u]).some(sure) && direct(u, !byAlias))
+  /** Whether the Worker must have tied the user's userId (or, `byAlias`, its anonymous id) to its email: an event that carried it was delivered. */
+  const directBy = (counts: (s: Sent) => boolean) => (u: number, byAlias: boolean) =>
+    sent.some((s) => counts(s) && s.spec.user === u && (s.spec.kind === 'track' ? s.spec.withEmail && s.spec.byAlias === byAlias : !byAlias && s.spec.kind === 'identify'))
+  const linkedBy = (counts: (s: Sent) => boolean) => (u: number, byAlias: boolean): boolean =>
+    directBy(counts)(u, byAlias) || (of('alias', [u]).some(counts) && directBy(counts)(u, !byAlias))
+  const linked = linkedBy(sure)
+  /** Whether it may have: such an event reached it at all (its content teaches the email even when its own call was refused). */
+  const mayHaveLinked = linkedBy((s) => s.arrivals.length > 0)
 
   // Nothing parked expires once its id's email could be known.
   for (const s of sent) {
@@ -116,7 +120,7 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     // Autopilot finds people by email: a userId-only track waits (parked) for its id's email.
     const deliverable = (s: Sent) => destination === 'ortto' || (s.spec.kind === 'track' && s.spec.withEmail) || linked(s.spec.user, s.spec.kind === 'track' && s.spec.byAlias)
     for (const s of tracks) {
-      if (!sure(s) || superseded(s) || deliverable(s)) continue
+      if (!sure(s) || superseded(s) || deliverable(s) || mayHaveLinked(s.spec.user, s.spec.kind === 'track' && s.spec.byAlias)) continue
       // Never deliverable: it must have ended parked and expired (logged), not vanished.
       const olderDelete = of('delete', [s.spec.user]).some((d) => time(d) < time(s))
       fail(`${s.messageId}: its id's email was never known, yet it was neither delivered nor expired and logged`, olderDelete ? 11 : undefined)
