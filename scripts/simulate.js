@@ -5,7 +5,9 @@
 // autopilot-direct… for one part, SIM_KNOWN=1,5 (or empty) for the known defects of issue 36
 // the model tolerates (default: test/sim/model.ts KNOWN_DEFECTS), SIM_BUDGET_SECONDS to bound
 // each destination and mode's runs and shrinking (default 1800; what was reached is reported),
-// SIM_DEBUG=1 for a line per sequence, SIM_DEBUG=calls for every call and answer (with SIM_RUNS=1).
+// SIM_DEBUG=1 for a line per sequence, SIM_DEBUG=calls for every call and answer (with SIM_RUNS=1),
+// SIM_SCENARIO='<a minimal scenario as a report prints it>' with SIM_ONLY=<destination>-<mode> to
+// replay one finding alone (add SIM_DEBUG=calls to read it).
 import { spawnSync } from 'node:child_process'
 
 const seed = process.env.SIM_SEED ?? String(Date.now() % 2 ** 31)
