@@ -324,7 +324,7 @@ describe('Segment delete', () => {
     const { post, autopilot } = setup()
     const response = await post([identifyWith('u-44', { email: EMAIL }), { type: 'delete', messageId: id(), userId: 'u-44' }])
     expect(response.status).toBe(200)
-    expect(autopilot.calls.map((call) => `${call.method} ${call.path}`)).toEqual(['DELETE /contact/ada%40example.com'])
+    expect(autopilot.calls.map((call) => `${call.method} ${call.path}`)).toEqual(['DELETE /contact/ada%40example.com', 'GET /contact/ada%40example.com'])
     expect(autopilot.contacts.has(EMAIL)).toBe(false)
   })
 
@@ -336,7 +336,7 @@ describe('Segment delete', () => {
     const response = await post([identifyWith('u-46', { email: EMAIL }, earlier), trackFor('u-46', earlier), { type: 'delete', messageId: id(), userId: 'u-46', timestamp: '2026-11-01T11:00:00Z' }])
     expect(response.status).toBe(200)
     expect((await json(response)).counts).toEqual({ skipped: 2, delivered: 1 })
-    expect(autopilot.calls.map((call) => `${call.method} ${call.path.split('/')[1]}`)).toEqual(['DELETE contact'])
+    expect(autopilot.calls.map((call) => `${call.method} ${call.path.split('/')[1]}`)).toEqual(['DELETE contact', 'GET contact'])
     expect(autopilot.contacts.has(EMAIL)).toBe(false)
   })
 
@@ -364,6 +364,19 @@ describe('Segment delete', () => {
     const response = await post({ type: 'delete', messageId: id(), userId: 'u-43' })
     expect(response.status).toBe(200)
     expect(await json(response)).toMatchObject({ status: 'delivered', message: 'contact was not in Autopilot' })
+  })
+
+  it('retries a delete answered 404 while Autopilot still has the contact (a read checks the 404)', async () => {
+    const { post, autopilot } = setup()
+    await post(identifyWith('u-48', { email: EMAIL }))
+    autopilot.inject({ status: 404, match: (call: { method: string }) => call.method === 'DELETE' })
+    const remove = { type: 'delete', messageId: id(), userId: 'u-48' }
+    const response = await post(remove)
+    expect(response.status).toBe(503)
+    expect((await json(response)).message).toContain('yet still has the contact')
+    expect(autopilot.contacts.has(EMAIL)).toBe(true)
+    expect((await post(remove)).status).toBe(200)
+    expect(autopilot.contacts.has(EMAIL)).toBe(false)
   })
 
   it('answers 200 with a note for an unknown userId, dropping its parked events', async () => {

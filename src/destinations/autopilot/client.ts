@@ -57,10 +57,16 @@ export class AutopilotClient {
     await this.send('trigger', 'POST', `/trigger/${encodeURIComponent(triggerId)}/contact/${encodeURIComponent(email)}`)
   }
 
-  /** Deleting a contact Autopilot does not know is a success: it is gone either way. */
+  /**
+   * Deleting a contact Autopilot does not know is a success: it is gone either way — once a read
+   * agrees. (A 404 from a proxy or a bad moment would otherwise leave the person in place for good;
+   * `npm run simulate` found it. One more call, only when the delete answered 404.)
+   */
   async deleteContact(email: string): Promise<'deleted' | 'absent'> {
-    const response = await this.send('delete', 'DELETE', `/contact/${encodeURIComponent(email)}`)
-    return response.status === 404 ? 'absent' : 'deleted'
+    const path = `/contact/${encodeURIComponent(email)}`
+    if ((await this.send('delete', 'DELETE', path)).status !== 404) return 'deleted'
+    if ((await this.send('delete', 'GET', path)).status === 404) return 'absent'
+    throw new CallError('unavailable', 'Autopilot answered 404 to the delete, yet still has the contact; will retry', 404)
   }
 
   /** A GET of JSON (the setup check, custom field discovery). */
