@@ -135,6 +135,9 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     if (actual > tracks.length + residual) fail(`${name}: ${actual} journey entries for ${tracks.length} tracks (one entered twice)`, mode === 'queued' ? 9 : undefined)
   }
 
+  const failed = (s: Sent) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status.startsWith('retry'))
+  const first = (s: Sent) => Math.min(...s.arrivals)
+
   // People: the newest value of each field; deleted stays deleted unless a newer event made them again.
   for (const email of new Set(emailOf)) {
     const owners = ownersOf(email)
@@ -168,8 +171,6 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     if (deletedAfter) continue
     // The same documented residual for a delete: older than the newest identify, but first sent
     // after it, with neither answered retry (nothing recorded the newer one), it applies in arrival order.
-    const failed = (s: Sent) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status.startsWith('retry'))
-    const first = (s: Sent) => Math.min(...s.arrivals)
     const lateDelete = deletes.some((d) => sure(d) && time(d) < time(newest) && first(d) > first(newest) && !failed(d) && !failed(newest))
     if (!found && lateDelete) continue
     if (!found) {
@@ -185,7 +186,12 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
       // older identify that Segment sent after the newest first arrived may hold the field;
       // one the Worker itself delivers again (a queue retry, a redrive, a replay) may not.
       const arrivedAfter = (s: Sent) => s.arrivals.some((a) => a > Math.min(...newest.arrivals))
-      const allowed = later.filter((s) => s === newest || (!sure(s) && time(s) > time(newest)) || arrivedAfter(s)).map((s) => (s.spec as { first: string; last: string })[field])
+      // The residual holds across a delete that was not sent (newer events had made the person
+      // again): an identify older than it, first sent after the newest and before the delete, with
+      // neither failing, was applied in arrival order, and the delete did not undo it.
+      const firstDelete = Math.min(...deletes.filter(sure).map(first))
+      const olderApplied = identifies.filter((s) => !later.includes(s) && arrivedAfter(s) && first(s) < firstDelete && !failed(s) && !failed(newest))
+      const allowed = [...later.filter((s) => s === newest || (!sure(s) && time(s) > time(newest)) || arrivedAfter(s)), ...olderApplied].map((s) => (s.spec as { first: string; last: string })[field])
       // Defect 5's signature: a delete older than the newest identify wiped what it set.
       const wiped = value === undefined && deletes.some((d) => time(d) < time(newest)) ? 5 : staleDefect
       if (!allowed.includes(value as string)) fail(`${emailAt(email)}: ${field} is ${JSON.stringify(value)}, the newest is ${JSON.stringify(allowed[0])} (${newest.messageId})`, wiped)
