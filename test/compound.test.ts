@@ -309,6 +309,16 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.enrolments).toEqual([])
   })
 
+  it('a parked alias, replayed in a batch with a delete of its userId, gives that delete the email', async () => {
+    const w = setup()
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-11', previousId: 'anon-11', userId: 'user-11', timestamp: at(0) })).status).toBe(202)
+    const batch = [{ type: 'delete', messageId: 'm-delete-11', userId: 'user-11', timestamp: at(5) }, track('Step Activated', 'parked-alias@example.com', { userId: 'anon-11', timestamp: at(1) })]
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.autopilot.calls.map((call: Loose) => call.method)).toEqual(['DELETE', 'GET'])
+    expect(w.autopilot.contacts.has('parked-alias@example.com')).toBe(false)
+    expect(w.autopilot.enrolments).toEqual([])
+  })
+
   // Found by `npm run simulate` (Autopilot, queued: Queues delivered a message again): the copy
   // in the batch parked again, the replay took its outcome, and the parked row was settled by it.
   it('enters the journey once when a parked track comes again in the batch whose alias replays it', async () => {

@@ -117,6 +117,7 @@ async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): 
       for (const { before } of resolution.replays.values()) read.owed.set(before, 'delivered, but earlier parked events of this userId could not be read; will retry')
     }
   }
+  tieReplayedAliases(replays, items, resolution)
   // One messageId is one event: a copy in the same run (a re-send queued twice, a parked
   // event that is also in the batch) gets the first one's outcome — a parked event replayed here
   // counts as first wherever it stands: it carries the email, and its row is settled by it (a
@@ -139,6 +140,29 @@ async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): 
     add({ item, resolved: resolution.resolved[index], at: resolution.times[index], index, state: messageId ? snapshot.messages.get(messageId) : undefined })
   }
   return entries
+}
+
+/**
+ * A parked alias replayed in this run ties its ids to the email only now: a delete of either id
+ * in the batch, resolved before it with no email, finds that email too (else it deleted no one
+ * while an older event of the other id made the person; found by the simulation).
+ */
+function tieReplayedAliases(replays: Map<number, Entry[]>, items: readonly Item[], resolution: Resolution): void {
+  const tied = new Map<string, string>()
+  for (const list of replays.values()) {
+    for (const { item } of list) {
+      const { event } = item
+      if (event.type !== 'alias' || !item.parked) continue
+      for (const id of [event.userId, event.previousId]) if (id) tied.set(id, item.parked.email)
+    }
+  }
+  if (!tied.size) return
+  const { resolved } = resolution
+  for (let i = 0; i < resolved.length; i++) {
+    const one = resolved[i]
+    const { userId } = items[i].event
+    if (one.kind === 'delete' && !one.email && userId && tied.has(userId)) resolved[i] = { ...one, email: tied.get(userId) }
+  }
 }
 
 /** Stage 3: what each entry needs; one hold (park, claim journey entries) before any call. */
