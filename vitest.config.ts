@@ -32,7 +32,9 @@ export default defineConfig(async ({ mode }) => ({
           // The ledger prune's test: 20,000 rows in npm test, a million with `npm run test:prune`.
           TEST_PRUNE_ROWS: mode === 'million' ? '1000000' : '20000',
           // `npm run simulate` (scripts/simulate.js): the simulation's length, seed and tolerated known defects.
-          ...Object.fromEntries(['SIM_RUNS', 'SIM_SEED', 'SIM_KNOWN', 'SIM_ONLY', 'SIM_DEBUG', 'SIM_BUDGET_SECONDS', 'SIM_SCENARIO'].flatMap((name) => (shellEnv[name] === undefined ? [] : [[name, shellEnv[name]]]))),
+          ...Object.fromEntries(
+            ['SIM_RUNS', 'SIM_SEED', 'SIM_KNOWN', 'SIM_ONLY', 'SIM_DEBUG', 'SIM_BUDGET_SECONDS', 'SIM_SCENARIO'].flatMap((name) => (shellEnv[name] === undefined ? [] : [[name, shellEnv[name]]])),
+          ),
         },
       },
     }),

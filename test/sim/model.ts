@@ -95,8 +95,10 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   /** Whether the Worker must have tied the user's userId (or, `byAlias`, its anonymous id) to its email: an event that carried it was delivered. */
   const directBy = (counts: (s: Sent) => boolean) => (u: number, byAlias: boolean) =>
     sent.some((s) => counts(s) && s.spec.user === u && (s.spec.kind === 'track' ? s.spec.withEmail && s.spec.byAlias === byAlias : !byAlias && s.spec.kind === 'identify'))
-  const linkedBy = (counts: (s: Sent) => boolean) => (u: number, byAlias: boolean): boolean =>
-    directBy(counts)(u, byAlias) || (of('alias', [u]).some(counts) && directBy(counts)(u, !byAlias))
+  const linkedBy =
+    (counts: (s: Sent) => boolean) =>
+    (u: number, byAlias: boolean): boolean =>
+      directBy(counts)(u, byAlias) || (of('alias', [u]).some(counts) && directBy(counts)(u, !byAlias))
   const linked = linkedBy(sure)
   /** Whether it may have: such an event reached it at all (its content teaches the email even when its own call was refused). */
   const mayHaveLinked = linkedBy((s) => s.arrivals.length > 0)
