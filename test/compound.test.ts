@@ -309,6 +309,17 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.enrolments).toEqual([])
   })
 
+  // Found by `npm run simulate` (Autopilot, direct): the alias recorded its own time as when the
+  // userId learned the email, so a delete older than the alias but newer than the event that
+  // made the person was taken as made moot by newer events, and not sent.
+  it('makes no one again: a delete newer than the event that made the person, older than the alias, deletes them', async () => {
+    const w = setup()
+    expect((await w.post(track('Step Activated', 'made@example.com', { userId: 'anon-12', timestamp: at(0) }))).status).toBe(200)
+    await w.post({ type: 'alias', messageId: 'm-alias-12', previousId: 'anon-12', userId: 'user-12', timestamp: at(9) })
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-12', userId: 'user-12', timestamp: at(5) }))).status).toBe('delivered')
+    expect(w.autopilot.contacts.has('made@example.com')).toBe(false)
+  })
+
   it('a parked alias, replayed in a batch with a delete of its userId, gives that delete the email', async () => {
     const w = setup()
     expect((await w.post({ type: 'alias', messageId: 'm-alias-11', previousId: 'anon-11', userId: 'user-11', timestamp: at(0) })).status).toBe(202)

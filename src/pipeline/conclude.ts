@@ -99,10 +99,12 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
     // An alias kept until one of its ids had an email: both ids resolve to it from now on.
     const { event } = item
     if (event.type === 'alias' && outcome!.status !== 'retry' && !entry.sameAs) {
+      // At the time of the event that brought the email (an alias makes no one: a delete newer than that still finds them).
+      const at = entry.replayedBefore === undefined ? entry.at : (byIndex.get(entry.replayedBefore)?.at ?? entry.at)
       for (const id of [event.userId, event.previousId]) {
         if (!id) continue
         const userHash = hashIn(hashes, id)
-        writes.identities.push({ userHash, email: item.parked.email, emailHash: hashIn(hashes, item.parked.email), at: entry.at })
+        writes.identities.push({ userHash, email: item.parked.email, emailHash: hashIn(hashes, item.parked.email), at })
         aliased.set(userHash, item.parked.email)
       }
     }

@@ -157,13 +157,15 @@ export function resolve(
   const replays: Resolution['replays'] = new Map()
   const parkedInBatch = new Map<string, number>()
   const known = (userId: string) => inBatch.get(userId)?.email ?? snapshot.identities.get(hash(userId))?.email ?? undefined
+  /** When the event that tied this id to its email happened: an alias passes that time on (it makes no one). */
+  const taughtAt = (userId: string, otherwise: number) => inBatch.get(userId)?.at ?? snapshot.identities.get(hash(userId))?.taughtAt ?? otherwise
   // An alias in the batch ties its ids for every event of the batch, before it or after it (a delete
   // of the userId then finds the email an event of the previousId carried).
   for (let i = 0; i < items.length; i++) {
     const { event } = items[i]
     if (event.type !== 'alias' || !event.userId || !event.previousId) continue
-    const email = known(event.userId) ?? known(event.previousId)
-    if (email) for (const id of [event.userId, event.previousId]) if (!known(id)) emailFromBatch(id, email, times[i])
+    const source = [event.userId, event.previousId].find((id) => known(id))
+    if (source) for (const id of [event.userId, event.previousId]) if (!known(id)) emailFromBatch(id, known(source)!, taughtAt(source, times[i]))
   }
   const record = (userId: string, email: string, at: number) => {
     const h = hash(userId)
@@ -233,9 +235,12 @@ export function resolve(
           parkedInBatch.set(first, (parkedInBatch.get(first) ?? 0) + 1)
           return { kind: 'park', userHash: first, ...(other && other !== first && { alias: other }) }
         }
+        // Recorded at the time the email was taught to the id that had it: a delete newer than that
+        // still finds the person (an alias made no one again; found by the simulation).
+        const since = taughtAt(ids.find((id) => known(id) === email)!, at)
         for (const id of ids) {
           replayBefore(id, email, i)
-          record(id, email, at)
+          record(id, email, since)
         }
         return { kind: 'noted', message: 'alias recorded: both ids now resolve to the same contact' }
       }
