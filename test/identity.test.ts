@@ -431,7 +431,7 @@ describe('queued mode', () => {
     const teach = identifyWith('u-52', { email: EMAIL })
     await consume([teach])
     expect(await identity('u-52')).toMatchObject({ email: EMAIL })
-    expect(events.sent.map((m) => m.body)).toEqual([{ v: 2, items: [{ event: teach, at: expect.any(Number), attempts: 1 }] }])
+    expect(events.sent.map((m) => m.body)).toEqual([{ v: 2, id: expect.any(String), items: [{ event: teach, at: expect.any(Number), attempts: 1 }] }])
     await consume([events.sent[0].body])
     expect(autopilot.enrolments).toHaveLength(1)
     expect(await parked()).toEqual([])

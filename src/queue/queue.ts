@@ -11,6 +11,7 @@ import { deliverEvents } from '../pipeline/pipeline'
 import { deliveryRun } from '../pipeline/run'
 import { checkEvent, type SegmentEvent } from '../segment/schema'
 import { Sql } from '../store/sql'
+import { consumedBefore, envelopeIdOf, newEnvelopeId, recordConsumed } from './consumed'
 import { emptyWrites, Store } from '../store/store'
 import { eventEmail, memberEmailOf } from '../segment/traits'
 import { toOperation } from '../transform'
@@ -30,6 +31,8 @@ export const EVENTS_PER_MESSAGE = 100
 /** A queue message: events, when each reached the Worker, and how often each was tried. */
 export interface Envelope {
   v: 2
+  /** Kept once its message is acknowledged: Queues may deliver it again (consumed.ts). */
+  id?: string
   /** `waits`: passes it went back untried because the destination was down (they count no attempt, but lengthen the wait). */
   items: { event: unknown; at: number; attempts?: number; waits?: number }[]
 }
@@ -46,8 +49,8 @@ export async function enqueue(queue: Queue<unknown>, items: Envelope['items'], d
     const size = sizeOf(item) + 1
     if (!current || current.items.length === EVENTS_PER_MESSAGE || bytes + size > MAX_MESSAGE_BYTES) {
       if (current) messages.push({ body: current, bytes })
-      current = { v: 2, items: [] }
-      bytes = 20
+      current = { v: 2, id: newEnvelopeId(), items: [] }
+      bytes = 70
     }
     current.items.push(item)
     bytes += size
@@ -156,7 +159,16 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
   }
   const items: (Item & { message: number; waits?: number })[] = []
   const invalid = emptyWrites()
+  // A message Queues delivers again after its ack is acknowledged, not consumed again.
+  const envelopes = batch.messages.map((message) => envelopeIdOf(message.body))
+  const consumed = await consumedBefore(
+    store,
+    envelopes.filter((id): id is string => Boolean(id)),
+    (problem) => log.problem('consumed', problem),
+  )
+  const fresh = (m: number) => !consumed.has(envelopes[m]!)
   for (const [m, message] of batch.messages.entries()) {
+    if (!fresh(m)) continue
     for (const raw of itemsOf(message).map(withRetries(message))) {
       const checked = checkEvent(raw.event)
       if (checked.ok) {
@@ -213,6 +225,11 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     tally.requeued += [...again.values()].reduce((n, list) => n + list.length, 0)
     for (const message of batch.messages) message.ack()
     tally.acked += batch.messages.length
+    await recordConsumed(
+      store,
+      envelopes.filter((id, m): id is string => Boolean(id) && fresh(m)),
+      (problem) => log.problem('consumed', problem),
+    )
   } catch {
     // Could not put the failed events back: retry their messages whole. What they finished is
     // recorded first, so the retry skips it (an older identify sent again would overwrite a
@@ -232,6 +249,11 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     }
     tally.retried += failing.size
     tally.acked += batch.messages.length - failing.size
+    await recordConsumed(
+      store,
+      envelopes.filter((id, m): id is string => Boolean(id) && fresh(m) && !failing.has(m)),
+      (problem) => log.problem('consumed', problem),
+    )
   }
 }
 
