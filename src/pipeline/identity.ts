@@ -237,7 +237,10 @@ export function resolve(
         }
         // Recorded at the time the email was taught to the id that had it: a delete newer than that
         // still finds the person (an alias made no one again; found by the simulation).
-        const since = taughtAt(ids.find((id) => known(id) === email)!, at)
+        const since = taughtAt(
+          ids.find((id) => known(id) === email)!,
+          at,
+        )
         for (const id of ids) {
           replayBefore(id, email, i)
           record(id, email, since)
