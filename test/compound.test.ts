@@ -219,6 +219,21 @@ describe('5. a delete beside a newer identify', () => {
     expect(w.firstName('del@example.com')).toBe('Newest')
   })
 
+  // Found by `npm run simulate` (Ortto, direct): the failed attempt recorded the newer track's
+  // email as taught at its time though the track was not delivered, and the re-sent delete took
+  // that for the person made again: skipped, the person left archived but not deleted.
+  it.each(both)('%s: a delete that failed beside a newer event that failed too is sent on the re-send', async (name) => {
+    const w = destinations[name]()
+    await w.post(identify({ email: 'del@example.com', firstName: 'Old' }, { userId: 'u-13', timestamp: at(0) }))
+    const batch = [{ type: 'delete', messageId: 'm-delete-13', userId: 'u-13', timestamp: at(3) }, track('Step Activated', 'del@example.com', { userId: 'u-13', timestamp: at(4) })]
+    let down = true
+    w.standIn.inject(...Array.from({ length: 40 }, () => ({ status: 503, match: () => down })))
+    expect((await w.post({ batch })).status).toBe(503)
+    down = false
+    expect((await json(await w.post({ batch }))).counts).toEqual({ delivered: 2 })
+    expect(w.entries('del@example.com')).toBe(1)
+  })
+
   // Found by `npm run simulate` (its defect 10): the identify made the person but its userId →
   // email write failed, so the delete that came next found no email and deleted no one; the
   // identify's re-send, older than the delete, was then skipped, and the person stayed.

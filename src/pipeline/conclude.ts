@@ -161,7 +161,14 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
   writes.guards = merged(writes.guards)
   for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
   for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
-  for (const [userHash, { email, at }] of toRecord) writes.identities.push({ userHash, email, emailHash: hashIn(hashes, email), at })
+  // A delete of the userId to be retried: what a newer event of the batch taught is recorded as of
+  // the delete, no later — else the re-sent delete takes it for the person made again, though that
+  // event may not have been delivered (what was delivered is stamped in the guard; found by the simulation).
+  const retriedDelete = new Map<string, number>()
+  for (const { resolved, outcome } of entries) {
+    if (resolved.kind === 'delete' && resolved.userHash && outcome!.status === 'retry') retriedDelete.set(resolved.userHash, Math.min(retriedDelete.get(resolved.userHash) ?? Infinity, resolved.at))
+  }
+  for (const [userHash, { email, at }] of toRecord) writes.identities.push({ userHash, email, emailHash: hashIn(hashes, email), at: Math.min(at, retriedDelete.get(userHash) ?? Infinity) })
   const outcomes = items.map((_, index) => byIndex.get(index)!.outcome!)
   if (run.recordProgress && outcomes.some((outcome) => outcome.status === 'retry')) {
     for (const entry of byIndex.values()) {

@@ -7,7 +7,7 @@
 // destination on an earlier attempt whose answer was lost: the model allows it ("maybe"),
 // never requires it.
 import type { Destination, Mode } from './world'
-import { emailAt, MAPPED, timeOf, userId, type Spec } from './events'
+import { emailAt, MAPPED, timeOf, UNMAPPED, userId, type Spec } from './events'
 
 /**
  * Known defects (issue 36's nine, fixed; 10 and 11 found by this simulation). While a number is here,
@@ -93,8 +93,10 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   const ownersOf = (email: number) => [...emailOf.keys()].filter((u) => emailOf[u] === email)
   const of = (kind: Spec['kind'], users: number[]) => sent.filter((s) => s.spec.kind === kind && users.includes(s.spec.user))
   /** Whether the Worker must have tied the user's userId (or, `byAlias`, its anonymous id) to its email: an event that carried it was delivered. */
+  // Queued mode answers a track that maps to nothing at once, without queuing it: it teaches no email (docs/state.md).
+  const teaches = (s: Sent) => !(mode === 'queued' && s.spec.kind === 'track' && s.spec.name === UNMAPPED)
   const directBy = (counts: (s: Sent) => boolean) => (u: number, byAlias: boolean) =>
-    sent.some((s) => counts(s) && s.spec.user === u && (s.spec.kind === 'track' ? s.spec.withEmail && s.spec.byAlias === byAlias : !byAlias && s.spec.kind === 'identify'))
+    sent.some((s) => counts(s) && s.spec.user === u && teaches(s) && (s.spec.kind === 'track' ? s.spec.withEmail && s.spec.byAlias === byAlias : !byAlias && s.spec.kind === 'identify'))
   const linkedBy =
     (counts: (s: Sent) => boolean) =>
     (u: number, byAlias: boolean): boolean =>
@@ -144,11 +146,9 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   for (const email of new Set(emailOf)) {
     const owners = ownersOf(email)
     // A delete names a userId: it reaches this person only once the Worker has tied that userId to
-    // the email (an identify, a track carrying both, or an alias); else there is no one to delete.
-    const deletes = of(
-      'delete',
-      owners.filter((u) => linked(u, false)),
-    )
+    // the email (an identify, a track carrying both, or an alias) — sent no later than the delete's
+    // last sending; else there is no one to delete (a tie that comes later does not reach back).
+    const deletes = of('delete', owners).filter((d) => linkedBy((s) => sure(s) && first(s) <= Math.max(...d.arrivals))(d.spec.user, false))
     // Two userIds share this person: a delete by one is not knowable from the other's events (Ortto also keys people by userId).
     if (owners.length > 1 && (deletes.length || destination === 'ortto')) continue
     // Ortto keys people by userId: a track from the anonymous id carrying the same email is a second

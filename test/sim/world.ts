@@ -148,7 +148,7 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
       const response = await base.post(events.length === 1 ? events[0] : { batch: events })
       return { status: response.status, body: (await response.json()) as Loose }
     })
-    if (debug) console.warn(`segment sent ${events.map((e) => e.messageId).join(',')} -> ${answer === 'crashed' ? 'crashed' : `${answer.status} ${JSON.stringify(answer.body).slice(0, 400)}`}`)
+    if (debug) console.warn(`segment sent ${events.map((e) => e.messageId).join(',')} -> ${answer === 'crashed' ? 'crashed' : `${answer.status} ${JSON.stringify(answer.body).slice(0, 1400)}`}`)
     if (answer === 'crashed') return false
     const { status, body } = answer
     if (status >= 500 && status !== 503) throw new Error(`a bare ${status}: ${JSON.stringify(body).slice(0, 300)}`)
