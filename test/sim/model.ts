@@ -148,7 +148,9 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     // A delete names a userId: it reaches this person only once the Worker has tied that userId to
     // the email (an identify, a track carrying both, or an alias) — sent no later than the delete's
     // last sending; else there is no one to delete (a tie that comes later does not reach back).
-    const deletes = of('delete', owners).filter((d) => linkedBy((s) => sure(s) && first(s) <= Math.max(...d.arrivals))(d.spec.user, false))
+    const reaching = of('delete', owners).filter((d) => linkedBy((s) => sure(s) && first(s) <= Math.max(...d.arrivals))(d.spec.user, false))
+    // Every delete of the userId still refuses its older events (its tombstone is on the userId).
+    const deletes = of('delete', owners)
     // Two userIds share this person: a delete by one is not knowable from the other's events (Ortto also keys people by userId).
     if (owners.length > 1 && (deletes.length || destination === 'ortto')) continue
     // Ortto keys people by userId: a track from the anonymous id carrying the same email is a second
@@ -166,7 +168,7 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
       const remade = later.length || sent.some((s) => s.spec.kind === 'track' && owners.includes(s.spec.user) && newer(s))
       // Defect 10's signature: an identify of a deleted userId was answered retry (or its request crashed).
       const unrecorded = identifies.some((s) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status.startsWith('retry')) || s.arrivals.length > (ending.answers.get(s.messageId)?.length ?? 0))
-      if (deletes.some(sure) && !remade && found) fail(`${emailAt(email)}: deleted, yet the destination holds it`, unrecorded ? 10 : staleDefect)
+      if (reaching.some(sure) && !remade && found) fail(`${emailAt(email)}: deleted, yet the destination holds it`, unrecorded ? 10 : staleDefect)
       continue
     }
     const deletedAfter = deletes.some((d) => !sure(d) && time(d) > time(newest))
