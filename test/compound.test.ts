@@ -234,6 +234,20 @@ describe('5. a delete beside a newer identify', () => {
     expect(w.entries('del@example.com')).toBe(1)
   })
 
+  // Found by `npm run simulate` (Autopilot, queued): an identify delivered but not recorded (the
+  // write failed) is retried; a newer one delivered meanwhile had no guard to be stamped in, and
+  // the retry overwrote it.
+  it.each(both)('%s: an identify retried because its write failed does not overwrite a newer one delivered meanwhile', async (name) => {
+    const d1 = testDb()
+    d1.fail('INSERT INTO identities', 2) // the write and the store's one retry
+    const w = destinations[name]({ DB: d1.db })
+    const older = identify({ email: 'retry@example.com', firstName: 'Older' }, { userId: 'u-14', timestamp: at(1) })
+    expect((await w.post(older)).status).toBe(503)
+    expect((await w.post(identify({ email: 'retry@example.com', firstName: 'Newer' }, { userId: 'u-14', timestamp: at(2) }))).status).toBe(200)
+    expect((await w.post(older)).status).toBe(200)
+    expect(w.firstName('retry@example.com')).toBe('Newer')
+  })
+
   // Found by `npm run simulate` (its defect 10): the identify made the person but its userId →
   // email write failed, so the delete that came next found no email and deleted no one; the
   // identify's re-send, older than the delete, was then skipped, and the person stayed.

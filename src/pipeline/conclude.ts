@@ -158,7 +158,7 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
     if (!entry.emailHash || !op || (op.kind !== 'upsert' && op.kind !== 'enter') || outcome!.status !== 'delivered') continue
     if (snapshot.contacts.has(entry.emailHash) || guarded.has(entry.emailHash)) writes.guards.push({ emailHash: entry.emailHash, fields: stamp(people, op.person, entry.at) })
   }
-  writes.guards = merged(writes.guards)
+  writes.guards = mergedGuards(writes.guards)
   for (const entry of entries) if (entry.sameAs) entry.outcome = entry.sameAs.outcome
   for (const entry of entries) if (entry.index === undefined) run.onReplay?.(entry.item.event.type, entry.outcome!.status, entry.item.event.messageId)
   // A delete of the userId to be retried: what a newer event of the batch taught is recorded as of
@@ -183,7 +183,7 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
 }
 
 /** One guard row per person, each field at the newest time that set it (rows apply in order, the last one's time would stand). */
-function merged(guards: Writes['guards']): Writes['guards'] {
+export function mergedGuards(guards: Writes['guards']): Writes['guards'] {
   const byHash = new Map<string, Record<string, number>>()
   for (const { emailHash, fields } of guards) {
     const into = byHash.get(emailHash) ?? {}

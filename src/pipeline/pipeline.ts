@@ -3,7 +3,8 @@
 // entries), delivery through the destination, one write (what was learned). Used by
 // direct mode per request, by the queue consumer per batch, by the sweep and by redrives.
 import { accountFor, accountKeyDue } from './account'
-import { conclude, type Entry } from './conclude'
+import { conclude, mergedGuards, type Entry } from './conclude'
+import { stamp } from './guards'
 import type { Job, Result } from '../destinations/destination'
 import { eventTime, keysOf, resolve, userKey, type BatchKeys, type Item, type Resolution } from './identity'
 import { retry, type Outcome } from './outcome'
@@ -254,19 +255,26 @@ async function concludeAndWrite(
   } catch (error) {
     noted(run, 'write', error)
     const asCounted = tally(events, outcomes, [], writes.deadLetters.length)
-    // What must never repeat goes again on its own: the journey entries made (else, once their
-    // lease ends, a re-send would enter them again).
-    if (writes.confirm.length) {
-      await store.write({ ...emptyWrites(), confirm: writes.confirm, release: writes.release }).catch((again: unknown) => noted(run, 'confirm', again))
-    }
-    // Done at the destination (or refused), but not recorded: the retry records it (an upsert is safe to repeat).
+    // Done at the destination (or refused), but not recorded: the retry records it. What it set is
+    // stamped in the person's guard, so that newer events delivered before that retry are stamped
+    // too and the retry does not overwrite them (found by the simulation).
+    const guards: Writes['guards'] = []
     for (const entry of needsWrite) {
       if (entry.index === undefined || outcomes[entry.index].status === 'retry') continue
+      const { op, emailHash } = entry
+      if (emailHash && (op?.kind === 'upsert' || op?.kind === 'enter') && outcomes[entry.index].status === 'delivered') {
+        guards.push({ emailHash, fields: stamp(run.config.destination.people, op.person, entry.at) })
+      }
       outcomes[entry.index] = retry(
         outcomes[entry.index].status === 'rejected'
           ? `${outcomes[entry.index].message}; the database did not take it as a dead letter, so it will be retried`
           : 'delivered, but the database did not record what it taught; will retry',
       )
+    }
+    // What must never repeat goes again on its own: the journey entries made (else, once their
+    // lease ends, a re-send would enter them again), and those guards.
+    if (writes.confirm.length || guards.length) {
+      await store.write({ ...emptyWrites(), confirm: writes.confirm, release: writes.release, guards: mergedGuards(guards) }).catch((again: unknown) => noted(run, 'confirm', again))
     }
     // The history counted the answers as they were: count them as they are now (retries, no dead letters).
     history.merge(difference(tally(events, outcomes, [], 0), asCounted))
