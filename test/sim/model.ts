@@ -141,14 +141,20 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
 
   const failed = (s: Sent) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status.startsWith('retry'))
   const first = (s: Sent) => Math.min(...s.arrivals)
+  /** The sending at which the Worker first took it (an answer that was not retry); the last sending where a crash hid the answers. */
+  const settled = (s: Sent) => {
+    const answers = ending.answers.get(s.messageId) ?? []
+    const at = answers.findIndex((a) => !a.status.startsWith('retry'))
+    return answers.length === s.arrivals.length && at >= 0 ? s.arrivals[at] : Math.max(...s.arrivals)
+  }
 
   // People: the newest value of each field; deleted stays deleted unless a newer event made them again.
   for (const email of new Set(emailOf)) {
     const owners = ownersOf(email)
     // A delete names a userId: it reaches this person only once the Worker has tied that userId to
-    // the email (an identify, a track carrying both, or an alias) — sent no later than the delete's
+    // the email (an identify, a track carrying both, or an alias) — taken no later than the delete's
     // last sending; else there is no one to delete (a tie that comes later does not reach back).
-    const reaching = of('delete', owners).filter((d) => linkedBy((s) => sure(s) && first(s) <= Math.max(...d.arrivals))(d.spec.user, false))
+    const reaching = of('delete', owners).filter((d) => linkedBy((s) => sure(s) && settled(s) <= Math.max(...d.arrivals))(d.spec.user, false))
     // Every delete of the userId still refuses its older events (its tombstone is on the userId).
     const deletes = of('delete', owners)
     // Two userIds share this person: a delete by one is not knowable from the other's events (Ortto also keys people by userId).
