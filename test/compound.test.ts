@@ -248,6 +248,19 @@ describe('5. a delete beside a newer identify', () => {
     expect(w.firstName('retry@example.com')).toBe('Newer')
   })
 
+  // Found by `npm run simulate` (Ortto, direct): person/get answered 200 in an undocumented shape,
+  // read as "nobody", and the delete was answered delivered with the person still there.
+  it('ortto: a delete whose person/get answers an undocumented 2xx is retried, not taken for "nobody"', async () => {
+    const w = destinations.ortto()
+    await w.post(identify({ email: 'del@example.com', firstName: 'Kept' }, { userId: 'u-15', timestamp: at(0) }))
+    w.standIn.inject({ status: 200, body: { unexpected: true }, match: (call: Loose) => call.path.endsWith('/person/get') })
+    const remove = { type: 'delete', messageId: 'm-delete-15', userId: 'u-15', timestamp: at(5) }
+    expect((await w.post(remove)).status).toBe(503)
+    expect(w.exists('del@example.com')).toBe(true)
+    expect((await w.post(remove)).status).toBe(200)
+    expect(w.exists('del@example.com')).toBe(false)
+  })
+
   // Found by `npm run simulate` (its defect 10): the identify made the person but its userId →
   // email write failed, so the delete that came next found no email and deleted no one; the
   // identify's re-send, older than the delete, was then skipped, and the person stayed.

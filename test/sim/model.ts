@@ -111,6 +111,8 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     const byAlias = s.spec.byAlias
     const deletes = of('delete', [s.spec.user]).filter(sure)
     const lastDelete = Math.max(-Infinity, ...deletes.map(time))
+    // Older than a delete of its user (tied by an alias too): it went with that delete.
+    if (time(s) <= lastDelete) continue
     const taught = sent.find((o) => sure(o) && o.spec.user === s.spec.user && o.spec.kind === 'identify' && time(o) > lastDelete)
     const aliased = of('alias', [s.spec.user]).some(sure)
     if (!byAlias && taught) fail(`${s.messageId}: expired though ${taught.messageId} taught its userId's email`, deletes.length ? 5 : undefined)

@@ -36,7 +36,12 @@ const ActivityBody = v.looseObject({
 const CreatedActivity = v.looseObject({ custom_activity: v.optional(ActivityBody) })
 /** The icon a created activity shows in Ortto (the only icon id seen in a live answer). */
 const ACTIVITY_ICON = 'moneys-illustration-icon'
-const FoundPeople = v.looseObject({ contacts: v.optional(v.nullable(v.array(v.looseObject({ id: v.string() }))), []) })
+// Its `contacts` (null or absent when none match), or at least its `meta`: a 2xx with neither is
+// not "nobody" (a delete would then find no one and leave the person; found by the simulation).
+const FoundPeople = v.pipe(
+  v.looseObject({ contacts: v.optional(v.nullable(v.array(v.looseObject({ id: v.string() }))), []), meta: v.optional(v.looseObject({})) }),
+  v.check((answer) => answer.meta !== undefined || (answer.contacts?.length ?? 0) > 0, 'neither contacts nor meta'),
+)
 
 /** Statuses of an item that went through. */
 const DONE = new Set(['created', 'merged', 'updated', 'queued', 'success', 'ok', 'valid'])
