@@ -201,8 +201,8 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
       // The residual holds across a delete that was not sent (newer events had made the person
       // again): an identify older than it, first sent after the newest and before the delete, with
       // neither failing, was applied in arrival order, and the delete did not undo it.
-      const firstDelete = Math.min(...deletes.filter(sure).map(first))
-      const olderApplied = identifies.filter((s) => !later.includes(s) && arrivedAfter(s) && first(s) < firstDelete && !failed(s) && !failed(newest))
+      const deletedSince = (s: Sent) => Math.min(...deletes.filter((d) => sure(d) && time(d) > time(s)).map(first))
+      const olderApplied = identifies.filter((s) => !later.includes(s) && arrivedAfter(s) && first(s) < deletedSince(s) && !failed(s) && !failed(newest))
       const allowed = [...later.filter((s) => s === newest || (!sure(s) && time(s) > time(newest)) || arrivedAfter(s)), ...olderApplied].map((s) => (s.spec as { first: string; last: string })[field])
       // Defect 5's signature: a delete older than the newest identify wiped what it set.
       const wiped = value === undefined && deletes.some((d) => time(d) < time(newest)) ? 5 : staleDefect
