@@ -397,6 +397,22 @@ describe("8. the store's one retry of a failed query", () => {
     expect(await letters()).toHaveLength(1)
   })
 
+  // Found in review: a delivery still answered delivered when the write failed lost its stamp,
+  // so an older event retried later overwrote it.
+  it.each(both)('%s: keeps the stamps of deliveries answered delivered when the write fails, so an older retry does not overwrite them', async (name) => {
+    const d1 = testDb()
+    const w = destinations[name]({ DB: d1.db })
+    const anonymous = { userId: undefined, anonymousId: 'a-17' }
+    let down = true
+    w.standIn.inject(...Array.from({ length: 10 }, () => ({ status: 503, match: () => down })))
+    expect((await w.post(identify({ email: 'stamp@example.com', firstName: 'First' }, { ...anonymous, timestamp: at(0) }))).status).toBe(503) // a guard row from now on
+    down = false
+    d1.fail('INSERT INTO contacts', 2) // the write and the store's one retry
+    expect((await w.post(identify({ email: 'stamp@example.com', firstName: 'Newer' }, { ...anonymous, timestamp: at(2) }))).status).toBe(200)
+    await w.post(identify({ email: 'stamp@example.com', firstName: 'Older' }, { ...anonymous, timestamp: at(1) }))
+    expect(w.firstName('stamp@example.com')).toBe('Newer')
+  })
+
   it('logs every expired parked event when the removal was applied but its answer lost', async () => {
     const d1 = testDb()
     d1.lose('DELETE FROM parked')

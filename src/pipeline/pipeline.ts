@@ -273,8 +273,11 @@ async function concludeAndWrite(
     }
     // What must never repeat goes again on its own: the journey entries made (else, once their
     // lease ends, a re-send would enter them again), and those guards.
-    if (writes.confirm.length || guards.length) {
-      await store.write({ ...emptyWrites(), confirm: writes.confirm, release: writes.release, guards: mergedGuards(guards) }).catch((again: unknown) => noted(run, 'confirm', again))
+    // (With every stamp the failed write carried: deliveries still answered delivered keep theirs.)
+    if (writes.confirm.length || guards.length || writes.guards.length) {
+      await store
+        .write({ ...emptyWrites(), confirm: writes.confirm, release: writes.release, guards: mergedGuards([...writes.guards, ...guards]) })
+        .catch((again: unknown) => noted(run, 'confirm', again))
     }
     // The history counted the answers as they were: count them as they are now (retries, no dead letters).
     history.merge(difference(tally(events, outcomes, [], 0), asCounted))
