@@ -71,6 +71,8 @@ export class Pacer {
   private widenedAt = -Infinity
   /** When each call still out started: a 429 on one of them is one on a start within the count. */
   private readonly startedAt = new Map<Ticket, number>()
+  /** Told of each start and the window in force at that instant (the fake-clock test checks the rate against it). */
+  onGrant?: (at: number, windowMs: number) => void
 
   constructor(
     readonly maxPerSecond: number,
@@ -235,7 +237,9 @@ export class Pacer {
     const window = this.windowMs
     // Below the clock's 1 ms a spacing cannot be timed (only costs a timer): the window still holds the rate.
     const spacing = this.spacingMs >= 1 ? this.spacingMs : 0
-    this.starts = this.starts.filter((at) => now - at < window)
+    // Kept for the widest window the margin may reach, not the current one: a start forgotten
+    // while the window was narrow would not count once a 429 widens it (the fake-clock test found it).
+    this.starts = this.starts.filter((at) => now - at < WINDOW_MS + (MARGIN_MAX * WINDOW_MS) / this.maxPerSecond)
     const planned = [...this.starts]
     const result: number[] = []
     for (let i = 0; i < count; i++) {
@@ -252,6 +256,7 @@ export class Pacer {
 
   private grant(ticket: Ticket, now: number): Ticket {
     this.starts.push(now)
+    this.onGrant?.(now, this.windowMs)
     this.startedAt.set(ticket, now)
     // Calls that never reported back (their isolate stopped) are forgotten after a while.
     if (this.startedAt.size > 1000) for (const [old, at] of this.startedAt) if (now - at > PROBE_EXPIRES_MS) this.startedAt.delete(old)
