@@ -120,6 +120,19 @@ describe('queue consumer', () => {
     expect(autopilot.contacts.get('again@example.com')?.FirstName).toBe('Newer')
   })
 
+  it('consumes a message as before when the ids of consumed messages cannot be read or kept', async () => {
+    const store = testDb()
+    store.fail("UNION ALL SELECT 'p'", 2) // the read of envelope ids, and the store's one retry
+    store.fail('INSERT INTO ledger (key, state, at, note)', 2) // keeping the id after the ack
+    const { consume, autopilot } = queued({ DB: store.db })
+    const body = { v: 2, id: 'envelope-3', items: [{ event: identify({ email: 'kept@example.com' }), at: 1 }] }
+    expect((await consume([{ body }])).explicitAcks).toEqual(['msg-0'])
+    expect(autopilot.contacts.has('kept@example.com')).toBe(true)
+    // Not kept: Queues delivering it again sends it again, as before (an upsert; the log names the problem).
+    expect((await consume([{ body }])).explicitAcks).toEqual(['msg-0'])
+    expect(autopilot.calls).toHaveLength(2)
+  })
+
   it('merges several events for one email into one contact, the later value winning per field', async () => {
     const { consume, autopilot } = queued()
     await consume([identify({ email: 'm@example.com', plan: 'free', firstName: 'M' }), identify({ email: 'other@example.com' }), identify({ email: 'm@example.com', plan: 'pro' })])
