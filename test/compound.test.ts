@@ -372,6 +372,20 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.enrolments).toEqual([])
   })
 
+  // Found by `npm run simulate` (Autopilot, direct): the parked read failed, so the delete found no
+  // email and wrote its tombstone; the re-send, which replayed the alias, took it as done.
+  it('a delete beside a parked alias that cannot be read waits for it, and the re-send deletes the person', async () => {
+    const d1 = testDb()
+    const w = setup({ DB: d1.db })
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-13', previousId: 'anon-13', userId: 'user-13', timestamp: at(0) })).status).toBe(202)
+    const batch = [track('Step Activated', 'unread-alias@example.com', { userId: 'anon-13', timestamp: at(1) }), { type: 'delete', messageId: 'm-delete-13', userId: 'user-13', timestamp: at(5) }]
+    d1.fail('FROM parked p WHERE p.user_hash IN', 2)
+    expect((await w.post({ batch })).status).toBe(503)
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.autopilot.contacts.has('unread-alias@example.com')).toBe(false)
+    expect(w.autopilot.enrolments).toHaveLength(1)
+  })
+
   // Found by `npm run simulate` (Autopilot, queued: Queues delivered a message again): the copy
   // in the batch parked again, the replay took its outcome, and the parked row was settled by it.
   it('enters the journey once when a parked track comes again in the batch whose alias replays it', async () => {
