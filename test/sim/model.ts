@@ -150,13 +150,23 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     return answers.length === s.arrivals.length && at >= 0 ? s.arrivals[at] : Math.max(...s.arrivals)
   }
 
+  /** The sending at which the Worker first recorded something of it (not a retry for want of its store); the last sending where a crash hid the answers. */
+  const recorded = (s: Sent) => {
+    const answers = ending.answers.get(s.messageId) ?? []
+    if (answers.length !== s.arrivals.length) return Math.max(...s.arrivals)
+    const at = answers.findIndex((a) => !a.message.includes('the identity store is unavailable'))
+    return at >= 0 ? s.arrivals[at] : Infinity
+  }
+
   // People: the newest value of each field; deleted stays deleted unless a newer event made them again.
   for (const email of new Set(emailOf)) {
     const owners = ownersOf(email)
     // A delete names a userId: it reaches this person only once the Worker has tied that userId to
     // the email (an identify, a track carrying both, or an alias) — taken no later than the delete's
     // last sending; else there is no one to delete (a tie that comes later does not reach back).
-    const reaching = of('delete', owners).filter((d) => linkedBy((s) => sure(s) && settled(s) <= Math.max(...d.arrivals))(d.spec.user, false))
+    // An earlier delete of the userId, taken before this one, forgot every tie no newer than itself (docs/state.md).
+    const forgotten = (s: Sent, d: Sent) => of('delete', [d.spec.user]).some((e) => e !== d && sure(e) && time(s) <= time(e) && time(e) < time(d) && settled(e) <= Math.max(...d.arrivals))
+    const reaching = of('delete', owners).filter((d) => linkedBy((s) => sure(s) && settled(s) <= Math.max(...d.arrivals) && !forgotten(s, d))(d.spec.user, false))
     // Every delete of the userId still refuses its older events (its tombstone is on the userId).
     const deletes = of('delete', owners)
     // Two userIds share this person: a delete by one is not knowable from the other's events (Ortto also keys people by userId).
@@ -173,7 +183,9 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     const redrove = identifies.some((s) => ending.redriven.has(s.messageId))
     const staleDefect = redrove ? 6 : mode === 'queued' ? 9 : undefined
     if (!newest) {
-      const remade = later.length || sent.some((s) => s.spec.kind === 'track' && owners.includes(s.spec.user) && newer(s))
+      // (A track by the anonymous id is refused by the deletes that reached the person, not by the userId's tombstone.)
+      const lastReaching = Math.max(-Infinity, ...reaching.filter(sure).map(time))
+      const remade = later.length || sent.some((s) => s.spec.kind === 'track' && owners.includes(s.spec.user) && (newer(s) || (s.spec.byAlias && time(s) > lastReaching)))
       // Defect 10's signature: an identify of a deleted userId was answered retry (or its request crashed).
       const unrecorded = identifies.some((s) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status.startsWith('retry')) || s.arrivals.length > (ending.answers.get(s.messageId)?.length ?? 0))
       if (reaching.some(sure) && !remade && found) fail(`${emailAt(email)}: deleted, yet the destination holds it`, unrecorded ? 10 : staleDefect)
@@ -200,9 +212,12 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
       const arrivedAfter = (s: Sent) => s.arrivals.some((a) => a > Math.min(...newest.arrivals))
       // The residual holds across a delete that was not sent (newer events had made the person
       // again): an identify older than it, first sent after the newest and before the delete, with
-      // neither failing, was applied in arrival order, and the delete did not undo it.
-      const deletedSince = (s: Sent) => Math.min(...deletes.filter((d) => sure(d) && time(d) > time(s)).map(first))
-      const olderApplied = identifies.filter((s) => !later.includes(s) && arrivedAfter(s) && first(s) < deletedSince(s) && !failed(s) && !failed(newest))
+      // neither failing, was applied in arrival order, and the delete did not undo it. (Its own
+      // failure changes nothing when it first came after the newest was delivered: no guard had stamped that.)
+      // (From the sending at which the Worker recorded the delete: one answered retry for want of its
+      // store recorded nothing, not even the guard that stamps newer events.)
+      const deletedSince = (s: Sent) => Math.min(...deletes.filter((d) => sure(d) && time(d) > time(s)).map(recorded))
+      const olderApplied = identifies.filter((s) => !later.includes(s) && arrivedAfter(s) && first(s) < deletedSince(s) && (!failed(s) || first(s) > settled(newest)) && !failed(newest))
       const allowed = [...later.filter((s) => s === newest || (!sure(s) && time(s) > time(newest)) || arrivedAfter(s)), ...olderApplied].map((s) => (s.spec as { first: string; last: string })[field])
       // Defect 5's signature: a delete older than the newest identify wiped what it set.
       const wiped = value === undefined && deletes.some((d) => time(d) < time(newest)) ? 5 : staleDefect
