@@ -75,8 +75,8 @@ export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions
     return request(new Request(`https://worker.test${path}`))
   }
 
-  /** Runs the queue consumer on messages (bodies, or {body, attempts, id}). */
-  async function consume(messages: (unknown | QueuedMessage)[], queueName = 'autopilot-events') {
+  /** Runs the queue consumer on messages (bodies, or {body, attempts, id}); `onAck` runs as each message is acknowledged. */
+  async function consume(messages: (unknown | QueuedMessage)[], queueName = 'autopilot-events', { onAck }: { onAck?: () => void } = {}) {
     const batch = createMessageBatch(
       queueName,
       messages.map((message, i) => {
@@ -92,6 +92,13 @@ export function setup(env: Partial<Env> = {}, autopilotOptions: AutopilotOptions
         delays[message.id] = options?.delaySeconds
         original(options)
       })
+      if (onAck) {
+        const ack = message.ack.bind(message)
+        vi.spyOn(message, 'ack').mockImplementation(() => {
+          onAck()
+          ack()
+        })
+      }
     }
     const ctx = createExecutionContext()
     await worker.queue(batch, fullEnv)

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { pacerFor } from '../src/pipeline/pacer'
 import { EVENTS_PER_MESSAGE, MAX_ATTEMPTS } from '../src/queue/queue'
-import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track } from './helpers'
+import { fakeQueue, freshDb, identify, json, rows, setup, testDb, track, type Loose } from './helpers'
 import { ledgerState, putLedger } from './ledger-helpers'
 
 const identifies = (n: number, prefix = 'q') => Array.from({ length: n }, (_, i) => ({ type: 'identify', messageId: `${prefix}-${i}`, traits: { email: `${prefix}${i}@example.com` } }))
@@ -123,7 +123,7 @@ describe('queue consumer', () => {
   it('consumes a message as before when the ids of consumed messages cannot be read or kept', async () => {
     const store = testDb()
     store.fail("UNION ALL SELECT 'p'", 2) // the read of envelope ids, and the store's one retry
-    store.fail('INSERT INTO ledger (key, state, at, note)', 2) // keeping the id after the ack
+    store.fail('INSERT INTO ledger (key, state, at, note)', 4) // keeping the id: with the run's write, then after the ack (each retried once)
     const { consume, autopilot } = queued({ DB: store.db })
     const body = { v: 2, id: 'envelope-3', items: [{ event: identify({ email: 'kept@example.com' }), at: 1 }] }
     expect((await consume([{ body }])).explicitAcks).toEqual(['msg-0'])
@@ -131,6 +131,43 @@ describe('queue consumer', () => {
     // Not kept: Queues delivering it again sends it again, as before (an upsert; the log names the problem).
     expect((await consume([{ body }])).explicitAcks).toEqual(['msg-0'])
     expect(autopilot.calls).toHaveLength(2)
+  })
+
+  // Found by `npm run simulate` (Autopilot, queued): the id was kept only after the ack, and that
+  // write failed; Queues delivered the message again and its older identify went out again.
+  it('keeps the id of a message whose events all finished with the run’s write, so D1 failing after the ack changes nothing', async () => {
+    const store = testDb()
+    const { consume, autopilot } = queued({ DB: store.db })
+    const body = { v: 2, id: 'envelope-4', items: [{ event: identify({ email: 'before-ack@example.com' }), at: 1 }] }
+    expect((await consume([{ body }], undefined, { onAck: () => store.down() })).explicitAcks).toEqual(['msg-0'])
+    store.up()
+    expect((await consume([{ body }])).explicitAcks).toEqual(['msg-0'])
+    expect(autopilot.calls).toHaveLength(1)
+  })
+
+  it('keeps what a message finished when it put other events back, so its redelivery sends only those', async () => {
+    const store = testDb()
+    const { consume, autopilot } = queued({ DB: store.db })
+    autopilot.inject({ status: 503, match: (call: Loose) => call.path.startsWith('/trigger/') })
+    const body = { v: 2, id: 'envelope-5', items: [identify({ email: 'first@example.com' }), track('Step Activated', 'later@example.com')].map((event) => ({ event, at: 1 })) }
+    expect((await consume([{ body }], undefined, { onAck: () => store.down() })).explicitAcks).toEqual(['msg-0'])
+    store.up()
+    autopilot.calls.length = 0
+    await consume([{ body }])
+    expect(JSON.stringify(autopilot.calls)).not.toContain('first@example.com')
+    expect(autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['later@example.com'])
+  })
+
+  it('keeps no refusal as progress: the dead letter, redriven, is tried afresh', async () => {
+    const { consume, autopilot } = queued()
+    autopilot.inject(...Array.from({ length: 3 }, () => ({ status: 503, match: (call: Loose) => call.path.startsWith('/trigger/') })))
+    const poison = { type: 'identify', messageId: 'poison-2', traits: { email: 'poison@localhost' } }
+    await consume([{ body: { v: 2, id: 'envelope-6', items: [poison, track('Step Activated', 'kept@example.com')].map((event) => ({ event, at: 1 })) } }])
+    expect(await deadLetters()).toHaveLength(1)
+    autopilot.calls.length = 0
+    // What a queued redrive sends: the letter's event, in a message of its own.
+    await consume([{ body: { v: 2, id: 'envelope-7', items: [{ event: poison, at: 1 }] } }])
+    expect(JSON.stringify(autopilot.calls)).toContain('poison@localhost')
   })
 
   it('merges several events for one email into one contact, the later value winning per field', async () => {

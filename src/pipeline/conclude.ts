@@ -176,7 +176,8 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
       if (!messageId || !entry.op || entry.claim || entry.sameAs) continue
       const { status, message } = entry.outcome!
       if (status === 'delivered') writes.progress.push({ messageId, state: 'done' })
-      else if (status === 'rejected') writes.progress.push({ messageId, state: 'rejected', reason: message })
+      // (Not where refusals become dead letters: a redrive must try them afresh.)
+      else if (status === 'rejected' && !run.deadLetter) writes.progress.push({ messageId, state: 'rejected', reason: message })
     }
   }
   return { outcomes, needsWrite, aliased }

@@ -47,7 +47,7 @@ async function replayAliased(aliased: Map<string, string>, run: DeliveryRun): Pr
   }
   if (!rows.length) return
   const items = rows.map((row): Item => ({ event: row.event, at: row.parkedAt, parked: { id: row.id, email: aliased.get(row.userHash)! }, aliasFollowUp: true }))
-  const outcomes = await deliverEvents(items, run)
+  const outcomes = await deliverEvents(items, { ...run, finished: undefined })
   outcomes.forEach((outcome, i) => run.onReplay?.(items[i].event.type, outcome.status, items[i].event.messageId))
 }
 
@@ -246,6 +246,8 @@ async function concludeAndWrite(
   // acknowledged only once its letter is stored, else it is retried.
   const writes = read.storeDown ? { ...emptyWrites(), deadLetters: read.writes.deadLetters } : read.writes
   if (read.storeDown && !writes.deadLetters.length) return { outcomes, aliased: none }
+  const finished = read.storeDown ? [] : (run.finished?.keys(outcomes) ?? [])
+  for (const key of finished) writes.progress.push({ messageId: key, state: 'done' })
   const { store } = run
   // The delivery history: added up in the isolate, and sent beside a write at most once per
   // HISTORY_FLUSH_SECONDS, at the same time as it; its failure changes no answer.
@@ -254,6 +256,7 @@ async function concludeAndWrite(
   const counted = due ? store.count(due).then((ok) => history.settled(due, ok)) : Promise.resolve(true)
   try {
     await store.write(writes, run.answerBy === undefined ? undefined : Math.max(MIN_WRITE_MS, Math.min(run.config.storeTimeoutMs, run.answerBy - Date.now())))
+    for (const key of finished) run.finished!.recorded.add(key)
   } catch (error) {
     noted(run, 'write', error)
     const asCounted = tally(events, outcomes, [], writes.deadLetters.length)

@@ -24,8 +24,10 @@ export interface DeliveryRun {
   /** Who claims journey entries (a request or batch id), and for how long (ms). */
   claimant: string
   leaseMs: number
-  /** Direct mode: when anything is left to retry, record what finished so the re-send skips it. */
+  /** When anything is left to retry, record what finished so the re-send (Segment's, or Queues' redelivery) skips it. */
   recordProgress: boolean
+  /** Queued mode: ledger keys recorded as done with the run's one write, given its outcomes (the messages it finished); those written go in `recorded`. */
+  finished?: { keys: (outcomes: Outcome[]) => string[]; recorded: Set<string> }
   /** Direct mode: when the answer is due (epoch ms); the final write gets only the time left. */
   answerBy?: number
   /** Queued mode: the reason to dead-letter an item with this outcome, if it should be. */
@@ -81,7 +83,7 @@ export function deliveryRun(
     calls: { onCall, gate, maxPauseSeconds: config.maxPauseSeconds, ...(!direct && { retries: { rateLimited: 5, unavailable: 2 } }) },
     claimant: log.requestId,
     leaseMs: budgetMs + LEASE_MARGIN_MS,
-    recordProgress: kind === 'request',
+    recordProgress: kind === 'request' || kind === 'queue',
     ...(kind === 'request' && { answerBy: started + config.deadlineMs + FINAL_WRITE_MS }),
     onProblem: log.problem,
     // A hold on a definition being created ends when this run's answer is due: none outlives it.

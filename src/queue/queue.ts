@@ -11,7 +11,7 @@ import { deliverEvents } from '../pipeline/pipeline'
 import { deliveryRun } from '../pipeline/run'
 import { checkEvent, type SegmentEvent } from '../segment/schema'
 import { Sql } from '../store/sql'
-import { consumedBefore, envelopeIdOf, newEnvelopeId, recordConsumed } from './consumed'
+import { consumedBefore, envelopeIdOf, finishedMessages, newEnvelopeId, recordConsumed } from './consumed'
 import { emptyWrites, Store } from '../store/store'
 import { eventEmail, memberEmailOf } from '../segment/traits'
 import { toOperation } from '../transform'
@@ -180,10 +180,14 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     }
   }
   let outcomes: Outcome[]
+  const finished = finishedMessages(
+    envelopes.map((id, m) => (fresh(m) ? id : undefined)),
+    (i) => items[i].message,
+  )
   try {
     if (invalid.deadLetters.length) await store.write(invalid)
     tally.deadLettered += invalid.deadLetters.length
-    outcomes = items.length ? await deliverEvents(items, { ...deliveryRun('queue', { config, store, log, waitUntil }), deadLetter }) : []
+    outcomes = items.length ? await deliverEvents(items, { ...deliveryRun('queue', { config, store, log, waitUntil }), deadLetter, finished }) : []
   } catch (error) {
     // The store refused what must be recorded (dead letters): every message goes back, whole.
     log.fields.error = error instanceof Error ? error.name : 'unknown'
@@ -228,6 +232,7 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     await recordConsumed(
       store,
       envelopes.filter((id, m): id is string => Boolean(id) && fresh(m)),
+      finished.recorded,
       (problem) => log.problem('consumed', problem),
     )
   } catch {
@@ -252,6 +257,7 @@ async function consumeEvents(batch: MessageBatch<unknown>, env: Env, config: Con
     await recordConsumed(
       store,
       envelopes.filter((id, m): id is string => Boolean(id) && fresh(m) && !failing.has(m)),
+      finished.recorded,
       (problem) => log.problem('consumed', problem),
     )
   }
