@@ -56,6 +56,8 @@ export interface Ending {
   enteredBeforeCrash: Map<string, number>
   /** The person the destination holds for this email and userId (Autopilot finds people by email, Ortto by userId). */
   person: (email: string, userId: string) => { first?: unknown; last?: unknown } | undefined
+  /** Ortto: the person is there, archived (a delete stopped between its archive and its delete call). */
+  archived: (email: string, userId: string) => boolean
 }
 
 export interface Violation {
@@ -197,6 +199,10 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     // after it, with neither answered retry (nothing recorded the newer one), it applies in arrival order.
     const lateDelete = deletes.some((d) => sure(d) && time(d) < time(newest) && first(d) > first(newest) && !failed(d) && !failed(newest))
     if (!found && lateDelete) continue
+    // Documented residual (docs/state.md): Ortto refused a delete after archiving the person; what
+    // a newer merge does to an archived person is not documented (the stand-in keeps it archived).
+    const halfDeleted = destination === 'ortto' && ending.archived(emailAt(email), userId(owners[0])) && deletes.some((d) => classOf.get(d) === 'rejected' || classOf.get(d) === 'dead-lettered')
+    if (!found && halfDeleted) continue
     if (!found) {
       fail(`${emailAt(email)}: ${newest.messageId} made it after the last delete, yet the destination holds no such person`, deletes.length ? 5 : undefined)
       continue

@@ -111,6 +111,7 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
   }
   const entries = w.entries()
   let person: Ending['person']
+  let archived: Ending['archived'] = () => false
   if (destination === 'autopilot') {
     const { autopilot } = w.base
     person = (email) => {
@@ -124,6 +125,7 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
       const found = ortto.person('str::ei', userId) ?? ortto.person('str::email', email)
       return found && !found.archived ? { first: found.fields['str::first'], last: found.fields['str::last'] } : undefined
     }
+    archived = (email, userId) => Boolean((ortto.person('str::ei', userId) ?? ortto.person('str::email', email))?.archived)
   }
   const parkedAfter = (await rows('SELECT id FROM parked')).length
   return {
@@ -138,6 +140,7 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
     entries,
     enteredBeforeCrash: w.observed.enteredBeforeCrash,
     person,
+    archived,
   }
 }
 
