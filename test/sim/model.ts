@@ -143,7 +143,8 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     if (actual > tracks.length + residual) fail(`${name}: ${actual} journey entries for ${tracks.length} tracks (one entered twice)`, mode === 'queued' ? 9 : undefined)
   }
 
-  const failed = (s: Sent) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status.startsWith('retry'))
+  /** Answered retry in a way that left a trace (a guard): not for want of its store, which recorded nothing (docs/state.md, Newest wins). */
+  const failed = (s: Sent) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status.startsWith('retry') && !a.message.includes('the identity store is unavailable'))
   const first = (s: Sent) => Math.min(...s.arrivals)
   /** The sending at which the Worker first took it (an answer that was not retry); the last sending where a crash hid the answers. */
   const settled = (s: Sent) => {
