@@ -32,6 +32,8 @@ export interface Sent {
   messageId: string
   /** Each time Segment sent it (a count over all of Segment's requests). */
   arrivals: number[]
+  /** Queued: after which request a consumer batch holding it crashed (Queues delivers it again, unordered, with nothing recorded). */
+  requeued?: number[]
 }
 
 export interface Ending {
@@ -216,7 +218,9 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
       // order in separate requests, with nothing failing before, apply in arrival order. So an
       // older identify that Segment sent after the newest first arrived may hold the field;
       // one the Worker itself delivers again (a queue retry, a redrive, a replay) may not.
-      const arrivedAfter = (s: Sent) => s.arrivals.some((a) => a > Math.min(...newest.arrivals))
+      // (Queued: a consumer that crashed recorded nothing; Queues delivers its messages again, unordered,
+      // as Segment re-sends a request that died in direct mode: docs/state.md.)
+      const arrivedAfter = (s: Sent) => [...s.arrivals, ...(s.requeued ?? [])].some((a) => a > Math.min(...newest.arrivals))
       // The residual holds across a delete that was not sent (newer events had made the person
       // again): an identify older than it, first sent after the newest and before the delete, with
       // neither failing, was applied in arrival order, and the delete did not undo it. (Its own

@@ -27,6 +27,9 @@ export async function runScenario(s: Scenario, destination: Destination, mode: M
 
   let requests = 0
   const byId = new Map<string, Sent>()
+  w.observed.onCrashedConsume = (ids) => {
+    for (const id of ids) byId.get(id)?.requeued?.push(requests + 0.5)
+  }
   const deliver = async (batch: Loose[], attempts: number) => {
     for (let i = 0; i < attempts; i++) {
       requests++
@@ -40,7 +43,7 @@ export async function runScenario(s: Scenario, destination: Destination, mode: M
       case 'send': {
         const batch = step.events.map((spec) => {
           const event = segmentEvent(spec, ++seq, s.emailOf)
-          const one: Sent = { spec, seq, messageId: event.messageId as string, arrivals: [] }
+          const one: Sent = { spec, seq, messageId: event.messageId as string, arrivals: [], requeued: [] }
           sent.push(one)
           byId.set(one.messageId, one)
           return event

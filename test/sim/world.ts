@@ -34,6 +34,8 @@ export interface Observed {
   answers: Map<string, { status: string; message: string }[]>
   /** Journey entries made by invocations that then crashed, by event name. */
   enteredBeforeCrash: Map<string, number>
+  /** Told the messageIds of a consumer batch that crashed: Queues delivers them again later, after what came meanwhile. */
+  onCrashedConsume?: (messageIds: string[]) => void
 }
 
 /** Where each mapped event name enters: Autopilot trigger ids, Ortto activity ids (test/helpers.ts settings). */
@@ -170,6 +172,8 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
     if (!batch.length) return 0
     const result = await invocation(() => base.consume(batch.map((m) => ({ id: m.id, body: m.body, attempts: m.attempts }))))
     const retried = result === 'crashed' ? new Set(batch.map((m) => m.id)) : new Set(retriedIds(result))
+    if (result === 'crashed') observed.onCrashedConsume?.(batch.flatMap((m) => ((m.body as Loose).items ?? []).map((i: Loose) => i.event?.messageId)))
+    if (debug) console.warn(`queue consumed ${batch.map((m) => `${m.id}[${(m.body as Loose).items?.map((i: Loose) => i.event?.messageId).join(',')}]`).join(' ')} -> ${result === 'crashed' ? 'crashed' : `retried ${[...retried].join(',') || 'none'}`}`)
     const dead: QueuedMessage[] = []
     for (const message of batch) {
       if (!retried.has(message.id)) acked.push(message)
