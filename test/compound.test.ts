@@ -386,6 +386,21 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.enrolments).toHaveLength(1)
   })
 
+  // Found by `npm run simulate` (Autopilot, direct): the alias, older than the delete, was refused
+  // as deleted, so the previousId's track — newer than the delete — waited until it expired.
+  it('an alias older than a delete of its userId still ties its ids for events newer than that delete', async () => {
+    const w = setup()
+    expect((await w.post(track('Step Activated', undefined, { userId: 'anon-14', timestamp: at(2) }))).status).toBe(202)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-14', userId: 'user-14', timestamp: at(1) }))).status).toBe('skipped')
+    const batch = [
+      { type: 'alias', messageId: 'm-alias-14', previousId: 'anon-14', userId: 'user-14', timestamp: at(0) },
+      identify({ email: 'after-delete@example.com' }, { userId: 'user-14', timestamp: at(3) }),
+    ]
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['after-delete@example.com'])
+    expect(await parkedCount()).toBe(0)
+  })
+
   // Found by `npm run simulate` (Autopilot, queued: Queues delivered a message again): the copy
   // in the batch parked again, the replay took its outcome, and the parked row was settled by it.
   it('enters the journey once when a parked track comes again in the batch whose alias replays it', async () => {
