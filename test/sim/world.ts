@@ -111,6 +111,7 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
     resetPacers()
     forgetRefusals()
     const before = entries()
+    const linesBefore = base.logLines().length
     let timer: ReturnType<typeof setTimeout> | undefined
     const stuck = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`an invocation still running after ${STUCK_MS} ms; last I/O: ${faults.trace.join(', ')}`)), STUCK_MS)
@@ -124,13 +125,20 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
       throw error
     } finally {
       if (timer !== undefined) clearTimeout(timer)
-      if (faults.frozen) {
-        // Entered, then stopped before the ledger recorded it: a lease later lets it go again
-        // (the documented residual: docs/state.md, "a trigger whose answer was lost").
+      // Entered, then stopped before the ledger recorded it — a crash, or the write and its fallback
+      // both failing (the log names the 'confirm' problem): a lease later lets it go again (the
+      // documented residuals: docs/state.md, "a trigger whose answer was lost", two D1 failures).
+      const unconfirmed = base
+        .logLines()
+        .slice(linesBefore)
+        .some((line) => (line.problems as Record<string, unknown> | undefined)?.confirm !== undefined)
+      if (faults.frozen || unconfirmed) {
         for (const [name, n] of entries()) {
           const extra = n - (before.get(name) ?? 0)
           if (extra > 0) observed.enteredBeforeCrash.set(name, (observed.enteredBeforeCrash.get(name) ?? 0) + extra)
         }
+      }
+      if (faults.frozen) {
         faults.frozen = false
         entered.clear() // the isolate's memory went with it
       }
