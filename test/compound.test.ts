@@ -401,6 +401,23 @@ describe('7. an alias before either id has an email', () => {
     expect(await parkedCount()).toBe(0)
   })
 
+  // Found by `npm run simulate` (Autopilot, direct): the delete found no email; the alias then tied
+  // its userId to the email a previousId event older than the delete carried, and the person stayed.
+  it('an alias that ties a deleted userId to an email taught before the delete carries the delete to it', async () => {
+    const w = setup()
+    expect((await w.post(track('Step Activated', 'before-delete@example.com', { userId: 'anon-15', timestamp: at(1) }))).status).toBe(200)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-15', userId: 'user-15', timestamp: at(5) }))).status).toBe('skipped')
+    expect(w.autopilot.contacts.has('before-delete@example.com')).toBe(true)
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-15', previousId: 'anon-15', userId: 'user-15', timestamp: at(0) })).status).toBe(200)
+    expect(w.autopilot.contacts.has('before-delete@example.com')).toBe(false)
+    // In one batch with the alias, the previousId's older event is refused, as the delete refuses it.
+    const batch = [{ type: 'alias', messageId: 'm-alias-16', previousId: 'anon-16', userId: 'user-16', timestamp: at(0) }, track('Step Activated', 'same-batch@example.com', { userId: 'anon-16', timestamp: at(2) })]
+    await w.post({ type: 'delete', messageId: 'm-delete-16', userId: 'user-16', timestamp: at(5) })
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.autopilot.contacts.has('same-batch@example.com')).toBe(false)
+    expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['before-delete@example.com'])
+  })
+
   // Found by `npm run simulate` (Autopilot, queued: Queues delivered a message again): the copy
   // in the batch parked again, the replay took its outcome, and the parked row was settled by it.
   it('enters the journey once when a parked track comes again in the batch whose alias replays it', async () => {

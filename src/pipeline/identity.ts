@@ -246,6 +246,13 @@ export function resolve(
           replayBefore(id, email, i)
           record(id, email, since)
         }
+        // One of its ids was deleted after that email was taught (the delete found no email then):
+        // the alias carries the delete to it, at the delete's time (found by the simulation).
+        const deleted = ids.find((id) => (snapshot.identities.get(hash(id))?.deletedAt ?? -Infinity) >= since)
+        const deletedAt = deleted ? snapshot.identities.get(hash(deleted))!.deletedAt! : undefined
+        if (deleted && deletedAt !== undefined && !storeDown && (snapshot.contacts.get(hashIn(hashes, email))?.deletedAt ?? -Infinity) < deletedAt) {
+          return { kind: 'delete', email, userHash: hash(deleted), at: deletedAt }
+        }
         return { kind: 'noted', message: 'alias recorded: both ids now resolve to the same contact' }
       }
       case 'delete': {
