@@ -418,6 +418,17 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['before-delete@example.com'])
   })
 
+  // Found by `npm run simulate` (Autopilot, direct, no fault): a parked alias replayed by a newer
+  // alias recorded that alias's time as when the userId learned its email, so the delete was skipped.
+  it('a parked alias replayed by a newer alias passes on when the email was taught: a delete newer than that deletes', async () => {
+    const w = setup()
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-17', previousId: 'anon-17', userId: 'user-17', timestamp: at(0) })).status).toBe(202)
+    const batch = [{ type: 'alias', messageId: 'm-alias-18', previousId: 'anon-17', userId: 'user-17', timestamp: at(9) }, identify({ email: 'replayed@example.com' }, { userId: 'user-17', timestamp: at(1) })]
+    expect((await w.post({ batch })).status).toBe(200)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-17', userId: 'user-17', timestamp: at(5) }))).status).toBe('delivered')
+    expect(w.autopilot.contacts.has('replayed@example.com')).toBe(false)
+  })
+
   // Found by `npm run simulate` (Autopilot, queued: Queues delivered a message again): the copy
   // in the batch parked again, the replay took its outcome, and the parked row was settled by it.
   it('enters the journey once when a parked track comes again in the batch whose alias replays it', async () => {

@@ -16,6 +16,8 @@ export interface Entry {
   /** The input item this is (undefined: a parked event replayed before the item at `replayedBefore`). */
   index?: number
   replayedBefore?: number
+  /** A replayed parked event: when the email it resolves to was taught. */
+  taughtAt?: number
   state?: MessageState
   op?: Operation<unknown>
   emailHash?: string
@@ -99,8 +101,9 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
     // An alias kept until one of its ids had an email: both ids resolve to it from now on.
     const { event } = item
     if (event.type === 'alias' && outcome!.status !== 'retry' && !entry.sameAs) {
-      // At the time of the event that brought the email (an alias makes no one: a delete newer than that still finds them).
-      const at = entry.replayedBefore === undefined ? entry.at : (byIndex.get(entry.replayedBefore)?.at ?? entry.at)
+      // At the time the email was taught (an alias makes no one: a delete newer than that still finds them;
+      // an alias that brought it passes on that time too, found by the simulation).
+      const at = entry.taughtAt ?? (entry.replayedBefore === undefined ? entry.at : (byIndex.get(entry.replayedBefore)?.at ?? entry.at))
       for (const id of [event.userId, event.previousId]) {
         if (!id) continue
         const userHash = hashIn(hashes, id)

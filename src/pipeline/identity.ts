@@ -69,8 +69,8 @@ export interface Resolution {
   times: number[]
   /** userId -> email to record (newest wins; only where it changed). */
   toRecord: Map<string, { email: string; at: number }>
-  /** Users whose parked events are replayed, before the item at `before`, with this email. */
-  replays: Map<string, { email: string; before: number }>
+  /** Users whose parked events are replayed, before the item at `before`, with this email (taught at `at`). */
+  replays: Map<string, { email: string; before: number; at: number }>
 }
 
 /** What a batch reads by: each event's own email (normalised), and the hashes and keys the store is read with. */
@@ -175,9 +175,9 @@ export function resolve(
     const pending = toRecord.get(h)
     if (!pending || at >= pending.at) toRecord.set(h, { email, at })
   }
-  const replayBefore = (userId: string, email: string, before: number) => {
+  const replayBefore = (userId: string, email: string, before: number, at: number) => {
     const h = hash(userId)
-    if ((snapshot.parkedCounts.get(h) ?? 0) > 0 && !replays.has(h)) replays.set(h, { email, before })
+    if ((snapshot.parkedCounts.get(h) ?? 0) > 0 && !replays.has(h)) replays.set(h, { email, before, at })
   }
 
   const resolved = items.map((item, i): Resolved => {
@@ -218,7 +218,7 @@ export function resolve(
           parkedInBatch.set(h, (parkedInBatch.get(h) ?? 0) + 1)
           return { kind: 'park', userHash: h }
         }
-        if (!storeDown) replayBefore(userId, inBatch.get(userId)?.email ?? email, i)
+        if (!storeDown) replayBefore(userId, inBatch.get(userId)?.email ?? email, i, taughtAt(userId, at))
         if (own) record(userId, inBatch.get(userId)?.email ?? own, inBatch.get(userId)?.at ?? at)
         return { kind: 'deliver', event, email }
       }
@@ -243,7 +243,7 @@ export function resolve(
           at,
         )
         for (const id of ids) {
-          replayBefore(id, email, i)
+          replayBefore(id, email, i, since)
           record(id, email, since)
         }
         // One of its ids was deleted after that email was taught (the delete found no email then):

@@ -106,10 +106,10 @@ async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): 
   if (resolution.replays.size) {
     try {
       for (const row of await run.store.parkedFor([...resolution.replays.keys()])) {
-        const { email, before } = resolution.replays.get(row.userHash)!
+        const { email, before, at } = resolution.replays.get(row.userHash)!
         const item: Item = { event: row.event, at: row.parkedAt, parked: { id: row.id, email } }
         const list = replays.get(before) ?? []
-        list.push({ item, resolved: { kind: 'deliver', event: row.event, email }, at: eventTime(item), replayedBefore: before, state: row.state })
+        list.push({ item, resolved: { kind: 'deliver', event: row.event, email }, at: eventTime(item), replayedBefore: before, taughtAt: at, state: row.state })
         replays.set(before, list)
       }
     } catch (error) {
