@@ -141,8 +141,8 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     if (time(s) <= lastDelete) continue
     const taught = sent.find((o) => sure(o) && o.spec.user === s.spec.user && o.spec.kind === 'identify' && time(o) > lastDelete)
     const aliased = of('alias', [s.spec.user]).some(sure)
-    // The documented late delete (applied in arrival order after that identify, neither failing) forgot the email it taught.
-    if (taught && deletes.some((d) => time(d) < time(taught) && recorded(d) > first(taught) && !failed(d) && !failed(taught))) continue
+    // The documented late delete (applied in arrival order after that identify, which did not fail) forgot the email it taught.
+    if (taught && deletes.some((d) => time(d) < time(taught) && recorded(d) > first(taught) && !failed(taught))) continue
     if (!byAlias && taught) fail(`${s.messageId}: expired though ${taught.messageId} taught its userId's email`, deletes.length ? 5 : undefined)
     else if (byAlias && aliased && taught) fail(`${s.messageId}: expired though an alias tied its id to a userId with an email`, 7)
   }
@@ -205,9 +205,10 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     const deletedAfter = deletes.some((d) => !sure(d) && time(d) > time(newest))
     if (deletedAfter) continue
     // The same documented residual for a delete: older than the newest identify, but first sent
-    // after it, with neither answered retry (nothing recorded the newer one), it applies in arrival order.
+    // after it, the newer one not answered retry (nothing recorded it), it applies in arrival order.
     // (Its sendings that crashed or found no store left no trace: it counts from the first that did.)
-    const lateDelete = deletes.some((d) => sure(d) && time(d) < time(newest) && recorded(d) > first(newest) && !failed(d) && !failed(newest))
+    // (Its own failure changes nothing: the guard it leaves stamps only what is delivered after it.)
+    const lateDelete = deletes.some((d) => sure(d) && time(d) < time(newest) && recorded(d) > first(newest) && !failed(newest))
     if (!found && lateDelete) continue
     // Documented residual (docs/state.md): Ortto refused a delete after archiving the person; what
     // a newer merge does to an archived person is not documented (the stand-in keeps it archived).
