@@ -411,7 +411,10 @@ describe('7. an alias before either id has an email', () => {
     expect((await w.post({ type: 'alias', messageId: 'm-alias-15', previousId: 'anon-15', userId: 'user-15', timestamp: at(0) })).status).toBe(200)
     expect(w.autopilot.contacts.has('before-delete@example.com')).toBe(false)
     // In one batch with the alias, the previousId's older event is refused, as the delete refuses it.
-    const batch = [{ type: 'alias', messageId: 'm-alias-16', previousId: 'anon-16', userId: 'user-16', timestamp: at(0) }, track('Step Activated', 'same-batch@example.com', { userId: 'anon-16', timestamp: at(2) })]
+    const batch = [
+      { type: 'alias', messageId: 'm-alias-16', previousId: 'anon-16', userId: 'user-16', timestamp: at(0) },
+      track('Step Activated', 'same-batch@example.com', { userId: 'anon-16', timestamp: at(2) }),
+    ]
     await w.post({ type: 'delete', messageId: 'm-delete-16', userId: 'user-16', timestamp: at(5) })
     expect((await w.post({ batch })).status).toBe(200)
     expect(w.autopilot.contacts.has('same-batch@example.com')).toBe(false)
@@ -423,7 +426,10 @@ describe('7. an alias before either id has an email', () => {
   it('a parked alias replayed by a newer alias passes on when the email was taught: a delete newer than that deletes', async () => {
     const w = setup()
     expect((await w.post({ type: 'alias', messageId: 'm-alias-17', previousId: 'anon-17', userId: 'user-17', timestamp: at(0) })).status).toBe(202)
-    const batch = [{ type: 'alias', messageId: 'm-alias-18', previousId: 'anon-17', userId: 'user-17', timestamp: at(9) }, identify({ email: 'replayed@example.com' }, { userId: 'user-17', timestamp: at(1) })]
+    const batch = [
+      { type: 'alias', messageId: 'm-alias-18', previousId: 'anon-17', userId: 'user-17', timestamp: at(9) },
+      identify({ email: 'replayed@example.com' }, { userId: 'user-17', timestamp: at(1) }),
+    ]
     expect((await w.post({ batch })).status).toBe(200)
     expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-17', userId: 'user-17', timestamp: at(5) }))).status).toBe('delivered')
     expect(w.autopilot.contacts.has('replayed@example.com')).toBe(false)

@@ -181,7 +181,10 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
     const result = await invocation(() => base.consume(batch.map((m) => ({ id: m.id, body: m.body, attempts: m.attempts }))))
     const retried = result === 'crashed' ? new Set(batch.map((m) => m.id)) : new Set(retriedIds(result))
     if (result === 'crashed') observed.onCrashedConsume?.(batch.flatMap((m) => ((m.body as Loose).items ?? []).map((i: Loose) => i.event?.messageId)))
-    if (debug) console.warn(`queue consumed ${batch.map((m) => `${m.id}[${(m.body as Loose).items?.map((i: Loose) => i.event?.messageId).join(',')}]`).join(' ')} -> ${result === 'crashed' ? 'crashed' : `retried ${[...retried].join(',') || 'none'}`}`)
+    if (debug)
+      console.warn(
+        `queue consumed ${batch.map((m) => `${m.id}[${(m.body as Loose).items?.map((i: Loose) => i.event?.messageId).join(',')}]`).join(' ')} -> ${result === 'crashed' ? 'crashed' : `retried ${[...retried].join(',') || 'none'}`}`,
+      )
     const dead: QueuedMessage[] = []
     for (const message of batch) {
       if (!retried.has(message.id)) acked.push(message)
