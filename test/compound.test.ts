@@ -435,6 +435,19 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.contacts.has('replayed@example.com')).toBe(false)
   })
 
+  // Found by `npm run simulate` (Autopilot, direct): the write failed, yet the alias was answered
+  // "recorded" — only a new userId's email counted as owed — and the previousId's track parked.
+  it('is answered retry, not recorded, when the write that ties its previousId fails', async () => {
+    const d1 = testDb()
+    const w = setup({ DB: d1.db })
+    expect((await w.post(identify({ email: 'tied-later@example.com' }, { userId: 'user-19' }))).status).toBe(200)
+    const alias = { type: 'alias', messageId: 'm-alias-19', previousId: 'anon-19', userId: 'user-19' }
+    d1.fail('INSERT INTO identities', 2)
+    expect((await w.post(alias)).status).toBe(503)
+    expect((await w.post(alias)).status).toBe(200)
+    expect((await w.post(track('Step Activated', undefined, { userId: 'anon-19' }))).status).toBe(200)
+  })
+
   // Found by `npm run simulate` (Autopilot, queued: Queues delivered a message again): the copy
   // in the batch parked again, the replay took its outcome, and the parked row was settled by it.
   it('enters the journey once when a parked track comes again in the batch whose alias replays it', async () => {

@@ -127,6 +127,8 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
     }
     const { event } = entry.item
     if (event.userId && toRecord.has(hashes.get(event.userId)!)) needsWrite.add(entry)
+    // An alias teaches its previousId too: answered only once that is written (found by the simulation).
+    if (event.type === 'alias' && event.previousId && toRecord.has(hashes.get(event.previousId)!)) needsWrite.add(entry)
   }
   // Newest wins: a person gets a guard once an event for it may still come again — retried, or
   // dead-lettered (a redrive) — so that what newer events set is stamped and not overwritten by it.
