@@ -248,10 +248,9 @@ export function resolve(
         }
         // One of its ids was deleted after that email was taught (the delete found no email then):
         // the alias carries the delete to it, at the delete's time (found by the simulation).
-        const deleted = ids.find((id) => (snapshot.identities.get(hash(id))?.deletedAt ?? -Infinity) >= since)
-        const deletedAt = deleted ? snapshot.identities.get(hash(deleted))!.deletedAt! : undefined
-        if (deleted && deletedAt !== undefined && !storeDown && (snapshot.contacts.get(hashIn(hashes, email))?.deletedAt ?? -Infinity) < deletedAt) {
-          return { kind: 'delete', email, userHash: hash(deleted), at: deletedAt }
+        const deleted = ids.map((id) => ({ userHash: hash(id), at: snapshot.identities.get(hash(id))?.deletedAt ?? -Infinity })).find(({ at }) => at >= since)
+        if (deleted && !storeDown && (snapshot.contacts.get(hashIn(hashes, email))?.deletedAt ?? -Infinity) < deleted.at) {
+          return { kind: 'delete', email, userHash: deleted.userHash, at: deleted.at }
         }
         return { kind: 'noted', message: 'alias recorded: both ids now resolve to the same contact' }
       }

@@ -117,7 +117,7 @@ async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): 
       // They stay parked; the events that bring their email are retried, so the retry replays them.
       for (const { before } of resolution.replays.values()) read.owed.set(before, 'delivered, but earlier parked events of this userId could not be read; will retry')
       // A parked alias among them may tie a delete's userId to its email: a delete that found none waits for them (found by the simulation).
-      resolution.resolved.forEach((one, i) => one.kind === 'delete' && !one.email && items[i].event.userId && (resolution.resolved[i] = { kind: 'unavailable' }))
+      for (const [i, one] of resolution.resolved.entries()) if (one.kind === 'delete' && !one.email && items[i].event.userId) resolution.resolved[i] = { kind: 'unavailable' }
     }
   }
   tieReplayedAliases(replays, items, resolution)
