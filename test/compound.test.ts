@@ -435,6 +435,28 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.contacts.has('replayed@example.com')).toBe(false)
   })
 
+  // Found by `npm run simulate` (Autopilot, direct, no fault): the alias, parked under both its ids,
+  // came again from the second id's row after the replay, and that copy recorded its own time.
+  it("a parked alias replayed by its userId's identify, then from its previousId's row, keeps when the email was taught", async () => {
+    const w = setup()
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-20', previousId: 'anon-20', userId: 'user-20', timestamp: at(9) })).status).toBe(202)
+    expect((await w.post(identify({ email: 'taught-early@example.com' }, { userId: 'user-20', timestamp: at(1) }))).status).toBe(200)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-20', userId: 'user-20', timestamp: at(5) }))).status).toBe('delivered')
+    expect(w.autopilot.contacts.has('taught-early@example.com')).toBe(false)
+  })
+
+  it('a parked alias the sweep replays keeps when its userId learned the email: a delete newer than that deletes', async () => {
+    const d1 = testDb()
+    const w = setup({ DB: d1.db })
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-21', previousId: 'anon-21', userId: 'user-21', timestamp: at(9) })).status).toBe(202)
+    d1.fail('FROM parked p WHERE p.user_hash IN', 2)
+    expect((await w.post(identify({ email: 'swept-alias@example.com' }, { userId: 'user-21', timestamp: at(1) }))).status).toBe(503)
+    await worker.scheduled(createScheduledController(), w.env)
+    expect(await parkedCount()).toBe(0)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-21', userId: 'user-21', timestamp: at(5) }))).status).toBe('delivered')
+    expect(w.autopilot.contacts.has('swept-alias@example.com')).toBe(false)
+  })
+
   // Found by `npm run simulate` (Autopilot, direct): the write failed, yet the alias was answered
   // "recorded" — only a new userId's email counted as owed — and the previousId's track parked.
   it('is answered retry, not recorded, when the write that ties its previousId fails', async () => {

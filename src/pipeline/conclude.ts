@@ -4,7 +4,7 @@
 // early — its progress.
 import type { Operation, Result } from '../destinations/destination'
 import { stamp } from './guards'
-import { hashIn, type Item, type Resolution, type Resolved } from './identity'
+import { hashIn, type Item, type Resolution, type Resolved, type Taught } from './identity'
 import { rejected, retry, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
 import type { MessageState, Snapshot, Writes } from '../store/store'
@@ -16,8 +16,6 @@ export interface Entry {
   /** The input item this is (undefined: a parked event replayed before the item at `replayedBefore`). */
   index?: number
   replayedBefore?: number
-  /** A replayed parked event: when the email it resolves to was taught. */
-  taughtAt?: number
   state?: MessageState
   op?: Operation<unknown>
   emailHash?: string
@@ -64,7 +62,7 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
   outcomes: Outcome[]
   needsWrite: Set<Entry>
   /** Ids a replayed alias taught their email: what waits under them can be replayed now (userHash -> email). */
-  aliased: Map<string, string>
+  aliased: Map<string, Taught>
 } {
   const { toRecord } = resolution
   const { people } = run.config.destination
@@ -88,7 +86,7 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
   const needsWrite = new Set<Entry>()
   /** Entries dead-lettered: a redrive may send them again later. */
   const lettered = new Set<Entry>()
-  const aliased = new Map<string, string>()
+  const aliased = new Map<string, Taught>()
   for (const entry of entries) {
     const { item, outcome } = entry
     if (!item.parked) continue
@@ -101,14 +99,14 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
     // An alias kept until one of its ids had an email: both ids resolve to it from now on.
     const { event } = item
     if (event.type === 'alias' && outcome!.status !== 'retry' && !entry.sameAs) {
-      // At the time the email was taught (an alias makes no one: a delete newer than that still finds them;
-      // an alias that brought it passes on that time too, found by the simulation).
-      const at = entry.taughtAt ?? (entry.replayedBefore === undefined ? entry.at : (byIndex.get(entry.replayedBefore)?.at ?? entry.at))
+      // At the time the email was taught, whichever of its ids' rows replays it (an alias makes no one:
+      // a delete newer than that still finds them; found by the simulation).
+      const at = item.parked.taughtAt
       for (const id of [event.userId, event.previousId]) {
         if (!id) continue
         const userHash = hashIn(hashes, id)
         writes.identities.push({ userHash, email: item.parked.email, emailHash: hashIn(hashes, item.parked.email), at })
-        aliased.set(userHash, item.parked.email)
+        aliased.set(userHash, { email: item.parked.email, at })
       }
     }
     const bringsEmail = entry.replayedBefore === undefined ? entry : byIndex.get(entry.replayedBefore)!

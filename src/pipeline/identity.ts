@@ -12,6 +12,12 @@ import { eventEmail, memberEmailOf, newEmailIn, normalEmail } from '../segment/t
 export const PARK_DAYS = 7
 export const MAX_PARKED_PER_USER = 100
 
+/** An id's email and when the event that tied them happened (Segment time). */
+export interface Taught {
+  email: string
+  at: number
+}
+
 /** One event to deliver: from Segment, a queue message, or a parked row being replayed. */
 export interface Item {
   event: SegmentEvent
@@ -19,8 +25,8 @@ export interface Item {
   at: number
   /** Queued mode: attempts before this one. */
   attempts?: number
-  /** A parked event being replayed, and the email it now resolves to. */
-  parked?: { id: number; email: string }
+  /** A parked event being replayed, the email it now resolves to, and when its id learned that email (an alias passes that time on). */
+  parked?: { id: number; email: string; taughtAt: number }
   /** Replayed because an alias taught its userId the email (pipeline.ts): no further such round. */
   aliasFollowUp?: boolean
 }

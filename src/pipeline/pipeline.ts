@@ -6,7 +6,7 @@ import { accountFor, accountKeyDue } from './account'
 import { conclude, mergedGuards, type Entry } from './conclude'
 import { stamp } from './guards'
 import type { Job, Result } from '../destinations/destination'
-import { eventTime, keysOf, resolve, userKey, type BatchKeys, type Item, type Resolution } from './identity'
+import { eventTime, keysOf, resolve, userKey, type BatchKeys, type Item, type Resolution, type Taught } from './identity'
 import { retry, type Outcome } from './outcome'
 import { plan, type Holds, type Known } from './plan'
 import type { DeliveryRun } from './run'
@@ -38,7 +38,7 @@ export async function deliverEvents(items: readonly Item[], run: DeliveryRun): P
  * second run (once: what that run teaches waits for the next event or the sweep). What fails
  * stays parked, and the sweep replays it: the email is recorded.
  */
-async function replayAliased(aliased: Map<string, string>, run: DeliveryRun): Promise<void> {
+async function replayAliased(aliased: Map<string, Taught>, run: DeliveryRun): Promise<void> {
   let rows: Awaited<ReturnType<DeliveryRun['store']['parkedFor']>>
   try {
     rows = await run.store.parkedFor([...aliased.keys()])
@@ -46,7 +46,10 @@ async function replayAliased(aliased: Map<string, string>, run: DeliveryRun): Pr
     return noted(run, 'parked', error)
   }
   if (!rows.length) return
-  const items = rows.map((row): Item => ({ event: row.event, at: row.parkedAt, parked: { id: row.id, email: aliased.get(row.userHash)! }, aliasFollowUp: true }))
+  const items = rows.map((row): Item => {
+    const { email, at } = aliased.get(row.userHash)!
+    return { event: row.event, at: row.parkedAt, parked: { id: row.id, email, taughtAt: at }, aliasFollowUp: true }
+  })
   const outcomes = await deliverEvents(items, { ...run, finished: undefined })
   outcomes.forEach((outcome, i) => run.onReplay?.(items[i].event.type, outcome.status, items[i].event.messageId))
 }
@@ -107,9 +110,9 @@ async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): 
     try {
       for (const row of await run.store.parkedFor([...resolution.replays.keys()])) {
         const { email, before, at } = resolution.replays.get(row.userHash)!
-        const item: Item = { event: row.event, at: row.parkedAt, parked: { id: row.id, email } }
+        const item: Item = { event: row.event, at: row.parkedAt, parked: { id: row.id, email, taughtAt: at } }
         const list = replays.get(before) ?? []
-        list.push({ item, resolved: { kind: 'deliver', event: row.event, email }, at: eventTime(item), replayedBefore: before, taughtAt: at, state: row.state })
+        list.push({ item, resolved: { kind: 'deliver', event: row.event, email }, at: eventTime(item), replayedBefore: before, state: row.state })
         replays.set(before, list)
       }
     } catch (error) {
@@ -234,8 +237,8 @@ async function concludeAndWrite(
   results: Result[],
   read: Read,
   run: DeliveryRun,
-): Promise<{ outcomes: Outcome[]; aliased: Map<string, string> }> {
-  const none = new Map<string, string>()
+): Promise<{ outcomes: Outcome[]; aliased: Map<string, Taught> }> {
+  const none = new Map<string, Taught>()
   const { owed, snapshot, resolution, hashes } = read
   const { outcomes, needsWrite, aliased } = conclude({ items, entries, jobOf, results, writes: read.writes, run, snapshot, resolution, hashes })
   for (const [index, reason] of owed) {
@@ -291,7 +294,7 @@ async function concludeAndWrite(
   return finish(outcomes, counted, run, read.storeDown ? none : aliased)
 }
 
-async function finish(outcomes: Outcome[], counted: Promise<boolean>, run: DeliveryRun, aliased: Map<string, string>) {
+async function finish(outcomes: Outcome[], counted: Promise<boolean>, run: DeliveryRun, aliased: Map<string, Taught>) {
   if (!(await counted)) run.onProblem?.('history', 'the delivery history was not counted (the answer is unchanged)')
   // What is held back goes when it comes due, even if no request follows.
   if (run.waitUntil) history.flushWhenDue(run.config.historyFlushMs, run.waitUntil, (counters) => run.store.count(counters))

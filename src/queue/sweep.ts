@@ -58,7 +58,7 @@ export async function sweep(env: Env): Promise<void> {
       result.replayed = rows.length
     } else if (rows.length) {
       const outcomes = await deliverEvents(
-        rows.map((row) => ({ event: row.event, at: row.parkedAt, parked: { id: row.id, email: row.email } })),
+        rows.map((row) => ({ event: row.event, at: row.parkedAt, parked: { id: row.id, email: row.email, taughtAt: row.taughtAt } })),
         deliveryRun('sweep', { config, store, log, started: now }),
       )
       outcomes.forEach((outcome, i) => log.countReplay(rows[i].event.type, outcome.status, rows[i].event.messageId ?? undefined))

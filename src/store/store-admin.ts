@@ -72,17 +72,17 @@ export class StoreAdmin {
   }
 
   /** Parked events whose userId's email is known now, oldest first: one query over all of them. */
-  async resolvableParked(limit: number): Promise<(ParkedRow & { email: string; emailHash: string })[]> {
-    const { results } = await this.sql.all<ParkedSql & { email: string; email_hash: string }>(
+  async resolvableParked(limit: number): Promise<(ParkedRow & { email: string; emailHash: string; taughtAt: number })[]> {
+    const { results } = await this.sql.all<ParkedSql & { email: string; email_hash: string; taught_at: number }>(
       this.sql
         .prepare(
-          `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event, i.email, i.email_hash
+          `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event, i.email, i.email_hash, i.taught_at
            FROM parked p JOIN identities i ON i.user_hash = p.user_hash
            WHERE i.email IS NOT NULL ORDER BY p.id LIMIT ?1`,
         )
         .bind(limit),
     )
-    return new Store(this.sql).withStates(results.map((row) => ({ ...toParked(row), email: row.email, emailHash: row.email_hash })))
+    return new Store(this.sql).withStates(results.map((row) => ({ ...toParked(row), email: row.email, emailHash: row.email_hash, taughtAt: row.taught_at })))
   }
 
   /** Forgets contact guards no retry can need any more; says how many went. (The ledger: pruneLedger, in ranges.) */
