@@ -457,6 +457,27 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.contacts.has('swept-alias@example.com')).toBe(false)
   })
 
+  // Found by `npm run simulate` (Autopilot, direct): the delete came before the track that carried
+  // the email; the parked alias it replayed tied the deleted userId to that email only in vain.
+  it('a delete reaches the other id of a parked alias older than it: that id’s older events stay deleted', async () => {
+    const w = setup()
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-22', previousId: 'anon-22', userId: 'user-22', timestamp: at(0) })).status).toBe(202)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-22', userId: 'user-22', timestamp: at(5) }))).status).toBe('skipped')
+    expect((await w.post(track('Step Activated', 'tied-after@example.com', { userId: 'anon-22', timestamp: at(1) }))).status).toBe(200)
+    expect(w.autopilot.contacts.has('tied-after@example.com')).toBe(false)
+    expect(w.autopilot.enrolments).toHaveLength(0)
+    expect(await parkedCount()).toBe(0)
+  })
+
+  it('a parked alias newer than a delete of its userId, replayed later, carries that delete to an email taught before it', async () => {
+    const w = setup()
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-23', previousId: 'anon-23', userId: 'user-23', timestamp: at(9) })).status).toBe(202)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-23', userId: 'user-23', timestamp: at(5) }))).status).toBe('skipped')
+    expect((await w.post(track('Step Activated', 'taught-before@example.com', { userId: 'anon-23', timestamp: at(1) }))).status).toBe(200)
+    expect(w.autopilot.contacts.has('taught-before@example.com')).toBe(false)
+    expect(await parkedCount()).toBe(0)
+  })
+
   // Found by `npm run simulate` (Autopilot, direct): the write failed, yet the alias was answered
   // "recorded" — only a new userId's email counted as owed — and the previousId's track parked.
   it('is answered retry, not recorded, when the write that ties its previousId fails', async () => {

@@ -201,7 +201,10 @@ export function resolve(
       if (own && !reached && !storeDown) return { kind: 'delete', email: own, userHash: hash(userId!), at: identity.deletedAt }
       return { kind: 'deleted' }
     }
-    if (item.parked) return { kind: 'deliver', event, email: item.parked.email }
+    if (item.parked) {
+      const { email, taughtAt } = item.parked
+      return carriedDelete(event, { email, at: taughtAt }, snapshot, hashes) ?? { kind: 'deliver', event, email }
+    }
 
     switch (event.type) {
       case 'identify':
@@ -252,13 +255,7 @@ export function resolve(
           replayBefore(id, email, i, since)
           record(id, email, since)
         }
-        // One of its ids was deleted after that email was taught (the delete found no email then):
-        // the alias carries the delete to it, at the delete's time (found by the simulation).
-        const deleted = ids.map((id) => ({ userHash: hash(id), at: snapshot.identities.get(hash(id))?.deletedAt ?? -Infinity })).find(({ at }) => at >= since)
-        if (deleted && !storeDown && (snapshot.contacts.get(hashIn(hashes, email))?.deletedAt ?? -Infinity) < deleted.at) {
-          return { kind: 'delete', email, userHash: deleted.userHash, at: deleted.at }
-        }
-        return { kind: 'noted', message: 'alias recorded: both ids now resolve to the same contact' }
+        return carriedDelete(event, { email, at: since }, snapshot, hashes) ?? { kind: 'noted', message: 'alias recorded: both ids now resolve to the same contact' }
       }
       case 'delete': {
         if (storeDown) return { kind: 'unavailable' }
@@ -270,6 +267,19 @@ export function resolve(
     }
   })
   return { resolved, times, toRecord, replays }
+}
+
+/**
+ * An alias tying an id deleted since its email was taught (that delete found no email then) to
+ * that email: the alias carries the delete there, at the delete's time — live, or replayed from
+ * its row by the follow-up run or the sweep, which read both its ids (found by the simulation).
+ */
+export function carriedDelete(event: SegmentEvent, taught: Taught, snapshot: Snapshot, hashes: Map<string, string>): Resolved | undefined {
+  if (event.type !== 'alias') return undefined
+  const ids = [event.userId, event.previousId].filter((id): id is string => Boolean(id))
+  const deleted = ids.map((id) => ({ userHash: hashIn(hashes, id), at: snapshot.identities.get(hashIn(hashes, id))?.deletedAt ?? -Infinity })).find(({ at }) => at >= taught.at)
+  if (!deleted || (snapshot.contacts.get(hashIn(hashes, taught.email))?.deletedAt ?? -Infinity) >= deleted.at) return undefined
+  return { kind: 'delete', email: taught.email, userHash: deleted.userHash, at: deleted.at }
 }
 
 /** The same event, carrying the email (where the mapping reads it). */
