@@ -466,6 +466,15 @@ describe('7. an alias before either id has an email', () => {
     expect((await w.post(track('Step Activated', 'tied-after@example.com', { userId: 'anon-22', timestamp: at(1) }))).status).toBe(200)
     expect(w.autopilot.contacts.has('tied-after@example.com')).toBe(false)
     expect(w.autopilot.enrolments).toHaveLength(0)
+  })
+
+  it('a delete keeps a parked alias: the other id’s events newer than the delete go once the userId has an email again', async () => {
+    const w = setup()
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-24', previousId: 'anon-24', userId: 'user-24', timestamp: at(0) })).status).toBe(202)
+    expect((await w.post(track('Step Activated', undefined, { userId: 'anon-24', timestamp: at(6) }))).status).toBe(202)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-24', userId: 'user-24', timestamp: at(5) }))).status).toBe('skipped')
+    expect((await w.post(identify({ email: 'after-delete@example.com' }, { userId: 'user-24', timestamp: at(7) }))).status).toBe(200)
+    expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['after-delete@example.com'])
     expect(await parkedCount()).toBe(0)
   })
 

@@ -164,7 +164,8 @@ export class Store {
       )
       // Its parked events older than it go with it; newer ones (sent after the delete) stay to wait
       // for an email like any other (their time as the pipeline reads it: Segment's timestamp, else arrival).
-      add(`${reached} DELETE FROM parked WHERE EXISTS (SELECT 1 FROM reached WHERE reached.u = parked.user_hash AND ${PARKED_TIME} <= reached.t)`, rows)
+      // A parked alias stays: it only ties ids, and newer events of either id still need the tie (found by the simulation).
+      add(`${reached} DELETE FROM parked WHERE parked.type <> 'alias' AND EXISTS (SELECT 1 FROM reached WHERE reached.u = parked.user_hash AND ${PARKED_TIME} <= reached.t)`, rows)
     }
     const forgetContacts = writes.forget.filter((f) => f.emailHash)
     if (forgetContacts.length) {
