@@ -13,9 +13,6 @@ export { StoreError } from './sql'
 export * from './types'
 import { emptySnapshot, type Holds, type MessageState, type ParkedRow, type Snapshot, type Writes } from './types'
 
-/** A parked event's time as the pipeline reads it: Segment's timestamp, else its arrival. */
-const PARKED_TIME = `coalesce(CAST(round((julianday(parked.event ->> '$.timestamp') - 2440587.5) * 86400000) AS INTEGER), parked.parked_at)`
-
 export class Store {
   constructor(readonly sql: Sql) {}
 
@@ -144,18 +141,11 @@ export class Store {
     const forgetUsers = writes.forget.filter((f) => f.userHash)
     if (forgetUsers.length) {
       const rows = json(forgetUsers.map((f) => ({ u: f.userHash, t: f.at })))
-      // The ids a delete reaches: its userId, and the other id of an alias older than it still parked
-      // under that userId (its twin row holds the same event; the two ids are one person; found by
-      // the simulation). Both statements read `parked` before it changes.
-      const reached = `WITH d(u, t) AS (SELECT value->>'u', value->>'t' FROM json_each(?1)),
-         reached(u, t) AS (SELECT u, t FROM d UNION
-           SELECT twin.user_hash, d.t FROM d JOIN parked p ON p.user_hash = d.u AND p.type = 'alias' AND ${PARKED_TIME.replaceAll('parked.', 'p.')} <= d.t
-           JOIN parked twin ON twin.type = 'alias' AND twin.event = p.event AND twin.user_hash <> p.user_hash)`
       // A delete forgets the email an event older than it taught, never one a newer event taught
       // (a delete retried or re-sent after a newer identify, or beside one in the same batch).
       add(
-        `${reached} INSERT INTO identities (user_hash, email, email_hash, taught_at, deleted_at)
-         SELECT u, NULL, NULL, t, t FROM reached WHERE true
+        `INSERT INTO identities (user_hash, email, email_hash, taught_at, deleted_at)
+         SELECT value->>'u', NULL, NULL, value->>'t', value->>'t' FROM json_each(?1) WHERE true
          ON CONFLICT (user_hash) DO UPDATE SET
            email = CASE WHEN identities.taught_at > excluded.deleted_at THEN identities.email END,
            email_hash = CASE WHEN identities.taught_at > excluded.deleted_at THEN identities.email_hash END,
@@ -165,7 +155,11 @@ export class Store {
       // Its parked events older than it go with it; newer ones (sent after the delete) stay to wait
       // for an email like any other (their time as the pipeline reads it: Segment's timestamp, else arrival).
       // A parked alias stays: it only ties ids, and newer events of either id still need the tie (found by the simulation).
-      add(`${reached} DELETE FROM parked WHERE parked.type <> 'alias' AND EXISTS (SELECT 1 FROM reached WHERE reached.u = parked.user_hash AND ${PARKED_TIME} <= reached.t)`, rows)
+      add(
+        `DELETE FROM parked WHERE type <> 'alias' AND EXISTS (SELECT 1 FROM json_each(?1) d WHERE d.value->>'u' = parked.user_hash
+           AND coalesce(CAST(round((julianday(parked.event ->> '$.timestamp') - 2440587.5) * 86400000) AS INTEGER), parked.parked_at) <= d.value->>'t')`,
+        rows,
+      )
     }
     const forgetContacts = writes.forget.filter((f) => f.emailHash)
     if (forgetContacts.length) {
