@@ -293,6 +293,19 @@ describe('5. a delete beside a newer identify', () => {
     expect(w.exists('del@example.com')).toBe(false)
     expect(w.entries('del@example.com')).toBe(0)
   })
+
+  // Found by `npm run simulate` (Autopilot, direct): delivered, but answered retry because its
+  // user's parked events could not be read; no guard was kept, and an older identify overwrote it.
+  // (Autopilot: Ortto finds people by userId, so nothing parks.)
+  it('an identify delivered but answered retry (its parked events unread) is not overwritten by an older one', async () => {
+    const d1 = testDb()
+    const w = destinations.autopilot({ DB: d1.db })
+    expect((await w.post(track('Step Activated', undefined, { userId: 'user-25' }))).status).toBe(202)
+    d1.fail('FROM parked p WHERE p.user_hash IN', 2)
+    expect((await w.post(identify({ email: 'owed@example.com', firstName: 'New' }, { userId: 'user-25', timestamp: at(5) }))).status).toBe(503)
+    expect((await w.post(identify({ email: 'owed@example.com', firstName: 'Old' }, { userId: 'user-25', timestamp: at(1) }))).status).toBe(200)
+    expect(w.firstName('owed@example.com')).toBe('New')
+  })
 })
 
 describe('6. a redriven dead letter', () => {

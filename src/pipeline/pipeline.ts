@@ -242,7 +242,14 @@ async function concludeAndWrite(
   const { owed, snapshot, resolution, hashes } = read
   const { outcomes, needsWrite, aliased } = conclude({ items, entries, jobOf, results, writes: read.writes, run, snapshot, resolution, hashes })
   for (const [index, reason] of owed) {
-    if (outcomes[index].status === 'delivered' || outcomes[index].status === 'skipped') outcomes[index] = retry(reason)
+    if (outcomes[index].status !== 'delivered' && outcomes[index].status !== 'skipped') continue
+    // Delivered, yet answered retry: it comes again, so its person's guard is stamped with what it
+    // set, and an older event delivered before that re-send does not overwrite it (found by the simulation).
+    const { op, emailHash, at } = entries.find((entry) => entry.index === index)!
+    if (outcomes[index].status === 'delivered' && emailHash && (op?.kind === 'upsert' || op?.kind === 'enter')) {
+      read.writes.guards = mergedGuards([...read.writes.guards, { emailHash, fields: stamp(run.config.destination.people, op.person, at) }])
+    }
+    outcomes[index] = retry(reason)
   }
   // Without the read, what the run learned is not written (an email taught, a guard, built on a
   // snapshot it does not have) — but the dead letters it decided on are: a refused event is
