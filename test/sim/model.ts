@@ -109,12 +109,14 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
   /** Whether it may have: such an event reached it at all (its content teaches the email even when its own call was refused). */
   const mayHaveLinked = linkedBy((s) => s.arrivals.length > 0)
 
+  /** Answered retry before anything was recorded: for want of its store (docs/state.md, Newest wins), or refused by the queue (queued mode). */
+  const traceless = (message: string) => message.includes('the identity store is unavailable') || message.includes('The queue did not accept the events')
   /**
-   * Answered retry itself, in a way that left a trace (a guard): not for want of its store, which
-   * recorded nothing (docs/state.md, Newest wins), and not only as part of a batch answered 503 for
-   * another event (a batch lists each event answered retry: an unlisted one went through).
+   * Answered retry itself, in a way that left a trace (a guard): not one that recorded nothing
+   * (`traceless`), and not only as part of a batch answered 503 for another event (a batch lists
+   * each event answered retry: an unlisted one went through).
    */
-  const failed = (s: Sent) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status === 'retry' && !a.message.includes('the identity store is unavailable'))
+  const failed = (s: Sent) => (ending.answers.get(s.messageId) ?? []).some((a) => a.status === 'retry' && !traceless(a.message))
   const first = (s: Sent) => Math.min(...s.arrivals)
   /** The sending at which the Worker first took it (an answer that was not retry); the last sending where a crash hid the answers. */
   const settled = (s: Sent) => {
@@ -123,11 +125,11 @@ export function check(sent: Sent[], emailOf: number[], ending: Ending, destinati
     return answers.length === s.arrivals.length && at >= 0 ? s.arrivals[at] : Math.max(...s.arrivals)
   }
 
-  /** The sending at which the Worker first recorded something of it (not a retry for want of its store); the last sending where a crash hid the answers. */
+  /** The sending at which the Worker first recorded something of it (not a `traceless` retry); the last sending where a crash hid the answers. */
   const recorded = (s: Sent) => {
     const answers = ending.answers.get(s.messageId) ?? []
     if (answers.length !== s.arrivals.length) return Math.max(...s.arrivals)
-    const at = answers.findIndex((a) => !a.message.includes('the identity store is unavailable'))
+    const at = answers.findIndex((a) => !traceless(a.message))
     return at >= 0 ? s.arrivals[at] : Infinity
   }
 
