@@ -61,7 +61,7 @@ interface Delivered {
 export function conclude({ items, entries, jobOf, results, writes, run, snapshot, resolution, hashes }: Delivered): {
   outcomes: Outcome[]
   needsWrite: Set<Entry>
-  /** Ids a replayed alias taught their email: what waits under them can be replayed now (userHash -> email). */
+  /** Ids a replayed alias taught their email: what waits under them can be replayed now (userHash -> email, when taught). */
   aliased: Map<string, Taught>
 } {
   const { toRecord } = resolution
