@@ -245,10 +245,13 @@ async function concludeAndWrite(
     if (outcomes[index].status !== 'delivered' && outcomes[index].status !== 'skipped') continue
     // Delivered, yet answered retry: it comes again, so its person's guard is stamped with what it
     // set, and an older event delivered before that re-send does not overwrite it (found by the simulation).
-    const { op, emailHash, at } = entries.find((entry) => entry.index === index)!
-    if (outcomes[index].status === 'delivered' && emailHash && (op?.kind === 'upsert' || op?.kind === 'enter')) {
-      read.writes.guards = mergedGuards([...read.writes.guards, { emailHash, fields: stamp(run.config.destination.people, op.person, at) }])
-    }
+    const stamped =
+      outcomes[index].status === 'delivered' &&
+      stampOf(
+        entries.find((entry) => entry.index === index)!,
+        run,
+      )
+    if (stamped) read.writes.guards = mergedGuards([...read.writes.guards, stamped])
     outcomes[index] = retry(reason)
   }
   // Without the read, what the run learned is not written (an email taught, a guard, built on a
@@ -276,10 +279,8 @@ async function concludeAndWrite(
     const guards: Writes['guards'] = []
     for (const entry of needsWrite) {
       if (entry.index === undefined || outcomes[entry.index].status === 'retry') continue
-      const { op, emailHash } = entry
-      if (emailHash && (op?.kind === 'upsert' || op?.kind === 'enter') && outcomes[entry.index].status === 'delivered') {
-        guards.push({ emailHash, fields: stamp(run.config.destination.people, op.person, entry.at) })
-      }
+      const stamped = outcomes[entry.index].status === 'delivered' && stampOf(entry, run)
+      if (stamped) guards.push(stamped)
       outcomes[entry.index] = retry(
         outcomes[entry.index].status === 'rejected'
           ? `${outcomes[entry.index].message}; the database did not take it as a dead letter, so it will be retried`
@@ -299,6 +300,12 @@ async function concludeAndWrite(
     return finish(outcomes, counted, run, none)
   }
   return finish(outcomes, counted, run, read.storeDown ? none : aliased)
+}
+
+/** What a delivered upsert or journey entry set, as its person's guard stamps it; undefined for anything else. */
+function stampOf({ op, emailHash, at }: Entry, run: DeliveryRun): Writes['guards'][number] | undefined {
+  if (!emailHash || (op?.kind !== 'upsert' && op?.kind !== 'enter')) return undefined
+  return { emailHash, fields: stamp(run.config.destination.people, op.person, at) }
 }
 
 async function finish(outcomes: Outcome[], counted: Promise<boolean>, run: DeliveryRun, aliased: Map<string, Taught>) {
