@@ -485,6 +485,21 @@ describe('7. an alias before either id has an email', () => {
     expect(await parkedCount()).toBe(0)
   })
 
+  // Found by a review: the run that was to carry the delete from the alias's row under the deleted
+  // userId failed, and the sweep, reading only rows whose own id has an email, left it to expire.
+  it.each(both)('%s: a carried delete whose run fails goes with the sweep, from the row under the deleted userId', async (name) => {
+    const w = destinations[name](name === 'ortto' ? { ORTTO_MERGE_BY: 'str::email' } : {})
+    expect((await w.post({ type: 'alias', messageId: 'm-alias-25', previousId: 'anon-25', userId: 'user-25', timestamp: at(0) })).status).toBe(202)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-25', userId: 'user-25', timestamp: at(5) }))).status).toBe('skipped')
+    w.standIn.inject({ status: 503, match: w.deletes })
+    expect((await w.post(track('Step Activated', 'stranded@example.com', { userId: 'anon-25', timestamp: at(1) }))).status).toBe(200)
+    expect(w.exists('stranded@example.com')).toBe(true)
+    expect(await parkedCount()).toBe(1)
+    await worker.scheduled(createScheduledController(), w.env)
+    expect(w.exists('stranded@example.com')).toBe(false)
+    expect(await parkedCount()).toBe(0)
+  })
+
   it('a delete keeps a parked alias: the other id’s events newer than the delete go once the userId has an email again', async () => {
     const w = setup()
     expect((await w.post({ type: 'alias', messageId: 'm-alias-24', previousId: 'anon-24', userId: 'user-24', timestamp: at(0) })).status).toBe(202)

@@ -7,7 +7,7 @@ import { withoutNewer } from './guards'
 import { hashIn, MAX_PARKED_PER_USER, userKey } from './identity'
 import { deferred, delivered, rejected, retry, skipped, type Outcome } from './outcome'
 import type { DeliveryRun } from './run'
-import type { Snapshot } from '../store/store'
+import { OTHER_ROW, type Snapshot } from '../store/store'
 import { emailOf, normalEmail } from '../segment/traits'
 import { toOperation } from '../transform'
 
@@ -43,7 +43,7 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
     case 'park': {
       holds.park.push({ entry, userHash: resolved.userHash })
       const { messageId } = entry.item.event
-      if (resolved.alias) holds.park.push({ entry, userHash: resolved.alias, ...(messageId && { messageId: `${messageId}#previousId` }) })
+      if (resolved.alias) holds.park.push({ entry, userHash: resolved.alias, ...(messageId && { messageId: `${messageId}${OTHER_ROW}` }) })
       const { event } = entry.item
       return deferred(event.type === 'identify' || event.type === 'track' ? emailOf(event).issues : undefined)
     }

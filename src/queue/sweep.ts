@@ -8,7 +8,7 @@ import { ALERT_STATE_KEY, runAlerts } from './alerts'
 import { pruneHistory } from '../store/history'
 import { pruneCheckpoints } from '../store/checkpoints'
 import { configurationProblem, getConfig, type Env } from '../config'
-import { PARK_DAYS, withEmail } from '../pipeline/identity'
+import { hashIn, PARK_DAYS, withEmail } from '../pipeline/identity'
 import { RequestLog } from '../log'
 import { deliverEvents } from '../pipeline/pipeline'
 import { enqueue } from './queue'
@@ -24,7 +24,7 @@ const REPLAYS_PER_RUN = 1000
 /** Expired parked events logged and removed per run (the rest next run). */
 const EXPIRED_PER_RUN = 5000
 const KEEP_GUARDS_MS = 30 * DAY_MS
-/** D1 queries the sweep keeps for all but the ledger's prune (a direct-mode replay makes up to 17, the rest about 13). */
+/** D1 queries the sweep keeps for all but the ledger's prune (a direct-mode replay makes up to 19, the rest about 14). */
 const SWEEP_OWN_QUERIES = 30
 /** At most this many prune queries a run (100 million rows at 250,000 a query; a few minutes of the cron's 15). */
 const MAX_PRUNE_QUERIES = 400
@@ -48,7 +48,7 @@ export async function sweep(env: Env): Promise<void> {
     }
     await storeAdmin.removeParked(expired.map((row) => row.id))
     result.expired = expired.length
-    const rows = configurationProblem(config) ? [] : await storeAdmin.resolvableParked(REPLAYS_PER_RUN)
+    const rows = configurationProblem(config) ? [] : await replayable(store, storeAdmin)
     if (rows.length && env.EVENTS) {
       await enqueue(
         env.EVENTS,
@@ -94,4 +94,31 @@ export async function sweep(env: Env): Promise<void> {
     log.fields.d1 = sql.stats
     log.emit({ kind: 'sweep', sweep: result })
   }
+}
+
+/**
+ * Parked events whose email is known now: by their own id, or by the other id of an alias whose
+ * own id has none — its tie refused by a delete's tombstone, or the run that was to replay it
+ * failed. Replayed, such an alias carries that delete to the email (else it waited to expire and
+ * the person stayed; found by a review).
+ */
+async function replayable(store: Store, storeAdmin: StoreAdmin) {
+  const rows = await storeAdmin.resolvableParked(REPLAYS_PER_RUN)
+  if (rows.length >= REPLAYS_PER_RUN) return rows
+  const stranded = await storeAdmin.strandedAliases(REPLAYS_PER_RUN - rows.length)
+  if (!stranded.length) return rows
+  const hashes = new Map<string, string>()
+  const others = stranded.map(({ event, userHash }) =>
+    [event.userId, event.type === 'alias' ? event.previousId : undefined].map((id) => (id ? hashIn(hashes, id) : undefined)).find((hash) => hash !== undefined && hash !== userHash),
+  )
+  // The other ids' emails and the rows' message states, in one query.
+  const known = await store.read({ users: others.filter((hash): hash is string => hash !== undefined), emails: [], messages: stranded.flatMap((row) => (row.messageId ? [row.messageId] : [])) })
+  const found = stranded.flatMap((row, i) => {
+    const hash = others[i]
+    const other = hash === undefined ? undefined : known.identities.get(hash)
+    if (!other?.email) return []
+    const state = row.messageId ? known.messages.get(row.messageId) : undefined
+    return [{ ...row, ...(state && { state }), email: other.email, emailHash: hashIn(hashes, other.email), taughtAt: other.taughtAt }]
+  })
+  return [...rows, ...found]
 }

@@ -2,6 +2,7 @@
 // sweep's queries, dead letters, and whether the migrations were applied.
 import { CreationLog } from './creations'
 import { Store, toParked, type ParkedRow, type ParkedSql } from './store'
+import { OTHER_ROW } from './types'
 import { json, type Sql } from './sql'
 import { PRUNE_CURSOR_KEY } from './ledger'
 
@@ -83,6 +84,26 @@ export class StoreAdmin {
         .bind(limit),
     )
     return new Store(this.sql).withStates(results.map((row) => ({ ...toParked(row), email: row.email, emailHash: row.email_hash, taughtAt: row.taught_at })))
+  }
+
+  /**
+   * Parked aliases whose own id has no email while the other row of the pair is gone (replayed
+   * under the other id: a delete's tombstone refused this id the tie, or the run that was to
+   * replay this row failed), oldest first. The sweep looks the other id up (its hash is not in SQL).
+   */
+  async strandedAliases(limit: number): Promise<ParkedRow[]> {
+    const { results } = await this.sql.all<ParkedSql>(
+      this.sql
+        .prepare(
+          `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event
+           FROM parked p LEFT JOIN identities i ON i.user_hash = p.user_hash
+           WHERE p.type = 'alias' AND i.email IS NULL AND p.message_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM parked s WHERE s.message_id =
+             CASE WHEN substr(p.message_id, -length(?2)) = ?2 THEN substr(p.message_id, 1, length(p.message_id) - length(?2)) ELSE p.message_id || ?2 END)
+           ORDER BY p.id LIMIT ?1`,
+        )
+        .bind(limit, OTHER_ROW),
+    )
+    return results.map(toParked)
   }
 
   /** Forgets contact guards no retry can need any more; says how many went. (The ledger: pruneLedger, in ranges.) */

@@ -40,6 +40,9 @@ export interface ParkedRow {
   state?: MessageState
 }
 
+/** Appended to an alias's messageId for its row under the previousId (an alias waits under both ids; parked messageIds are unique). */
+export const OTHER_ROW = '#previousId'
+
 /** Taken before Autopilot is called: events parked, journey triggers claimed. */
 export interface Holds {
   park: { userHash: string; messageId?: string; type: string; event: SegmentEvent }[]
