@@ -500,6 +500,27 @@ describe('7. an alias before either id has an email', () => {
     expect(await parkedCount()).toBe(0)
   })
 
+  it('queued: a carried delete whose run fails goes with the sweep, through the queue', async () => {
+    const events = fakeQueue()
+    const w = setup({ EVENTS: events.queue })
+    const send = async (event: unknown) => {
+      expect((await w.post(event)).status).toBe(202)
+      while (events.sent.length) await w.consume(events.sent.splice(0).map(({ body }) => ({ body })))
+    }
+    await send({ type: 'alias', messageId: 'm-alias-26', previousId: 'anon-26', userId: 'user-26', timestamp: at(0) })
+    await send({ type: 'delete', messageId: 'm-delete-26', userId: 'user-26', timestamp: at(5) })
+    // The consumer tries a call three times.
+    w.autopilot.inject(...Array.from({ length: 3 }, () => ({ status: 503, match: (call: Loose) => call.method === 'DELETE' })))
+    await send(track('Step Activated', 'stranded-queued@example.com', { userId: 'anon-26', timestamp: at(1) }))
+    expect(w.autopilot.contacts.has('stranded-queued@example.com')).toBe(true)
+    expect(await parkedCount()).toBe(1)
+    await worker.scheduled(createScheduledController(), w.env)
+    expect(events.sent).toHaveLength(1)
+    await w.consume(events.sent.splice(0).map(({ body }) => ({ body })))
+    expect(w.autopilot.contacts.has('stranded-queued@example.com')).toBe(false)
+    expect(await parkedCount()).toBe(0)
+  })
+
   it('a delete keeps a parked alias: the other id’s events newer than the delete go once the userId has an email again', async () => {
     const w = setup()
     expect((await w.post({ type: 'alias', messageId: 'm-alias-24', previousId: 'anon-24', userId: 'user-24', timestamp: at(0) })).status).toBe(202)
