@@ -106,4 +106,28 @@ describe('StoreAdmin', () => {
     expect(await a.deleteDeadLetters([letter.id])).toBe(1)
     expect(await a.missingTables()).toEqual([])
   })
+
+  it('finds an alias stranded under an id with no email only when its row under the other id is gone', async () => {
+    const alias = (messageId: string, userId: string, previousId?: string) => ({ type: 'alias' as const, messageId, userId, ...(previousId && { previousId }) })
+    await store().hold({
+      park: [
+        // Its pair's other row was replayed: stranded (under either id).
+        { userHash: 'deleted', messageId: 'gone', type: 'alias', event: alias('gone', 'u', 'p') },
+        { userHash: 'deleted', messageId: 'gone-other#previousId', type: 'alias', event: alias('gone-other', 'u', 'p') },
+        // Both rows still wait: neither id has an email yet.
+        { userHash: 'u', messageId: 'both', type: 'alias', event: alias('both', 'u', 'p') },
+        { userHash: 'p', messageId: 'both#previousId', type: 'alias', event: alias('both', 'u', 'p') },
+        // An alias of one id (or of one id twice) has no other id to learn an email from.
+        { userHash: 'one', messageId: 'one', type: 'alias', event: alias('one', 'one') },
+        { userHash: 'same', messageId: 'same', type: 'alias', event: alias('same', 'same', 'same') },
+        { userHash: 'deleted', messageId: 'track', type: 'track', event: event('track') },
+      ],
+      claims: [],
+      leaseUntil: 0,
+      by: 't',
+    })
+    await store().write({ ...emptyWrites(), forget: [{ userHash: 'deleted', at: 1 }] })
+    expect((await admin().strandedAliases(10)).map((row) => row.messageId)).toEqual(['gone', 'gone-other#previousId'])
+    expect((await admin().strandedAliases(1)).map((row) => row.messageId)).toEqual(['gone'])
+  })
 })

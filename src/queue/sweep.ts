@@ -1,6 +1,7 @@
 // The cron sweep: parked events older than PARK_DAYS are logged (ids and types, no
 // personal data) and removed; parked events whose userId's email is known now (a
-// replay that failed, an email learned by another request meanwhile) are replayed —
+// replay that failed, an email learned by another request meanwhile), and aliases whose
+// other id's is (replayable() below), are replayed —
 // through the queue in queued mode, delivered at once in direct mode; old ledger
 // entries (LEDGER_DAYS, in bounded ranges of its keys: src/store/ledger.ts) and contact
 // guards are pruned.
@@ -24,7 +25,7 @@ const REPLAYS_PER_RUN = 1000
 /** Expired parked events logged and removed per run (the rest next run). */
 const EXPIRED_PER_RUN = 5000
 const KEEP_GUARDS_MS = 30 * DAY_MS
-/** D1 queries the sweep keeps for all but the ledger's prune (a direct-mode replay makes up to 19, the rest about 14). */
+/** D1 queries the sweep keeps for all but the ledger's prune (a direct-mode replay makes up to 19, the rest about 15). */
 const SWEEP_OWN_QUERIES = 30
 /** At most this many prune queries a run (100 million rows at 250,000 a query; a few minutes of the cron's 15). */
 const MAX_PRUNE_QUERIES = 400
@@ -98,7 +99,7 @@ export async function sweep(env: Env): Promise<void> {
 
 /**
  * Parked events whose email is known now: by their own id, or by the other id of an alias whose
- * own id has none — its tie refused by a delete's tombstone, or the run that was to replay it
+ * own id has none — its tie refused by a delete's tombstone, and the run that was to replay it
  * failed. Replayed, such an alias carries that delete to the email (else it waited to expire and
  * the person stayed; found by a review).
  */

@@ -87,9 +87,10 @@ export class StoreAdmin {
   }
 
   /**
-   * Parked aliases whose own id has no email while the other row of the pair is gone (replayed
-   * under the other id: a delete's tombstone refused this id the tie, or the run that was to
-   * replay this row failed), oldest first. The sweep looks the other id up (its hash is not in SQL).
+   * Parked aliases of two ids whose own id has no email while the other row of the pair is gone:
+   * replayed under the other id, whose tie a delete's tombstone refused this id, and the run that
+   * was to replay this row failed. Oldest first; the sweep looks the other id up (its hash is not
+   * in SQL). An alias of one id only (or of one id twice) is never picked: it has no other id.
    */
   async strandedAliases(limit: number): Promise<ParkedRow[]> {
     const { results } = await this.sql.all<ParkedSql>(
@@ -97,7 +98,7 @@ export class StoreAdmin {
         .prepare(
           `SELECT p.id, p.user_hash, p.message_id, p.parked_at, p.event
            FROM parked p LEFT JOIN identities i ON i.user_hash = p.user_hash
-           WHERE p.type = 'alias' AND i.email IS NULL AND p.message_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM parked s WHERE s.message_id =
+           WHERE p.type = 'alias' AND i.email IS NULL AND p.message_id IS NOT NULL AND p.event->>'previousId' <> p.event->>'userId' AND NOT EXISTS (SELECT 1 FROM parked s WHERE s.message_id =
              CASE WHEN substr(p.message_id, -length(?2)) = ?2 THEN substr(p.message_id, 1, length(p.message_id) - length(?2)) ELSE p.message_id || ?2 END)
            ORDER BY p.id LIMIT ?1`,
         )
