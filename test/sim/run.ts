@@ -142,6 +142,7 @@ async function endingOf(w: World, destination: Destination, redriven: Set<string
     redriven,
     entries,
     enteredBeforeCrash: w.observed.enteredBeforeCrash,
+    unrecorded: w.observed.unrecorded,
     person,
     archived,
   }

@@ -34,6 +34,8 @@ export interface Observed {
   answers: Map<string, { status: string; message: string }[]>
   /** Journey entries made by invocations that then crashed, by event name. */
   enteredBeforeCrash: Map<string, number>
+  /** messageIds of invocations whose write and its fallback both failed (the log names the 'confirm' problem). */
+  unrecorded: Set<string>
   /** Told the messageIds of a consumer batch that crashed: Queues delivers them again later, after what came meanwhile. */
   onCrashedConsume?: (messageIds: string[]) => void
 }
@@ -95,7 +97,7 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
       console.warn(`  call ${request.method} ${new URL(request.url).pathname} ${body.slice(0, 300)} -> ${response.status} ${(await response.clone().text()).slice(0, 200)} [${faults.trace.at(-1)}]`)
     return response
   })
-  const observed: Observed = { answers: new Map(), enteredBeforeCrash: new Map() }
+  const observed: Observed = { answers: new Map(), enteredBeforeCrash: new Map(), unrecorded: new Set() }
   /** Journey entries (Autopilot) or activities (Ortto) the stand-in holds, by mapped event name. */
   const entries = (): Map<string, number> => {
     const list: { id: string }[] =
@@ -105,8 +107,8 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
     return new Map(Object.entries(ENTRY_IDS[destination]).map(([name, id]) => [name, list.filter((e) => e.id === id).length]))
   }
 
-  /** One invocation: a crash inside it freezes its I/O until it ends; then the isolate is new. */
-  async function invocation<T>(run: () => Promise<T>): Promise<T | 'crashed'> {
+  /** One invocation (of these messageIds): a crash inside it freezes its I/O until it ends; then the isolate is new. */
+  async function invocation<T>(run: () => Promise<T>, messageIds: string[] = []): Promise<T | 'crashed'> {
     // Segment and Queues waited as long as they were told: no pause carries over.
     resetPacers()
     forgetRefusals()
@@ -132,6 +134,7 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
         .logLines()
         .slice(linesBefore)
         .some((line) => (line.problems as Record<string, unknown> | undefined)?.confirm !== undefined)
+      if (unconfirmed) for (const id of messageIds) observed.unrecorded.add(id)
       if (faults.frozen || unconfirmed) {
         for (const [name, n] of entries()) {
           const extra = n - (before.get(name) ?? 0)
@@ -154,10 +157,13 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
 
   /** Segment sends a batch (one event: the event alone); true when it is done with it (not retry). */
   async function send(events: Loose[]): Promise<boolean> {
-    const answer = await invocation(async () => {
-      const response = await base.post(events.length === 1 ? events[0] : { batch: events })
-      return { status: response.status, body: (await response.json()) as Loose }
-    })
+    const answer = await invocation(
+      async () => {
+        const response = await base.post(events.length === 1 ? events[0] : { batch: events })
+        return { status: response.status, body: (await response.json()) as Loose }
+      },
+      events.map((e) => e.messageId),
+    )
     if (debug) console.warn(`segment sent ${events.map((e) => e.messageId).join(',')} -> ${answer === 'crashed' ? 'crashed' : `${answer.status} ${JSON.stringify(answer.body).slice(0, 1400)}`}`)
     if (answer === 'crashed') return false
     const { status, body } = answer
@@ -178,9 +184,10 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
   async function consumeSome(max = 100): Promise<number> {
     const batch = pending.splice(0, max)
     if (!batch.length) return 0
-    const result = await invocation(() => base.consume(batch.map((m) => ({ id: m.id, body: m.body, attempts: m.attempts }))))
+    const messageIds: string[] = batch.flatMap((m) => ((m.body as Loose).items ?? []).map((i: Loose) => i.event?.messageId))
+    const result = await invocation(() => base.consume(batch.map((m) => ({ id: m.id, body: m.body, attempts: m.attempts }))), messageIds)
     const retried = result === 'crashed' ? new Set(batch.map((m) => m.id)) : new Set(retriedIds(result))
-    if (result === 'crashed') observed.onCrashedConsume?.(batch.flatMap((m) => ((m.body as Loose).items ?? []).map((i: Loose) => i.event?.messageId)))
+    if (result === 'crashed') observed.onCrashedConsume?.(messageIds)
     if (debug)
       console.warn(
         `queue consumed ${batch.map((m) => `${m.id}[${(m.body as Loose).items?.map((i: Loose) => i.event?.messageId).join(',')}]`).join(' ')} -> ${result === 'crashed' ? 'crashed' : `retried ${[...retried].join(',') || 'none'}`}`,
