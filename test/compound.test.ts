@@ -500,6 +500,20 @@ describe('7. an alias before either id has an email', () => {
     expect(await parkedCount()).toBe(0)
   })
 
+  // Found by `npm run simulate` (Autopilot, direct): the alias came again while its row under the
+  // deleted userId still waited; that row, replayed first, only tied ids, and the copy's delete was dropped.
+  it('an alias sent again while its row under the deleted userId waits carries the delete', async () => {
+    const w = setup()
+    const alias = { type: 'alias', messageId: 'm-alias-27', previousId: 'anon-27', userId: 'user-27', timestamp: at(0) }
+    expect((await w.post({ batch: [{ type: 'delete', messageId: 'm-delete-27', userId: 'user-27', timestamp: at(5) }, alias] })).status).toBe(202)
+    w.autopilot.inject({ status: 503, match: (call: Loose) => call.method === 'DELETE' })
+    expect((await w.post(track('Step Activated', 'resent-alias@example.com', { userId: 'anon-27', timestamp: at(1) }))).status).toBe(200)
+    expect(w.autopilot.contacts.has('resent-alias@example.com')).toBe(true)
+    expect((await w.post(alias)).status).toBe(200)
+    expect(w.autopilot.contacts.has('resent-alias@example.com')).toBe(false)
+    expect(await parkedCount()).toBe(0)
+  })
+
   it('queued: a carried delete whose run fails goes with the sweep, through the queue', async () => {
     const events = fakeQueue()
     const w = setup({ EVENTS: events.queue })

@@ -6,7 +6,7 @@ import { accountFor, accountKeyDue } from './account'
 import { conclude, mergedGuards, type Entry } from './conclude'
 import { stamp } from './guards'
 import type { Job, Result } from '../destinations/destination'
-import { eventTime, keysOf, resolve, userKey, type BatchKeys, type Item, type Resolution, type Taught } from './identity'
+import { carriedDelete, eventTime, keysOf, resolve, userKey, type BatchKeys, type Item, type Resolution, type Taught } from './identity'
 import { retry, type Outcome } from './outcome'
 import { plan, type Holds, type Known } from './plan'
 import type { DeliveryRun } from './run'
@@ -112,7 +112,10 @@ async function entriesOf(items: readonly Item[], read: Read, run: DeliveryRun): 
         const { email, before, at } = resolution.replays.get(row.userHash)!
         const item: Item = { event: row.event, at: row.parkedAt, parked: { id: row.id, email, taughtAt: at } }
         const list = replays.get(before) ?? []
-        list.push({ item, resolved: { kind: 'deliver', event: row.event, email }, at: eventTime(item), replayedBefore: before, state: row.state })
+        // A parked alias carries a delete of its id here too when this run read that id (else the
+        // follow-up run does): it counts first, so a copy in the batch would drop the delete (found by the simulation).
+        const resolved = carriedDelete(row.event, { email, at }, snapshot, read.hashes) ?? { kind: 'deliver', event: row.event, email }
+        list.push({ item, resolved, at: eventTime(item), replayedBefore: before, state: row.state })
         replays.set(before, list)
       }
     } catch (error) {
