@@ -271,8 +271,9 @@ export function resolve(
 
 /**
  * An alias tying an id deleted since its email was taught (that delete found no email then) to
- * that email: the alias carries the delete there, at the delete's time — live, or replayed from
- * its row under the deleted id by the follow-up run, which reads both ids (found by the simulation).
+ * that email: the alias carries the delete there, at the delete's time — live, replayed by a run
+ * that read the deleted id, or replayed from its row under the deleted id by the follow-up run,
+ * which reads both ids (found by the simulation).
  */
 export function carriedDelete(event: SegmentEvent, taught: Taught, snapshot: Snapshot, hashes: Map<string, string>): Resolved | undefined {
   if (event.type !== 'alias') return undefined
