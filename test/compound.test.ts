@@ -514,6 +514,19 @@ describe('7. an alias before either id has an email', () => {
     expect(await parkedCount()).toBe(0)
   })
 
+  it('an alias newer than the delete, sent again, carries it at the delete’s time: a later identify newer than the delete goes', async () => {
+    const w = setup()
+    const alias = { type: 'alias', messageId: 'm-alias-28', previousId: 'anon-28', userId: 'user-28', timestamp: at(9) }
+    expect((await w.post({ batch: [{ type: 'delete', messageId: 'm-delete-28', userId: 'user-28', timestamp: at(5) }, alias] })).status).toBe(202)
+    w.autopilot.inject({ status: 503, match: (call: Loose) => call.method === 'DELETE' })
+    expect((await w.post(track('Step Activated', 'before-28@example.com', { userId: 'anon-28', timestamp: at(1) }))).status).toBe(200)
+    expect((await w.post(alias)).status).toBe(200)
+    expect(w.autopilot.contacts.has('before-28@example.com')).toBe(false)
+    const late = await json(await w.post(identify({ email: 'after-28@example.com' }, { userId: 'user-28', timestamp: at(8) })))
+    expect(late).toMatchObject({ status: 'delivered', message: 'contact upserted' })
+    expect(w.autopilot.contacts.has('after-28@example.com')).toBe(true)
+  })
+
   it('queued: a carried delete whose run fails goes with the sweep, through the queue', async () => {
     const events = fakeQueue()
     const w = setup({ EVENTS: events.queue })

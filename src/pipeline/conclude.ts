@@ -137,6 +137,8 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
     writes.guards.push({ emailHash, fields: {} })
   }
   for (const entry of entries) {
+    // A copy took the first one's outcome; it was not planned (no op, not its delete's time) and writes nothing of its own.
+    if (entry.sameAs) continue
     const { outcome, op, resolved } = entry
     // Forgotten once the destination deleted the person — or at once when nothing was sent (no person known to delete).
     if (resolved.kind === 'delete' && (outcome!.status === 'delivered' || !op)) {
