@@ -306,6 +306,39 @@ describe('5. a delete beside a newer identify', () => {
     expect((await w.post(identify({ email: 'owed@example.com', firstName: 'Old' }, { userId: 'user-25', timestamp: at(1) }))).status).toBe(200)
     expect(w.firstName('owed@example.com')).toBe('New')
   })
+
+  // Found by `npm run simulate` (Autopilot, queued): the guard made for the event that comes again
+  // held only what that event set, not what a newer one in its batch delivered beside it.
+  it('queued: the guard it leaves holds what a newer identify of its batch set too', async () => {
+    const d1 = testDb()
+    const events = fakeQueue()
+    const w = destinations.autopilot({ DB: d1.db, EVENTS: events.queue })
+    await w.consume([{ body: envelope({ event: track('Step Activated', undefined, { userId: 'user-29' }) }) }])
+    d1.fail('FROM parked p WHERE p.user_hash IN', 2)
+    const older = identify({ email: 'beside@example.com', firstName: 'Old' }, { userId: 'user-29', timestamp: at(1) })
+    const newer = identify({ email: 'beside@example.com', firstName: 'New' }, { userId: 'user-29', timestamp: at(2) })
+    await w.consume([{ body: envelope({ event: older }, { event: newer }) }])
+    expect(w.firstName('beside@example.com')).toBe('New')
+    const again = events.sent.map(({ body }) => ({ body }))
+    expect(again.flatMap(({ body }) => (body as Loose).items.map((item: Loose) => item.event.messageId))).toEqual([older.messageId])
+    await w.consume(again)
+    expect(w.firstName('beside@example.com')).toBe('New')
+  })
+
+  it('queued: so does the guard a failed write leaves, for a delivery beside it that owed no write', async () => {
+    const d1 = testDb()
+    const events = fakeQueue()
+    const w = destinations.autopilot({ DB: d1.db, EVENTS: events.queue })
+    const older = identify({ email: 'unwritten@example.com', firstName: 'Old' }, { userId: 'user-30', timestamp: at(1) })
+    const newer = identify({ email: 'unwritten@example.com', firstName: 'New' }, { userId: undefined, anonymousId: 'anon-30', timestamp: at(2) })
+    d1.fail('INSERT INTO identities', 2)
+    await w.consume([{ body: envelope({ event: older }, { event: newer }) }])
+    expect(w.firstName('unwritten@example.com')).toBe('New')
+    const again = events.sent.map(({ body }) => ({ body }))
+    expect(again.flatMap(({ body }) => (body as Loose).items.map((item: Loose) => item.event.messageId))).toEqual([older.messageId])
+    await w.consume(again)
+    expect(w.firstName('unwritten@example.com')).toBe('New')
+  })
 })
 
 describe('6. a redriven dead letter', () => {

@@ -254,7 +254,7 @@ async function concludeAndWrite(
         entries.find((entry) => entry.index === index)!,
         run,
       )
-    if (stamped) read.writes.guards = mergedGuards([...read.writes.guards, stamped])
+    if (stamped) read.writes.guards = mergedGuards([...read.writes.guards, stamped, ...stampsOf(stamped.emailHash, entries, run)])
     outcomes[index] = retry(reason)
   }
   // Without the read, what the run learned is not written (an email taught, a guard, built on a
@@ -283,7 +283,7 @@ async function concludeAndWrite(
     for (const entry of needsWrite) {
       if (entry.index === undefined || outcomes[entry.index].status === 'retry') continue
       const stamped = outcomes[entry.index].status === 'delivered' && stampOf(entry, run)
-      if (stamped) guards.push(stamped)
+      if (stamped) guards.push(stamped, ...stampsOf(stamped.emailHash, entries, run))
       outcomes[entry.index] = retry(
         outcomes[entry.index].status === 'rejected'
           ? `${outcomes[entry.index].message}; the database did not take it as a dead letter, so it will be retried`
@@ -303,6 +303,14 @@ async function concludeAndWrite(
     return finish(outcomes, counted, run, none)
   }
   return finish(outcomes, counted, run, read.storeDown ? none : aliased)
+}
+
+/**
+ * What every delivery of the run to this person set: a guard made because one of its events comes
+ * again must hold what the others set too, else that event's retry overwrites them (found by the simulation).
+ */
+function stampsOf(emailHash: string, entries: Entry[], run: DeliveryRun): Writes['guards'] {
+  return entries.flatMap((entry) => (entry.emailHash === emailHash && entry.outcome?.status === 'delivered' && stampOf(entry, run)) || [])
 }
 
 /** What a delivered upsert or journey entry set, as its person's guard stamps it; undefined for anything else. */
