@@ -307,6 +307,18 @@ describe('5. a delete beside a newer identify', () => {
     expect(w.firstName('owed@example.com')).toBe('New')
   })
 
+  // Found by `npm run simulate` (Ortto, direct): the newer identify was delivered in a request answered
+  // retry for another event; its re-send was skipped as done, and an older identify retried meanwhile overwrote it.
+  it.each(both)('%s: a delivery in a request answered retry is stamped: an older identify that comes meanwhile does not overwrite it', async (name) => {
+    const w = destinations[name]()
+    w.standIn.inject({ status: 503, match: (call: Loose) => /trigger|activities/.test(call.path) })
+    const batch = [identify({ email: 'stamped@example.com', firstName: 'New' }, { userId: 'user-31', timestamp: at(9) }), track('Step Activated', 'other-31@example.com', { userId: 'other-31' })]
+    expect((await w.post({ batch })).status).toBe(503)
+    expect((await w.post(identify({ email: 'stamped@example.com', firstName: 'Old' }, { userId: 'user-31', timestamp: at(1) }))).status).toBe(200)
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.firstName('stamped@example.com')).toBe('New')
+  })
+
   // Found by `npm run simulate` (Autopilot, queued): the guard made for the event that comes again
   // held only what that event set, not what a newer one in its batch delivered beside it.
   it('queued: the guard it leaves holds what a newer identify of its batch set too', async () => {
