@@ -319,6 +319,16 @@ describe('5. a delete beside a newer identify', () => {
     expect(w.firstName('stamped@example.com')).toBe('New')
   })
 
+  it('queued: a batch with a retry guards only the people of what comes again (its deliveries are acknowledged)', async () => {
+    const events = fakeQueue()
+    const w = destinations.autopilot({ EVENTS: events.queue })
+    w.standIn.inject(...Array.from({ length: 3 }, () => ({ status: 503, match: (call: Loose) => /trigger/.test(call.path) })))
+    const delivered = identify({ email: 'acked@example.com', firstName: 'New' }, { userId: 'user-32' })
+    await w.consume([{ body: envelope({ event: delivered }, { event: track('Step Activated', 'again-32@example.com', { userId: 'other-32' }) }) }])
+    expect(events.sent.flatMap(({ body }) => (body as Loose).items.map((item: Loose) => item.event.messageId))).not.toContain(delivered.messageId)
+    expect((await rows<{ n: number }>('SELECT count(*) AS n FROM contacts'))[0].n).toBe(1)
+  })
+
   // Found by `npm run simulate` (Autopilot, queued): the guard made for the event that comes again
   // held only what that event set, not what a newer one in its batch delivered beside it.
   it('queued: the guard it leaves holds what a newer identify of its batch set too', async () => {

@@ -158,10 +158,10 @@ export function conclude({ items, entries, jobOf, results, writes, run, snapshot
     }
     if (entry.emailHash && (op?.kind === 'upsert' || op?.kind === 'enter') && (outcome!.status === 'retry' || lettered.has(entry))) guard(entry.emailHash)
   }
-  // A run with a retry comes again whole (Segment re-sends the request, Queues the message): its
-  // deliveries are skipped then (progress, below), so what they set is stamped now — else an older
-  // event that comes meanwhile and is retried overwrites it (found by the simulation).
-  if (run.recordProgress && entries.some((entry) => entry.outcome?.status === 'retry')) {
+  // A request with a retry comes again whole (Segment re-sends it): its deliveries are skipped then
+  // (progress, below), so what they set is stamped now — else an older event that comes meanwhile
+  // and is retried overwrites it (found by the simulation). (Queued mode acks them: nothing comes again.)
+  if (run.resendsWhole && entries.some((entry) => entry.outcome?.status === 'retry')) {
     for (const { emailHash, op, outcome } of entries) if (emailHash && (op?.kind === 'upsert' || op?.kind === 'enter') && outcome?.status === 'delivered') guard(emailHash)
   }
   for (const entry of entries) {

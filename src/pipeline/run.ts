@@ -28,6 +28,8 @@ export interface DeliveryRun {
   recordProgress: boolean
   /** Queued mode: ledger keys recorded as done with the run's one write, given its outcomes (the messages it finished); those written go in `recorded`. */
   finished?: { keys: (outcomes: Outcome[]) => string[]; recorded: Set<string> }
+  /** Direct mode: a retry in the answer makes Segment re-send the whole request, deliveries too (their progress skips them). */
+  resendsWhole?: boolean
   /** Direct mode: when the answer is due (epoch ms); the final write gets only the time left. */
   answerBy?: number
   /** Queued mode: the reason to dead-letter an item with this outcome, if it should be. */
@@ -84,7 +86,7 @@ export function deliveryRun(
     claimant: log.requestId,
     leaseMs: budgetMs + LEASE_MARGIN_MS,
     recordProgress: kind === 'request' || kind === 'queue',
-    ...(kind === 'request' && { answerBy: started + config.deadlineMs + FINAL_WRITE_MS }),
+    ...(kind === 'request' && { answerBy: started + config.deadlineMs + FINAL_WRITE_MS, resendsWhole: true }),
     onProblem: log.problem,
     // A hold on a definition being created ends when this run's answer is due: none outlives it.
     creations: new CreationLog(store.sql, started + budgetMs + FINAL_WRITE_MS),

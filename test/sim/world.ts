@@ -36,7 +36,10 @@ export interface Observed {
   enteredBeforeCrash: Map<string, number>
   /** messageIds of invocations whose write and its fallback both failed (the log names the 'confirm' problem). */
   unrecorded: Set<string>
-  /** Told the messageIds of a consumer batch that crashed: Queues delivers them again later, after what came meanwhile. */
+  /**
+   * Told the messageIds a consumer batch put back having recorded nothing — it crashed, or found
+   * D1 unreadable: they come again later, after what came meanwhile (docs/state.md, Newest wins).
+   */
   onCrashedConsume?: (messageIds: string[]) => void
 }
 
@@ -185,9 +188,19 @@ export async function world(destination: Destination, mode: Mode, faults: Faults
     const batch = pending.splice(0, max)
     if (!batch.length) return 0
     const messageIds: string[] = batch.flatMap((m) => ((m.body as Loose).items ?? []).map((i: Loose) => i.event?.messageId))
+    const linesBefore = base.logLines().length
     const result = await invocation(() => base.consume(batch.map((m) => ({ id: m.id, body: m.body, attempts: m.attempts }))), messageIds)
     const retried = result === 'crashed' ? new Set(batch.map((m) => m.id)) : new Set(retriedIds(result))
     if (result === 'crashed') observed.onCrashedConsume?.(messageIds)
+    else {
+      // The batch read failed: what it put back recorded nothing, as if it had crashed.
+      const unread = base
+        .logLines()
+        .slice(linesBefore)
+        .filter((line) => line.kind === 'queue' && (line.problems as Record<string, unknown> | undefined)?.read !== undefined)
+      const again = unread.flatMap((line) => ((line.notDelivered ?? []) as { messageId: string; outcome: string }[]).filter((n) => n.outcome === 'retry').map((n) => n.messageId))
+      if (again.length) observed.onCrashedConsume?.(again)
+    }
     if (debug)
       console.warn(
         `queue consumed ${batch.map((m) => `${m.id}[${(m.body as Loose).items?.map((i: Loose) => i.event?.messageId).join(',')}]`).join(' ')} -> ${result === 'crashed' ? 'crashed' : `retried ${[...retried].join(',') || 'none'}`}`,
