@@ -557,12 +557,18 @@ describe('7. an alias before either id has an email', () => {
 
   // Found by `npm run simulate` (Autopilot, direct): the alias came again while its row under the
   // deleted userId still waited; that row, replayed first, only tied ids, and the copy's delete was dropped.
+  /** An alias parked with a delete of its userId (at minute 5); the other id's track carries `email` and the run that was to carry the delete fails. */
+  async function strandedBy(w: ReturnType<typeof setup>, n: number, aliasMinute: number, email: string) {
+    const alias = { type: 'alias', messageId: `m-alias-${n}`, previousId: `anon-${n}`, userId: `user-${n}`, timestamp: at(aliasMinute) }
+    expect((await w.post({ batch: [{ type: 'delete', messageId: `m-delete-${n}`, userId: `user-${n}`, timestamp: at(5) }, alias] })).status).toBe(202)
+    w.autopilot.inject({ status: 503, match: (call: Loose) => call.method === 'DELETE' })
+    expect((await w.post(track('Step Activated', email, { userId: `anon-${n}`, timestamp: at(1) }))).status).toBe(200)
+    return alias
+  }
+
   it('an alias sent again while its row under the deleted userId waits carries the delete', async () => {
     const w = setup()
-    const alias = { type: 'alias', messageId: 'm-alias-27', previousId: 'anon-27', userId: 'user-27', timestamp: at(0) }
-    expect((await w.post({ batch: [{ type: 'delete', messageId: 'm-delete-27', userId: 'user-27', timestamp: at(5) }, alias] })).status).toBe(202)
-    w.autopilot.inject({ status: 503, match: (call: Loose) => call.method === 'DELETE' })
-    expect((await w.post(track('Step Activated', 'resent-alias@example.com', { userId: 'anon-27', timestamp: at(1) }))).status).toBe(200)
+    const alias = await strandedBy(w, 27, 0, 'resent-alias@example.com')
     expect(w.autopilot.contacts.has('resent-alias@example.com')).toBe(true)
     expect((await w.post(alias)).status).toBe(200)
     expect(w.autopilot.contacts.has('resent-alias@example.com')).toBe(false)
@@ -571,10 +577,7 @@ describe('7. an alias before either id has an email', () => {
 
   it('an alias newer than the delete, sent again, carries it at the delete’s time: a later identify newer than the delete goes', async () => {
     const w = setup()
-    const alias = { type: 'alias', messageId: 'm-alias-28', previousId: 'anon-28', userId: 'user-28', timestamp: at(9) }
-    expect((await w.post({ batch: [{ type: 'delete', messageId: 'm-delete-28', userId: 'user-28', timestamp: at(5) }, alias] })).status).toBe(202)
-    w.autopilot.inject({ status: 503, match: (call: Loose) => call.method === 'DELETE' })
-    expect((await w.post(track('Step Activated', 'before-28@example.com', { userId: 'anon-28', timestamp: at(1) }))).status).toBe(200)
+    const alias = await strandedBy(w, 28, 9, 'before-28@example.com')
     expect((await w.post(alias)).status).toBe(200)
     expect(w.autopilot.contacts.has('before-28@example.com')).toBe(false)
     const late = await json(await w.post(identify({ email: 'after-28@example.com' }, { userId: 'user-28', timestamp: at(8) })))
