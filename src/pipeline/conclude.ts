@@ -204,3 +204,19 @@ export function mergedGuards(guards: Writes['guards']): Writes['guards'] {
   }
   return [...byHash].map(([emailHash, fields]) => ({ emailHash, fields }))
 }
+
+/**
+ * The guards an event that comes again leaves: what every delivery of the run to its person set
+ * (else its retry overwrites them; found by the simulation) — for a delete, to each person it
+ * finds (key and email), so that its retry sees who was made again beside it.
+ */
+export function stampsFor({ op, emailHash }: Entry, entries: Entry[], run: DeliveryRun, hashes: Map<string, string>): Writes['guards'] {
+  if (!emailHash || !op || (op.kind !== 'upsert' && op.kind !== 'enter' && op.kind !== 'delete')) return []
+  const found = op.kind === 'delete' && op.email && op.key !== op.email ? [emailHash, hashIn(hashes, op.email)] : [emailHash]
+  return found.flatMap((hash) => [
+    { emailHash: hash, fields: {} },
+    ...entries.flatMap(({ op, emailHash, at, outcome }) =>
+      emailHash === hash && outcome?.status === 'delivered' && (op?.kind === 'upsert' || op?.kind === 'enter') ? [{ emailHash, fields: stamp(run.config.destination.people, op.person, at) }] : [],
+    ),
+  ])
+}

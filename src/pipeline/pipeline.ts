@@ -3,8 +3,7 @@
 // entries), delivery through the destination, one write (what was learned). Used by
 // direct mode per request, by the queue consumer per batch, by the sweep and by redrives.
 import { accountFor, accountKeyDue } from './account'
-import { conclude, mergedGuards, type Entry } from './conclude'
-import { stamp } from './guards'
+import { conclude, mergedGuards, stampsFor, type Entry } from './conclude'
 import type { Job, Result } from '../destinations/destination'
 import { carriedDelete, eventTime, keysOf, resolve, userKey, type BatchKeys, type Item, type Resolution, type Taught } from './identity'
 import { retry, type Outcome } from './outcome'
@@ -248,13 +247,16 @@ async function concludeAndWrite(
     if (outcomes[index].status !== 'delivered' && outcomes[index].status !== 'skipped') continue
     // Delivered, yet answered retry: it comes again, so its person's guard is stamped with what it
     // set, and an older event delivered before that re-send does not overwrite it (found by the simulation).
-    const stamped =
-      outcomes[index].status === 'delivered' &&
-      stampOf(
-        entries.find((entry) => entry.index === index)!,
-        run,
-      )
-    if (stamped) read.writes.guards = mergedGuards([...read.writes.guards, stamped, ...stampsOf(stamped.emailHash, entries, run)])
+    if (outcomes[index].status === 'delivered')
+      read.writes.guards = mergedGuards([
+        ...read.writes.guards,
+        ...stampsFor(
+          entries.find((entry) => entry.index === index)!,
+          entries,
+          run,
+          hashes,
+        ),
+      ])
     outcomes[index] = retry(reason)
   }
   // Without the read, what the run learned is not written (an email taught, a guard, built on a
@@ -282,8 +284,7 @@ async function concludeAndWrite(
     const guards: Writes['guards'] = []
     for (const entry of needsWrite) {
       if (entry.index === undefined || outcomes[entry.index].status === 'retry') continue
-      const stamped = outcomes[entry.index].status === 'delivered' && stampOf(entry, run)
-      if (stamped) guards.push(stamped, ...stampsOf(stamped.emailHash, entries, run))
+      if (outcomes[entry.index].status === 'delivered') guards.push(...stampsFor(entry, entries, run, read.hashes))
       outcomes[entry.index] = retry(
         outcomes[entry.index].status === 'rejected'
           ? `${outcomes[entry.index].message}; the database did not take it as a dead letter, so it will be retried`
@@ -303,20 +304,6 @@ async function concludeAndWrite(
     return finish(outcomes, counted, run, none)
   }
   return finish(outcomes, counted, run, read.storeDown ? none : aliased)
-}
-
-/**
- * What every delivery of the run to this person set: a guard made because one of its events comes
- * again must hold what the others set too, else that event's retry overwrites them (found by the simulation).
- */
-function stampsOf(emailHash: string, entries: Entry[], run: DeliveryRun): Writes['guards'] {
-  return entries.flatMap((entry) => (entry.emailHash === emailHash && entry.outcome?.status === 'delivered' && stampOf(entry, run)) || [])
-}
-
-/** What a delivered upsert or journey entry set, as its person's guard stamps it; undefined for anything else. */
-function stampOf({ op, emailHash, at }: Entry, run: DeliveryRun): Writes['guards'][number] | undefined {
-  if (!emailHash || (op?.kind !== 'upsert' && op?.kind !== 'enter')) return undefined
-  return { emailHash, fields: stamp(run.config.destination.people, op.person, at) }
 }
 
 async function finish(outcomes: Outcome[], counted: Promise<boolean>, run: DeliveryRun, aliased: Map<string, Taught>) {

@@ -69,11 +69,15 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
       }
       entry.emailHash = hashIn(hashes, key)
       // Newest wins for a delete too: retried or re-sent after newer events made the person again, it is not sent.
-      // (Or the userId's email was taught by an event newer than the delete: a late delete finds the person that event made.)
-      const taughtAt = resolved.userHash ? (snapshot.identities.get(resolved.userHash)?.taughtAt ?? -Infinity) : -Infinity
+      // (So is a late one whose userId an event newer than it taught this email — or any email, where the
+      // userId finds the person; an alias carrying the delete to the other id's email is not remade by it.)
+      const identity = resolved.userHash ? snapshot.identities.get(resolved.userHash) : undefined
+      const byItself = key !== resolved.email && Boolean(userId) && hashIn(hashes, userId!) === resolved.userHash
+      const taughtAt = identity && (identity.email === resolved.email || byItself) ? identity.taughtAt : -Infinity
       const remadeAt = Math.max(taughtAt, newestStamp(snapshot, [entry.emailHash, ...(resolved.email && resolved.email !== key ? [hashIn(hashes, resolved.email)] : [])]))
       if (remadeAt > entry.at) {
-        entry.remadeAt = remadeAt
+        // The email stays known to the userId — unless it was taught another since.
+        if (!identity?.email || identity.email === resolved.email) entry.remadeAt = remadeAt
         return skipped('not sent: newer events made this person again after this delete happened (events older than it stay refused)')
       }
       entry.op = { kind: 'delete', key, ...(resolved.email && { email: resolved.email }), ...(destination.keysByUserId && userId && { userId }) }
