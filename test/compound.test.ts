@@ -665,6 +665,48 @@ describe('7. an alias before either id has an email', () => {
     expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['second@example.com'])
   })
 
+  // From the review of the two above: a plain delete is of whatever person its userId resolves to,
+  // so any email the userId was taught after it — not only the one it resolves to now — remade it.
+  it('a late delete in a batch that teaches its userId a new email deletes no one newer than it', async () => {
+    const w = setup()
+    expect((await w.post(identify({ email: 'first@example.com' }, { userId: 'user-44', timestamp: at(10) }))).status).toBe(200)
+    expect((await w.post(identify({ email: 'second@example.com', lastName: 'Kept' }, { userId: undefined, anonymousId: 'anon-44', timestamp: at(11) }))).status).toBe(200)
+    const batch = [
+      { type: 'delete', messageId: 'm-delete-44', userId: 'user-44', timestamp: at(5) },
+      identify({ email: 'second@example.com', firstName: 'New' }, { userId: 'user-44', timestamp: at(12) }),
+    ]
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.autopilot.contacts.get('second@example.com')).toMatchObject({ FirstName: 'New', LastName: 'Kept' })
+    expect(w.autopilot.contacts.has('first@example.com')).toBe(true)
+  })
+
+  it('a delete that newer events overtook keeps its userId the email they remade, when it was taught none since', async () => {
+    const d1 = testDb()
+    const w = setup({ DB: d1.db })
+    expect((await w.post(identify({ email: 'first@example.com' }, { userId: 'user-45', timestamp: at(1) }))).status).toBe(200)
+    d1.fail('INSERT INTO identities', 2)
+    expect((await w.post(identify({ email: 'second@example.com', firstName: 'Again' }, { userId: 'other-45', timestamp: at(8) }))).status).toBe(503)
+    const batch = [identify({ email: 'second@example.com' }, { userId: 'user-45', timestamp: at(3) }), { type: 'delete', messageId: 'm-delete-45', userId: 'user-45', timestamp: at(5) }]
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.autopilot.contacts.get('second@example.com')?.FirstName).toBe('Again')
+    expect((await w.post(track('Step Activated', undefined, { userId: 'user-45', timestamp: at(9) }))).status).toBe(200)
+    expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['second@example.com'])
+  })
+
+  it('an identify older than a delete, retried with the email its first attempt made, carries the delete there though its userId has a newer one', async () => {
+    const d1 = testDb()
+    const w = setup({ DB: d1.db })
+    const older = identify({ email: 'made-first@example.com' }, { userId: 'user-46', timestamp: at(3) })
+    d1.fail('INSERT INTO identities', 2)
+    expect((await w.post(older)).status).toBe(503)
+    expect((await json(await w.post({ type: 'delete', messageId: 'm-delete-46', userId: 'user-46', timestamp: at(5) }))).status).toBe('skipped')
+    expect((await w.post(identify({ email: 'made-after@example.com' }, { userId: 'user-46', timestamp: at(6) }))).status).toBe(200)
+    expect((await w.post(older)).status).toBe(200)
+    expect(w.autopilot.contacts.has('made-first@example.com')).toBe(false)
+    expect((await w.post(track('Step Activated', undefined, { userId: 'user-46', timestamp: at(7) }))).status).toBe(200)
+    expect(w.autopilot.enrolments.map((e: Loose) => e.email)).toEqual(['made-after@example.com'])
+  })
+
   // Found by `npm run simulate` (Autopilot, direct): the write failed, yet the alias was answered
   // "recorded" — only a new userId's email counted as owed — and the previousId's track parked.
   it('is answered retry, not recorded, when the write that ties its previousId fails', async () => {

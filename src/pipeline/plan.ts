@@ -69,15 +69,16 @@ export function plan(entry: Entry, known: Known, holds: Holds, run: DeliveryRun)
       }
       entry.emailHash = hashIn(hashes, key)
       // Newest wins for a delete too: retried or re-sent after newer events made the person again, it is not sent.
-      // (So is a late one whose userId an event newer than it taught this email — or any email, where the
-      // userId finds the person; an alias carrying the delete to the other id's email is not remade by it.)
+      // (So is a late one whose userId an event newer than it taught an email: the userId's person was
+      // made again. Not so a delete carried to one email — by an alias, by an event of it — which
+      // only that email, or the person found by the userId itself, taught again remakes.)
       const identity = resolved.userHash ? snapshot.identities.get(resolved.userHash) : undefined
       const byItself = key !== resolved.email && Boolean(userId) && hashIn(hashes, userId!) === resolved.userHash
-      const taughtAt = identity && (identity.email === resolved.email || byItself) ? identity.taughtAt : -Infinity
+      const taughtAt = identity && (entry.item.event.type === 'delete' || identity.email === resolved.email || byItself) ? identity.taughtAt : -Infinity
       const remadeAt = Math.max(taughtAt, newestStamp(snapshot, [entry.emailHash, ...(resolved.email && resolved.email !== key ? [hashIn(hashes, resolved.email)] : [])]))
       if (remadeAt > entry.at) {
-        // The email stays known to the userId — unless it was taught another since.
-        if (!identity?.email || identity.email === resolved.email) entry.remadeAt = remadeAt
+        // The email stays known to the userId — unless the userId was taught another since the delete.
+        if (!(identity?.email && identity.email !== resolved.email && identity.taughtAt > entry.at)) entry.remadeAt = remadeAt
         return skipped('not sent: newer events made this person again after this delete happened (events older than it stay refused)')
       }
       entry.op = { kind: 'delete', key, ...(resolved.email && { email: resolved.email }), ...(destination.keysByUserId && userId && { userId }) }
