@@ -207,6 +207,18 @@ describe('5. a delete beside a newer identify', () => {
     expect(w.firstName('del@example.com')).toBe('New')
   })
 
+  // From a review: the delete went to the email the newer identify beside it taught, deleting what
+  // an event after the delete had set there, and not the person the userId had at the delete's time.
+  it.each(both)('%s: in one batch, a newer identify with a new email leaves that person, and the delete reaches the one before', async (name) => {
+    const w = destinations[name](name === 'ortto' ? { ORTTO_MERGE_BY: 'str::email' } : {})
+    await w.post(identify({ email: 'before@example.com', firstName: 'Old' }, { userId: 'u-47', timestamp: at(1) }))
+    await w.post(identify({ email: 'after@example.com', firstName: 'Kept' }, { userId: undefined, anonymousId: 'anon-47', timestamp: at(11) }))
+    const batch = [{ type: 'delete', messageId: 'm-delete-47', userId: 'u-47', timestamp: at(5) }, identify({ email: 'after@example.com' }, { userId: 'u-47', timestamp: at(12) })]
+    expect((await w.post({ batch })).status).toBe(200)
+    expect(w.exists('before@example.com')).toBe(false)
+    expect(w.firstName('after@example.com')).toBe('Kept')
+  })
+
   // Found by `npm run simulate` (Ortto, direct): the delete was not sent (a newer identify made the
   // person again), and the older identify in its batch, planned before the delete's tombstone was
   // written, overwrote the newer name.

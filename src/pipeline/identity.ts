@@ -259,7 +259,9 @@ export function resolve(
       }
       case 'delete': {
         if (storeDown) return { kind: 'unavailable' }
-        const email = userId ? known(userId) : undefined
+        // The email the userId had at the delete's time: one this batch teaches only after it is a person made anew.
+        const later = Boolean(userId) && (inBatch.get(userId!)?.at ?? -Infinity) > at
+        const email = userId ? (later ? (snapshot.identities.get(hash(userId))?.email ?? undefined) : known(userId)) : undefined
         return { kind: 'delete', email, userHash: userId ? hash(userId) : undefined, at }
       }
       default:
